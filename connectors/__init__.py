@@ -1,0 +1,1 @@
+"""Pull connectors, one module per IdP over its official SDK (see `connectors.base`)."""

@@ -1,0 +1,1 @@
+"""Fake IdP servers (ASGI apps) for tests, benchmarks and `syncd demo`, over one seeded tenant."""

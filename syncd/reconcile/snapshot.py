@@ -1,0 +1,91 @@
+"""What an IdP says about one directory, as plain immutable values.
+
+A `Snapshot` is the only thing a pull connector hands to the rest of syncd. Invariants:
+
+- Every id is the IdP's immutable object id (Graph object id, Okta id, Google id), never an
+  email or a name. Users and groups are matched on it.
+- `SnapshotGroup.member_ids` is the group's *transitive* set of user ids: nested groups are
+  already expanded, non-user members (service principals, devices, customers) dropped.
+- `mode == "full"`: `users` and `groups` hold everything in scope; anything in the store that
+  is absent has left scope.
+- `mode == "delta"`: `users` and `groups` hold only what changed since the cursor, each group
+  with its complete transitive member set; `removed_users` / `removed_groups` list what left.
+- `complete is False` means some read failed after its retries; such a snapshot may add and
+  update, but must never be used to remove, deactivate or delete anything.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+
+@dataclass(frozen=True, slots=True)
+class SnapshotUser:
+    """One user as the IdP reports it."""
+
+    external_id: str
+    user_name: str
+    active: bool = True
+    email: str | None = None
+    display_name: str | None = None
+    given_name: str | None = None
+    family_name: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SnapshotGroup:
+    """One group with its transitive user members (ids of `SnapshotUser`)."""
+
+    external_id: str
+    display_name: str
+    member_ids: frozenset[str] = frozenset()
+    description: str | None = None
+
+
+@dataclass(slots=True)
+class FetchStats:
+    """Counters of one fetch: HTTP calls sent (retries included), throttled answers, pages read."""
+
+    api_calls: int = 0
+    throttles: int = 0
+    pages: int = 0
+
+    def merge(self, other: FetchStats) -> None:
+        self.api_calls += other.api_calls
+        self.throttles += other.throttles
+        self.pages += other.pages
+
+
+@dataclass(slots=True)
+class Snapshot:
+    """Users and groups of one directory, as read from its IdP (see the module invariants)."""
+
+    directory: str
+    mode: Literal["full", "delta"] = "full"
+    users: dict[str, SnapshotUser] = field(default_factory=dict)
+    groups: dict[str, SnapshotGroup] = field(default_factory=dict)
+    removed_users: set[str] = field(default_factory=set)
+    removed_groups: set[str] = field(default_factory=set)
+    complete: bool = True
+    problems: list[str] = field(default_factory=list)
+    cursor: str | None = None
+    stats: FetchStats = field(default_factory=FetchStats)
+
+    def mark_incomplete(self, problem: str) -> None:
+        """Record a failed read; the snapshot can no longer justify removals."""
+        self.complete = False
+        self.problems.append(problem)
+
+
+@dataclass(frozen=True, slots=True)
+class UserGroups:
+    """One user's current transitive groups, for the login path.
+
+    `user` is None when the IdP does not know the user (deleted or never existed).
+    """
+
+    directory: str
+    user: SnapshotUser | None
+    groups: tuple[SnapshotGroup, ...] = ()
+    stats: FetchStats = field(default_factory=FetchStats)
