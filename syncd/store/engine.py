@@ -1,0 +1,134 @@
+"""Engine and session setup; schema upgrade through Alembic.
+
+SQLite (the default): WAL journal, foreign keys on, a busy timeout, and write transactions
+started with `BEGIN IMMEDIATE` so two writers queue instead of failing on lock upgrade.
+PostgreSQL: any `postgresql+psycopg://` URL. The schema is only ever created by migrations.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event, inspect
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, OperationalError
+from sqlalchemy.pool import NullPool
+from sqlmodel import Session
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+
+
+class StoreError(Exception):
+    """The store cannot be used as configured (bad URL, unreachable, schema not current)."""
+
+
+def make_engine(url: str, *, echo: bool = False, pool_size: int = 10) -> Engine:
+    """An engine for `url`; creates the parent directory of a SQLite file."""
+    try:
+        u = make_url(url)
+    except ArgumentError as exc:
+        raise StoreError(f"not a database URL: {url!r}") from exc
+    if u.get_backend_name() == "sqlite":
+        db = u.database or ""
+        if db and db != ":memory:" and not db.startswith("file:"):
+            Path(db).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        kw: dict[str, Any] = {"connect_args": {"check_same_thread": False, "isolation_level": None}}
+        if not db or db == ":memory:":
+            from sqlalchemy.pool import StaticPool
+
+            kw["poolclass"] = StaticPool
+        engine = create_engine(u, echo=echo, **kw)
+        _sqlite_hooks(engine)
+        return engine
+    if u.get_backend_name() == "postgresql":
+        if u.drivername == "postgresql":
+            u = u.set(drivername="postgresql+psycopg")
+        return create_engine(
+            u, echo=echo, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True
+        )
+    raise StoreError(f"unsupported database {u.get_backend_name()!r}: use sqlite or postgresql")
+
+
+def _sqlite_hooks(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        cur.execute("PRAGMA synchronous=NORMAL")
+        cur.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Any) -> None:
+        mode = conn.get_execution_options().get("sqlite_begin", "DEFERRED")
+        conn.exec_driver_sql(f"BEGIN {mode}")
+
+
+def is_sqlite(engine: Engine) -> bool:
+    return engine.dialect.name == "sqlite"
+
+
+@contextmanager
+def session_scope(engine: Engine, *, write: bool = True) -> Iterator[Session]:
+    """One transaction: committed when the block ends, rolled back if it raises.
+
+    `write=True` on SQLite takes the write lock at BEGIN, so read-check-write sequences
+    (uniqueness checks, version bumps) never interleave with another writer.
+    """
+    bind = (
+        engine.execution_options(sqlite_begin="IMMEDIATE")
+        if write and is_sqlite(engine)
+        else engine
+    )
+    with Session(bind, expire_on_commit=False) as session:
+        try:
+            yield session
+            session.commit()
+        except BaseException:
+            session.rollback()
+            raise
+
+
+def _alembic_config(engine: Engine) -> Any:
+    from alembic.config import Config
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    cfg.attributes["engine"] = engine
+    return cfg
+
+
+def upgrade(engine: Engine, revision: str = "head") -> None:
+    """Bring the schema to `revision` through the migrations (idempotent)."""
+    from alembic import command
+
+    try:
+        command.upgrade(_alembic_config(engine), revision)
+    except OperationalError as exc:
+        raise StoreError(f"cannot reach the store: {exc.orig}") from exc
+
+
+def schema_status(engine: Engine) -> tuple[str | None, str]:
+    """(current revision in the database or None, head revision of this code)."""
+    from alembic.runtime.migration import MigrationContext
+    from alembic.script import ScriptDirectory
+
+    head = ScriptDirectory.from_config(_alembic_config(engine)).get_current_head() or ""
+    try:
+        with engine.connect() as conn:
+            current = MigrationContext.configure(conn).get_current_revision()
+    except OperationalError as exc:
+        raise StoreError(f"cannot reach the store: {exc.orig}") from exc
+    return current, head
+
+
+def has_schema(engine: Engine) -> bool:
+    return inspect(engine).has_table("users")
+
+
+__all__ = ["NullPool", "StoreError", "make_engine", "schema_status", "session_scope", "upgrade"]
