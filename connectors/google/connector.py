@@ -1,0 +1,119 @@
+"""`GoogleConnector`: Google Workspace users and groups over the Admin SDK Directory API.
+
+Reads through google-api-python-client (sync, httplib2) in a pool of worker threads, one
+Directory service per thread (see `connectors.google.client`). The Directory API has no delta
+reads: every snapshot is full and a cursor is ignored.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Mapping
+from typing import Any, ClassVar, Literal
+
+from connectors.base import (
+    ConfigError,
+    Connector,
+    ProgressCallback,
+    check_base_url,
+    register,
+)
+from connectors.google.client import (
+    DEFAULT_BASE_URL,
+    CallContext,
+    ServicePool,
+    ServiceSettings,
+    load_credentials,
+)
+from connectors.google.reader import ReadSettings, SnapshotReader, read_user_groups
+from syncd.reconcile.snapshot import Snapshot, UserGroups
+
+MAX_USERS_PAGE = 500  # users.list maxResults cap
+MAX_GROUPS_PAGE = 200  # groups.list and members.list maxResults cap
+
+
+def _positive(name: str, value: float, *, integer: bool = False) -> None:
+    if (integer and not isinstance(value, int)) or isinstance(value, bool) or value <= 0:
+        raise ConfigError(f"{name} must be a positive {'integer' if integer else 'number'}")
+
+
+@register
+class GoogleConnector(Connector):
+    """One Google Workspace customer (or one of its domains) as a directory.
+
+    Credentials: a service-account key (`service_account_info` dict or `service_account_file`
+    path) with domain-wide delegation for the read-only directory scopes, acting as
+    `admin_email`. `token_url` overrides the key's ``token_uri``.
+
+    Units: `time_budget` and `request_timeout` in seconds (the budget bounds a whole snapshot
+    or login lookup, retries and their waits included); `max_backoff` caps one retry wait in
+    seconds; `page_size` is capped per method at Google's maxima (500 users, 200 groups or
+    members); `concurrency` is the number of worker threads (requests in flight).
+    `customer_members`: what a member of type CUSTOMER (the whole customer) means: ``"expand"``
+    to every user, or ``"refuse"`` (the group gets no such members; the snapshot is incomplete).
+    """
+
+    kind: ClassVar[str] = "google"
+
+    def __init__(
+        self,
+        directory: str,
+        *,
+        admin_email: str = "",
+        service_account_info: Mapping[str, Any] | None = None,
+        service_account_file: str | None = None,
+        base_url: str = DEFAULT_BASE_URL,
+        token_url: str | None = None,
+        customer: str = "my_customer",
+        domain: str | None = None,
+        customer_members: Literal["expand", "refuse"] = "expand",
+        page_size: int = MAX_USERS_PAGE,
+        concurrency: int = 8,
+        max_retries: int = 5,
+        time_budget: float = 900.0,
+        request_timeout: float = 30.0,
+        max_backoff: float = 32.0,
+    ) -> None:
+        super().__init__(directory)
+        _positive("page_size", page_size, integer=True)
+        _positive("concurrency", concurrency, integer=True)
+        _positive("time_budget", time_budget)
+        _positive("request_timeout", request_timeout)
+        _positive("max_backoff", max_backoff)
+        if not isinstance(max_retries, int) or max_retries < 0:
+            raise ConfigError("max_retries must be an integer >= 0")
+        if customer_members not in ("expand", "refuse"):
+            raise ConfigError("customer_members must be 'expand' or 'refuse'")
+        if not (customer or domain):
+            raise ConfigError("give a customer id ('my_customer' for the admin's own) or a domain")
+        base = check_base_url(base_url)
+        if token_url is not None:
+            check_base_url(token_url)
+        credentials = load_credentials(info=service_account_info, file=service_account_file,
+                                       admin_email=admin_email, token_url=token_url)
+        self.time_budget, self.max_backoff = float(time_budget), float(max_backoff)
+        self.settings = ReadSettings(
+            customer=customer, domain=domain, users_page=min(page_size, MAX_USERS_PAGE),
+            groups_page=min(page_size, MAX_GROUPS_PAGE), num_retries=max_retries,
+            customer_members=customer_members)
+        self._pool = ServicePool(ServiceSettings(credentials, base, float(request_timeout)),
+                                 concurrency)
+
+    def _context(self) -> CallContext:
+        return CallContext(time.monotonic() + self.time_budget, self.max_backoff)
+
+    async def snapshot(self, *, cursor: str | None = None,
+                       progress: ProgressCallback | None = None) -> Snapshot:
+        """A full snapshot (the Directory API has no delta reads; `cursor` is ignored)."""
+        reader = SnapshotReader(self._pool, self._context(), self.settings, self.directory,
+                                progress)
+        return await reader.read()
+
+    async def user_groups(self, user: str) -> UserGroups:
+        """`user` (Google id, primary email or alias) and its transitive groups."""
+        return await read_user_groups(self._pool, self._context(), self.settings,
+                                      self.directory, user)
+
+    async def aclose(self) -> None:
+        await asyncio.to_thread(self._pool.close)

@@ -1,0 +1,298 @@
+"""Building a full `Snapshot` from the Directory API, and one user's groups for the login path.
+
+Snapshot reads (all through `ServicePool`, at most `concurrency` requests in flight):
+
+1. ``users.list`` (all users of the customer or domain, ``projection=basic``) and
+   ``groups.list`` run side by side, page after page;
+2. as each groups page arrives, one ``members.list`` read per group is queued (all its pages
+   in one worker thread);
+3. nested groups that ``groups.list`` did not return (another domain's) are read on demand,
+   once each, until none is left;
+4. `transitive_users` expands nesting (cycle-safe); members of type CUSTOMER become every
+   user (``customer_members="expand"``) or a problem (``"refuse"``); members that are not
+   directory users (type USER with an unknown id — external accounts — or EXTERNAL) are
+   skipped: they cannot be `SnapshotUser`s of this directory (invariant: member ids are
+   snapshot user ids), and they are counted in one log line, without their addresses.
+
+Failure policy: auth and config errors raise; so does any failure of the first users or groups
+page. Any other read that fails after its retries marks the snapshot incomplete (one problem
+per failed read, the first `MAX_PROBLEMS` listed) and the rest is still read.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from connectors.base import (
+    AuthError,
+    ConfigError,
+    ConnectorError,
+    NotFoundError,
+    ProgressCallback,
+)
+from connectors.google.client import CallContext, ServicePool
+from connectors.google.errors import expect_dict, translate
+from connectors.google.expand import transitive_users
+from connectors.google.paging import apages, iter_pages
+from syncd.reconcile.snapshot import Snapshot, SnapshotGroup, SnapshotUser, UserGroups
+
+log = logging.getLogger(__name__)
+
+USER_FIELDS = "id,primaryEmail,name(givenName,familyName,fullName),suspended,archived"
+GROUP_FIELDS = "id,email,name,description"
+MEMBER_FIELDS = "id,email,type"
+MAX_PROBLEMS = 20
+FATAL = (AuthError, ConfigError)
+
+
+@dataclass(frozen=True)
+class ReadSettings:
+    """Scope and paging of the reads. Page sizes are already capped to Google's maxima."""
+
+    customer: str
+    domain: str | None
+    users_page: int
+    groups_page: int
+    num_retries: int
+    customer_members: Literal["expand", "refuse"]
+
+    def scope(self) -> dict[str, str]:
+        return {"domain": self.domain} if self.domain else {"customer": self.customer}
+
+
+@dataclass
+class DirectMembers:
+    """One group's direct members as read (possibly partly, when `error` is set)."""
+
+    users: list[str] = field(default_factory=list)
+    groups: list[str] = field(default_factory=list)
+    customer: bool = False
+    other: int = 0  # members of types we do not sync (EXTERNAL, unknown)
+    error: ConnectorError | None = None
+
+
+def to_user(d: dict[str, Any]) -> SnapshotUser | None:
+    """A `SnapshotUser` from a Directory user resource; None without id or primaryEmail."""
+    uid, email = d.get("id"), d.get("primaryEmail")
+    if not uid or not email:
+        return None
+    name = d.get("name") or {}
+    return SnapshotUser(
+        external_id=str(uid), user_name=email, email=email,
+        active=not (d.get("suspended") or d.get("archived")),
+        display_name=name.get("fullName"), given_name=name.get("givenName"),
+        family_name=name.get("familyName"))
+
+
+def to_group(d: dict[str, Any], members: frozenset[str] = frozenset()) -> SnapshotGroup:
+    return SnapshotGroup(external_id=str(d["id"]), display_name=d.get("name") or d.get("email", ""),
+                         member_ids=members, description=d.get("description") or None)
+
+
+def read_members(svc: Any, group_id: str, settings: ReadSettings) -> DirectMembers:
+    """All pages of one group's direct members (runs in a worker thread)."""
+    out = DirectMembers()
+    params = {"groupKey": group_id, "maxResults": settings.groups_page,
+              "fields": f"nextPageToken,members({MEMBER_FIELDS})"}
+    try:
+        for page in iter_pages(svc.members().list, params, f"members of group {group_id}",
+                               settings.num_retries):
+            for m in page.get("members", ()):
+                kind, mid = m.get("type"), m.get("id")
+                if kind == "USER" and mid:
+                    out.users.append(mid)
+                elif kind == "GROUP" and mid:
+                    out.groups.append(mid)
+                elif kind == "CUSTOMER":
+                    out.customer = True
+                else:
+                    out.other += 1
+    except FATAL:
+        raise
+    except ConnectorError as exc:
+        out.error = exc
+    return out
+
+
+class SnapshotReader:
+    """One full read of one directory; use once: ``await SnapshotReader(...).read()``."""
+
+    def __init__(self, pool: ServicePool, ctx: CallContext, settings: ReadSettings,
+                 directory: str, progress: ProgressCallback | None) -> None:
+        self.pool, self.ctx, self.settings = pool, ctx, settings
+        self.snap = Snapshot(directory, mode="full", stats=ctx.stats)
+        self.progress = progress or (lambda phase, n: None)
+        self.groups: dict[str, dict[str, Any]] = {}
+        self.direct: dict[str, asyncio.Future[DirectMembers]] = {}
+        self.failures: list[str] = []
+        self.members_read = 0
+
+    def _run(self, job: Callable[[Any], Any]) -> asyncio.Future[Any]:
+        return self.pool.run(self.ctx, job)
+
+    async def read(self) -> Snapshot:
+        try:
+            await self.pool.ensure_token(self.ctx)
+            await asyncio.gather(self._read_users(), self._read_groups())
+            await asyncio.gather(*self.direct.values())
+            await self._read_unlisted_nested()
+        except BaseException:
+            for fut in self.direct.values():
+                fut.cancel()
+            raise
+        self._assemble()
+        for problem in self.failures[:MAX_PROBLEMS]:
+            self.snap.mark_incomplete(problem)
+        if len(self.failures) > MAX_PROBLEMS:
+            self.snap.mark_incomplete(f"... and {len(self.failures) - MAX_PROBLEMS} more reads "
+                                      "failed")
+        return self.snap
+
+    async def _read_users(self) -> None:
+        params = {**self.settings.scope(), "maxResults": self.settings.users_page,
+                  "projection": "basic", "fields": f"nextPageToken,users({USER_FIELDS})"}
+        await self._paged("users", lambda s: s.users().list, params, self._take_users)
+
+    async def _read_groups(self) -> None:
+        params = {**self.settings.scope(), "maxResults": self.settings.groups_page,
+                  "fields": f"nextPageToken,groups({GROUP_FIELDS})"}
+        await self._paged("groups", lambda s: s.groups().list, params, self._take_groups)
+
+    async def _paged(self, what: str, method: Callable[[Any], Any], params: dict[str, Any],
+                     take: Callable[[dict[str, Any]], int]) -> None:
+        pages = 0
+        count = 0
+        try:
+            async for page in apages(self._run, method, params, what, self.settings.num_retries):
+                pages += 1
+                count += take(page)
+                self.progress(what, count)
+        except FATAL:
+            raise
+        except ConnectorError as exc:
+            if pages == 0:
+                raise  # nothing of this kind could be read: the snapshot would mean nothing
+            self.failures.append(f"{exc} (the {what} list is cut short)")
+
+    def _take_users(self, page: dict[str, Any]) -> int:
+        for d in page.get("users", ()):
+            user = to_user(d)
+            if user is not None:
+                self.snap.users[user.external_id] = user
+        return len(self.snap.users)
+
+    def _take_groups(self, page: dict[str, Any]) -> int:
+        for d in page.get("groups", ()):
+            gid = d.get("id")
+            if gid and gid not in self.groups:
+                self.groups[gid] = d
+                self._queue_members(gid)
+        return len(self.groups)
+
+    def _queue_members(self, gid: str) -> None:
+        fut = self._run(lambda svc: read_members(svc, gid, self.settings))
+        fut.add_done_callback(self._members_done)
+        self.direct[gid] = fut
+
+    def _members_done(self, fut: asyncio.Future[DirectMembers]) -> None:
+        if fut.cancelled() or fut.exception() is not None:
+            return
+        res = fut.result()
+        self.members_read += len(res.users) + len(res.groups) + res.customer + res.other
+        self.progress("members", self.members_read)
+
+    async def _read_unlisted_nested(self) -> None:
+        """Read nested groups that groups.list did not return, once each, until closure."""
+        while True:
+            missing = {c for f in self.direct.values() for c in f.result().groups
+                       if c not in self.direct}
+            if not missing:
+                return
+            for gid in sorted(missing):
+                self._queue_members(gid)
+            await asyncio.gather(*(self.direct[g] for g in missing))
+
+    def _assemble(self) -> None:
+        users, settings = self.snap.users, self.settings
+        direct_users: dict[str, set[str]] = {}
+        direct_groups: dict[str, list[str]] = {}
+        skipped, skipped_in = 0, 0
+        for gid, fut in self.direct.items():
+            res = fut.result()
+            label = self._label(gid)
+            if res.error is not None:
+                self.failures.append(f"{res.error} ({label} keeps only the members read)")
+            mine = {u for u in res.users if u in users}
+            outside = len(res.users) - len(mine) + res.other
+            if outside:
+                skipped, skipped_in = skipped + outside, skipped_in + 1
+            if res.customer:
+                if settings.customer_members == "expand":
+                    mine = set(users)
+                else:
+                    self.failures.append(
+                        f"{label} has the whole customer as a member (type CUSTOMER) and "
+                        "customer_members='refuse': its members are not listed")
+            direct_users[gid] = mine
+            direct_groups[gid] = res.groups
+        if skipped:
+            log.info("directory %s: skipped %d members that are not directory users (external "
+                     "accounts) in %d groups", self.snap.directory, skipped, skipped_in)
+        closure = transitive_users(direct_users, direct_groups)
+        for gid, d in self.groups.items():
+            self.snap.groups[gid] = to_group(d, closure.get(gid, frozenset()))
+
+    def _label(self, gid: str) -> str:
+        d = self.groups.get(gid)
+        return f"group {d.get('email') or gid} ({gid})" if d else f"nested group {gid}"
+
+
+async def read_user_groups(pool: ServicePool, ctx: CallContext, settings: ReadSettings,
+                           directory: str, user: str) -> UserGroups:
+    """`user`'s transitive groups: direct groups, then the groups those are members of, ...
+
+    Each level is one ``groups.list(userKey=...)`` read per key, in parallel; every group is
+    asked once (cycle-safe). Any failed read raises: a partial answer could drop memberships.
+    """
+    await pool.ensure_token(ctx)
+
+    def get_user(svc: Any) -> dict[str, Any] | None:
+        label = "user lookup"
+        try:
+            with translate(label):
+                return expect_dict(svc.users().get(
+                    userKey=user, projection="basic", fields=USER_FIELDS,
+                ).execute(num_retries=settings.num_retries), label)
+        except NotFoundError:
+            return None
+
+    found = await pool.run(ctx, get_user)
+    person = to_user(found) if found else None
+    if person is None:
+        return UserGroups(directory, None, (), ctx.stats)
+
+    def parents(svc: Any, key: str) -> list[dict[str, Any]]:
+        params = {"userKey": key, "maxResults": settings.groups_page,
+                  "fields": f"nextPageToken,groups({GROUP_FIELDS})"}
+        out: list[dict[str, Any]] = []
+        for page in iter_pages(svc.groups().list, params, f"groups of {key}",
+                               settings.num_retries):
+            out.extend(page.get("groups", ()))
+        return out
+
+    seen: dict[str, dict[str, Any]] = {}
+    frontier = [person.external_id]
+    while frontier:
+        answers = await asyncio.gather(*(pool.run(ctx, parents, key) for key in frontier))
+        frontier = []
+        for group in (g for answer in answers for g in answer):
+            gid = group.get("id")
+            if gid and gid not in seen:
+                seen[gid] = group
+                frontier.append(gid)
+    groups = tuple(to_group(d) for _, d in sorted(seen.items()))
+    return UserGroups(directory, person, groups, ctx.stats)
