@@ -1,0 +1,113 @@
+"""Team membership writes in O(changed members): never loads a team's member list to add or
+remove some members. Only `replace_members` reads the whole list, since it must.
+
+Functions here change rows and return what changed; the caller bumps the team's version and
+count once per request (see `teams._touch`) and writes the audit event.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+from sqlalchemy import delete, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlmodel import Session
+
+from syncd.service.common import chunks, in_scope
+from syncd.service.context import Actor
+from syncd.service.errors import InvalidValue
+from syncd.store.models import Membership, Team, User, utcnow
+
+MEMBERSHIPS = Membership.__table__  # type: ignore[attr-defined]
+
+
+def check_users(session: Session, *, actor: Actor, user_ids: Sequence[str]) -> None:
+    """Raise InvalidValue naming every id that is not a user of the actor's directory."""
+    found: set[str] = set()
+    for part in chunks(list(user_ids)):
+        q = select(User.id).where(User.id.in_(part), in_scope(User.directory, actor))  # type: ignore[attr-defined]
+        found.update(session.execute(q).scalars())
+    missing = [u for u in user_ids if u not in found]
+    if missing:
+        shown = ", ".join(missing[:20]) + (f" and {len(missing) - 20} more" if len(missing) > 20 else "")
+        raise InvalidValue(f"unknown members (no such user in this directory): {shown}")
+
+
+def add_members(session: Session, *, actor: Actor, team: Team, user_ids: Iterable[str]) -> list[str]:
+    """Insert the memberships that do not exist yet; returns the user ids really added.
+
+    Existing memberships keep their source (a manual membership stays manual).
+    """
+    ids = list(dict.fromkeys(user_ids))
+    if not ids:
+        return []
+    check_users(session, actor=actor, user_ids=ids)
+    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    added: list[str] = []
+    now = utcnow()
+    for part in chunks(ids):
+        rows = [
+            {
+                "team_id": team.id,
+                "user_id": u,
+                "directory": team.directory,
+                "source": actor.source,
+                "created_at": now,
+            }
+            for u in part
+        ]
+        stmt = insert(MEMBERSHIPS).values(rows).on_conflict_do_nothing().returning(MEMBERSHIPS.c.user_id)
+        added.extend(session.execute(stmt).scalars())
+    return added
+
+
+def remove_members(session: Session, *, actor: Actor, team: Team, user_ids: Iterable[str]) -> list[str]:
+    """Delete the given memberships; returns the user ids really removed.
+
+    A feed other than "manual" never removes a manual membership.
+    """
+    ids = list(dict.fromkeys(user_ids))
+    removed: list[str] = []
+    for part in chunks(ids):
+        stmt = delete(Membership).where(
+            Membership.team_id == team.id,
+            Membership.user_id.in_(part),  # type: ignore[attr-defined]
+        )
+        if actor.feed != "manual":
+            stmt = stmt.where(Membership.source != "manual")
+        removed.extend(session.execute(stmt.returning(Membership.user_id)).scalars())
+    return removed
+
+
+def member_ids(session: Session, team_id: str) -> list[str]:
+    q = select(Membership.user_id).where(Membership.team_id == team_id)
+    return list(session.execute(q).scalars())
+
+
+def replace_members(
+    session: Session, *, actor: Actor, team: Team, user_ids: Iterable[str]
+) -> tuple[list[str], list[str]]:
+    """Make the member set equal `user_ids` (manual ones kept for sync feeds); (added, removed)."""
+    want = list(dict.fromkeys(user_ids))
+    check_users(session, actor=actor, user_ids=want)
+    have = set(member_ids(session, team.id))
+    wanted = set(want)
+    removed = remove_members(session, actor=actor, team=team, user_ids=[u for u in have if u not in wanted])
+    added = add_members(session, actor=actor, team=team, user_ids=[u for u in want if u not in have])
+    return added, removed
+
+
+def members_of(session: Session, team_ids: Sequence[str]) -> dict[str, list[tuple[str, str]]]:
+    """For each team id: its members as (user id, userName), ordered by userName."""
+    out: dict[str, list[tuple[str, str]]] = {t: [] for t in team_ids}
+    for part in chunks(list(team_ids)):
+        q = (
+            select(Membership.team_id, User.id, User.user_name)
+            .join(User, User.id == Membership.user_id)
+            .where(Membership.team_id.in_(part))  # type: ignore[attr-defined]
+            .order_by(Membership.team_id, User.user_name_key)
+        )
+        for tid, uid, name in session.execute(q).all():
+            out[tid].append((uid, name))
+    return out

@@ -1,0 +1,135 @@
+"""Bearer tokens for the SCIM endpoint (bound to one directory) and the admin API.
+
+Invariants: only the SHA-256 of a token is stored; the secret is returned once, by
+`create_token`; a revoked or expired token never authenticates.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+
+from sqlalchemy import or_, select
+from sqlmodel import Session
+
+from syncd.service import audit
+from syncd.service.context import Actor
+from syncd.service.errors import InvalidValue, NotFound
+from syncd.store.models import Directory, ScimToken, utcnow
+
+PREFIX = "syncd_"
+#: last_used_at is written at most this often per token (seconds), not on every request.
+LAST_USED_RESOLUTION = 60
+
+
+def hash_token(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def ensure_directory(session: Session, *, name: str, kind: str) -> Directory:
+    """The directory row for `name`, created if missing (kind is recorded at creation)."""
+    row = session.get(Directory, name)
+    if row is None:
+        row = Directory(name=name, kind=kind)
+        session.add(row)
+        session.flush()
+    return row
+
+
+def create_token(
+    session: Session,
+    *,
+    directory: str | None,
+    kind: str = "scim",
+    name: str = "",
+    expires_in: timedelta | None = None,
+    created_by: str = "cli",
+) -> tuple[ScimToken, str]:
+    """A new token and its secret (shown once). SCIM tokens need a directory; admin ones none."""
+    if kind not in ("scim", "admin"):
+        raise InvalidValue(f"token kind must be scim or admin, not {kind!r}")
+    if kind == "scim" and not directory:
+        raise InvalidValue("a SCIM token must be bound to a directory")
+    if directory:
+        ensure_directory(session, name=directory, kind="scim")
+    secret = PREFIX + secrets.token_urlsafe(32)
+    row = ScimToken(
+        id=secrets.token_hex(8),
+        kind=kind,
+        directory=directory if kind == "scim" else None,
+        name=name,
+        token_hash=hash_token(secret),
+        prefix=secret[: len(PREFIX) + 6],
+        expires_at=utcnow() + expires_in if expires_in else None,
+    )
+    session.add(row)
+    session.flush()
+    audit.record(
+        session,
+        actor=Actor("manual", row.directory, created_by),
+        action="token.create",
+        resource_type="token",
+        resource_id=row.id,
+        after={"kind": kind, "name": name, "expires_at": _iso(row.expires_at)},
+    )
+    return row, secret
+
+
+def authenticate(session: Session, secret: str, *, kind: str = "scim") -> ScimToken | None:
+    """The live token whose secret this is, or None. Comparison is by hash, in constant time."""
+    if not secret:
+        return None
+    digest = hash_token(secret)
+    row = session.execute(select(ScimToken).where(ScimToken.token_hash == digest)).scalars().first()
+    if row is None or not hmac.compare_digest(row.token_hash, digest) or row.kind != kind:
+        return None
+    now = utcnow()
+    if row.revoked_at is not None or (row.expires_at is not None and _aware(row.expires_at) <= now):
+        return None
+    if row.last_used_at is None or (now - _aware(row.last_used_at)).total_seconds() > LAST_USED_RESOLUTION:
+        row.last_used_at = now
+        session.add(row)
+    return row
+
+
+def list_tokens(session: Session, *, directory: str | None = None) -> Sequence[ScimToken]:
+    q = select(ScimToken).order_by(ScimToken.created_at)
+    if directory is not None:
+        q = q.where(ScimToken.directory == directory)
+    return session.execute(q).scalars().all()
+
+
+def revoke_token(session: Session, *, token: str, revoked_by: str = "cli") -> ScimToken:
+    """Revoke by id or by the printed prefix; idempotent."""
+    q = select(ScimToken).where(or_(ScimToken.id == token, ScimToken.prefix == token))
+    rows = session.execute(q).scalars().all()
+    if not rows:
+        raise NotFound(f"no token {token!r}")
+    if len(rows) > 1:
+        raise InvalidValue(f"{token!r} names several tokens; use the id")
+    row = rows[0]
+    if row.revoked_at is None:
+        row.revoked_at = utcnow()
+        session.add(row)
+        audit.record(
+            session,
+            actor=Actor("manual", row.directory, revoked_by),
+            action="token.revoke",
+            resource_type="token",
+            resource_id=row.id,
+        )
+    return row
+
+
+def _aware(dt: datetime) -> datetime:
+    """SQLite returns naive datetimes for timezone-aware columns; they are UTC."""
+    from datetime import UTC
+
+    return dt if dt.tzinfo else dt.replace(tzinfo=UTC)
+
+
+def _iso(dt: datetime | None) -> str | None:
+    return dt.isoformat() if dt else None

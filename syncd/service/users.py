@@ -1,0 +1,227 @@
+"""User operations with SCIM semantics. The caller owns the session and its transaction.
+
+Invariants: a user is visible only to actors of its directory; `version` grows only when the
+stored attributes really change; every change writes one audit event; deleting a user removes
+its memberships (no user is left listed in a team after DELETE).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import delete, func, select
+from sqlmodel import Session
+
+from syncd.service import audit
+from syncd.service.common import (
+    Page,
+    check_if_match,
+    chunks,
+    flush_unique,
+    in_scope,
+    new_id,
+    page_bounds,
+)
+from syncd.service.context import Actor
+from syncd.service.errors import Conflict, NotFound
+from syncd.service.filters import parse_filter, user_condition
+from syncd.service.patch import apply_patch
+from syncd.service.resource import fold, normalize, require
+from syncd.service.schema import USER
+from syncd.store.models import Membership, Team, User, UserEmail, utcnow
+
+
+def get_user(session: Session, *, actor: Actor, user_id: str, for_update: bool = False) -> User:
+    q = select(User).where(User.id == user_id, in_scope(User.directory, actor))
+    if for_update:
+        q = q.with_for_update()
+    row = session.execute(q).scalars().first()
+    if row is None:
+        raise NotFound(f"User {user_id} not found")
+    return row
+
+
+def find_user(session: Session, *, actor: Actor, external_id: str) -> User | None:
+    q = select(User).where(User.external_id == external_id, in_scope(User.directory, actor))
+    return session.execute(q).scalars().first()
+
+
+def create_user(session: Session, *, actor: Actor, body: dict[str, Any]) -> User:
+    """POST /Users: a new user in the actor's directory; Conflict if userName/externalId is taken."""
+    data = normalize(USER, body)
+    require(USER, data)
+    row = User(id=new_id(), directory=actor.directory, user_name="", user_name_key="")
+    _check_unique(session, actor, data, None)
+    _write(row, data)
+    session.add(row)
+    flush_unique(session, f"userName {data['userName']!r}")
+    _sync_emails(session, row.id, None, data.get("emails"))
+    audit.record(
+        session, actor=actor, action="user.create", resource_type="user", resource_id=row.id, after=data
+    )
+    return row
+
+
+def replace_user(
+    session: Session, *, actor: Actor, user_id: str, body: dict[str, Any], if_match: str | None = None
+) -> User:
+    """PUT /Users/{id}: replace every writable attribute; a no-op keeps the version."""
+    row = get_user(session, actor=actor, user_id=user_id, for_update=True)
+    check_if_match(if_match, row.version)
+    data = normalize(USER, body, current_id=row.id)
+    require(USER, data)
+    return _update(session, actor, row, data, "user.replace")
+
+
+def patch_user(
+    session: Session, *, actor: Actor, user_id: str, operations: Any, if_match: str | None = None
+) -> User:
+    """PATCH /Users/{id} (RFC 7644 §3.5.2); all operations apply or none."""
+    row = get_user(session, actor=actor, user_id=user_id, for_update=True)
+    check_if_match(if_match, row.version)
+    outcome = apply_patch(USER, row.data, operations, current_id=row.id)
+    return _update(session, actor, row, outcome.data, "user.patch")
+
+
+def set_active(session: Session, *, actor: Actor, user_id: str, active: bool) -> User:
+    """Deactivate (soft delete) or reactivate a user."""
+    row = get_user(session, actor=actor, user_id=user_id, for_update=True)
+    data = {**row.data, "active": active}
+    return _update(session, actor, row, data, "user.activate" if active else "user.deactivate")
+
+
+def delete_user(session: Session, *, actor: Actor, user_id: str, if_match: str | None = None) -> None:
+    """DELETE /Users/{id}: remove the row and its memberships (team counts and versions follow)."""
+    row = get_user(session, actor=actor, user_id=user_id, for_update=True)
+    check_if_match(if_match, row.version)
+    team_ids = session.execute(select(Membership.team_id).where(Membership.user_id == row.id)).scalars().all()
+    if team_ids:
+        from sqlalchemy import update
+
+        session.execute(
+            update(Team)
+            .where(Team.id.in_(team_ids))  # type: ignore[attr-defined]
+            .values(member_count=Team.member_count - 1, version=Team.version + 1, updated_at=utcnow())
+        )
+        session.execute(delete(Membership).where(Membership.user_id == row.id))
+    before = row.data
+    session.delete(row)
+    session.flush()
+    audit.record(
+        session,
+        actor=actor,
+        action="user.delete",
+        resource_type="user",
+        resource_id=user_id,
+        before=before,
+        after={"teams_left": list(team_ids)} if team_ids else None,
+    )
+
+
+def list_users(
+    session: Session,
+    *,
+    actor: Actor,
+    filter: str | None = None,
+    start_index: int | None = 1,
+    count: int | None = None,
+) -> Page[User]:
+    """Users matching a SCIM filter, ordered by creation then id (stable across pages)."""
+    offset, limit = page_bounds(start_index, count)
+    cond = in_scope(User.directory, actor)
+    if filter:
+        cond = cond & user_condition(parse_filter(filter))
+    total = session.execute(select(func.count()).select_from(User).where(cond)).scalar_one()
+    items: Sequence[User] = []
+    if limit:
+        q = select(User).where(cond).order_by(User.created_at, User.id).offset(offset).limit(limit)
+        items = session.execute(q).scalars().all()
+    return Page(items, total, offset + 1)
+
+
+def groups_of(session: Session, user_ids: Sequence[str]) -> dict[str, list[tuple[str, str]]]:
+    """For each user id: its teams as (team id, display name); one query per 500 users."""
+    out: dict[str, list[tuple[str, str]]] = {u: [] for u in user_ids}
+    for part in chunks(list(user_ids)):
+        q = (
+            select(Membership.user_id, Team.id, Team.display_name)
+            .join(Team, Team.id == Membership.team_id)
+            .where(Membership.user_id.in_(part))  # type: ignore[attr-defined]
+            .order_by(Team.display_name)
+        )
+        for uid, tid, name in session.execute(q).all():
+            out[uid].append((tid, name))
+    return out
+
+
+# -- internals -------------------------------------------------------------------------------
+
+
+def _update(session: Session, actor: Actor, row: User, data: dict[str, Any], action: str) -> User:
+    before = row.data
+    if data == before:
+        return row
+    _check_unique(session, actor, data, row.id)
+    _write(row, data)
+    _sync_emails(session, row.id, before.get("emails"), data.get("emails"))
+    row.version += 1
+    row.updated_at = utcnow()
+    session.add(row)
+    flush_unique(session, f"userName {data['userName']!r}")
+    audit.record(
+        session,
+        actor=actor,
+        action=action,
+        resource_type="user",
+        resource_id=row.id,
+        before=before,
+        after=data,
+    )
+    return row
+
+
+def _check_unique(session: Session, actor: Actor, data: dict[str, Any], own_id: str | None) -> None:
+    scope = in_scope(User.directory, actor)
+    q = select(User.id).where(scope, User.user_name_key == fold(data["userName"]))
+    hit = session.execute(q).scalars().first()
+    if hit is not None and hit != own_id:
+        raise Conflict(f"userName {data['userName']!r} is already taken")
+    ext = data.get("externalId")
+    if ext is not None:
+        q = select(User.id).where(scope, User.external_id == ext)
+        hit = session.execute(q).scalars().first()
+        if hit is not None and hit != own_id:
+            raise Conflict(f"externalId {ext!r} is already taken")
+
+
+def _write(row: User, data: dict[str, Any]) -> None:
+    """Store `data` and derive the query columns from it."""
+    row.data = data
+    row.user_name = data["userName"]
+    row.user_name_key = fold(data["userName"])
+    row.external_id = data.get("externalId")
+    row.display_name = data.get("displayName")
+    name = data.get("name") or {}
+    row.given_name = name.get("givenName")
+    row.family_name = name.get("familyName")
+    row.active = data.get("active", True)
+
+
+def _sync_emails(session: Session, user_id: str, old: Any, new: Any) -> None:
+    """Keep the user's UserEmail rows equal to its `emails` attribute."""
+    if old == new:
+        return
+    if old:
+        session.execute(delete(UserEmail).where(UserEmail.user_id == user_id))
+    for e in new or []:
+        if isinstance(e, dict) and isinstance(e.get("value"), str):
+            session.add(
+                UserEmail(
+                    user_id=user_id,
+                    value=e["value"],
+                    value_key=fold(e["value"]),
+                    type=e.get("type"),
+                    primary=bool(e.get("primary")),
+                )
+            )
