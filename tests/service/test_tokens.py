@@ -15,7 +15,7 @@ from syncd.store.models import ScimToken, utcnow
 
 def test_token_roundtrip_and_only_hash_stored(engine) -> None:
     with session_scope(engine) as s:
-        row, secret = tokens.create_token(s, directory="entra", name="prod")
+        _row, secret = tokens.create_token(s, directory="entra", name="prod")
     with session_scope(engine, write=False) as s:
         stored = s.execute(select(ScimToken)).scalars().one()
     assert secret not in (stored.token_hash, stored.prefix, stored.id)
@@ -51,7 +51,7 @@ def test_scim_token_needs_directory_and_admin_has_none(engine) -> None:
     with pytest.raises(InvalidValue), session_scope(engine) as s:
         tokens.create_token(s, directory=None)
     with session_scope(engine) as s:
-        row, secret = tokens.create_token(s, directory=None, kind="admin")
+        _row, secret = tokens.create_token(s, directory=None, kind="admin")
     with session_scope(engine) as s:
         assert tokens.authenticate(s, secret, kind="admin") is not None
         assert tokens.authenticate(s, secret) is None
