@@ -233,3 +233,23 @@ def _write(row: Team, data: dict[str, Any]) -> None:
     row.display_name = data["displayName"]
     row.display_name_key = fold(data["displayName"])
     row.external_id = data.get("externalId")
+
+
+def set_archived(session: Session, *, actor: Actor, team_id: str, archived: bool) -> Team:
+    """Archive a team that left the IdP's scope (its members are removed separately) or restore it."""
+    row = get_team(session, actor=actor, team_id=team_id, for_update=True)
+    if row.archived == archived:
+        return row
+    row.archived = archived
+    row.version += 1
+    row.updated_at = utcnow()
+    session.add(row)
+    audit.record(
+        session,
+        actor=actor,
+        action="team.archive" if archived else "team.restore",
+        resource_type="team",
+        resource_id=row.id,
+        after={"archived": archived},
+    )
+    return row

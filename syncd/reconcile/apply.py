@@ -1,0 +1,180 @@
+"""Apply a Plan through the service layer, in batches; each batch is one transaction.
+
+A crash between batches leaves every batch either written or not; the next run diffs again
+and completes the rest (apply is idempotent at the level of a whole run).
+Order: teams and users first (so members can name them), reactivations before member adds,
+member removals, then deactivations and archives last.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import Engine, select
+
+from syncd.reconcile.plan import MemberChange, Plan, TeamChange, UserChange
+from syncd.reconcile.snapshot import SnapshotUser
+from syncd.service import teams, users
+from syncd.service.context import Actor
+from syncd.store import session_scope
+from syncd.store.models import Team, User
+
+BATCH = 500
+MEMBER_BATCH = 5000
+
+#: Called after each batch with (phase, objects done so far in that phase, total in that phase).
+ApplyProgress = Callable[[str, int, int], None]
+
+
+@dataclass
+class ApplyResult:
+    applied: dict[str, int] = field(default_factory=dict)
+
+    def add(self, kind: str, n: int = 1) -> None:
+        self.applied[kind] = self.applied.get(kind, 0) + n
+
+
+def user_body(u: SnapshotUser) -> dict[str, Any]:
+    body: dict[str, Any] = {"userName": u.user_name, "externalId": u.external_id, "active": u.active}
+    if u.display_name:
+        body["displayName"] = u.display_name
+    name = {k: v for k, v in (("givenName", u.given_name), ("familyName", u.family_name)) if v}
+    if name:
+        body["name"] = name
+    if u.email:
+        body["emails"] = [{"value": u.email, "type": "work", "primary": True}]
+    return body
+
+
+def _update_ops(u: SnapshotUser) -> list[dict[str, Any]]:
+    value: dict[str, Any] = {
+        "userName": u.user_name,
+        "displayName": u.display_name,
+        "name.givenName": u.given_name,
+        "name.familyName": u.family_name,
+    }
+    ops: list[dict[str, Any]] = [{"op": "replace", "value": {k: v for k, v in value.items() if v}}]
+    ops += [
+        {"op": "remove", "path": p}
+        for p, v in (
+            ("displayName", u.display_name),
+            ("name.givenName", u.given_name),
+            ("name.familyName", u.family_name),
+        )
+        if not v
+    ]
+    if u.email:
+        ops.append({"op": "replace", "path": "emails[primary eq true].value", "value": u.email})
+    return ops
+
+
+def apply_plan(
+    engine: Engine, plan: Plan, actor: Actor, progress: ApplyProgress | None = None
+) -> ApplyResult:
+    result = ApplyResult()
+    tick = progress or (lambda *_: None)
+    user_ids = _ids(engine, User, plan.directory)
+    team_ids = _ids(engine, Team, plan.directory)
+
+    first = [u for u in plan.users if u.kind in ("create_user", "update_user", "reactivate_user")]
+    last = [u for u in plan.users if u.kind == "deactivate_user"]
+    _users(engine, actor, first, user_ids, result, tick)
+    early = [t for t in plan.teams if t.kind != "archive_team"]
+    _teams(engine, actor, early, team_ids, result, tick)
+    _members(engine, actor, plan.members, user_ids, team_ids, result, tick)
+    _users(engine, actor, last, user_ids, result, tick)
+    _teams(engine, actor, [t for t in plan.teams if t.kind == "archive_team"], team_ids, result, tick)
+    return result
+
+
+def _ids(engine: Engine, model: Any, directory: str) -> dict[str, str]:
+    with session_scope(engine, write=False) as s:
+        q = select(model.external_id, model.id).where(
+            model.directory == directory, model.external_id.is_not(None)
+        )
+        return dict(s.execute(q).tuples().all())
+
+
+def _users(
+    engine: Engine,
+    actor: Actor,
+    changes: list[UserChange],
+    ids: dict[str, str],
+    result: ApplyResult,
+    tick: ApplyProgress,
+) -> None:
+    for start in range(0, len(changes), BATCH):
+        with session_scope(engine) as s:
+            for c in changes[start : start + BATCH]:
+                if c.kind == "create_user":
+                    assert c.user is not None
+                    ids[c.external_id] = users.create_user(s, actor=actor, body=user_body(c.user)).id
+                elif c.kind == "update_user":
+                    assert c.user is not None
+                    users.patch_user(
+                        s, actor=actor, user_id=ids[c.external_id], operations=_update_ops(c.user)
+                    )
+                else:
+                    users.set_active(
+                        s, actor=actor, user_id=ids[c.external_id], active=c.kind == "reactivate_user"
+                    )
+                result.add(c.kind)
+        tick("users", min(start + BATCH, len(changes)), len(changes))
+
+
+def _teams(
+    engine: Engine,
+    actor: Actor,
+    changes: list[TeamChange],
+    ids: dict[str, str],
+    result: ApplyResult,
+    tick: ApplyProgress,
+) -> None:
+    for start in range(0, len(changes), BATCH):
+        with session_scope(engine) as s:
+            for c in changes[start : start + BATCH]:
+                if c.kind == "create_team":
+                    body = {"displayName": c.display_name, "externalId": c.external_id}
+                    ids[c.external_id] = teams.create_team(s, actor=actor, body=body).id
+                elif c.kind == "rename_team":
+                    teams.patch_team(
+                        s,
+                        actor=actor,
+                        team_id=ids[c.external_id],
+                        operations=[{"op": "replace", "path": "displayName", "value": c.display_name}],
+                    )
+                else:
+                    teams.set_archived(
+                        s, actor=actor, team_id=ids[c.external_id], archived=c.kind == "archive_team"
+                    )
+                result.add(c.kind)
+        tick("teams", min(start + BATCH, len(changes)), len(changes))
+
+
+def _members(
+    engine: Engine,
+    actor: Actor,
+    changes: list[MemberChange],
+    user_ids: dict[str, str],
+    team_ids: dict[str, str],
+    result: ApplyResult,
+    tick: ApplyProgress,
+) -> None:
+    total = sum(len(c.user_external_ids) for c in changes)
+    done = 0
+    for c in changes:
+        team_id = team_ids[c.team_external_id]
+        uids = [user_ids[u] for u in c.user_external_ids if u in user_ids]
+        for start in range(0, len(uids), MEMBER_BATCH):
+            part = uids[start : start + MEMBER_BATCH]
+            with session_scope(engine) as s:
+                if c.kind == "add_members":
+                    added, _ = teams.change_members(s, actor=actor, team_id=team_id, add=part)
+                    result.add(c.kind, len(added))
+                else:
+                    _, removed = teams.change_members(s, actor=actor, team_id=team_id, remove=part)
+                    result.add(c.kind, len(removed))
+            done += len(part)
+            tick("members", done, total)

@@ -1,0 +1,194 @@
+"""One sync run of one directory: lock → snapshot → scope → diff → plan → safety → apply → record.
+
+Invariants: the directory lock is held for the whole run; the sync run row is written before
+the first change and finished (outcome, counts, error) whatever happens; a dry run or a
+safety stop writes no user, team or membership; the cursor is saved only after a complete
+snapshot was applied.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from sqlalchemy import Engine
+
+from connectors.base import Connector, ConnectorError, ProgressCallback
+from syncd.reconcile.apply import ApplyProgress, apply_plan
+from syncd.reconcile.diff import TeamPolicy, UserPolicy, diff
+from syncd.reconcile.load import load_view
+from syncd.reconcile.plan import Plan
+from syncd.reconcile.safety import SafetyStop, Thresholds, check
+from syncd.reconcile.scope import Scope, apply_scope
+from syncd.service import tokens
+from syncd.service.context import Actor
+from syncd.service.errors import ServiceError
+from syncd.store import session_scope
+from syncd.store.locks import directory_lock
+from syncd.store.models import ConnectorCursor, SyncRun, utcnow
+
+Outcome = Literal["applied", "planned", "stopped", "failed", "busy"]
+
+
+@dataclass(frozen=True, slots=True)
+class RunOptions:
+    trigger: str = "cli"
+    dry_run: bool = False
+    allow_deletes: bool = False
+    thresholds: Thresholds = field(default_factory=Thresholds)
+    scope: Scope = field(default_factory=Scope)
+    users_left: UserPolicy = "deactivate"
+    teams_left: TeamPolicy = "archive"
+    use_cursor: bool = True
+    lock_dir: Path | None = None
+
+
+@dataclass
+class RunResult:
+    run_id: int | None
+    directory: str
+    outcome: Outcome
+    plan: Plan | None = None
+    applied: dict[str, int] = field(default_factory=dict)
+    error: str | None = None
+    mode: str = "full"
+    complete: bool = True
+    api_calls: int = 0
+    throttles: int = 0
+    seconds: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "run_id": self.run_id,
+            "directory": self.directory,
+            "outcome": self.outcome,
+            "mode": self.mode,
+            "complete": self.complete,
+            "planned": self.plan.counts() if self.plan else {},
+            "applied": self.applied,
+            "error": self.error,
+            "api_calls": self.api_calls,
+            "throttles": self.throttles,
+            "seconds": round(self.seconds, 3),
+            "notes": self.plan.notes if self.plan else [],
+        }
+
+
+def run_sync(
+    engine: Engine,
+    connector: Connector,
+    options: RunOptions = RunOptions(),
+    *,
+    on_fetch: ProgressCallback | None = None,
+    on_apply: ApplyProgress | None = None,
+) -> RunResult:
+    """Run one sync of `connector.directory`; see the module invariants. Never raises for IdP,
+    safety or lock problems: they are the run's outcome."""
+    import asyncio
+
+    from syncd.store.locks import LockBusy
+
+    directory = connector.directory
+    t0 = time.monotonic()
+    try:
+        with directory_lock(engine, directory, lock_dir=options.lock_dir):
+            return _locked(engine, connector, options, on_fetch, on_apply, asyncio.run, t0)
+    except LockBusy as exc:
+        return RunResult(None, directory, "busy", error=str(exc), seconds=time.monotonic() - t0)
+
+
+def _locked(
+    engine: Engine,
+    connector: Connector,
+    options: RunOptions,
+    on_fetch: ProgressCallback | None,
+    on_apply: ApplyProgress | None,
+    arun: Callable[[Any], Any],
+    t0: float,
+) -> RunResult:
+    directory = connector.directory
+    with session_scope(engine) as s:
+        tokens.ensure_directory(s, name=directory, kind=connector.kind)
+        run = SyncRun(directory=directory, trigger=options.trigger, dry_run=options.dry_run)
+        s.add(run)
+        s.flush()
+        run_id = run.id
+        cur = s.get(ConnectorCursor, (directory, "default")) if options.use_cursor else None
+        cursor = cur.value if cur else None
+    result = RunResult(run_id, directory, "failed")
+    try:
+
+        async def fetch() -> Any:
+            async with connector:
+                return await connector.snapshot(cursor=cursor, progress=on_fetch)
+
+        snapshot = arun(fetch())
+        result.mode, result.complete = snapshot.mode, snapshot.complete
+        result.api_calls, result.throttles = snapshot.stats.api_calls, snapshot.stats.throttles
+        scoped = apply_scope(snapshot, options.scope)
+        with session_scope(engine, write=False) as s:
+            view = load_view(s, directory)
+        plan = diff(scoped, view, users_left=options.users_left, teams_left=options.teams_left)
+        plan.notes.extend(snapshot.problems)
+        result.plan = plan
+        try:
+            plan = result.plan = check(plan, view, options.thresholds, allow_deletes=options.allow_deletes)
+        except SafetyStop as stop:
+            result.outcome, result.error = (
+                "stopped",
+                (
+                    f"{stop}. Nothing was written; review with `syncd plan --directory {directory}` "
+                    "and rerun with --allow-deletes if intended"
+                ),
+            )
+            return result
+        if options.dry_run:
+            result.outcome = "planned"
+            return result
+        actor = Actor("pull", directory, directory, sync_run_id=run_id)
+        result.applied = apply_plan(engine, plan, actor, on_apply).applied
+        if snapshot.complete and snapshot.cursor:
+            _save_cursor(engine, directory, snapshot.cursor)
+        result.outcome = "applied"
+        return result
+    except (ConnectorError, ServiceError) as exc:  # the run's outcome; the caller shows it
+        result.outcome = "failed"
+        result.error = f"{type(exc).__name__}: {exc}"
+        return result
+    except BaseException as exc:  # a bug or an interrupt: recorded, then raised
+        result.outcome = "failed"
+        result.error = f"{type(exc).__name__}: {exc}"
+        raise
+    finally:
+        result.seconds = time.monotonic() - t0
+        _finish(engine, run_id, result)
+
+
+def _save_cursor(engine: Engine, directory: str, value: str) -> None:
+    with session_scope(engine) as s:
+        row = s.get(ConnectorCursor, (directory, "default"))
+        if row is None:
+            row = ConnectorCursor(directory=directory, name="default", value=value)
+        row.value, row.updated_at = value, utcnow()
+        s.add(row)
+
+
+def _finish(engine: Engine, run_id: int | None, result: RunResult) -> None:
+    with session_scope(engine) as s:
+        run = s.get(SyncRun, run_id)
+        if run is None:
+            return
+        run.ended_at = utcnow()
+        run.outcome = result.outcome
+        run.error = result.error
+        run.mode = result.mode
+        run.counts = (
+            result.applied if result.outcome == "applied" else (result.plan.counts() if result.plan else {})
+        )
+        run.api_calls, run.throttles = result.api_calls, result.throttles
+        if result.plan is not None and result.outcome in ("stopped", "planned"):
+            run.plan = result.plan.to_dict()
+        s.add(run)
