@@ -15,8 +15,9 @@ Layers, bottom up (all of them the SDK's own except the two thin hooks marked *)
                              JSON model that parses with orjson (same dicts, less CPU)
 
 httplib2 is not thread-safe, so `ServicePool` keeps one service (and one connection) per worker
-thread, built on first use in that thread, and runs every SDK call in its thread pool. The
-credentials object is shared; its token is fetched once before fan-out (`ensure_token`).
+thread, as a `Directory` of resources built on first use in that thread, and runs every SDK
+call in its thread pool. The credentials object is shared; its token is fetched once before
+fan-out (`ensure_token`).
 """
 
 from __future__ import annotations
@@ -152,6 +153,16 @@ class OrjsonModel(JsonModel):
 
 
 @dataclass(frozen=True)
+class Directory:
+    """One thread's Directory resources. Each ``service.members()`` call builds a new Resource
+    and its methods from the discovery document (~0.5 ms of CPU), so they are made once."""
+
+    users: Any
+    groups: Any
+    members: Any
+
+
+@dataclass(frozen=True)
 class ServiceSettings:
     """What every per-thread service is built with. Seconds for `request_timeout`."""
 
@@ -169,7 +180,7 @@ class ServicePool:
         self._https: list[httplib2.Http] = []
         self._https_lock = threading.Lock()
 
-    def _service(self) -> Any:
+    def _service(self) -> Directory:
         svc = getattr(_local, "service", None)
         if svc is None:
             raw = CountingHttp(timeout=self.settings.request_timeout)
@@ -181,10 +192,11 @@ class ServicePool:
                 return req
 
             with translate("building the Directory client"):
-                svc = build("admin", "directory_v1", http=authed, static_discovery=True,
+                api = build("admin", "directory_v1", http=authed, static_discovery=True,
                             cache_discovery=False, model=OrjsonModel(),
                             requestBuilder=request_builder,
                             client_options={"api_endpoint": self.settings.base_url + "/"})
+            svc = Directory(api.users(), api.groups(), api.members())
             _local.service, _local.raw_http = svc, raw
             with self._https_lock:
                 self._https.append(raw)
@@ -198,7 +210,10 @@ class ServicePool:
             _local.ctx = None
 
     def run(self, ctx: CallContext, fn: Callable[..., T], *args: Any) -> asyncio.Future[T]:
-        """Run ``fn(service, *args)`` in a worker thread under `ctx`; await the result."""
+        """Run ``fn(directory, *args)`` in a worker thread under `ctx`; await the result.
+
+        `directory` is that thread's `Directory` (resources bound to its own connection).
+        """
         return asyncio.wrap_future(self._pool.submit(self._in_thread, ctx, fn, args))
 
     def ensure_token(self, ctx: CallContext) -> asyncio.Future[None]:

@@ -65,7 +65,7 @@ async def apages(run: Callable[[Callable[[Any], dict[str, Any]]], Awaitable[dict
     """Every page of a list method, each fetched as its own job through `run`.
 
     `run(job)` runs ``job(service)`` in a worker thread (`ServicePool.run` bound to a context);
-    `method(service)` picks the SDK list method (``lambda s: s.users().list``). Pages may come
+    `method(directory)` picks the SDK list method (``lambda d: d.users.list``). Pages may come
     from different threads: each request is built from the service of the thread sending it.
     """
     pager = JsonCursorPaginator()

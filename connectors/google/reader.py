@@ -99,7 +99,7 @@ def read_members(svc: Any, group_id: str, settings: ReadSettings) -> DirectMembe
     params = {"groupKey": group_id, "maxResults": settings.groups_page,
               "fields": f"nextPageToken,members({MEMBER_FIELDS})"}
     try:
-        for page in iter_pages(svc.members().list, params, f"members of group {group_id}",
+        for page in iter_pages(svc.members.list, params, f"members of group {group_id}",
                                settings.num_retries):
             for m in page.get("members", ()):
                 kind, mid = m.get("type"), m.get("id")
@@ -155,12 +155,12 @@ class SnapshotReader:
     async def _read_users(self) -> None:
         params = {**self.settings.scope(), "maxResults": self.settings.users_page,
                   "projection": "basic", "fields": f"nextPageToken,users({USER_FIELDS})"}
-        await self._paged("users", lambda s: s.users().list, params, self._take_users)
+        await self._paged("users", lambda s: s.users.list, params, self._take_users)
 
     async def _read_groups(self) -> None:
         params = {**self.settings.scope(), "maxResults": self.settings.groups_page,
                   "fields": f"nextPageToken,groups({GROUP_FIELDS})"}
-        await self._paged("groups", lambda s: s.groups().list, params, self._take_groups)
+        await self._paged("groups", lambda s: s.groups.list, params, self._take_groups)
 
     async def _paged(self, what: str, method: Callable[[Any], Any], params: dict[str, Any],
                      take: Callable[[dict[str, Any]], int]) -> None:
@@ -264,7 +264,7 @@ async def read_user_groups(pool: ServicePool, ctx: CallContext, settings: ReadSe
         label = "user lookup"
         try:
             with translate(label):
-                return expect_dict(svc.users().get(
+                return expect_dict(svc.users.get(
                     userKey=user, projection="basic", fields=USER_FIELDS,
                 ).execute(num_retries=settings.num_retries), label)
         except NotFoundError:
@@ -279,7 +279,7 @@ async def read_user_groups(pool: ServicePool, ctx: CallContext, settings: ReadSe
         params = {"userKey": key, "maxResults": settings.groups_page,
                   "fields": f"nextPageToken,groups({GROUP_FIELDS})"}
         out: list[dict[str, Any]] = []
-        for page in iter_pages(svc.groups().list, params, f"groups of {key}",
+        for page in iter_pages(svc.groups.list, params, f"groups of {key}",
                                settings.num_retries):
             out.extend(page.get("groups", ()))
         return out

@@ -28,7 +28,8 @@ Options (``running_fake("google", tenant, faults, **options)``): ``customer_memb
 group ids that also have the whole customer as a member, type ``CUSTOMER``),
 ``external_members`` (tenant group id → emails of members outside the directory, served as
 type ``external_type``, ``"USER"`` as Google does, or ``"EXTERNAL"``), ``nesting_cycle``
-(close the tenant's first nesting chain into a cycle, through `Tenant.add_member`).
+(close the tenant's first nesting chain into a cycle, through `Tenant.add_member`),
+``signing_key`` (the service account's RSA key; default one per process).
 
 Caches: the tenant is indexed once per `Tenant.clock` value (users and groups serialized with
 orjson; each group's member entries and the reverse "parents" index built lazily on first
@@ -285,8 +286,9 @@ class FakeGoogle(FakeIdP):
                  customer_members: Iterable[str] = (),
                  external_members: Mapping[str, Sequence[str]] | None = None,
                  external_type: str = "USER", nesting_cycle: bool = False,
-                 **options: Any) -> None:
+                 signing_key: rsa.RSAPrivateKey | None = None, **options: Any) -> None:
         super().__init__(tenant, faults, **options)
+        self.key = signing_key or _key()
         self.customer_members = set(customer_members)
         self.external_members = {k: list(v) for k, v in (external_members or {}).items()}
         self.external_type = external_type
@@ -306,7 +308,8 @@ class FakeGoogle(FakeIdP):
     def connector(self, base_url: str, *, directory: str = "test", **options: Any) -> Connector:
         from connectors.google import GoogleConnector
 
-        options.setdefault("service_account_info", service_account_info(base_url + "/token"))
+        options.setdefault("service_account_info",
+                           service_account_info(base_url + "/token", self.key))
         options.setdefault("admin_email", ADMIN_EMAIL.format(domain=self.tenant.domain))
         options.setdefault("token_url", base_url + "/token")
         return GoogleConnector(directory, base_url=base_url, **options)
@@ -321,6 +324,13 @@ class FakeGoogle(FakeIdP):
         return customer_id(self.tenant.domain)
 
     # -- plumbing -----------------------------------------------------------------------------
+
+    def warm(self) -> None:
+        """Build every lazy cache now (benchmarks: keep server set-up out of the timings)."""
+        ix = self.index()
+        for gid in ix.group_order:
+            ix.members.setdefault(gid, self._direct_members(ix, gid))
+        self._parents(ix)
 
     def index(self) -> _Index:
         if self._index is None or self._index.clock != self.tenant.clock:
@@ -374,7 +384,7 @@ class FakeGoogle(FakeIdP):
         if grant != "urn:ietf:params:oauth:grant-type:jwt-bearer":
             return 400, orjson.dumps({"error": "unsupported_grant_type",
                                       "error_description": "Invalid grant_type: " + grant})
-        claims = verify_assertion(form.get("assertion", [""])[-1])
+        claims = verify_assertion(form.get("assertion", [""])[-1], self.key)
         if claims is None:
             return 400, orjson.dumps({"error": "invalid_grant",
                                       "error_description": "Invalid JWT Signature."})
