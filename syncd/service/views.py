@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, func, select
-from sqlmodel import Session
+from sqlalchemy import ColumnElement, func
+from sqlmodel import Session, select
 
 from syncd.store.models import AuditEvent, Membership, Team, User, UserEmail
 

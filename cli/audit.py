@@ -1,0 +1,69 @@
+"""`syncd audit`: the audit trail of changes written by the service layer, newest first."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Annotated
+
+import typer
+
+from cli.context import ConfigOption, JsonOption, directory_scope, open_store, state
+from cli.output import Column, emit, note, when
+from cli.users import DirectoryOption, LimitOption, LocalOption
+from syncd.config import parse_duration
+from syncd.service.views import list_audit
+from syncd.store.engine import session_scope
+
+COLUMNS = (
+    Column("at", "at", fmt=when),
+    Column("directory", "directory", fmt=lambda v: v or "local"),
+    Column("actor", "actor"),
+    Column("action", "action", style="bold"),
+    Column("resource_type", "type"),
+    Column("resource_id", "resource"),
+    Column("sync_run_id", "run", fmt=lambda v: "" if v is None else str(v)),
+)
+
+
+def parse_since(value: str, *, now: datetime | None = None) -> datetime:
+    """A duration back from now (`90s`, `30m`, `1h`, `2d`) or an ISO date/time (naive = UTC)."""
+    now = now or datetime.now(UTC)
+    try:
+        return now - timedelta(seconds=parse_duration(value))
+    except ValueError:
+        pass
+    try:
+        ts = datetime.fromisoformat(value)
+    except ValueError:
+        raise typer.BadParameter(
+            f"expected a duration like 1h or 2d, or a date like 2026-11-01, got {value!r}",
+            param_hint="--since",
+        ) from None
+    return ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts
+
+
+def register(app: typer.Typer) -> None:
+    app.command("audit")(audit_cmd)
+
+
+def audit_cmd(
+    ctx: typer.Context,
+    since: Annotated[
+        str | None,
+        typer.Option("--since", metavar="WHEN", help="1h, 30m, 2d, or a date/time like 2026-11-01."),
+    ] = None,
+    directory: DirectoryOption = None,
+    local: LocalOption = False,
+    limit: LimitOption = 100,
+    config: ConfigOption = None,
+    json: JsonOption = False,
+) -> None:
+    """Show audit events (who changed what), newest first."""
+    st = state(ctx, config=config, json=json)
+    start = parse_since(since) if since else None
+    scope = directory_scope(directory, local)
+    with open_store(st) as engine, session_scope(engine, write=False) as session:
+        rows = list_audit(session, since=start, directory=scope, limit=limit + 1)
+    emit(rows[:limit], COLUMNS, as_json=st.json, title="audit", empty="no audit events")
+    if len(rows) > limit:
+        note(f"showing the newest {limit} events; raise --limit or narrow --since to see more")

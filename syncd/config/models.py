@@ -1,0 +1,207 @@
+"""The settings models: frozen, unknown keys forbidden, one model per directory kind."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    StrictInt,
+    ValidationInfo,
+    model_validator,
+)
+
+from syncd.config.types import (
+    DEFAULT_LISTEN,
+    DirectoryName,
+    Duration,
+    EnvSecret,
+    ExistingFile,
+    FileSecret,
+    Listen,
+    Schedule,
+    Secret,
+    StoreUrl,
+    Text,
+    Url,
+    context_of,
+)
+
+KINDS = ("scim", "graph", "okta", "google")
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    def _one_of(self, *names: str, required: bool) -> None:
+        given = [n for n in names if getattr(self, n) is not None]
+        if len(given) > 1 or (required and not given):
+            raise ValueError(
+                f"give exactly one of {', '.join(names)}"
+                if required
+                else f"give at most one of {', '.join(given)}"
+            )
+
+    def _secret(self, name: str) -> Secret | None:
+        return next((s for s in (getattr(self, f"{name}{x}") for x in ("", "_env", "_file")) if s), None)
+
+
+class StoreSettings(_Model):
+    url: StoreUrl
+
+    @property
+    def display_url(self) -> str:
+        """The URL with any password masked: the only form that may be printed or logged."""
+        from sqlalchemy.engine import make_url
+
+        return make_url(self.url).render_as_string(hide_password=True)
+
+
+class ServerSettings(_Model):
+    listen: Listen = DEFAULT_LISTEN
+    public_url: Url
+    max_body_bytes: StrictInt = Field(default=10 * 1024 * 1024, gt=0)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_public_url(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "public_url" not in data:
+            listen = data.get("listen")
+            listen = listen if isinstance(listen, str) else DEFAULT_LISTEN  # else: reported on listen
+            data = {**data, "public_url": f"http://{listen}"}
+        return data
+
+
+class LogSettings(_Model):
+    level: Literal["debug", "info", "warning", "error"] = "info"
+    format: Literal["text", "json"] = "text"
+
+
+class ScimDirectory(_Model):
+    """Push only: the IdP's SCIM client writes through `/scim/v2` with this directory's token."""
+
+    kind: Literal["scim"]
+
+
+class PullDirectory(_Model):
+    """Keys every pull connector shares. `jitter` is seconds; `concurrency` is IdP requests."""
+
+    schedule: Annotated[Schedule, BeforeValidator(Schedule.parse)] = Schedule("1h", interval=3600)
+    jitter: Duration = 120
+    concurrency: StrictInt = Field(default=4, ge=1, le=64)
+
+
+class GraphDirectory(PullDirectory):
+    """Microsoft Entra ID through Microsoft Graph (app registration, client credentials)."""
+
+    kind: Literal["graph"]
+    tenant_id: Text
+    client_id: Text
+    client_secret: Secret | None = None
+    client_secret_env: EnvSecret | None = None
+    client_secret_file: FileSecret | None = None
+    certificate_path: ExistingFile | None = None
+    base_url: Url = "https://graph.microsoft.com/v1.0"
+    token_url: Url | None = None
+
+    @model_validator(mode="after")
+    def _credential(self) -> GraphDirectory:
+        self._one_of(
+            "client_secret", "client_secret_env", "client_secret_file", "certificate_path", required=True
+        )
+        return self
+
+    @property
+    def secret(self) -> Secret | None:
+        return self._secret("client_secret")
+
+
+class OktaDirectory(PullDirectory):
+    """Okta Management API: an API token, or an OAuth service app (client_id + private key)."""
+
+    kind: Literal["okta"]
+    org_url: Url
+    token: Secret | None = None
+    token_env: EnvSecret | None = None
+    token_file: FileSecret | None = None
+    client_id: Text | None = None
+    private_key_file: ExistingFile | None = None
+
+    @model_validator(mode="after")
+    def _credential(self) -> OktaDirectory:
+        self._one_of("token", "token_env", "token_file", required=False)
+        oauth = (self.client_id is not None, self.private_key_file is not None)
+        if any(oauth) and not all(oauth):
+            raise ValueError("OAuth needs both client_id and private_key_file")
+        if all(oauth) == (self.api_token is not None):
+            raise ValueError(
+                "give either a token (token, token_env, token_file) or client_id with private_key_file"
+            )
+        return self
+
+    @property
+    def api_token(self) -> Secret | None:
+        return self._secret("token")
+
+
+class GoogleDirectory(PullDirectory):
+    """Google Workspace Admin SDK Directory API: a service account with domain-wide delegation."""
+
+    kind: Literal["google"]
+    service_account_file: ExistingFile
+    subject: Text
+    customer: Text = "my_customer"
+    domain: Text | None = None
+    base_url: Url = "https://admin.googleapis.com"
+    token_url: Url = "https://oauth2.googleapis.com/token"
+
+
+DirectorySettings = Annotated[
+    ScimDirectory | GraphDirectory | OktaDirectory | GoogleDirectory, Field(discriminator="kind")
+]
+
+
+def default_state_dir(environ: Mapping[str, str]) -> Path:
+    """`$STATE_DIRECTORY` (systemd `StateDirectory=`, first entry), else the XDG state home."""
+    if environ.get("STATE_DIRECTORY"):
+        return Path(environ["STATE_DIRECTORY"].split(":")[0]).expanduser()
+    xdg = environ.get("XDG_STATE_HOME")
+    home = Path(environ["HOME"]) if environ.get("HOME") else Path.home()
+    return (Path(xdg) if xdg else home / ".local" / "state") / "syncd"
+
+
+class Settings(_Model):
+    """The whole configuration. `source` is the file it came from (None: built-in defaults)."""
+
+    state_dir: Path
+    store: StoreSettings
+    server: ServerSettings = Field(default_factory=lambda: ServerSettings.model_validate({}))
+    log: LogSettings = LogSettings()
+    directories: dict[DirectoryName, DirectorySettings] = {}
+    _source: Path | None = PrivateAttr(default=None)
+
+    @property
+    def source(self) -> Path | None:
+        return self._source
+
+    @model_validator(mode="before")
+    @classmethod
+    def _defaults(cls, data: Any, info: ValidationInfo) -> Any:
+        if not isinstance(data, dict):
+            return data
+        ctx, data = context_of(info), dict(data)
+        state = data.get("state_dir")
+        if state is None:
+            data["state_dir"] = state = default_state_dir(ctx.environ)
+        elif isinstance(state, str) and state.strip():
+            data["state_dir"] = state = ctx.path(state)
+        store = data.setdefault("store", {})
+        if isinstance(store, dict) and "url" not in store and isinstance(state, Path):
+            data["store"] = {**store, "url": f"sqlite:///{state / 'syncd.db'}"}
+        return data
