@@ -1,0 +1,71 @@
+"""`syncd serve`: the SCIM 2.0 endpoint under uvicorn, until SIGINT/SIGTERM (exit 0)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from cli.context import ConfigOption, open_store, settings, state
+from syncd.config.types import check_listen
+
+#: Idle keep-alive (seconds): longer than the 60 s idle timeout of common load balancers, so
+#: the balancer, not syncd, closes idle connections (no request lost on a race).
+KEEP_ALIVE_S = 75
+#: Time in-flight requests get to finish on SIGTERM (seconds).
+GRACEFUL_S = 10
+
+
+def register(app: typer.Typer) -> None:
+    app.command("serve")(serve_cmd)
+
+
+def split_listen(listen: str) -> tuple[str, int]:
+    host, _, port = listen.rpartition(":")
+    return host.strip("[]"), int(port)
+
+
+def serve_cmd(
+    ctx: typer.Context,
+    listen: Annotated[
+        str | None,
+        typer.Option("--listen", "-l", metavar="HOST:PORT", help="Address to bind (default: server.listen)."),
+    ] = None,
+    config: ConfigOption = None,
+) -> None:
+    """Serve the SCIM 2.0 endpoint at <public_url>/scim/v2 (store schema must be current)."""
+    import uvicorn
+
+    from syncd.scim import create_app
+
+    st = state(ctx, config=config)
+    s = settings(st)
+    if listen is not None:
+        try:
+            check_listen(listen)
+        except ValueError as exc:
+            raise typer.BadParameter(str(exc), param_hint="--listen") from None
+    bind = listen or s.server.listen
+    public_url = s.server.public_url
+    if listen is not None and public_url.rstrip("/") == f"http://{s.server.listen}":
+        public_url = f"http://{listen}"  # the default public URL follows the listen address
+    host, port = split_listen(bind)
+    with open_store(st) as engine:
+        app = create_app(engine, public_url=public_url, max_body_bytes=s.server.max_body_bytes)
+        server = uvicorn.Server(
+            uvicorn.Config(
+                app,
+                host=host,
+                port=port,
+                log_level=s.log.level,
+                timeout_keep_alive=KEEP_ALIVE_S,
+                timeout_graceful_shutdown=GRACEFUL_S,
+                server_header=False,
+                proxy_headers=True,
+                lifespan="off",
+            )
+        )
+        typer.echo(f"syncd: SCIM endpoint {public_url.rstrip('/')}/scim/v2 on {bind}", err=True)
+        server.run()
+    if not server.started:
+        raise typer.Exit(1)

@@ -1,0 +1,156 @@
+"""`syncd token create|list|revoke`: bearer tokens for the SCIM endpoint, one directory each.
+
+The secret is printed once, at creation, and only its SHA-256 is stored; `list` shows the
+non-secret prefix (`syncd_ab12cd`) that `revoke` also accepts.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any
+
+import typer
+
+from cli.context import ConfigOption, JsonOption, fail, open_store, settings, state
+from cli.output import Column, emit, note, print_json, when
+from syncd.config import DIRECTORY_NAME, parse_duration
+from syncd.service import tokens as service
+from syncd.service.errors import InvalidValue, NotFound
+from syncd.store.engine import session_scope
+from syncd.store.models import ScimToken
+
+token = typer.Typer(name="token", help="Bearer tokens for IdPs pushing through SCIM.", no_args_is_help=True)
+
+COLUMNS = (
+    Column("id", "id", style="bold"),
+    Column("prefix", "prefix"),
+    Column("directory", "directory"),
+    Column("name", "name"),
+    Column("status", "status"),
+    Column("created_at", "created", fmt=when),
+    Column("expires_at", "expires", fmt=lambda v: when(v) if v else "never"),
+    Column("last_used_at", "last used", fmt=lambda v: when(v) if v else "never"),
+)
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(token)
+
+
+def tenant_url(public_url: str) -> str:
+    return public_url.rstrip("/") + "/scim/v2"
+
+
+def _utc(ts: datetime | None) -> datetime | None:
+    if ts is None:
+        return None
+    return ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts.astimezone(UTC)
+
+
+def _row(t: ScimToken, now: datetime) -> dict[str, Any]:
+    expires, revoked = _utc(t.expires_at), _utc(t.revoked_at)
+    status = "revoked" if revoked else "expired" if expires and expires <= now else "active"
+    return {
+        "id": t.id,
+        "prefix": t.prefix,
+        "directory": t.directory,
+        "name": t.name,
+        "status": status,
+        "created_at": _utc(t.created_at),
+        "expires_at": expires,
+        "revoked_at": revoked,
+        "last_used_at": _utc(t.last_used_at),
+    }
+
+
+def _expiry(value: str | None) -> timedelta | None:
+    if value is None or value.strip().lower() in ("", "never"):
+        return None
+    try:
+        seconds = parse_duration(value)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--expires") from None
+    if seconds <= 0:
+        raise typer.BadParameter("must be longer than 0s (or 'never')", param_hint="--expires")
+    return timedelta(seconds=seconds)
+
+
+@token.command("create")
+def create_cmd(
+    ctx: typer.Context,
+    directory: Annotated[
+        str, typer.Option("--directory", "-d", metavar="NAME", help="The directory this token writes.")
+    ],
+    name: Annotated[str, typer.Option("--name", metavar="LABEL", help="A label, e.g. 'entra prod'.")] = "",
+    expires: Annotated[
+        str | None,
+        typer.Option("--expires", metavar="DURATION", help="Lifetime like 90d or 12h (default: never)."),
+    ] = None,
+    config: ConfigOption = None,
+    json: JsonOption = False,
+) -> None:
+    """Create a SCIM token for one directory; prints the tenant URL and the token (once)."""
+    st = state(ctx, config=config, json=json)
+    if not DIRECTORY_NAME.fullmatch(directory):
+        raise typer.BadParameter(
+            "use 1-64 of a-z 0-9 . _ -, starting with a letter or digit", param_hint="--directory"
+        )
+    lifetime = _expiry(expires)
+    s = settings(st)
+    url = tenant_url(s.server.public_url)
+    with open_store(st) as engine, session_scope(engine) as session:
+        row, secret = service.create_token(
+            session, directory=directory, kind="scim", name=name, expires_in=lifetime
+        )
+        info = _row(row, datetime.now(UTC))
+    if st.json:
+        print_json({"tenant_url": url, "token": secret, **info})
+    else:
+        typer.echo(f"Tenant URL:    {url}")
+        typer.echo(f"Secret token:  {secret}")
+        expiry = when(info["expires_at"]) if info["expires_at"] else "never"
+        note(f"token {row.id} for directory {directory}, expires {expiry}")
+        note("copy the token now: it is not stored and cannot be shown again")
+    if s.directories and directory not in s.directories:
+        note(f"directory {directory!r} is not in the config file; add [directories.{directory}] if it is new")
+
+
+@token.command("list")
+def list_cmd(
+    ctx: typer.Context,
+    directory: Annotated[
+        str | None, typer.Option("--directory", "-d", metavar="NAME", help="Only this directory's tokens.")
+    ] = None,
+    config: ConfigOption = None,
+    json: JsonOption = False,
+) -> None:
+    """List SCIM tokens (never their secrets), oldest first."""
+    st = state(ctx, config=config, json=json)
+    now = datetime.now(UTC)
+    with open_store(st) as engine, session_scope(engine, write=False) as session:
+        rows = [_row(t, now) for t in service.list_tokens(session, directory=directory) if t.kind == "scim"]
+    emit(rows, COLUMNS, as_json=st.json, title="SCIM tokens", empty="no tokens")
+
+
+@token.command("revoke")
+def revoke_cmd(
+    ctx: typer.Context,
+    token_ref: Annotated[str, typer.Argument(metavar="TOKEN", help="The token's id or printed prefix.")],
+    config: ConfigOption = None,
+    json: JsonOption = False,
+) -> None:
+    """Revoke a token at once (idempotent); requests with it get 401 from then on."""
+    st = state(ctx, config=config, json=json)
+    with open_store(st) as engine:
+        try:
+            with session_scope(engine) as session:
+                row = service.revoke_token(session, token=token_ref)
+                info = _row(row, datetime.now(UTC))
+        except NotFound:
+            fail(f"no token {token_ref!r}", "`syncd token list` shows the ids and prefixes")
+        except InvalidValue as exc:
+            fail(exc.detail)
+    if st.json:
+        print_json(info)
+    else:
+        typer.echo(f"revoked token {info['id']} ({info['prefix']}…) of directory {info['directory']}")

@@ -1,0 +1,158 @@
+"""Per-request inputs shared by the routes: the app context, the caller, the JSON body,
+paging and projection parameters, and the conditional-request headers.
+
+FastAPI resolves an endpoint's dependencies in the order of its parameters; every endpoint
+that needs a token lists `caller` first, so a request without a valid token gets 401 before
+its body is read or validated.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+import orjson
+from fastapi import Depends, Header, Query, Request
+from sqlalchemy import Engine
+
+from syncd.scim import auth
+from syncd.scim.errors import UnsupportedMediaType
+from syncd.service.common import MAX_RESULTS
+from syncd.service.context import Actor
+from syncd.service.errors import InvalidSyntax, InvalidValue
+
+SCIM_PREFIX = "/scim/v2"
+
+
+@dataclass(frozen=True)
+class ScimContext:
+    """What the app was built with. `base` is the absolute URL of `/scim/v2` (no trailing /)."""
+
+    engine: Engine
+    base: str
+    max_body_bytes: int
+
+
+def context(request: Request) -> ScimContext:
+    return request.app.state.scim  # type: ignore[no-any-return]
+
+
+Context = Annotated[ScimContext, Depends(context)]
+
+
+def caller(ctx: Context, authorization: Annotated[str | None, Header()] = None) -> Actor:
+    """The Actor of the request's bearer token (sync: runs in the threadpool)."""
+    return auth.authenticate(ctx.engine, authorization)
+
+
+Caller = Annotated[Actor, Depends(caller)]
+
+
+def _json_content_type(value: str | None) -> bool:
+    if not value:
+        return True  # clients that send no Content-Type: parse the body as JSON anyway
+    mime = value.split(";", 1)[0].strip().lower()
+    return mime in ("application/json", "application/scim+json") or mime.endswith("+json")
+
+
+async def json_body(request: Request) -> dict[str, Any]:
+    """The request body as a JSON object; InvalidSyntax for bad JSON or a non-object."""
+    ctype = request.headers.get("content-type")
+    if not _json_content_type(ctype):
+        raise UnsupportedMediaType(ctype or "")
+    raw = await request.body()
+    if not raw.strip():
+        raise InvalidSyntax("the request body is empty; a JSON object is required")
+    try:
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidSyntax(f"the request body is not valid JSON: {exc.msg} at position {exc.pos}") from None
+    if not isinstance(body, dict):
+        raise InvalidSyntax("the request body must be a JSON object")
+    return body
+
+
+Body = Annotated[dict[str, Any], Depends(json_body)]
+
+
+def parse_int(name: str, value: Any) -> int | None:
+    """An integer query/search parameter; InvalidValue when it is not one."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, bool):
+        raise InvalidValue(f"{name} must be an integer, got {value!r}")
+    if isinstance(value, int):
+        return value
+    try:
+        return int(str(value).strip())
+    except ValueError:
+        raise InvalidValue(f"{name} must be an integer, got {value!r}") from None
+
+
+@dataclass(frozen=True)
+class ListParams:
+    """A list query: filter, paging (RFC 7644 §3.4.2.4) and projection parameters."""
+
+    filter: str | None = None
+    start_index: int = 1
+    count: int | None = None
+    attributes: str | list[str] | None = None
+    excluded: str | list[str] | None = None
+
+    @classmethod
+    def make(
+        cls,
+        *,
+        filter: str | None,
+        start_index: Any,
+        count: Any,
+        attributes: Any = None,
+        excluded: Any = None,
+    ) -> ListParams:
+        """startIndex < 1 means 1 and a negative count means 0 (RFC 7644 §3.4.2.4); a count
+        above MAX_RESULTS is clamped to it (the RFC lets a provider return fewer)."""
+        start = parse_int("startIndex", start_index)
+        n = parse_int("count", count)
+        if n is not None:
+            n = min(max(n, 0), MAX_RESULTS)
+        if filter is not None and not isinstance(filter, str):
+            raise InvalidValue("filter must be a string")
+        for name, v in (("attributes", attributes), ("excludedAttributes", excluded)):
+            if v is not None and not isinstance(v, str | list):
+                raise InvalidValue(f"{name} must be a string or a list of strings")
+        return cls(filter or None, max(start or 1, 1), n, attributes, excluded)
+
+
+def list_query(
+    filter: Annotated[str | None, Query(description="SCIM filter (RFC 7644 §3.4.2.2)")] = None,
+    start_index: Annotated[str | None, Query(alias="startIndex", description="1-based")] = None,
+    count: Annotated[str | None, Query(description=f"page size, at most {MAX_RESULTS}")] = None,
+    attributes: Annotated[str | None, Query()] = None,
+    excluded: Annotated[str | None, Query(alias="excludedAttributes")] = None,
+) -> ListParams:
+    return ListParams.make(
+        filter=filter, start_index=start_index, count=count, attributes=attributes, excluded=excluded
+    )
+
+
+ListQuery = Annotated[ListParams, Depends(list_query)]
+
+
+@dataclass(frozen=True)
+class Shape:
+    """`attributes` / `excludedAttributes` of a request on one resource."""
+
+    attributes: str | None = None
+    excluded: str | None = None
+
+
+def shape(
+    attributes: Annotated[str | None, Query()] = None,
+    excluded: Annotated[str | None, Query(alias="excludedAttributes")] = None,
+) -> Shape:
+    return Shape(attributes, excluded)
+
+
+ShapeQuery = Annotated[Shape, Depends(shape)]
+IfMatch = Annotated[str | None, Header(alias="If-Match")]
+IfNoneMatch = Annotated[str | None, Header(alias="If-None-Match")]

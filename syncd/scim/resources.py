@@ -1,0 +1,159 @@
+"""The SCIM resource operations shared by /Users and /Groups, over a `Kind` adapter.
+
+Each operation is one transaction (`session_scope`, `write=False` for reads) that calls the
+service, renders the answer inside the transaction (the response reflects exactly what was
+committed) and returns the response after the commit succeeded. These functions are sync
+and run in FastAPI's threadpool: the event loop never waits on the database.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlmodel import Session
+from starlette.responses import Response
+
+from syncd.scim.deps import ListParams, ScimContext, Shape
+from syncd.scim.render import Projection, list_response
+from syncd.scim.responses import ScimResponse
+from syncd.service.common import Page, etag
+from syncd.service.context import Actor
+from syncd.service.errors import InvalidSyntax
+from syncd.service.schema import ResourceType
+from syncd.store import session_scope
+
+PATCH_OP = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
+Extra = Mapping[str, Sequence[tuple[str, str]]]
+
+
+@dataclass(frozen=True)
+class Kind:
+    """How one resource type maps onto its service module (ids are the resource ids)."""
+
+    rt: ResourceType
+    get: Callable[[Session, Actor, str], Any]
+    create: Callable[[Session, Actor, dict[str, Any]], Any]
+    replace: Callable[[Session, Actor, str, dict[str, Any], str | None], Any]
+    patch: Callable[[Session, Actor, str, Any, str | None], Any]
+    delete: Callable[[Session, Actor, str, str | None], None]
+    list: Callable[[Session, Actor, str | None, int, int | None], Page[Any]]
+    extra_key: str  # "groups" for users, "members" for groups
+    extra: Callable[[Session, Sequence[str]], Extra]  # not called when extra_key is not wanted
+    render: Callable[..., dict[str, Any]]  # (row, *, base, <extra_key>=...) -> resource
+
+    def location(self, base: str, resource_id: str) -> str:
+        return f"{base}{self.rt.endpoint}/{resource_id}"
+
+
+def render_rows(
+    s: Session, kind: Kind, rows: Sequence[Any], base: str, proj: Projection
+) -> list[dict[str, Any]]:
+    """Rows → projected resources; `groups`/`members` are loaded (one query per 500 rows) only
+    when the projection returns them."""
+    want = proj.wants(kind.extra_key)
+    extra = kind.extra(s, [r.id for r in rows]) if want and rows else {}
+    out = []
+    for r in rows:
+        kw = {kind.extra_key: extra.get(r.id, [])} if want else {}
+        out.append(proj.apply(kind.render(r, base=base, **kw)))
+    return out
+
+
+def _resource(kind: Kind, ctx: ScimContext, row: Any, body: dict[str, Any], status: int = 200) -> Response:
+    headers = {"ETag": etag(row.version), "Location": kind.location(ctx.base, row.id)}
+    return ScimResponse(body, status_code=status, headers=headers)
+
+
+def etag_matches(header: str | None, version: int) -> bool:
+    """Weak comparison (RFC 9110 §8.8.3.2) of an If-None-Match header with `version`."""
+    if not header:
+        return False
+    tags = {t.strip().removeprefix("W/") for t in header.split(",") if t.strip()}
+    return "*" in tags or etag(version).removeprefix("W/") in tags
+
+
+def list_resources(ctx: ScimContext, kind: Kind, actor: Actor, q: ListParams) -> Response:
+    proj = Projection.parse(kind.rt, q.attributes, q.excluded)
+    with session_scope(ctx.engine, write=False) as s:
+        page = kind.list(s, actor, q.filter, q.start_index, q.count)
+        resources = render_rows(s, kind, page.items, ctx.base, proj)
+    return ScimResponse(list_response(resources, page.total, page.start_index))
+
+
+def get_resource(
+    ctx: ScimContext, kind: Kind, actor: Actor, resource_id: str, shape: Shape, if_none_match: str | None
+) -> Response:
+    proj = Projection.parse(kind.rt, shape.attributes, shape.excluded)
+    with session_scope(ctx.engine, write=False) as s:
+        row = kind.get(s, actor, resource_id)
+        if etag_matches(if_none_match, row.version):
+            return Response(status_code=304, headers={"ETag": etag(row.version)})
+        body = render_rows(s, kind, [row], ctx.base, proj)[0]
+    return _resource(kind, ctx, row, body)
+
+
+def create_resource(
+    ctx: ScimContext, kind: Kind, actor: Actor, body: dict[str, Any], shape: Shape
+) -> Response:
+    proj = Projection.parse(kind.rt, shape.attributes, shape.excluded)
+    with session_scope(ctx.engine) as s:
+        row = kind.create(s, actor, body)
+        out = render_rows(s, kind, [row], ctx.base, proj)[0]
+    return _resource(kind, ctx, row, out, 201)
+
+
+def replace_resource(
+    ctx: ScimContext,
+    kind: Kind,
+    actor: Actor,
+    resource_id: str,
+    body: dict[str, Any],
+    shape: Shape,
+    if_match: str | None,
+) -> Response:
+    proj = Projection.parse(kind.rt, shape.attributes, shape.excluded)
+    with session_scope(ctx.engine) as s:
+        row = kind.replace(s, actor, resource_id, body, if_match)
+        out = render_rows(s, kind, [row], ctx.base, proj)[0]
+    return _resource(kind, ctx, row, out)
+
+
+def patch_operations(body: dict[str, Any]) -> Any:
+    """The `Operations` of a PatchOp body (key matched case-insensitively)."""
+    for key, value in body.items():
+        if str(key).lower() == "operations":
+            return value
+    raise InvalidSyntax(f"a PATCH body is a {PATCH_OP} message with an Operations list")
+
+
+def patch_resource(
+    ctx: ScimContext,
+    kind: Kind,
+    actor: Actor,
+    resource_id: str,
+    body: dict[str, Any],
+    shape: Shape,
+    if_match: str | None,
+    *,
+    no_content: bool,
+) -> Response:
+    """PATCH; `no_content`: answer 204 (with the new ETag) unless the request named
+    `attributes`/`excludedAttributes`, in which case 200 with the projected resource."""
+    proj = Projection.parse(kind.rt, shape.attributes, shape.excluded)
+    ops = patch_operations(body)
+    with session_scope(ctx.engine) as s:
+        row = kind.patch(s, actor, resource_id, ops, if_match)
+        if no_content and not proj.given:
+            return Response(status_code=204, headers={"ETag": etag(row.version)})
+        out = render_rows(s, kind, [row], ctx.base, proj)[0]
+    return _resource(kind, ctx, row, out)
+
+
+def delete_resource(
+    ctx: ScimContext, kind: Kind, actor: Actor, resource_id: str, if_match: str | None
+) -> Response:
+    with session_scope(ctx.engine) as s:
+        kind.delete(s, actor, resource_id, if_match)
+    return Response(status_code=204)
