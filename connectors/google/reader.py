@@ -118,6 +118,19 @@ def read_members(svc: Any, group_id: str, settings: ReadSettings) -> DirectMembe
     return out
 
 
+async def all_or_nothing(futures: list[asyncio.Future[Any]]) -> list[Any]:
+    """Results of all `futures`; on the first failure cancel the others and raise it."""
+    if not futures:
+        return []
+    done, pending = await asyncio.wait(futures, return_when=asyncio.FIRST_EXCEPTION)
+    for fut in done:
+        if not fut.cancelled() and fut.exception() is not None:
+            for other in pending:
+                other.cancel()
+            raise fut.exception()  # type: ignore[misc]
+    return [fut.result() for fut in futures]
+
+
 class SnapshotReader:
     """One full read of one directory; use once: ``await SnapshotReader(...).read()``."""
 
@@ -137,12 +150,13 @@ class SnapshotReader:
     async def read(self) -> Snapshot:
         try:
             await self.pool.ensure_token(self.ctx)
-            await asyncio.gather(self._read_users(), self._read_groups())
-            await asyncio.gather(*self.direct.values())
+            await all_or_nothing([asyncio.ensure_future(self._read_users()),
+                                  asyncio.ensure_future(self._read_groups())])
+            await all_or_nothing(list(self.direct.values()))
             await self._read_unlisted_nested()
         except BaseException:
             for fut in self.direct.values():
-                fut.cancel()
+                fut.cancel()  # queued member reads never start; running ones finish
             raise
         self._assemble()
         for problem in self.failures[:MAX_PROBLEMS]:
@@ -164,12 +178,13 @@ class SnapshotReader:
 
     async def _paged(self, what: str, method: Callable[[Any], Any], params: dict[str, Any],
                      take: Callable[[dict[str, Any]], int]) -> None:
+        """Read every page; `take(page)` keeps its items and returns the total kept so far."""
         pages = 0
         count = 0
         try:
             async for page in apages(self._run, method, params, what, self.settings.num_retries):
                 pages += 1
-                count += take(page)
+                count = take(page)
                 self.progress(what, count)
         except FATAL:
             raise
@@ -214,7 +229,7 @@ class SnapshotReader:
                 return
             for gid in sorted(missing):
                 self._queue_members(gid)
-            await asyncio.gather(*(self.direct[g] for g in missing))
+            await all_or_nothing([self.direct[g] for g in missing])
 
     def _assemble(self) -> None:
         users, settings = self.snap.users, self.settings
@@ -287,7 +302,7 @@ async def read_user_groups(pool: ServicePool, ctx: CallContext, settings: ReadSe
     seen: dict[str, dict[str, Any]] = {}
     frontier = [person.external_id]
     while frontier:
-        answers = await asyncio.gather(*(pool.run(ctx, parents, key) for key in frontier))
+        answers = await all_or_nothing([pool.run(ctx, parents, key) for key in frontier])
         frontier = []
         for group in (g for answer in answers for g in answer):
             gid = group.get("id")

@@ -29,6 +29,8 @@ group ids that also have the whole customer as a member, type ``CUSTOMER``),
 ``external_members`` (tenant group id → emails of members outside the directory, served as
 type ``external_type``, ``"USER"`` as Google does, or ``"EXTERNAL"``), ``nesting_cycle``
 (close the tenant's first nesting chain into a cycle, through `Tenant.add_member`),
+``secondary_domain_groups`` (tenant group ids whose addresses are in the customer's second
+domain ``eng.<domain>``: ``groups.list(domain=<domain>)`` leaves them out),
 ``signing_key`` (the service account's RSA key; default one per process).
 
 Caches: the tenant is indexed once per `Tenant.clock` value (users and groups serialized with
@@ -89,6 +91,7 @@ def customer_id(domain: str) -> str:
 
 
 def group_email(g: FakeGroup, domain: str) -> str:
+    """The group's address in `domain` (its name, slugged)."""
     slug = "".join(c if c.isalnum() or c in "-_." else "-" for c in g.name.lower())
     return f"{slug}@{domain}"
 
@@ -207,7 +210,9 @@ class _Index:
     group_member: dict[str, bytes]
     user_keys: dict[str, str]  # vendor id / lower email -> tenant user id
     group_keys: dict[str, str]
+    group_domain: dict[str, str]  # tenant group id -> the domain of its email
     members: dict[str, list[bytes]] = field(default_factory=dict)  # lazily, per group
+    by_domain: dict[str, list[bytes]] = field(default_factory=dict)  # lazily: groups.list(domain)
     parents: dict[str, list[str]] | None = None  # lazily: member id -> direct parent groups
 
 
@@ -228,8 +233,10 @@ def _user_resource(u: FakeUser, domain: str, cust: str) -> dict[str, Any]:
     }
 
 
-def build_index(t: Tenant) -> _Index:
+def build_index(t: Tenant, secondary: frozenset[str] = frozenset()) -> _Index:
+    """Index `t`; groups in `secondary` get addresses in the domain ``eng.<domain>``."""
     cust = customer_id(t.domain)
+    group_domain = {g: (f"eng.{t.domain}" if g in secondary else t.domain) for g in t.groups}
     users = sorted(t.users.values(), key=lambda u: u.user_name.lower())
     user_json, user_member, user_keys = {}, {}, {}
     for u in users:
@@ -241,10 +248,10 @@ def build_index(t: Tenant) -> _Index:
             "status": "ACTIVE" if u.active else "SUSPENDED"})
         user_keys[vid] = u.id
         user_keys[u.user_name.lower()] = u.id
-    groups = sorted(t.groups.values(), key=lambda g: (group_email(g, t.domain), g.id))
+    groups = sorted(t.groups.values(), key=lambda g: (group_email(g, group_domain[g.id]), g.id))
     group_json, group_member, group_keys = {}, {}, {}
     for g in groups:
-        vid, email = google_group_id(g.id), group_email(g, t.domain)
+        vid, email = google_group_id(g.id), group_email(g, group_domain[g.id])
         group_json[g.id] = orjson.dumps({
             "kind": "admin#directory#group", "id": vid, "etag": _etag(vid, g.changed_at),
             "email": email, "name": g.name,
@@ -257,7 +264,8 @@ def build_index(t: Tenant) -> _Index:
         group_keys[vid] = g.id
         group_keys.setdefault(email, g.id)
     return _Index(t.clock, t.domain, [u.id for u in users], user_json, user_member,
-                  [g.id for g in groups], group_json, group_member, user_keys, group_keys)
+                  [g.id for g in groups], group_json, group_member, user_keys, group_keys,
+                  group_domain)
 
 
 # -- the app ----------------------------------------------------------------------------------
@@ -286,12 +294,14 @@ class FakeGoogle(FakeIdP):
                  customer_members: Iterable[str] = (),
                  external_members: Mapping[str, Sequence[str]] | None = None,
                  external_type: str = "USER", nesting_cycle: bool = False,
+                 secondary_domain_groups: Iterable[str] = (),
                  signing_key: rsa.RSAPrivateKey | None = None, **options: Any) -> None:
         super().__init__(tenant, faults, **options)
         self.key = signing_key or _key()
         self.customer_members = set(customer_members)
         self.external_members = {k: list(v) for k, v in (external_members or {}).items()}
         self.external_type = external_type
+        self.secondary = frozenset(secondary_domain_groups)
         self.tokens: dict[str, _Token] = {}
         self._index: _Index | None = None
         if nesting_cycle:
@@ -334,7 +344,7 @@ class FakeGoogle(FakeIdP):
 
     def index(self) -> _Index:
         if self._index is None or self._index.clock != self.tenant.clock:
-            self._index = build_index(self.tenant)
+            self._index = build_index(self.tenant, self.secondary)
         return self._index
 
     async def _asgi(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
@@ -433,13 +443,16 @@ class FakeGoogle(FakeIdP):
             return None if q["customer"] in ("my_customer", self.customer) else (
                 404, not_found("customer"))
         if "domain" in q:
-            return None if q["domain"].lower() == ix.domain else (403, FORBIDDEN)
+            ok = q["domain"].lower() in (ix.domain, f"eng.{ix.domain}")
+            return None if ok else (403, FORBIDDEN)
         return 400, BAD_REQUEST
 
     def _list_users(self, ix: _Index, q: dict[str, str]) -> tuple[int, bytes]:
         bad = self._scope_ok(ix, q)
         if bad:
             return bad
+        if q.get("domain", ix.domain).lower() != ix.domain:
+            return _page(ix, q, "users", "admin#directory#users", MAX_USERS_PAGE, 100, [])
         return _page(ix, q, "users", "admin#directory#users", MAX_USERS_PAGE, 100,
                      [ix.user_json[u] for u in ix.user_order])
 
@@ -457,7 +470,12 @@ class FakeGoogle(FakeIdP):
             bad = self._scope_ok(ix, q)
             if bad:
                 return bad
-            items = [ix.group_json[g] for g in ix.group_order]
+            domain = q.get("domain", "").lower() or None
+            items = ix.by_domain.get(domain or "*")
+            if items is None:
+                items = ix.by_domain[domain or "*"] = [
+                    ix.group_json[g] for g in ix.group_order
+                    if domain is None or ix.group_domain[g] == domain]
         return _page(ix, q, "groups", "admin#directory#groups", MAX_GROUPS_PAGE, 200, items)
 
     def _list_members(self, ix: _Index, gid: str, q: dict[str, str]) -> tuple[int, bytes]:

@@ -178,6 +178,38 @@ def test_customer_member_refused_marks_the_snapshot_incomplete() -> None:
     assert snap.groups[fake.external_id(gid)].member_ids == expected_members(fake, tenant, gid)
 
 
+def test_nested_group_of_another_domain_is_read_for_its_members_but_not_listed() -> None:
+    tenant = small()
+    parent = next(g for g in tenant.groups.values() if g.group_ids)
+    child = sorted(parent.group_ids)[0]
+    fake, snap = read(tenant, fake_options={"secondary_domain_groups": [child]},
+                      domain=tenant.domain)
+    assert snap.complete
+    assert google_group_id(child) not in snap.groups
+    assert len(snap.groups) == len(tenant.groups) - 1
+    assert snap.groups[google_group_id(parent.id)].member_ids == expected_members(
+        fake, tenant, parent.id)
+
+
+def test_progress_reports_growing_counts_per_phase() -> None:
+    tenant = small()
+    seen: list[tuple[str, int]] = []
+    with running_fake("google", tenant) as (fake, url):
+        conn = fake.connector(url, page_size=5, **FAST)
+
+        async def go() -> Snapshot:
+            async with conn:
+                return await conn.snapshot(progress=lambda phase, n: seen.append((phase, n)))
+
+        snap = asyncio.run(go())
+    for phase, total in (("users", 60), ("groups", 8)):
+        counts = [n for p, n in seen if p == phase]
+        assert counts == sorted(counts) and counts[-1] == total and len(counts) > 1
+    members = [n for p, n in seen if p == "members"]
+    assert len(members) == len(tenant.groups) and members == sorted(members)
+    assert snap.complete
+
+
 @pytest.mark.parametrize("external_type", ["USER", "EXTERNAL"])
 def test_members_outside_the_directory_are_skipped(external_type: str) -> None:
     tenant = small()
