@@ -42,7 +42,7 @@ from syncd.service.filters.ast import (
 )
 
 MAX_LENGTH = 10_000  # characters
-MAX_DEPTH = 100  # nested (), not(), [] groups
+MAX_DEPTH = 32  # nested (), not(), [] groups; SQLite's parser overflows near 40
 
 _ATTRNAME = r"[A-Za-z$][A-Za-z0-9_$-]*"
 _NAME_RE = re.compile(rf"({_ATTRNAME})(?:\.({_ATTRNAME}))?")
