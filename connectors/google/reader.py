@@ -73,6 +73,7 @@ class DirectMembers:
     customer: bool = False
     other: int = 0  # members of types we do not sync (EXTERNAL, unknown)
     error: ConnectorError | None = None
+    foreign: bool = False  # a nested group outside the directory (see `read_members`)
 
 
 def to_user(d: dict[str, Any]) -> SnapshotUser | None:
@@ -93,8 +94,14 @@ def to_group(d: dict[str, Any], members: frozenset[str] = frozenset()) -> Snapsh
                          member_ids=members, description=d.get("description") or None)
 
 
-def read_members(svc: Any, group_id: str, settings: ReadSettings) -> DirectMembers:
-    """All pages of one group's direct members (runs in a worker thread)."""
+def read_members(svc: Any, group_id: str, settings: ReadSettings, *,
+                 listed: bool = True) -> DirectMembers:
+    """All pages of one group's direct members (runs in a worker thread).
+
+    For a nested group that groups.list did not return (`listed` False), "not found" and
+    "not authorized" mean the group belongs to someone else (another customer): it is then
+    reported as `foreign`, with no members, instead of failing.
+    """
     out = DirectMembers()
     params = {"groupKey": group_id, "maxResults": settings.groups_page,
               "fields": f"nextPageToken,members({MEMBER_FIELDS})"}
@@ -111,11 +118,25 @@ def read_members(svc: Any, group_id: str, settings: ReadSettings) -> DirectMembe
                     out.customer = True
                 else:
                     out.other += 1
-    except FATAL:
+    except ConfigError:
         raise
+    except (NotFoundError, AuthError) as exc:
+        if not listed and is_foreign(exc):
+            out.foreign = True
+        elif isinstance(exc, AuthError):
+            raise
+        else:
+            out.error = exc  # e.g. deleted between groups.list and this read
     except ConnectorError as exc:
         out.error = exc
     return out
+
+
+def is_foreign(exc: ConnectorError) -> bool:
+    """A 404, or a 403 that is not about rate limits: the object is not ours to read."""
+    cause = exc.__cause__
+    status = getattr(getattr(cause, "resp", None), "status", None)
+    return isinstance(exc, NotFoundError) or status == 403
 
 
 async def all_or_nothing(futures: list[asyncio.Future[Any]]) -> list[Any]:
@@ -208,8 +229,8 @@ class SnapshotReader:
                 self._queue_members(gid)
         return len(self.groups)
 
-    def _queue_members(self, gid: str) -> None:
-        fut = self._run(lambda svc: read_members(svc, gid, self.settings))
+    def _queue_members(self, gid: str, *, listed: bool = True) -> None:
+        fut = self._run(lambda svc: read_members(svc, gid, self.settings, listed=listed))
         fut.add_done_callback(self._members_done)
         self.direct[gid] = fut
 
@@ -228,7 +249,7 @@ class SnapshotReader:
             if not missing:
                 return
             for gid in sorted(missing):
-                self._queue_members(gid)
+                self._queue_members(gid, listed=False)
             await all_or_nothing([self.direct[g] for g in missing])
 
     def _assemble(self) -> None:
@@ -243,6 +264,7 @@ class SnapshotReader:
                 self.failures.append(f"{res.error} ({label} keeps only the members read)")
             mine = {u for u in res.users if u in users}
             outside = len(res.users) - len(mine) + res.other
+            outside += sum(self.direct[c].result().foreign for c in res.groups)
             if outside:
                 skipped, skipped_in = skipped + outside, skipped_in + 1
             if res.customer:
@@ -255,8 +277,9 @@ class SnapshotReader:
             direct_users[gid] = mine
             direct_groups[gid] = res.groups
         if skipped:
-            log.info("directory %s: skipped %d members that are not directory users (external "
-                     "accounts) in %d groups", self.snap.directory, skipped, skipped_in)
+            log.info("directory %s: skipped %d members that are not directory users or groups "
+                     "(external accounts or groups, or users missing from a cut-short users "
+                     "list) in %d groups", self.snap.directory, skipped, skipped_in)
         closure = transitive_users(direct_users, direct_groups)
         for gid, d in self.groups.items():
             self.snap.groups[gid] = to_group(d, closure.get(gid, frozenset()))

@@ -210,7 +210,7 @@ def test_progress_reports_growing_counts_per_phase() -> None:
     assert snap.complete
 
 
-@pytest.mark.parametrize("external_type", ["USER", "EXTERNAL"])
+@pytest.mark.parametrize("external_type", ["USER", "EXTERNAL", "GROUP"])
 def test_members_outside_the_directory_are_skipped(external_type: str) -> None:
     tenant = small()
     gid = next(iter(tenant.groups))
