@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
-from sqlalchemy import ColumnElement
+from sqlalchemy import ColumnElement, func
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
@@ -28,8 +28,12 @@ def new_id() -> str:
 
 
 def in_scope(column: Any, actor: Actor) -> ColumnElement[bool]:
-    """`column` (a `directory` column) restricted to the actor's directory; None = local rows."""
-    return column.is_(None) if actor.directory is None else column == actor.directory
+    """`column` (a `directory` column) restricted to the actor's directory; None = local rows.
+
+    Written as `coalesce(directory, '') = :d` so that it matches the per-directory unique
+    indexes (userName, displayName, externalId) and lookups by them use those indexes.
+    """
+    return func.coalesce(column, "") == (actor.directory or "")
 
 
 def etag(version: int) -> str:

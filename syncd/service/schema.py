@@ -220,7 +220,7 @@ GROUP_SCHEMA = Schema(
             "complex",
             multi=True,
             sub=(
-                _s("value", mutability="immutable"),
+                _s("value", mutability="immutable", case_exact=True),
                 Attr("$ref", "reference", mutability="immutable", reference_types=("User", "Group")),
                 _s("display", mutability="immutable"),
                 _s("type", mutability="immutable", canonical=("User", "Group")),
