@@ -41,157 +41,50 @@ use), so a request costs O(page), not O(tenant).
 from __future__ import annotations
 
 import asyncio
-import base64
-import hashlib
 import secrets
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from functools import lru_cache
 from typing import Any
 from urllib.parse import parse_qs, unquote
 
 import orjson
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import padding, rsa
+from cryptography.hazmat.primitives.asymmetric import rsa
 
 from connectors.base import Connector
 from connectors.testing.faults import FaultPlan, FaultRule
+from connectors.testing.google_wire import (
+    ADMIN_EMAIL,
+    API,
+    BAD_REQUEST,
+    FORBIDDEN,
+    GROUP_SCOPE,
+    MAX_GROUPS_PAGE,
+    MAX_USERS_PAGE,
+    NO_SCOPE,
+    RATE_LIMITED,
+    TOO_MANY,
+    UNAUTHENTICATED,
+    USER_SCOPE,
+    WIDER,
+    customer_id,
+    default_key,
+    etag,
+    google_group_id,
+    google_user_id,
+    group_email,
+    new_key,
+    not_found,
+    page,
+    service_account_info,
+    status_error,
+    verify_assertion,
+)
 from connectors.testing.harness import FakeIdP, register_fake
-from connectors.testing.tenant import FakeGroup, FakeUser, Tenant
+from connectors.testing.tenant import FakeUser, Tenant
 
-API = "/admin/directory/v1"
-USER_SCOPE = "https://www.googleapis.com/auth/admin.directory.user.readonly"
-GROUP_SCOPE = "https://www.googleapis.com/auth/admin.directory.group.readonly"
-#: Scopes that also grant the read-only ones.
-WIDER = {
-    USER_SCOPE: "https://www.googleapis.com/auth/admin.directory.user",
-    GROUP_SCOPE: "https://www.googleapis.com/auth/admin.directory.group",
-}
-MAX_USERS_PAGE = 500
-MAX_GROUPS_PAGE = 200
-ADMIN_EMAIL = "admin@{domain}"
-SA_EMAIL = "syncd-reader@fake-project.iam.gserviceaccount.com"
-
-
-def google_user_id(tenant_id: str) -> str:
-    """A Google-style user id: ``"1"`` followed by 20 digits, stable for a tenant id."""
-    n = int.from_bytes(hashlib.blake2b(tenant_id.encode(), digest_size=10).digest(), "big")
-    return f"1{n % 10**20:020d}"
-
-
-def google_group_id(tenant_id: str) -> str:
-    """A Google-style group id: ``"0"`` followed by 14 lowercase hex digits."""
-    return "0" + hashlib.blake2b(tenant_id.encode(), digest_size=7).hexdigest()
-
-
-def customer_id(domain: str) -> str:
-    return "C0" + hashlib.blake2b(domain.encode(), digest_size=4).hexdigest()
-
-
-def group_email(g: FakeGroup, domain: str) -> str:
-    """The group's address in `domain` (its name, slugged)."""
-    slug = "".join(c if c.isalnum() or c in "-_." else "-" for c in g.name.lower())
-    return f"{slug}@{domain}"
-
-
-@lru_cache(maxsize=1)
-def _key() -> rsa.RSAPrivateKey:
-    """One RSA key per process for the fake service account (generation takes ~0.1 s)."""
-    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
-
-
-def service_account_info(token_uri: str, key: rsa.RSAPrivateKey | None = None) -> dict[str, str]:
-    """A service-account JSON (as a dict) signed by `key` (default: the fake's own key)."""
-    pem = (key or _key()).private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    ).decode()
-    return {
-        "type": "service_account",
-        "project_id": "fake-project",
-        "private_key_id": "0123456789abcdef",
-        "private_key": pem,
-        "client_email": SA_EMAIL,
-        "client_id": "100000000000000000001",
-        "token_uri": token_uri,
-    }
-
-
-# -- wire helpers -----------------------------------------------------------------------------
-
-
-def _etag(*parts: object) -> str:
-    return '"' + hashlib.blake2b(repr(parts).encode(), digest_size=12).hexdigest() + '"'
-
-
-def error_body(code: int, message: str, reason: str, domain: str = "global",
-               status: str | None = None, **extra: str) -> bytes:
-    """Google's JSON error envelope (`{"error": {"code", "message", "errors": [...]}}`)."""
-    detail = {"message": message, "domain": domain, "reason": reason, **extra}
-    err: dict[str, Any] = {"code": code, "message": message, "errors": [detail]}
-    if status:
-        err["status"] = status
-    return orjson.dumps({"error": err})
-
-
-STATUS_NAMES = {400: "INVALID_ARGUMENT", 401: "UNAUTHENTICATED", 403: "PERMISSION_DENIED",
-                404: "NOT_FOUND", 429: "RESOURCE_EXHAUSTED", 500: "INTERNAL", 503: "UNAVAILABLE"}
-REASONS = {400: ("Bad Request", "badRequest"), 401: ("Invalid Credentials", "authError"),
-           403: ("Not Authorized to access this resource/api", "forbidden"),
-           404: ("Resource Not Found", "notFound"), 409: ("Conflict", "conflict"),
-           500: ("Internal error encountered.", "backendError"),
-           502: ("Bad Gateway", "backendError"),
-           503: ("The service is currently unavailable.", "backendError"),
-           504: ("Deadline exceeded", "backendError")}
-
-
-def status_error(code: int) -> bytes:
-    message, reason = REASONS.get(code, ("Error", "unknown"))
-    return error_body(code, message, reason, status=STATUS_NAMES.get(code))
-
-
-UNAUTHENTICATED = error_body(
-    401, "Request had invalid authentication credentials. Expected OAuth 2 access token, login "
-    "cookie or other valid authentication credential.", "authError",
-    status="UNAUTHENTICATED", location="Authorization", locationType="header")
-RATE_LIMITED = error_body(403, "Rate Limit Exceeded", "rateLimitExceeded", domain="usageLimits")
-TOO_MANY = error_body(429, "Quota exceeded for quota metric 'Queries' and limit 'Queries per "
-                      "minute per user' of service 'admin.googleapis.com'.", "rateLimitExceeded",
-                      domain="usageLimits", status="RESOURCE_EXHAUSTED")
-FORBIDDEN = status_error(403)
-BAD_REQUEST = status_error(400)
-NO_SCOPE = error_body(403, "Request had insufficient authentication scopes.",
-                      "insufficientPermissions", status="PERMISSION_DENIED")
-
-
-def not_found(what: str) -> bytes:
-    return error_body(404, f"Resource Not Found: {what}", "notFound")
-
-
-def invalid(param: str, value: str, hi: int) -> bytes:
-    return error_body(400, f"Invalid value '{value}'. Values must be within the range: [1, {hi}]",
-                      "invalid", location=param, locationType="parameter")
-
-
-def _b64(data: str) -> bytes:
-    return base64.urlsafe_b64decode(data + "=" * (-len(data) % 4))
-
-
-def _page_token(offset: int, clock: int) -> str:
-    return base64.urlsafe_b64encode(orjson.dumps([offset, clock])).decode().rstrip("=")
-
-
-def _offset(token: str | None) -> int | None:
-    """The offset a page token stands for; 0 for none; None when it is not ours."""
-    if not token:
-        return 0
-    try:
-        offset, _clock = orjson.loads(_b64(token))
-        return int(offset) if offset >= 0 else None
-    except (ValueError, TypeError):
-        return None
-
+__all__ = ["FakeGoogle", "close_first_chain", "google_group_id", "google_user_id", "new_key",
+           "service_account_info"]
 
 # -- the tenant, indexed ----------------------------------------------------------------------
 
@@ -219,7 +112,7 @@ class _Index:
 def _user_resource(u: FakeUser, domain: str, cust: str) -> dict[str, Any]:
     vid = google_user_id(u.id)
     return {
-        "kind": "admin#directory#user", "id": vid, "etag": _etag(vid, u.changed_at),
+        "kind": "admin#directory#user", "id": vid, "etag": etag(vid, u.changed_at),
         "primaryEmail": u.user_name,
         "name": {"givenName": u.given_name, "familyName": u.family_name,
                  "fullName": u.display_name},
@@ -243,7 +136,7 @@ def build_index(t: Tenant, secondary: frozenset[str] = frozenset()) -> _Index:
         vid = google_user_id(u.id)
         user_json[u.id] = orjson.dumps(_user_resource(u, t.domain, cust))
         user_member[u.id] = orjson.dumps({
-            "kind": "admin#directory#member", "etag": _etag(vid, "m"), "id": vid,
+            "kind": "admin#directory#member", "etag": etag(vid, "m"), "id": vid,
             "email": u.user_name, "role": "MEMBER", "type": "USER",
             "status": "ACTIVE" if u.active else "SUSPENDED"})
         user_keys[vid] = u.id
@@ -253,13 +146,13 @@ def build_index(t: Tenant, secondary: frozenset[str] = frozenset()) -> _Index:
     for g in groups:
         vid, email = google_group_id(g.id), group_email(g, group_domain[g.id])
         group_json[g.id] = orjson.dumps({
-            "kind": "admin#directory#group", "id": vid, "etag": _etag(vid, g.changed_at),
+            "kind": "admin#directory#group", "id": vid, "etag": etag(vid, g.changed_at),
             "email": email, "name": g.name,
             "directMembersCount": str(len(g.user_ids) + len(g.group_ids)),
             "description": g.description, "adminCreated": True,
             "nonEditableAliases": [email.replace("@", "@test.")]})
         group_member[g.id] = orjson.dumps({
-            "kind": "admin#directory#member", "etag": _etag(vid, "m"), "id": vid,
+            "kind": "admin#directory#member", "etag": etag(vid, "m"), "id": vid,
             "email": email, "role": "MEMBER", "type": "GROUP", "status": "ACTIVE"})
         group_keys[vid] = g.id
         group_keys.setdefault(email, g.id)
@@ -297,7 +190,7 @@ class FakeGoogle(FakeIdP):
                  secondary_domain_groups: Iterable[str] = (),
                  signing_key: rsa.RSAPrivateKey | None = None, **options: Any) -> None:
         super().__init__(tenant, faults, **options)
-        self.key = signing_key or _key()
+        self.key = signing_key or default_key()
         self.customer_members = set(customer_members)
         self.external_members = {k: list(v) for k, v in (external_members or {}).items()}
         self.external_type = external_type
@@ -452,8 +345,8 @@ class FakeGoogle(FakeIdP):
         if bad:
             return bad
         if q.get("domain", ix.domain).lower() != ix.domain:
-            return _page(ix, q, "users", "admin#directory#users", MAX_USERS_PAGE, 100, [])
-        return _page(ix, q, "users", "admin#directory#users", MAX_USERS_PAGE, 100,
+            return page(ix.clock, q, "users", "admin#directory#users", MAX_USERS_PAGE, 100, [])
+        return page(ix.clock, q, "users", "admin#directory#users", MAX_USERS_PAGE, 100,
                      [ix.user_json[u] for u in ix.user_order])
 
     def _list_groups(self, ix: _Index, q: dict[str, str]) -> tuple[int, bytes]:
@@ -476,7 +369,7 @@ class FakeGoogle(FakeIdP):
                 items = ix.by_domain[domain or "*"] = [
                     ix.group_json[g] for g in ix.group_order
                     if domain is None or ix.group_domain[g] == domain]
-        return _page(ix, q, "groups", "admin#directory#groups", MAX_GROUPS_PAGE, 200, items)
+        return page(ix.clock, q, "groups", "admin#directory#groups", MAX_GROUPS_PAGE, 200, items)
 
     def _list_members(self, ix: _Index, gid: str, q: dict[str, str]) -> tuple[int, bytes]:
         if q.get("includeDerivedMembership") == "true":
@@ -489,19 +382,19 @@ class FakeGoogle(FakeIdP):
         roles = q.get("roles")
         if roles and "MEMBER" not in roles.upper():
             items = []  # every fake member has the MEMBER role
-        return _page(ix, q, "members", "admin#directory#members", MAX_GROUPS_PAGE, 200, items)
+        return page(ix.clock, q, "members", "admin#directory#members", MAX_GROUPS_PAGE, 200, items)
 
     def _direct_members(self, ix: _Index, gid: str) -> list[bytes]:
         g = self.tenant.groups[gid]
         out = [ix.user_member[u] for u in sorted(g.user_ids) if u in ix.user_member]
         out += [ix.group_member[c] for c in sorted(g.group_ids) if c in ix.group_member]
         if gid in self.customer_members:
-            out.append(orjson.dumps({"kind": "admin#directory#member", "etag": _etag(gid, "c"),
+            out.append(orjson.dumps({"kind": "admin#directory#member", "etag": etag(gid, "c"),
                                      "id": self.customer, "role": "MEMBER", "type": "CUSTOMER",
                                      "status": "ACTIVE"}))
         for email in self.external_members.get(gid, ()):
             out.append(orjson.dumps({
-                "kind": "admin#directory#member", "etag": _etag(email), "id":
+                "kind": "admin#directory#member", "etag": etag(email), "id":
                 google_user_id(email), "email": email, "role": "MEMBER",
                 "type": self.external_type, "status": "ACTIVE"}))
         return out
@@ -519,30 +412,6 @@ class FakeGoogle(FakeIdP):
         return ix.parents
 
 
-def _page(ix: _Index, q: dict[str, str], key: str, kind: str, cap: int, default: int,
-          items: list[bytes]) -> tuple[int, bytes]:
-    """One page of `items` (serialized resources) with Google's envelope and nextPageToken."""
-    raw = q.get("maxResults", str(default))
-    try:
-        size = int(raw)
-    except ValueError:
-        return 400, invalid("maxResults", raw, cap)
-    if not 1 <= size <= cap:
-        return 400, invalid("maxResults", raw, cap)
-    start = _offset(q.get("pageToken"))
-    if start is None:
-        return 400, error_body(400, "Invalid Input: pageToken", "invalid",
-                               location="pageToken", locationType="parameter")
-    chunk = items[start:start + size]
-    out = [b'{"kind":"', kind.encode(), b'","etag":"\\"', str(ix.clock).encode(), b'\\""']
-    if chunk:
-        out += [b',"', key.encode(), b'":[', b",".join(chunk), b"]"]
-    if start + size < len(items):
-        out += [b',"nextPageToken":"', _page_token(start + size, ix.clock).encode(), b'"']
-    out.append(b"}")
-    return 200, b"".join(out)
-
-
 async def _read_body(receive: Any) -> bytes:
     chunks = []
     while True:
@@ -552,21 +421,6 @@ async def _read_body(receive: Any) -> bytes:
             return b"".join(chunks)
 
 
-def verify_assertion(assertion: str, key: rsa.RSAPrivateKey | None = None) -> dict[str, Any] | None:
-    """The claims of an RS256 JWT signed by `key` (default: the fake's key), else None."""
-    try:
-        head, payload, sig = assertion.split(".")
-        header = orjson.loads(_b64(head))
-        if header.get("alg") != "RS256":
-            return None
-        (key or _key()).public_key().verify(_b64(sig), f"{head}.{payload}".encode(),
-                                            padding.PKCS1v15(), hashes.SHA256())
-        claims = orjson.loads(_b64(payload))
-    except (ValueError, InvalidSignature, orjson.JSONDecodeError):
-        return None
-    return claims if isinstance(claims, dict) and claims.get("iss") == SA_EMAIL else None
-
-
 def close_first_chain(tenant: Tenant) -> tuple[str, str] | None:
     """Make the first nested group contain its parent (a 2+-group cycle); returns the edge."""
     for g in tenant.groups.values():
@@ -574,10 +428,3 @@ def close_first_chain(tenant: Tenant) -> tuple[str, str] | None:
             tenant.add_member(child, g.id)
             return child, g.id
     return None
-
-
-def new_key() -> rsa.RSAPrivateKey:
-    """A fresh RSA key the fake does not know (for bad-credential tests)."""
-    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
-
-

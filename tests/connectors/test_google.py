@@ -29,6 +29,7 @@ from connectors.base import (
     connector_class,
 )
 from connectors.google import GoogleConnector
+from connectors.google.client import load_credentials
 from connectors.google.errors import redact, translate
 from connectors.testing.faults import FaultPlan
 from connectors.testing.google import (
@@ -100,9 +101,8 @@ def test_page_size_above_google_maxima_is_capped_not_refused() -> None:
 
 def test_fake_refuses_max_results_above_the_cap_like_google() -> None:
     with running_fake("google", small()) as (fake, url):
-        info = service_account_info(url + "/token", fake.key)
-        conn = fake.connector(url, service_account_info=info)
-        creds = conn._pool.settings.credentials  # the connector's own credentials
+        creds = load_credentials(info=service_account_info(url + "/token", fake.key), file=None,
+                                 admin_email="admin@contoso.example", token_url=None)
         creds.refresh(google_auth_httplib2.Request(httplib2.Http()))
         r = httpx.get(url + "/admin/directory/v1/users", params={
             "customer": "my_customer", "maxResults": 501},
@@ -275,6 +275,19 @@ def test_bad_settings_raise_config_error(options: dict, message: str) -> None:
         GoogleConnector("t", **kw)
 
 
+def test_service_account_file_goes_through_the_same_auth_path(tmp_path: Any) -> None:
+    tenant = small()
+    with running_fake("google", tenant) as (fake, url):
+        path = tmp_path / "sa.json"
+        path.write_bytes(orjson.dumps(service_account_info(url + "/token", fake.key)))
+        conn = fake.connector(url, service_account_info=None, service_account_file=str(path),
+                              **FAST)
+        snap = asyncio.run(conn.snapshot())
+        asyncio.run(conn.aclose())
+    assert snap.complete
+    assert_matches(fake, tenant, snap)
+
+
 def test_registered_as_google() -> None:
     assert connector_class("google") is GoogleConnector
 
@@ -358,7 +371,7 @@ def test_unreachable_server_raises_unavailable() -> None:
     asyncio.run(conn.aclose())
 
 
-def test_unknown_customer_is_a_config_error() -> None:
+def test_unknown_customer_raises_not_found() -> None:
     with pytest.raises(NotFoundError, match="customer"):
         read(small(), customer="C0nothere")
 
