@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import signal
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Annotated
 
 import typer
+import uvicorn
 
 from cli.context import ConfigOption, open_store, settings, state
 from syncd.config.types import check_listen
@@ -14,6 +19,24 @@ from syncd.config.types import check_listen
 KEEP_ALIVE_S = 75
 #: Time in-flight requests get to finish on SIGTERM (seconds).
 GRACEFUL_S = 10
+
+
+class Server(uvicorn.Server):
+    """uvicorn's server, except that SIGINT/SIGTERM end it normally (exit 0) once in-flight
+    requests finished; uvicorn would re-raise the signal after the graceful shutdown, so the
+    process would die of it (status -15) instead of exiting 0."""
+
+    @contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        previous = {sig: signal.signal(sig, self.handle_exit) for sig in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            yield
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
 
 
 def register(app: typer.Typer) -> None:
@@ -34,8 +57,6 @@ def serve_cmd(
     config: ConfigOption = None,
 ) -> None:
     """Serve the SCIM 2.0 endpoint at <public_url>/scim/v2 (store schema must be current)."""
-    import uvicorn
-
     from syncd.scim import create_app
 
     st = state(ctx, config=config)
@@ -52,7 +73,7 @@ def serve_cmd(
     host, port = split_listen(bind)
     with open_store(st) as engine:
         app = create_app(engine, public_url=public_url, max_body_bytes=s.server.max_body_bytes)
-        server = uvicorn.Server(
+        server = Server(
             uvicorn.Config(
                 app,
                 host=host,

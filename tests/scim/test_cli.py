@@ -1,0 +1,127 @@
+"""`syncd token create|list|revoke` and a `syncd serve` smoke test (a real subprocess)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import httpx
+import pytest
+
+from connectors.testing.server import free_port
+from syncd.service import tokens
+from syncd.store import session_scope
+from syncd.store.engine import make_engine, upgrade
+from tests.cli.conftest import ROOT, Cli, write_config
+
+
+@pytest.fixture
+def cli(tmp_path: Path) -> Cli:
+    """A config with a migrated SQLite store and a public URL."""
+    db = tmp_path / "syncd.db"
+    extra = '[server]\npublic_url = "https://syncd.example.com/"\n'
+    cfg = write_config(tmp_path / "config.toml", url=f"sqlite:///{db}", extra=extra)
+    eng = make_engine(f"sqlite:///{db}")
+    upgrade(eng)
+    eng.dispose()
+    return Cli(cfg)
+
+
+def _engine(cli: Cli):
+    return make_engine(f"sqlite:///{cli.config.parent / 'syncd.db'}")
+
+
+def test_token_create_json_prints_the_tenant_url_and_a_working_token(cli: Cli) -> None:
+    out = cli.json(
+        "token", "create", "--directory", "entra-contoso", "--name", "entra prod", "--expires", "90d"
+    )
+    assert out["tenant_url"] == "https://syncd.example.com/scim/v2"
+    assert out["token"].startswith("syncd_")
+    assert out["directory"] == "entra-contoso" and out["name"] == "entra prod"
+    expires = datetime.fromisoformat(out["expires_at"])
+    assert abs(expires - (datetime.now(UTC) + timedelta(days=90))) < timedelta(minutes=5)
+    eng = _engine(cli)
+    with session_scope(eng) as s:
+        row = tokens.authenticate(s, out["token"])
+        assert row is not None and row.directory == "entra-contoso"
+    eng.dispose()
+
+
+def test_token_create_text_shows_the_token_once_and_list_never(cli: Cli) -> None:
+    result = cli("token", "create", "--directory", "okta-main")
+    assert result.exit_code == 0, result.output
+    secret = next(line.split()[-1] for line in result.stdout.splitlines() if line.startswith("Secret token"))
+    assert "Tenant URL:    https://syncd.example.com/scim/v2" in result.stdout
+    listed = cli("token", "list")
+    assert listed.exit_code == 0 and secret not in listed.output
+    rows = cli.json("token", "list", "--directory", "okta-main")
+    assert [r["status"] for r in rows] == ["active"]
+    assert secret not in json.dumps(rows) and "token_hash" not in rows[0]
+
+
+def test_token_revoke_by_id_and_by_prefix(cli: Cli) -> None:
+    first = cli.json("token", "create", "--directory", "d1")
+    second = cli.json("token", "create", "--directory", "d1")
+    assert cli("token", "revoke", first["id"]).exit_code == 0
+    prefix = second["token"][: len("syncd_") + 6]
+    assert cli.json("token", "revoke", prefix)["status"] == "revoked"
+    eng = _engine(cli)
+    with session_scope(eng) as s:
+        assert tokens.authenticate(s, first["token"]) is None
+        assert tokens.authenticate(s, second["token"]) is None
+    eng.dispose()
+    assert [r["status"] for r in cli.json("token", "list")] == ["revoked", "revoked"]
+    missing = cli("token", "revoke", "nope")
+    assert missing.exit_code == 2 and "no token" in missing.stderr
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("--directory", "Bad Name"),
+        ("--directory", "ok", "--expires", "soon"),
+        ("--directory", "ok", "--expires", "0s"),
+    ],
+)
+def test_token_create_refuses_bad_options(cli: Cli, args: tuple[str, ...]) -> None:
+    result = cli("token", "create", *args)
+    assert result.exit_code == 2
+    assert cli.json("token", "list") == []
+
+
+def test_serve_answers_and_stops_on_sigterm(cli: Cli) -> None:
+    port = free_port()
+    env = {**os.environ, "SYNCD_CONFIG": str(cli.config)}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "cli.main", "serve", "--listen", f"127.0.0.1:{port}"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        url = f"http://127.0.0.1:{port}/scim/v2/ServiceProviderConfig"
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                resp = httpx.get(url, timeout=1)
+                break
+            except httpx.TransportError:
+                assert proc.poll() is None, proc.communicate()[1].decode()
+                assert time.monotonic() < deadline, "syncd serve did not start"
+                time.sleep(0.1)
+        assert resp.status_code == 200
+        assert resp.json()["patch"]["supported"] is True
+        assert resp.headers["content-type"] == "application/scim+json"
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=15) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
