@@ -1,0 +1,159 @@
+"""Benchmark: a full Graph snapshot through `GraphConnector` against the fake Graph.
+
+    python bench/snapshot_graph.py [--users N --groups N --members N] [--concurrency N]
+
+The fake runs in a subprocess (its own GIL: serving and reading do not share a CPU thread),
+built from the same seeded tenant and warmed (index and transitive member lists computed)
+before anything is timed. Two timings over the same pages and the same concurrency:
+
+- `snapshot_s`: `GraphConnector.snapshot()` (msgraph-sdk request builders, kiota auth
+  provider, middleware and retry handler, orjson on the bytes);
+- `floor_s`: a minimal raw httpx client reading the same pages (token, /users, /groups,
+  /groups/{id}/transitiveMembers) with orjson, no SDK.
+
+The snapshot runs first, then the floor. Prints one JSON line. `peak_rss_mb` is this
+process's peak resident set size (`resource.getrusage(RUSAGE_SELF).ru_maxrss`) right after
+the snapshot, i.e. the connector side only (the fake is another process), interpreter and
+imports included; `snapshot_rss_delta_mb` is the growth of that peak during the snapshot.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+from typing import Any
+
+import httpx
+import orjson
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+SERVER = r"""
+import sys, time
+from connectors.testing.tenant import generate
+from connectors.testing.graph import GraphFake
+from connectors.testing.server import ServerThread
+users, groups, members = map(int, sys.argv[1:4])
+t = generate(users=users, groups=groups, members_per_group=members)
+fake = GraphFake(t)
+idx = fake.index()
+for gid in t.groups:
+    idx.transitive_members(gid)
+srv = ServerThread(fake.app(), backlog=4096).start()
+print(srv.url, t.membership_count, flush=True)
+sys.stdin.read()
+srv.stop()
+"""
+
+
+def rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+async def floor(url: str, fake: Any, page_size: int, concurrency: int) -> tuple[float, int, int]:
+    """Raw httpx reading of the same pages; returns (seconds, users, memberships)."""
+    t0 = time.perf_counter()
+    limits = httpx.Limits(max_connections=concurrency + 4, max_keepalive_connections=concurrency + 4)
+    async with httpx.AsyncClient(limits=limits, timeout=60) as http:
+        tok = (await http.post(f"{url}/{fake.tenant_id}/oauth2/v2.0/token", data={
+            "grant_type": "client_credentials", "client_id": fake.client_id,
+            "client_secret": fake.client_secret, "scope": "http://127.0.0.1/.default"})).json()
+        http.headers["Authorization"] = f"Bearer {tok['access_token']}"
+
+        async def pages(link: str) -> list[dict[str, Any]]:
+            out: list[dict[str, Any]] = []
+            next_link: str | None = link
+            while next_link:
+                page = orjson.loads((await http.get(next_link)).content)
+                out += page["value"]
+                next_link = page.get("@odata.nextLink")
+            return out
+
+        sem = asyncio.Semaphore(concurrency)
+        count = 0
+
+        async def members(gid: str) -> None:
+            nonlocal count
+            async with sem:
+                vals = await pages(f"{url}/v1.0/groups/{gid}/transitiveMembers?$select=id&$top={page_size}")
+            count += len({o["id"] for o in vals if o.get("@odata.type") == "#microsoft.graph.user"})
+
+        sel = "id,userPrincipalName,mail,displayName,givenName,surname,accountEnabled"
+        users_task = asyncio.ensure_future(pages(f"{url}/v1.0/users?$select={sel}&$top={page_size}"))
+        groups = await pages(f"{url}/v1.0/groups?$select=id,displayName,description,securityEnabled"
+                             f"&$top={page_size}")
+        await asyncio.gather(*(members(g["id"]) for g in groups))
+        users = await users_task
+    return time.perf_counter() - t0, len(users), count
+
+
+async def snapshot(url: str, fake: Any, page_size: int, concurrency: int) -> tuple[float, Any]:
+    conn = fake.connector(url, directory="bench", page_size=page_size, concurrency=concurrency,
+                          time_budget=600.0)
+    try:
+        t0 = time.perf_counter()
+        snap = await conn.snapshot()
+        return time.perf_counter() - t0, snap
+    finally:
+        await conn.aclose()
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--users", type=int, default=100_000)
+    ap.add_argument("--groups", type=int, default=10_000)
+    ap.add_argument("--members", type=int, default=100)
+    ap.add_argument("--concurrency", type=int, default=8)
+    ap.add_argument("--page-size", type=int, default=999)
+    ap.add_argument("--profile", help="write a cProfile of the snapshot to this file")
+    args = ap.parse_args()
+
+    from connectors.testing.graph import GraphFake
+    from connectors.testing.tenant import Tenant
+
+    proc = subprocess.Popen([sys.executable, "-c", SERVER, str(args.users), str(args.groups),
+                             str(args.members)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            text=True, cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    try:
+        assert proc.stdout is not None
+        url, memberships = proc.stdout.readline().split()
+        fake = GraphFake(Tenant())  # same default credentials as the server's fake
+        before = rss_mb()
+        if args.profile:
+            import cProfile
+
+            prof = cProfile.Profile()
+            prof.enable()
+        cpu0 = time.process_time()
+        snap_s, snap = asyncio.run(snapshot(url, fake, args.page_size, args.concurrency))
+        snap_cpu = time.process_time() - cpu0
+        if args.profile:
+            prof.disable()
+            prof.dump_stats(args.profile)
+        peak = rss_mb()  # before the floor runs, so it is the snapshot's peak
+        floor_s, n_users, n_members = asyncio.run(floor(url, fake, args.page_size, args.concurrency))
+    finally:
+        if proc.stdin:
+            proc.stdin.close()
+        proc.wait(timeout=30)
+    got = sum(len(g.member_ids) for g in snap.groups.values())
+    print(json.dumps({
+        "kind": "graph", "users": len(snap.users), "groups": len(snap.groups),
+        "memberships": got, "direct_memberships": int(memberships),
+        "snapshot_s": round(snap_s, 2), "floor_s": round(floor_s, 2),
+        "ratio": round(snap_s / floor_s, 2), "snapshot_cpu_s": round(snap_cpu, 2),
+        "peak_rss_mb": round(peak, 1),
+        "snapshot_rss_delta_mb": round(peak - before, 1), "api_calls": snap.stats.api_calls,
+        "complete": snap.complete, "floor_users": n_users, "floor_memberships": n_members,
+        "concurrency": args.concurrency, "rss_method": "getrusage ru_maxrss (connector process)",
+    }))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,312 @@
+"""Reading a directory from Graph into `Snapshot` values (full reads, shared helpers, login path).
+
+Invariants:
+
+- Users come from `/users` with `$select=USER_SELECT`; every user of the tenant is in a full
+  snapshot, members or not. `user_name` is the userPrincipalName, `active` is accountEnabled.
+- A group's `member_ids` come from `/groups/{id}/transitiveMembers?$select=id`, keeping only
+  objects whose `@odata.type` is `#microsoft.graph.user` (nested groups, service principals,
+  devices and contacts are dropped). Member reads run at most `concurrency` at a time.
+- A failed read after retries marks the snapshot incomplete and the rest continues; only
+  auth/config errors and the failure of the first page of users or groups raise.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Coroutine
+from dataclasses import dataclass
+from sys import intern
+from typing import Any, Literal
+from urllib.parse import quote
+
+from kiota_abstractions.base_request_configuration import RequestConfiguration
+from kiota_abstractions.request_information import RequestInformation
+
+from connectors.base import (
+    AuthError,
+    BudgetExceeded,
+    ConfigError,
+    ConnectorError,
+    NotFoundError,
+    ProgressCallback,
+)
+from connectors.graph.client import GraphApi
+from connectors.graph.paging import NextLinkPaginator, iter_pages
+from syncd.reconcile.snapshot import Snapshot, SnapshotGroup, SnapshotUser, UserGroups
+
+USER_SELECT = ["id", "userPrincipalName", "mail", "displayName", "givenName", "surname",
+               "accountEnabled"]
+GROUP_SELECT = ["id", "displayName", "description", "securityEnabled"]
+USER_TYPE = "#microsoft.graph.user"
+GROUP_TYPE = "#microsoft.graph.group"
+GroupSource = Literal["all", "security", "app_assigned"]
+#: problems recorded one by one before the rest are only counted
+MAX_PROBLEMS = 50
+
+
+@dataclass(frozen=True, slots=True)
+class ReadSettings:
+    """Scope and limits of one reader (validated by the connector)."""
+
+    directory: str
+    group_source: GroupSource
+    service_principal_id: str | None
+    page_size: int  # objects per page, 1..999
+    concurrency: int  # member reads at once
+    time_budget: float  # seconds per snapshot or user_groups call
+
+
+def request(builder: Any, **query: Any) -> RequestInformation:
+    """`builder.to_get_request_information` with the builder's own query-parameter class."""
+    qp_cls = getattr(type(builder), f"{type(builder).__name__}GetQueryParameters")
+    return builder.to_get_request_information(RequestConfiguration(query_parameters=qp_cls(**query)))
+
+
+def absolute_url(api: GraphApi, info: RequestInformation) -> str:
+    """The absolute URL of `info` (the SDK leaves `{+baseurl}` empty until it sends)."""
+    url = info.url
+    return url if url.startswith(("https://", "http://")) else api.base_url + url
+
+
+def to_user(obj: dict[str, Any]) -> SnapshotUser | None:
+    """A Graph user object as a `SnapshotUser`; None if it lacks an id or a sign-in name."""
+    uid, upn = obj.get("id"), obj.get("userPrincipalName")
+    if not isinstance(uid, str) or not isinstance(upn, str) or not uid or not upn:
+        return None
+    return SnapshotUser(external_id=intern(uid), user_name=upn,
+                        active=obj.get("accountEnabled") is not False, email=obj.get("mail"),
+                        display_name=obj.get("displayName"), given_name=obj.get("givenName"),
+                        family_name=obj.get("surname"))
+
+
+def in_scope(obj: dict[str, Any], source: GroupSource, assigned: set[str] | None) -> bool:
+    """Whether a Graph group object is in the configured group scope."""
+    if source == "security":
+        return obj.get("securityEnabled") is True
+    if source == "app_assigned":
+        return assigned is not None and obj.get("id") in assigned
+    return True
+
+
+class Problems:
+    """Collects failed reads into a snapshot: each one marks it incomplete, budget exhaustion
+    is reported once with a count, and past `MAX_PROBLEMS` entries only a count is kept."""
+
+    def __init__(self, snap: Snapshot, budget: float) -> None:
+        self.snap, self.budget = snap, budget
+        self.skipped = 0
+        self.extra = 0
+
+    def add(self, what: str, exc: ConnectorError) -> None:
+        """Record a failure; re-raise errors that make the whole read meaningless."""
+        if isinstance(exc, AuthError | ConfigError):
+            raise exc
+        if isinstance(exc, BudgetExceeded):
+            self.skipped += 1
+            self.snap.complete = False
+        elif len(self.snap.problems) < MAX_PROBLEMS:
+            self.snap.mark_incomplete(f"{what}: {exc}")
+        else:
+            self.extra += 1
+            self.snap.complete = False
+
+    def finish(self) -> None:
+        if self.skipped:
+            self.snap.mark_incomplete(f"time budget of {self.budget:g} s exhausted; "
+                                      f"{self.skipped} reads not done")
+        if self.extra:
+            self.snap.mark_incomplete(f"{self.extra} more reads failed")
+
+
+async def run_all(coros: list[Coroutine[Any, Any, None]]) -> None:
+    """Run coroutines concurrently; on the first exception cancel the rest and raise it."""
+    tasks = [asyncio.ensure_future(c) for c in coros]
+    try:
+        await asyncio.gather(*tasks)
+    except BaseException:
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        raise
+
+
+class GraphReader:
+    """Full snapshots and the login path over one `GraphApi`."""
+
+    def __init__(self, api: GraphApi, settings: ReadSettings) -> None:
+        self.api, self.s = api, settings
+        self._members_template: list[str] | None = None
+
+    @property
+    def client(self) -> Any:
+        return self.api.client
+
+    def _with_url(self, builder: Any) -> Callable[[str], RequestInformation]:
+        return lambda url: builder.with_url(url).to_get_request_information()
+
+    def _members_url(self, gid: str) -> str:
+        """The first-page URL of a group's transitive members.
+
+        Expanded by the SDK's URL template once per reader for a sentinel id, then reused with
+        the group id put in its place: template expansion costs more CPU than the rest of the
+        request (three expansions per request, ~0.3 ms each)."""
+        if self._members_template is None:
+            sentinel = "00000000-0000-0000-0000-5e471ae15e47"
+            builder = self.client.groups.by_group_id(sentinel).transitive_members
+            url = absolute_url(self.api, request(builder, select=["id"], top=self.s.page_size))
+            self._members_template = url.split(sentinel)
+        head, tail = self._members_template[0], self._members_template[1]
+        return f"{head}{quote(gid, safe='')}{tail}"
+
+    # -- pieces -------------------------------------------------------------------------------
+
+    async def read_users(self, snap: Snapshot, progress: ProgressCallback | None,
+                         deadline: float) -> None:
+        """Every user into `snap.users`; the first page failing raises."""
+        users = self.client.users
+        first = request(users, select=USER_SELECT, top=self.s.page_size)
+        pages = NextLinkPaginator(self._with_url(users))
+        count = 0
+        try:
+            async for value in iter_pages(self.api, first, pages, what="GET /users", deadline=deadline):
+                for obj in value:
+                    user = to_user(obj)
+                    if user is not None:
+                        snap.users[user.external_id] = user
+                count += len(value)
+                if progress:
+                    progress("users", count)
+        except ConnectorError as exc:
+            if pages.pages == 0 or isinstance(exc, AuthError | ConfigError):
+                raise
+            snap.mark_incomplete(f"GET /users page {pages.pages + 1}: {exc}")
+
+    async def assigned_group_ids(self, deadline: float) -> set[str]:
+        """Ids of groups assigned to the app's service principal (raises on any failure:
+        without the full list the scope itself is unknown)."""
+        sp = self.client.service_principals.by_service_principal_id(self.s.service_principal_id)
+        builder = sp.app_role_assigned_to
+        first = request(builder, select=["principalId", "principalType"], top=self.s.page_size)
+        out: set[str] = set()
+        async for value in iter_pages(self.api, first, NextLinkPaginator(self._with_url(builder)),
+                                      what="GET /servicePrincipals/{id}/appRoleAssignedTo",
+                                      deadline=deadline):
+            out.update(a["principalId"] for a in value if a.get("principalType") == "Group")
+        return out
+
+    async def read_members(self, group: dict[str, Any], snap: Snapshot, sem: asyncio.Semaphore,
+                           problems: Problems, deadline: float,
+                           on_page: Callable[[int], None] | None = None) -> None:
+        """One group's transitive user members into `snap.groups` (partial on failure)."""
+        gid = group["id"]
+        members: set[str] = set()
+        async with sem:
+            builder = self.client.groups.by_group_id(gid).transitive_members
+            first = builder.with_url(self._members_url(gid)).to_get_request_information()
+            try:
+                async for value in iter_pages(self.api, first, NextLinkPaginator(self._with_url(builder)),
+                                              what=f"GET /groups/{gid}/transitiveMembers",
+                                              deadline=deadline):
+                    members.update(intern(o["id"]) for o in value if o.get("@odata.type") == USER_TYPE)
+                    if on_page:
+                        on_page(len(value))
+            except ConnectorError as exc:
+                problems.add(f"members of group {gid}", exc)
+        snap.groups[gid] = SnapshotGroup(external_id=gid, display_name=group.get("displayName") or gid,
+                                         member_ids=frozenset(members),
+                                         description=group.get("description"))
+
+    # -- full snapshot --------------------------------------------------------------------------
+
+    async def read_groups(self, snap: Snapshot, progress: ProgressCallback | None,
+                          deadline: float, problems: Problems) -> None:
+        """Every in-scope group with its transitive members; member reads start as soon as each
+        page of groups arrives. The first page of groups failing raises."""
+        assigned = await self.assigned_group_ids(deadline) if self.s.group_source == "app_assigned" else None
+        groups = self.client.groups
+        query: dict[str, Any] = {"select": GROUP_SELECT, "top": self.s.page_size}
+        if self.s.group_source == "security":
+            query["filter"] = "securityEnabled eq true"
+        pages = NextLinkPaginator(self._with_url(groups))
+        sem = asyncio.Semaphore(self.s.concurrency)
+        tasks: list[asyncio.Future[None]] = []
+        seen = 0
+        read = [0]
+
+        def on_page(n: int) -> None:
+            read[0] += n
+            if progress:
+                progress("members", read[0])
+
+        try:
+            try:
+                async for value in iter_pages(self.api, request(groups, **query), pages,
+                                              what="GET /groups", deadline=deadline):
+                    for obj in value:
+                        if isinstance(obj.get("id"), str) and in_scope(obj, self.s.group_source, assigned):
+                            tasks.append(asyncio.ensure_future(
+                                self.read_members(obj, snap, sem, problems, deadline, on_page)))
+                    seen += len(value)
+                    if progress:
+                        progress("groups", seen)
+            except ConnectorError as exc:
+                if pages.pages == 0 or isinstance(exc, AuthError | ConfigError):
+                    raise
+                snap.mark_incomplete(f"GET /groups page {pages.pages + 1}: {exc}")
+            await asyncio.gather(*tasks)
+        except BaseException:
+            for t in tasks:
+                t.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            raise
+
+    async def full(self, snap: Snapshot, progress: ProgressCallback | None, deadline: float,
+                   latest: Callable[[], Awaitable[str | None]]) -> None:
+        """A full snapshot into `snap`; `latest()` yields the cursor, taken before the read so
+        that changes made during the read are delivered again by the next delta."""
+        snap.mode = "full"
+        cursor = await latest()
+        problems = Problems(snap, self.s.time_budget)
+        await run_all([self.read_users(snap, progress, deadline),
+                       self.read_groups(snap, progress, deadline, problems)])
+        problems.finish()
+        snap.cursor = cursor
+
+    # -- login path -------------------------------------------------------------------------------
+
+    async def find_user(self, key: str, deadline: float) -> dict[str, Any] | None:
+        """The user by id or userPrincipalName, else by mail; None if Graph does not know it."""
+        try:
+            return await self.api.get_json(
+                request(self.client.users.by_user_id(key), select=USER_SELECT),
+                what="GET /users/{key}", deadline=deadline)
+        except NotFoundError:
+            if "@" not in key:
+                return None
+        quoted = key.replace("'", "''")
+        page = await self.api.get_json(
+            request(self.client.users, select=USER_SELECT, filter=f"mail eq '{quoted}'", top=1),
+            what="GET /users?$filter=mail", deadline=deadline)
+        found = page.get("value") or []
+        return found[0] if found else None
+
+    async def user_groups(self, key: str, result: Callable[..., UserGroups],
+                          deadline: float) -> UserGroups:
+        """One user's transitive groups in scope (directory roles and units dropped)."""
+        obj = await self.find_user(key, deadline)
+        user = to_user(obj) if obj else None
+        if user is None:
+            return result(user=None, groups=())
+        assigned = await self.assigned_group_ids(deadline) if self.s.group_source == "app_assigned" else None
+        builder = self.client.users.by_user_id(user.external_id).transitive_member_of
+        first = request(builder, select=GROUP_SELECT, top=self.s.page_size)
+        groups: dict[str, SnapshotGroup] = {}
+        async for value in iter_pages(self.api, first, NextLinkPaginator(self._with_url(builder)),
+                                      what="GET /users/{id}/transitiveMemberOf", deadline=deadline):
+            for o in value:
+                if o.get("@odata.type") == GROUP_TYPE and in_scope(o, self.s.group_source, assigned):
+                    groups[o["id"]] = SnapshotGroup(external_id=o["id"],
+                                                    display_name=o.get("displayName") or o["id"],
+                                                    description=o.get("description"))
+        return result(user=user, groups=tuple(sorted(groups.values(), key=lambda g: g.external_id)))
