@@ -1,0 +1,101 @@
+"""Run the benchmarks and record their figures in docs/benchmarks.md.
+
+    python bench/run.py                 # everything, full size
+    python bench/run.py --only snapshot_graph,service_members
+    python bench/run.py --small         # a quick pass at 1/10 size (figures marked as such)
+
+Each benchmark is a script in bench/ that prints ONE JSON line; it runs in its own
+subprocess so peak memory is its own. docs/benchmarks.md keeps one section per benchmark,
+replaced when that benchmark runs again, so a partial run leaves the other figures in place.
+Timings are reported side by side with their ratio in one run; nothing is asserted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+DOC = ROOT / "docs" / "benchmarks.md"
+FULL = {"--users": "100000", "--groups": "10000", "--members": "100"}
+SMALL = {"--users": "10000", "--groups": "1000", "--members": "100"}
+
+BENCHES: dict[str, dict[str, object]] = {
+    "snapshot_graph": {"title": "Full snapshot: Microsoft Graph connector vs fetch floor", "sized": True},
+    "snapshot_okta": {"title": "Full snapshot: Okta connector vs fetch floor", "sized": True},
+    "snapshot_google": {"title": "Full snapshot: Google Directory connector vs fetch floor", "sized": True},
+    "service_members": {
+        "title": "Service layer: one member add, team of 100 vs team of 100,000",
+        "sized": False,
+    },
+}
+
+HEADER = """# Benchmarks
+
+Figures written by `make bench` (`python bench/run.py`); each section is replaced when its
+benchmark runs again. Machine: 2 cores, 24 GiB. Timings compare side by side within one run;
+ratios matter more than absolute seconds. Nothing here is asserted by tests.
+"""
+
+
+def run_one(name: str, small: bool) -> dict[str, object]:
+    script = ROOT / "bench" / f"{name}.py"
+    args: list[str] = []
+    if BENCHES[name]["sized"]:
+        for k, v in (SMALL if small else FULL).items():
+            args += [k, v]
+    proc = subprocess.run(
+        [sys.executable, str(script), *args], capture_output=True, text=True, cwd=ROOT, timeout=1800
+    )
+    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
+    if proc.returncode != 0 or not lines:
+        raise SystemExit(f"{name} failed (exit {proc.returncode}):\n{proc.stderr[-2000:]}")
+    return json.loads(lines[-1])
+
+
+def section(name: str, result: dict[str, object], small: bool) -> str:
+    when = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    size = " (small run: 1/10 size)" if small else ""
+    rows = "\n".join(f"| {k} | {v} |" for k, v in result.items())
+    return (
+        f"<!-- bench:{name} -->\n## {BENCHES[name]['title']}{size}\n\n"
+        f"Run {when} on Python {platform.python_version()}, `bench/{name}.py`.\n\n"
+        f"| figure | value |\n|---|---|\n{rows}\n<!-- /bench:{name} -->\n"
+    )
+
+
+def record(name: str, text: str) -> None:
+    DOC.parent.mkdir(exist_ok=True)
+    doc = DOC.read_text() if DOC.exists() else HEADER
+    pat = re.compile(rf"<!-- bench:{name} -->.*?<!-- /bench:{name} -->\n", re.S)
+    doc = pat.sub(lambda _: text, doc) if pat.search(doc) else doc.rstrip("\n") + "\n\n" + text
+    DOC.write_text(doc)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--only", default="", help="comma-separated benchmark names")
+    ap.add_argument("--small", action="store_true", help="1/10 of the full tenant size")
+    args = ap.parse_args()
+    names = [n for n in args.only.split(",") if n] or list(BENCHES)
+    for n in names:
+        if n not in BENCHES or not (ROOT / "bench" / f"{n}.py").exists():
+            raise SystemExit(f"unknown benchmark {n!r}; known: {', '.join(BENCHES)}")
+    os.environ.setdefault("PYTHONPATH", str(ROOT))
+    for n in names:
+        print(f"running {n} ...", flush=True)
+        res = run_one(n, args.small)
+        print(json.dumps(res), flush=True)
+        record(n, section(n, res, args.small))
+    print(f"wrote {DOC.relative_to(ROOT)}")
+
+
+if __name__ == "__main__":
+    main()
