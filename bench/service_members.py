@@ -18,11 +18,12 @@ import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine, delete, text
 
 from syncd.service import teams
 from syncd.store import session_scope
 from syncd.store.engine import make_engine, upgrade
+from syncd.store.models import Membership
 from tests.service.helpers import ENTRA, setup_dirs
 from tests.service.test_membership_scale import bulk_team
 
@@ -52,18 +53,11 @@ def measure(engine, big: int, samples: int) -> dict[str, float]:
     bulk_team(engine, "big", big + samples, "b")
     # remove the last `samples` memberships so the adds are real inserts
     with engine.begin() as c:
-        c.execute(
-            text(
-                "DELETE FROM memberships WHERE team_id='small' AND user_id IN (%s)"
-                % ",".join(f"'s-{100 + i}'" for i in range(samples))
-            )
-        )
-        c.execute(
-            text(
-                "DELETE FROM memberships WHERE team_id='big' AND user_id IN (%s)"
-                % ",".join(f"'b-{big + i}'" for i in range(samples))
-            )
-        )
+        for team, ids in (
+            ("small", [f"s-{100 + i}" for i in range(samples)]),
+            ("big", [f"b-{big + i}" for i in range(samples)]),
+        ):
+            c.execute(delete(Membership).where(Membership.team_id == team, Membership.user_id.in_(ids)))
     small = p50_add(engine, "small", "s", 100, samples)
     large = p50_add(engine, "big", "b", big, samples)
     return {
