@@ -22,6 +22,8 @@ from syncd.service.context import Actor
 from syncd.service.errors import InvalidSyntax, InvalidValue
 
 SCIM_PREFIX = "/scim/v2"
+#: Largest startIndex/count accepted (a 32-bit signed integer, what every store can bind).
+MAX_INT = 2**31 - 1
 
 
 @dataclass(frozen=True)
@@ -82,11 +84,15 @@ def parse_int(name: str, value: Any) -> int | None:
     if isinstance(value, bool):
         raise InvalidValue(f"{name} must be an integer, got {value!r}")
     if isinstance(value, int):
-        return value
-    try:
-        return int(str(value).strip())
-    except ValueError:
-        raise InvalidValue(f"{name} must be an integer, got {value!r}") from None
+        n = value
+    else:
+        try:
+            n = int(str(value).strip())
+        except ValueError:
+            raise InvalidValue(f"{name} must be an integer, got {value!r}") from None
+    if abs(n) > MAX_INT:
+        raise InvalidValue(f"{name} must be at most {MAX_INT} in size")
+    return n
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,8 @@
     starlette HTTPException (404 route,
       405 method, …)                      → that status, SCIM body, headers kept (Allow)
     IntegrityError (a concurrent writer)  → 409
+    DataError (a value the database
+      refuses: too long, NUL byte)        → 400 invalidValue
     OperationalError (store unreachable
       or locked)                          → 503 + Retry-After
     anything else                         → 500 "internal error" (logged with its traceback;
@@ -24,7 +26,7 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.exc import DataError, IntegrityError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
@@ -126,6 +128,13 @@ def _integrity_error(_: Request, exc: Exception) -> Response:
     return error_response(409, "the request conflicts with a concurrent change; retry it")
 
 
+def _data_error(_: Request, exc: Exception) -> Response:
+    log.info("value refused by the store: %s", getattr(exc, "orig", exc))
+    return error_response(
+        400, "a value is too long or not storable (e.g. contains a NUL byte)", "invalidValue"
+    )
+
+
 def _store_unavailable(_: Request, exc: Exception) -> Response:
     log.warning("store unavailable: %s", getattr(exc, "orig", exc))
     return error_response(503, "the store is busy or unreachable; retry later", headers={"Retry-After": "1"})
@@ -143,5 +152,6 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(IntegrityError, _integrity_error)
+    app.add_exception_handler(DataError, _data_error)
     app.add_exception_handler(OperationalError, _store_unavailable)
     app.add_exception_handler(Exception, _internal_error)

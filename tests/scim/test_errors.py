@@ -197,3 +197,15 @@ def test_a_token_never_sees_another_directory(scim: Scim, other: Scim) -> None:
     # and the same userName is free in our directory
     assert scim.post("/Users", {"userName": theirs["userName"]}).status_code == 201
     assert ok(other.get(f"/Users/{uid}"))["id"] == uid
+
+
+def test_huge_paging_numbers_are_400(scim: Scim) -> None:
+    assert_error(scim.get("/Users", params={"startIndex": str(10**30)}), 400, "invalidValue")
+    assert_error(scim.post("/Users/.search", {"count": 10**30}), 400, "invalidValue")
+
+
+@pytest.mark.parametrize("user_name", ["x" * 600 + "@example.com", "nul\x00byte@example.com"])
+def test_values_the_store_refuses_are_400_not_500(scim: Scim, user_name: str) -> None:
+    resp = scim.post("/Users", {"userName": user_name})
+    if resp.status_code != 201:  # PostgreSQL refuses; SQLite stores both
+        assert_error(resp, 400, "invalidValue")
