@@ -89,12 +89,55 @@ class ScimDirectory(_Model):
     kind: Literal["scim"]
 
 
+class ScopeSettings(_Model):
+    """Which groups become teams, and which users are synced.
+
+    `groups` (include) and `exclude_groups` hold group ids, shell globs on the group name
+    (`eng-*`, case-insensitive) or regexes prefixed `re:`; no include rule means every group.
+    `users`: "all" users the IdP reports, or only "members" of an included group.
+    """
+
+    groups: tuple[Text, ...] = ()
+    exclude_groups: tuple[Text, ...] = ()
+    users: Literal["all", "members"] = "all"
+
+    @model_validator(mode="after")
+    def _regexes(self) -> ScopeSettings:
+        import re
+
+        for rule in (*self.groups, *self.exclude_groups):
+            if rule.startswith("re:"):
+                try:
+                    re.compile(rule[3:])
+                except re.error as exc:
+                    raise ValueError(f"bad regex {rule!r}: {exc}") from None
+        return self
+
+
+class SafetySettings(_Model):
+    """Accidental-deletion prevention: a run that would deactivate users, archive teams or
+    remove memberships above `max_removals` (count) or `max_removal_percent` (of what the
+    directory holds, once it holds at least `min_base`) stops before writing anything."""
+
+    max_removals: StrictInt = Field(default=500, ge=0)
+    max_removal_percent: float = Field(default=20.0, ge=0, le=100)
+    min_base: StrictInt = Field(default=20, ge=0)
+    allow_deletes: bool = False
+
+
 class PullDirectory(_Model):
-    """Keys every pull connector shares. `jitter` is seconds; `concurrency` is IdP requests."""
+    """Keys every pull connector shares. `jitter`, `time_budget` and `login_time_budget` are
+    seconds; `concurrency` is parallel IdP requests."""
 
     schedule: Annotated[Schedule, BeforeValidator(Schedule.parse)] = Schedule("1h", interval=3600)
     jitter: Duration = 120
     concurrency: StrictInt = Field(default=4, ge=1, le=64)
+    time_budget: Duration = 900
+    login_time_budget: Duration = 10
+    on_user_left: Literal["deactivate", "keep"] = "deactivate"
+    on_group_left: Literal["archive", "keep"] = "archive"
+    scope: ScopeSettings = ScopeSettings()
+    safety: SafetySettings = SafetySettings()
 
 
 class GraphDirectory(PullDirectory):
@@ -109,6 +152,8 @@ class GraphDirectory(PullDirectory):
     certificate_path: ExistingFile | None = None
     base_url: Url = "https://graph.microsoft.com/v1.0"
     token_url: Url | None = None
+    group_source: Literal["all", "security", "app_assigned"] = "all"
+    service_principal_id: Text | None = None
 
     @model_validator(mode="after")
     def _credential(self) -> GraphDirectory:
@@ -132,6 +177,7 @@ class OktaDirectory(PullDirectory):
     token_file: FileSecret | None = None
     client_id: Text | None = None
     private_key_file: ExistingFile | None = None
+    group_types: tuple[Literal["OKTA_GROUP", "APP_GROUP", "BUILT_IN"], ...] = ("OKTA_GROUP", "APP_GROUP")
 
     @model_validator(mode="after")
     def _credential(self) -> OktaDirectory:
@@ -160,6 +206,7 @@ class GoogleDirectory(PullDirectory):
     domain: Text | None = None
     base_url: Url = "https://admin.googleapis.com"
     token_url: Url = "https://oauth2.googleapis.com/token"
+    customer_members: Literal["expand", "refuse"] = "expand"
 
 
 DirectorySettings = Annotated[
