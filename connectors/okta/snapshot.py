@@ -26,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable, Coroutine
+from sys import intern
 from typing import Any
 
 from connectors.base import (
@@ -67,7 +68,6 @@ class SnapshotReader:
         self.snap = Snapshot(directory)
         self.server_start: float | None = None
         self.counts = {"users": 0, "groups": 0, "members": 0}
-        self._ids: dict[str, str] = {}  # one str object per user id across member lists
         self._members: dict[str, set[str]] = {}
         self._groups: dict[str, dict[str, Any]] = {}
         self._tasks: list[asyncio.Task[None]] = []
@@ -139,21 +139,19 @@ class SnapshotReader:
     def _add_users(self, items: list[dict[str, Any]]) -> None:
         users = self.snap.users
         for obj in items:
+            obj["id"] = intern(obj["id"])  # one str per id across users and member lists
             u = to_user(obj)
-            uid = self._ids.setdefault(u.external_id, u.external_id)
-            users[uid] = u
+            users[u.external_id] = u
         self.counts["users"] += len(items)
         self.progress("users", self.counts["users"])
 
     async def _members_of(self, gid: str) -> None:
-        url = self.api.url(f"/api/v1/groups/{gid}/users",
-                           {"limit": min(self.page_size, MEMBERS_MAX)})
-        members, ids = self._members[gid], self._ids
+        url = self.api.url("/api/v1/groups/{id}/users",
+                           {"limit": min(self.page_size, MEMBERS_MAX)}, {"id": gid})
+        members = self._members[gid]
         async with self.sem:
             def add(items: list[dict[str, Any]]) -> None:
-                for obj in items:
-                    i = obj["id"]
-                    members.add(ids.setdefault(i, i))
+                members.update(map(intern, [obj["id"] for obj in items]))
                 self.counts["members"] += len(items)
                 self.progress("members", self.counts["members"])
 
@@ -207,7 +205,7 @@ class SnapshotReader:
     def _finish(self, old_cursor: str | None) -> Snapshot:
         snap = self.snap
         for gid, obj in self._groups.items():
-            snap.groups[gid] = to_group(obj, self._members[gid])
+            snap.groups[gid] = to_group(obj, self._members.pop(gid))  # free each set as we go
         snap.removed_users -= snap.users.keys()
         snap.removed_groups -= snap.groups.keys()
         if snap.complete:
