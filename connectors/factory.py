@@ -1,0 +1,59 @@
+"""Build a directory's connector from its validated settings (the one place config meets SDKs)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from connectors.base import ConfigError, Connector
+
+
+def build_connector(name: str, settings: Any, **overrides: Any) -> Connector:
+    """The connector for pull directory `name`; `overrides` win over settings (tests, demo)."""
+    kind = getattr(settings, "kind", None)
+    common: dict[str, Any] = {"concurrency": settings.concurrency, "time_budget": float(settings.time_budget)}
+    if kind == "graph":
+        from connectors.graph import GraphConnector
+
+        secret = settings.secret.reveal() if settings.secret else None
+        kw = {
+            "tenant_id": settings.tenant_id,
+            "client_id": settings.client_id,
+            "client_secret": secret,
+            "certificate_path": str(settings.certificate_path) if settings.certificate_path else None,
+            "base_url": settings.base_url,
+            "token_url": settings.token_url,
+            "group_source": settings.group_source,
+            "service_principal_id": settings.service_principal_id,
+        }
+        return GraphConnector(name, **{**common, **kw, **overrides})
+    if kind == "okta":
+        from connectors.okta import OktaConnector
+
+        kw = {
+            "base_url": settings.org_url,
+            "token": settings.api_token.reveal() if settings.api_token else None,
+            "client_id": settings.client_id,
+            "private_key": settings.private_key_file.read_text() if settings.private_key_file else None,
+            "group_types": settings.group_types,
+        }
+        return OktaConnector(name, **{**common, **kw, **overrides})
+    if kind == "google":
+        from connectors.google import GoogleConnector
+
+        try:
+            info = json.loads(settings.service_account_file.read_text())
+        except (OSError, ValueError) as exc:
+            path = settings.service_account_file
+            raise ConfigError(f"cannot read service account file {path}: {exc}") from None
+        kw = {
+            "admin_email": settings.subject,
+            "service_account_info": info,
+            "base_url": settings.base_url,
+            "token_url": settings.token_url,
+            "customer": settings.customer,
+            "domain": settings.domain,
+            "customer_members": settings.customer_members,
+        }
+        return GoogleConnector(name, **{**common, **kw, **overrides})
+    raise ConfigError(f"directory {name!r} is of kind {kind!r}, which has no pull connector")
