@@ -55,7 +55,8 @@ def demo_cmd(
         upgrade(engine)
         results = []
         for name, d in settings.directories.items():
-            opts = run_options(d, trigger="demo", lock_dir=settings.state_dir)
+            # the fakes listen on new ports each time, so cursors (absolute delta links) would be stale
+            opts = run_options(d, trigger="demo", lock_dir=settings.state_dir, use_cursor=False)
             results.append(_one(engine, build_connector(name, d), opts, quiet=st.json))
         with session_scope(engine, write=False) as s:
             teams = s.execute(
