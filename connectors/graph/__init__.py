@@ -43,7 +43,9 @@ class GraphConnector(Connector):
     "all" | "security" | "app_assigned" (groups assigned to `service_principal_id`).
     Units: `time_budget` seconds per snapshot / user_groups call, `request_timeout` seconds
     per HTTP attempt; `page_size` objects per page (≤ 999); `concurrency` member reads at
-    once; `max_retries` retries per request (≤ 10, kiota's limit).
+    once; `max_retries` retries per request (≤ 10, kiota's limit); `retry_delay` seconds kiota
+    adds to each backoff when the server sends no `Retry-After`. An injected `credential` is
+    the caller's to close; one built here is closed by `aclose`.
     """
 
     kind = "graph"

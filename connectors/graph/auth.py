@@ -24,6 +24,7 @@ from azure.core.credentials import AccessToken
 from azure.core.exceptions import ClientAuthenticationError, ServiceRequestError
 
 from connectors.base import ConfigError, check_base_url, is_loopback
+from connectors.graph.client import CURRENT_STATS
 
 #: Refresh a cached token this many seconds before it expires.
 REFRESH_MARGIN = 300.0
@@ -82,6 +83,9 @@ class ClientCredentialsCredential:
             if attempt:
                 await asyncio.sleep(self._pause)
             self._pause = min(self.MAX_WAIT, 0.5 * 2 ** attempt)
+            stats = CURRENT_STATS.get()
+            if stats is not None:
+                stats.api_calls += 1
             try:
                 async with httpx.AsyncClient(timeout=self._timeout) as http:
                     resp = await http.post(self._url, data=form)
@@ -93,6 +97,8 @@ class ClientCredentialsCredential:
             except ValueError:
                 body = None
             if resp.status_code == 429 or resp.status_code >= 500:
+                if stats is not None and resp.status_code == 429:
+                    stats.throttles += 1
                 problem = f"token endpoint answered HTTP {resp.status_code}"
                 try:
                     self._pause = min(self.MAX_WAIT, float(resp.headers.get("retry-after", "")))

@@ -13,8 +13,8 @@ it was taken under. A delta snapshot:
 4. reports changed users, removed users (`@removed`), those groups, removed groups and
    changed groups that left the scope.
 
-If a read fails midway the snapshot is incomplete and keeps the old deltaLink of that round,
-so the next delta reads the same changes again; nothing is lost.
+If any read fails the snapshot is incomplete and its cursor holds the old deltaLinks, so the
+next delta reads the same changes again (and re-reads those groups); nothing is lost.
 """
 
 from __future__ import annotations
@@ -179,7 +179,9 @@ class DeltaReader:
         await asyncio.gather(*(self.r.read_members(o, snap, sem, problems, deadline)
                                for o in in_targets.values()))
         problems.finish()
-        snap.cursor = encode_cursor(users_link, groups_link, s.group_source)
+        # an incomplete delta keeps the old links: the next delta reads these changes again
+        snap.cursor = (encode_cursor(users_link, groups_link, s.group_source) if snap.complete
+                       else encode_cursor(state["u"], state["g"], state["s"]))
 
     async def _complete_attributes(self, changed: dict[str, dict[str, Any]], problems: Problems,
                                    deadline: float) -> None:

@@ -271,7 +271,8 @@ class GraphReader:
         await run_all([self.read_users(snap, progress, deadline),
                        self.read_groups(snap, progress, deadline, problems)])
         problems.finish()
-        snap.cursor = cursor
+        # after an incomplete full read only another full read can fill the gaps
+        snap.cursor = cursor if snap.complete else None
 
     # -- login path -------------------------------------------------------------------------------
 

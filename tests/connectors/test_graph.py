@@ -418,3 +418,56 @@ def test_redact_url_hides_sync_state_and_secrets() -> None:
     url = "https://g/v1.0/users/delta()?$select=id&$deltatoken=abc123&client_secret=s3"
     out = redact_url(url)
     assert "abc123" not in out and "s3" not in out and "$select=id" in out
+
+
+def test_incomplete_delta_keeps_the_old_cursor_so_nothing_is_lost() -> None:
+    tenant = small()
+    faults = FaultPlan()
+    gid = next(iter(tenant.groups))
+    with running_fake("graph", tenant, faults) as (fake, url):
+        first = run(snap_of(fake, url))
+        tenant.add_member(gid, next(u for u in tenant.users if u not in tenant.groups[gid].user_ids))
+        faults.add("error", path=f"/groups/{gid}/transitiveMembers", status=500, times=None)
+        broken = run(snap_of(fake, url, cursor=first.cursor, max_retries=0))
+        faults.clear()
+        healed = run(snap_of(fake, url, cursor=broken.cursor))
+    assert broken.mode == "delta" and not broken.complete and broken.cursor == first.cursor
+    assert healed.mode == "delta" and healed.complete
+    assert healed.groups[gid].member_ids == frozenset(tenant.transitive_user_ids(gid))
+
+
+def test_incomplete_full_read_gives_no_cursor() -> None:
+    faults = FaultPlan()
+    faults.add("error", path="/transitiveMembers", status=500, times=None)
+    with running_fake("graph", small(), faults) as (fake, url):
+        snap = run(snap_of(fake, url, max_retries=0))
+    assert not snap.complete and snap.cursor is None
+
+
+def test_throttled_token_endpoint_is_waited_out() -> None:
+    faults = FaultPlan()
+    faults.add("throttle", path="/oauth2/v2.0/token", times=1, retry_after=1)
+    tenant = small()
+    with running_fake("graph", tenant, faults) as (fake, url):
+        snap = run(snap_of(fake, url))
+    assert snap.complete and snap.stats.throttles == 1
+    assert_matches(snap, tenant)
+
+
+def test_unavailable_token_endpoint_raises_unavailable() -> None:
+    faults = FaultPlan()
+    faults.add("error", path="/oauth2/v2.0/token", status=500, times=None)
+    with running_fake("graph", small(), faults) as (fake, url), pytest.raises(UnavailableError):
+        run(snap_of(fake, url, max_retries=0))
+
+
+def test_one_connector_serves_several_event_loops() -> None:
+    tenant = small()
+    with running_fake("graph", tenant) as (fake, url):
+        conn = fake.connector(url, **FAST)
+        first = run(conn.snapshot())
+        user = next(iter(tenant.users.values()))
+        ug = run(conn.user_groups(user.id))
+        run(conn.aclose())
+    assert first.complete and ug.user is not None
+    assert {g.external_id for g in ug.groups} == tenant.transitive_group_ids(user.id)
