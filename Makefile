@@ -27,12 +27,9 @@ lint: venv
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-# For now: a fresh embedded SQLite store under ./demo-state, migrated, then listed.
+# The bundled fake Entra ID, Okta and Google tenants synced into SQLite under ./demo-state.
 demo: venv
-	mkdir -p $(DEMO_DIR)
-	printf 'state_dir = "."\n' > $(DEMO_DIR)/config.toml
-	$(BIN)/syncd --config $(DEMO_DIR)/config.toml db upgrade
-	$(BIN)/syncd --config $(DEMO_DIR)/config.toml users list
+	$(BIN)/syncd demo --state-dir $(DEMO_DIR)
 
 bench: venv
 	$(BIN)/python bench/run.py
