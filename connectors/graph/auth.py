@@ -140,6 +140,9 @@ def build_credential(*, tenant_id: str, client_id: str, client_secret: str | Non
         return ClientCredentialsCredential(root, tenant_id, client_id, client_secret or "")
     from azure.identity.aio import CertificateCredential, ClientSecretCredential
 
-    if certificate_path:
-        return CertificateCredential(tenant_id, client_id, certificate_path, authority=parts.netloc)
-    return ClientSecretCredential(tenant_id, client_id, client_secret or "", authority=parts.netloc)
+    try:
+        if certificate_path:
+            return CertificateCredential(tenant_id, client_id, certificate_path, authority=parts.netloc)
+        return ClientSecretCredential(tenant_id, client_id, client_secret or "", authority=parts.netloc)
+    except (OSError, ValueError) as exc:  # unreadable certificate, malformed tenant id
+        raise ConfigError(f"graph: credential settings rejected ({type(exc).__name__})") from exc

@@ -36,6 +36,7 @@ from connectors.graph.reader import (
     absolute_url,
     in_scope,
     request,
+    run_all,
     to_user,
 )
 from syncd.reconcile.snapshot import Snapshot
@@ -170,14 +171,14 @@ class DeltaReader:
                 except ConnectorError as exc:
                     problems.add(f"ancestors of group {gid}", exc)
 
-        await asyncio.gather(*(ancestors(g) for g in changed))
+        await run_all([ancestors(g) for g in changed])
         assigned = None  # app_assigned scope has no delta (see `latest`)
         in_targets = {g: o for g, o in targets.items() if in_scope(o, s.group_source, assigned)}
         snap.removed_groups.update(g for g in changed if g not in in_targets)
         if progress:
             progress("groups", len(in_targets))
-        await asyncio.gather(*(self.r.read_members(o, snap, sem, problems, deadline)
-                               for o in in_targets.values()))
+        await run_all([self.r.read_members(o, snap, sem, problems, deadline)
+                       for o in in_targets.values()])
         problems.finish()
         # an incomplete delta keeps the old links: the next delta reads these changes again
         snap.cursor = (encode_cursor(users_link, groups_link, s.group_source) if snap.complete
@@ -195,7 +196,7 @@ class DeltaReader:
             except ConnectorError as exc:
                 problems.add(f"group {gid}", exc)
 
-        await asyncio.gather(*(one(g) for g, o in changed.items() if "displayName" not in o))
+        await run_all([one(g) for g, o in changed.items() if "displayName" not in o])
 
 
 def merge_group_entries(entries: list[dict[str, Any]], removed: set[str]) -> dict[str, dict[str, Any]]:

@@ -471,3 +471,41 @@ def test_one_connector_serves_several_event_loops() -> None:
         run(conn.aclose())
     assert first.complete and ug.user is not None
     assert {g.external_id for g in ug.groups} == tenant.transitive_group_ids(user.id)
+
+
+def test_production_credentials_are_built_by_azure_identity_or_refused() -> None:
+    conn = GraphConnector("d", tenant_id="contoso.onmicrosoft.com", client_id="c",
+                          client_secret="s3cr3t-value")
+    assert type(conn._credential).__module__.startswith("azure.identity")
+    assert "s3cr3t" not in repr(conn)
+    run(conn.aclose())
+    with pytest.raises(ConfigError):
+        GraphConnector("d", tenant_id="t", client_id="c", certificate_path="/nonexistent/cert.pem")
+
+
+def _foreign_errors() -> list[Exception]:
+    import orjson
+    from azure.core.exceptions import ClientAuthenticationError, ServiceRequestError
+    from kiota_abstractions.api_error import APIError
+    from kiota_authentication_azure._exceptions import HTTPError
+
+    req = httpx.Request("GET", "https://graph.microsoft.com/v1.0/users")
+    errors: list[Exception] = [APIError("x", status) for status in (400, 401, 403, 404, 410, 429, 500)]
+    errors += [ClientAuthenticationError("refused"), ServiceRequestError("down"),
+               HTTPError("Only https is supported"), httpx.ReadTimeout("slow", request=req),
+               httpx.ConnectError("refused", request=req), KeyError("value"), ValueError("x")]
+    try:
+        orjson.loads(b"{")
+    except orjson.JSONDecodeError as exc:
+        errors.append(exc)
+    return errors
+
+
+@pytest.mark.parametrize("exc", _foreign_errors(), ids=lambda e: f"{type(e).__name__}")
+def test_every_foreign_error_leaves_the_boundary_as_a_connector_error(exc: Exception) -> None:
+    from connectors.base import ConnectorError
+    from connectors.graph.errors import translate
+
+    with pytest.raises(ConnectorError) as info, translate("GET /x"):
+        raise exc
+    assert info.value.__cause__ is exc
