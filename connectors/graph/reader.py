@@ -198,7 +198,10 @@ class GraphReader:
     async def read_members(self, group: dict[str, Any], snap: Snapshot, sem: asyncio.Semaphore,
                            problems: Problems, deadline: float,
                            on_page: Callable[[int], None] | None = None) -> None:
-        """One group's transitive user members into `snap.groups` (partial on failure)."""
+        """One group's transitive user members into `snap.groups` (partial on failure).
+
+        A group that is gone by the time its members are read (404) was deleted meanwhile: it
+        is left out (and, in a delta snapshot, listed as removed) without any problem."""
         gid = group["id"]
         members: set[str] = set()
         async with sem:
@@ -211,6 +214,10 @@ class GraphReader:
                     members.update(intern(o["id"]) for o in value if o.get("@odata.type") == USER_TYPE)
                     if on_page:
                         on_page(len(value))
+            except NotFoundError:
+                if snap.mode == "delta":
+                    snap.removed_groups.add(gid)
+                return
             except ConnectorError as exc:
                 problems.add(f"members of group {gid}", exc)
         snap.groups[gid] = SnapshotGroup(external_id=gid, display_name=group.get("displayName") or gid,

@@ -134,9 +134,18 @@ def test_security_scope_reads_only_security_groups() -> None:
     tenant = small(groups=16)
     want = {g for g in tenant.groups if is_security_enabled(g)}
     assert 0 < len(want) < len(tenant.groups)
+    user = max(tenant.users.values(), key=lambda u: len(tenant.transitive_group_ids(u.id) - want))
+    assert tenant.transitive_group_ids(user.id) - want
+
+    async def login(fake: Any, url: str) -> set[str]:
+        async with fake.connector(url, group_source="security", **FAST) as conn:
+            return {g.external_id for g in (await conn.user_groups(user.user_name)).groups}
+
     with running_fake("graph", tenant) as (fake, url):
         snap = run(snap_of(fake, url, group_source="security"))
+        groups = run(login(fake, url))
     assert_matches(snap, tenant, want)
+    assert groups == tenant.transitive_group_ids(user.id) & want
 
 
 def test_app_assigned_scope_reads_groups_assigned_to_the_service_principal() -> None:
@@ -375,6 +384,16 @@ def test_persistent_server_error_on_one_group_marks_incomplete() -> None:
         snap = run(snap_of(fake, url))
     assert not snap.complete and any("500" in p for p in snap.problems)
     assert len(snap.groups) == len(tenant.groups)
+
+
+def test_group_deleted_while_reading_is_left_out_without_a_problem() -> None:
+    tenant = small()
+    gid = list(tenant.groups)[4]
+    faults = FaultPlan()
+    faults.add("error", path=f"/groups/{gid}/transitiveMembers", status=404, times=None)
+    with running_fake("graph", tenant, faults) as (fake, url):
+        snap = run(snap_of(fake, url))
+    assert snap.complete and gid not in snap.groups and len(snap.groups) == len(tenant.groups) - 1
 
 
 def test_first_page_of_users_failing_raises() -> None:
