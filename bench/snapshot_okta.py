@@ -14,6 +14,8 @@ lists) before anything is timed. Then, in this process:
 
 ``peak_rss_mb`` is ``resource.getrusage(RUSAGE_SELF).ru_maxrss`` read right after the snapshot
 (the whole client process: interpreter, SDK, snapshot; the tenant lives in the server process).
+Wall times swing widely on a shared machine, so CPU seconds are reported too: this process's
+(``snapshot_cpu_s``, ``floor_cpu_s``) and the server's during each run (``server_cpu_s``).
 ``--compare-models N`` also times N groups' member lists through the SDK's generated
 ``list_group_users`` (pydantic ``User`` models) and through the connector's request path, and
 adds ``models_s_per_group`` / ``path_s_per_group``. Prints one JSON line on stdout.
@@ -23,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import resource
 import subprocess
 import sys
@@ -73,6 +76,16 @@ def start_server(args: argparse.Namespace) -> tuple[subprocess.Popen[bytes], str
         except httpx.HTTPError:
             time.sleep(0.05)
     return proc, url, memberships
+
+
+def server_cpu(pid: int) -> float:
+    """CPU seconds (user + system) used so far by process `pid` (Linux /proc; 0 elsewhere)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def next_link(headers: Any) -> str | None:
@@ -186,18 +199,20 @@ def main() -> None:
                                      page_size=args.page_size) as conn:
                 got_snap.append(await conn.snapshot())
 
-        t0 = time.perf_counter()
+        t0, c0, sc0 = time.perf_counter(), time.process_time(), server_cpu(proc.pid)
         asyncio.run(snap())
         s = got_snap[0]
         snapshot_s = time.perf_counter() - t0
+        snapshot_cpu, snapshot_server_cpu = time.process_time() - c0, server_cpu(proc.pid) - sc0
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
         assert s.complete, s.problems[:3]
         got = sum(len(g.member_ids) for g in s.groups.values())
         assert got == memberships and len(s.users) == args.users, (got, memberships)
 
-        t0 = time.perf_counter()
+        t0, c0, sc0 = time.perf_counter(), time.process_time(), server_cpu(proc.pid)
         calls, users, members = asyncio.run(floor(url, args.concurrency, args.page_size))
         floor_s = time.perf_counter() - t0
+        floor_cpu, floor_server_cpu = time.process_time() - c0, server_cpu(proc.pid) - sc0
         assert users == args.users and members == memberships
 
         out: dict[str, Any] = {
@@ -206,6 +221,8 @@ def main() -> None:
             "ratio": round(snapshot_s / floor_s, 2), "peak_rss_mb": round(peak, 1),
             "api_calls": s.stats.api_calls, "floor_calls": calls,
             "concurrency": args.concurrency, "rss_source": "getrusage(RUSAGE_SELF).ru_maxrss",
+            "snapshot_cpu_s": round(snapshot_cpu, 2), "floor_cpu_s": round(floor_cpu, 2),
+            "server_cpu_s": [round(snapshot_server_cpu, 2), round(floor_server_cpu, 2)],
         }
         if args.compare_models:
             models, path = asyncio.run(compare_models(url, args.compare_models))

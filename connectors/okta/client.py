@@ -5,10 +5,11 @@ methods (`client.list_group_users(...)`) validate arguments with pydantic and de
 page into `User` models, which dominates a large read (member pages carry whole user objects).
 This module keeps every SDK layer *below* the models:
 
-- `ApiClient.param_serialize` builds the request (path templating, query encoding, the
-  `Authorization` header for API tokens);
-- `RequestExecutor.create_request` adds default headers and, in private-key mode, the OAuth
-  access token (JWT client assertion to `{org}/oauth2/v1/token`, cached and renewed by the SDK);
+- `ApiClient.param_serialize` builds the URL (path templating and percent-encoding, query
+  encoding);
+- `RequestExecutor.create_request` adds the SDK's default headers (`Authorization: SSWS <token>`,
+  User-Agent) or, in private-key mode, the OAuth access token (JWT client assertion to
+  `{org}/oauth2/v1/token`, cached and renewed by the SDK);
 - `RequestExecutor.fire_request_helper` sends it through the SDK's `HTTPClient` (aiohttp) and
   performs the SDK's rate-limit retry (waits `X-Rate-Limit-Reset - Date + 1` s, adds the
   `X-Okta-Retry-For/-Count` headers);
@@ -29,12 +30,14 @@ Configuration is passed explicitly; the SDK's merging of `OKTA_*` environment va
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import random
 import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
 from typing import Any
@@ -44,6 +47,7 @@ import aiohttp
 from okta.client import Client as OktaClient
 from okta.config import config_setter as _config_setter
 from okta.http_client import HTTPClient
+from okta.logger import LOG_FORMAT
 from okta.request_executor import RequestExecutor
 
 from connectors.base import (
@@ -148,11 +152,14 @@ def _make_http_client(meter: Meter, loopback: bool) -> type[HTTPClient]:
     return MeteredHTTPClient
 
 
-class _Executor(RequestExecutor):
-    """RequestExecutor with the SDK's rate-limit retry kept for 429 only, bounded by a deadline,
-    and without the response cache (disabled anyway; its check JSON-parses every GET page)."""
+#: The deadline of the read running in this task (each asyncio task has its own context).
+_DEADLINE: ContextVar[Deadline | None] = ContextVar("okta_deadline", default=None)
 
-    deadline: Deadline | None = None
+
+class _Executor(RequestExecutor):
+    """RequestExecutor with the SDK's rate-limit retry kept for 429 only, bounded by the
+    current task's deadline, and without the response cache (disabled anyway; its check
+    JSON-parses every GET page)."""
 
     async def fire_request(self, request: dict[str, Any]) -> Any:
         return await self.fire_request_helper(request, 0, time.time())
@@ -162,7 +169,8 @@ class _Executor(RequestExecutor):
 
     async def pause_for_backoff(self, backoff_time: Any) -> None:
         wait = float(backoff_time)
-        if self.deadline is not None and wait >= self.deadline.remaining():
+        deadline = _DEADLINE.get()
+        if deadline is not None and wait >= deadline.remaining():
             err = ThrottledError(f"rate limited; Okta asks to wait {wait:.0f} s, past the budget")
             err.retry_after = wait  # type: ignore[attr-defined]
             raise err
@@ -212,6 +220,7 @@ class OktaApi:
         with translate("Okta client settings", c.token, c.private_key), \
                 _isolated_sdk_settings(disable_https_check=plain_http and self.loopback):
             client = OktaClient(cfg)
+        _drop_repeated_sdk_handlers()
         return client
 
     async def _ready(self) -> OktaClient:
@@ -276,7 +285,7 @@ class OktaApi:
     async def _once(self, url: str, *, what: str, deadline: Deadline, window: bool) -> Page:
         sdk = await self._ready()
         executor: _Executor = sdk.get_request_executor()
-        executor.deadline = deadline
+        _DEADLINE.set(deadline)
         remaining = deadline.remaining()
         if remaining <= 0:
             raise BudgetExceeded(f"{what}: time budget spent")
@@ -299,6 +308,15 @@ class OktaApi:
             raise from_status(res.status, body, res.headers, what=what, window=window)
         return Page(res.status, body or "", tuple(res.headers.getall("Link", ())),
                     _server_time(res.headers.get("Date")))
+
+
+def _drop_repeated_sdk_handlers() -> None:
+    """Every SDK client adds one more stream handler to the (disabled) SDK logger: keep one."""
+    sdk_log = logging.getLogger("okta-sdk-python")
+    ours = [h for h in sdk_log.handlers if type(h) is logging.StreamHandler
+            and h.formatter is not None and h.formatter._fmt == LOG_FORMAT]
+    for h in ours[1:]:
+        sdk_log.removeHandler(h)
 
 
 def _server_time(date: str | None) -> float | None:

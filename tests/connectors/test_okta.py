@@ -58,7 +58,7 @@ def members(fake: FakeOkta) -> dict[str, frozenset[str]]:
 def test_fake_pages_with_self_then_next_link_headers_and_caps_users_at_200() -> None:
     with running_fake("okta", tenant(users=450)) as (_fake, url):
         r = httpx.get(f"{url}/api/v1/users", params={"limit": 1000},
-                      headers={"Authorization": f"SSWS {TOKEN}"})
+                      headers={"Authorization": f"SSWS{TOKEN}"})  # the SDK's form, no space
         links = r.headers.get_list("link")
         assert r.status_code == 200 and len(r.json()) == 200
         assert [parse_links([v]).popitem()[0] for v in links] == ["self", "next"]
