@@ -47,6 +47,7 @@ import aiohttp
 from okta.client import Client as OktaClient
 from okta.config import config_setter as _config_setter
 from okta.http_client import HTTPClient
+from okta.jwt import JWT
 from okta.logger import LOG_FORMAT
 from okta.request_executor import RequestExecutor
 
@@ -221,6 +222,13 @@ class OktaApi:
                 _isolated_sdk_settings(disable_https_check=plain_http and self.loopback):
             client = OktaClient(cfg)
         _drop_repeated_sdk_handlers()
+        if c.private_key:
+            with translate("Okta private key", c.private_key):
+                try:  # the SDK would find a bad key only at the first token request
+                    JWT.get_PEM_JWK(c.private_key)
+                except Exception as exc:  # jwcrypto / cryptography raise many kinds
+                    raise ConfigError("the private key is not a usable RSA key (PEM or JWK)") \
+                        from exc
         return client
 
     async def _ready(self) -> OktaClient:

@@ -171,6 +171,8 @@ def test_okta_env_vars_do_not_leak_into_the_sdk(monkeypatch: pytest.MonkeyPatch)
 
 @pytest.mark.parametrize("kwargs", [
     {"base_url": "http://acme.okta.com", "token": "t"},
+    {"base_url": "https://acme.okta.com", "client_id": "0oa1", "private_key": "-----BEGIN "
+     "PRIVATE KEY-----\nnot-a-key\n-----END PRIVATE KEY-----\n"},
     {"base_url": "https://acme.okta.com"},
     {"base_url": "https://acme.okta.com", "token": "t", "client_id": "c", "private_key": "k"},
     {"base_url": "https://acme.okta.com", "token": "t", "token_url": "https://x/token"},
@@ -217,6 +219,15 @@ def test_503_with_rate_limit_headers_is_retried_quickly_not_after_the_window() -
         snap = run(take(fake.connector(url, **FAST)))
         assert snap.complete and time.monotonic() - t0 < 10
         assert {k: g.member_ids for k, g in snap.groups.items()} == members(fake)
+
+
+def test_connection_refused_is_unavailable_after_retries() -> None:
+    from connectors.testing.server import free_port
+
+    conn = OktaConnector("d", base_url=f"http://127.0.0.1:{free_port()}", token=TOKEN,
+                         **{**FAST, "max_retries": 1})
+    with pytest.raises(UnavailableError):
+        run(take(conn))
 
 
 def test_403_on_member_lists_is_an_auth_error() -> None:
