@@ -270,6 +270,17 @@ def test_delta_reports_changes_and_deletions_from_the_system_log() -> None:
         assert delta.cursor and delta.cursor >= first.cursor
 
 
+def test_delta_without_system_log_access_reads_in_full() -> None:
+    faults = FaultPlan()
+    with running_fake("okta", tenant(), faults) as (fake, url):
+        first = run(take(fake.connector(url, **FAST)))
+        faults.add("error", path="/api/v1/logs", status=403, times=None)
+        fake.tenant.rename_group(next(iter(fake.tenant.groups)), "renamed")
+        snap = run(take(fake.connector(url, **FAST), cursor=first.cursor))
+        assert snap.mode == "full" and snap.complete
+        assert "renamed" in {g.display_name for g in snap.groups.values()}
+
+
 @pytest.mark.parametrize("cursor", ["not-a-time", okta_time(time.time() - 100 * 86400)])
 def test_unusable_or_too_old_cursor_reads_in_full(cursor: str) -> None:
     with running_fake("okta", tenant()) as (fake, url):
