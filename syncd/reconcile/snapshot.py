@@ -57,7 +57,7 @@ class FetchStats:
         self.pages += other.pages
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, repr=False)
 class Snapshot:
     """Users and groups of one directory, as read from its IdP (see the module invariants)."""
 
@@ -71,6 +71,10 @@ class Snapshot:
     problems: list[str] = field(default_factory=list)
     cursor: str | None = None
     stats: FetchStats = field(default_factory=FetchStats)
+
+    def __repr__(self) -> str:  # short: asyncio and loggers repr results, and these can be huge
+        return (f"Snapshot({self.directory!r}, {self.mode}, users={len(self.users)}, "
+                f"groups={len(self.groups)}, complete={self.complete})")
 
     def mark_incomplete(self, problem: str) -> None:
         """Record a failed read; the snapshot can no longer justify removals."""
