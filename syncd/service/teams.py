@@ -47,7 +47,15 @@ def create_team(session: Session, *, actor: Actor, body: dict[str, Any]) -> Team
     require(GROUP, data)
     member_list = _body_members(body)
     _check_unique(session, actor, data, None)
-    row = Team(id=new_id(), directory=actor.directory, display_name="", display_name_key="")
+    now = utcnow()
+    row = Team(
+        id=new_id(),
+        directory=actor.directory,
+        display_name="",
+        display_name_key="",
+        created_at=now,
+        updated_at=now,
+    )
     _write(row, data)
     session.add(row)
     flush_unique(session, f"displayName {data['displayName']!r}")

@@ -51,7 +51,10 @@ def create_user(session: Session, *, actor: Actor, body: dict[str, Any]) -> User
     """POST /Users: a new user in the actor's directory; Conflict if userName/externalId is taken."""
     data = normalize(USER, body)
     require(USER, data)
-    row = User(id=new_id(), directory=actor.directory, user_name="", user_name_key="")
+    now = utcnow()
+    row = User(
+        id=new_id(), directory=actor.directory, user_name="", user_name_key="", created_at=now, updated_at=now
+    )
     _check_unique(session, actor, data, None)
     _write(row, data)
     session.add(row)
