@@ -35,6 +35,10 @@ BENCHES: dict[str, dict[str, object]] = {
         "title": "Service layer: one member add, team of 100 vs team of 100,000",
         "sized": False,
     },
+    "scim_load": {
+        "title": "SCIM endpoint: Entra-like mix at 1/8/32 clients; member add, team 100 vs 100,000",
+        "sized": False,
+    },
 }
 
 HEADER = """# Benchmarks
