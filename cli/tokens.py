@@ -79,18 +79,30 @@ def _expiry(value: str | None) -> timedelta | None:
 def create_cmd(
     ctx: typer.Context,
     directory: Annotated[
-        str, typer.Option("--directory", "-d", metavar="NAME", help="The directory this token writes.")
-    ],
+        str | None,
+        typer.Option("--directory", "-d", metavar="NAME", help="The directory this token writes."),
+    ] = None,
     name: Annotated[str, typer.Option("--name", metavar="LABEL", help="A label, e.g. 'entra prod'.")] = "",
     expires: Annotated[
         str | None,
         typer.Option("--expires", metavar="DURATION", help="Lifetime like 90d or 12h (default: never)."),
     ] = None,
+    admin: Annotated[
+        bool, typer.Option("--admin", help="An admin API token (the daemon's /v1 API) instead.")
+    ] = False,
     config: ConfigOption = None,
     json: JsonOption = False,
 ) -> None:
-    """Create a SCIM token for one directory; prints the tenant URL and the token (once)."""
+    """Create a SCIM token for one directory (or with --admin an admin API token); prints the
+    token once."""
     st = state(ctx, config=config, json=json)
+    if admin:
+        if directory is not None:
+            raise typer.BadParameter("an admin token has no directory", param_hint="--directory")
+        _create_admin(st, name, _expiry(expires))
+        return
+    if directory is None:
+        raise typer.BadParameter("give --directory NAME (or --admin)", param_hint="--directory")
     if not DIRECTORY_NAME.fullmatch(directory):
         raise typer.BadParameter(
             "use 1-64 of a-z 0-9 . _ -, starting with a letter or digit", param_hint="--directory"
@@ -113,6 +125,20 @@ def create_cmd(
         note("copy the token now: it is not stored and cannot be shown again")
     if s.directories and directory not in s.directories:
         note(f"directory {directory!r} is not in the config file; add [directories.{directory}] if it is new")
+
+
+def _create_admin(st: Any, name: str, lifetime: timedelta | None) -> None:
+    with open_store(st) as engine, session_scope(engine) as session:
+        row, secret = service.create_token(
+            session, directory=None, kind="admin", name=name, expires_in=lifetime
+        )
+        info = _row(row, datetime.now(UTC))
+    if st.json:
+        print_json({"token": secret, **info, "kind": "admin"})
+    else:
+        typer.echo(f"Admin token:  {secret}")
+        note(f"admin token {row.id} for the daemon's /v1 API (Authorization: Bearer <token>)")
+        note("copy the token now: it is not stored and cannot be shown again")
 
 
 @token.command("list")

@@ -1,0 +1,70 @@
+"""`syncd login-sync DIRECTORY USER`: the on-login sync of one user, from the command line.
+
+The same operation as the daemon's `POST /v1/logins`: the user's current groups from the IdP
+(within the directory's login_time_budget), missing in-scope teams created, the user's
+memberships in that directory made to match; if the IdP fails or is too slow, the stored
+teams are shown as stale and nothing is removed.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from cli.context import EXIT_FAILED, ConfigOption, JsonOption, fail, open_store, settings, state
+from cli.output import console, print_json
+from syncd.daemon.login import LoginError, LoginService
+
+EPILOG = (
+    "Exit codes: 0 the store now matches the IdP for this user; 1 the IdP failed or was too slow "
+    "(stale teams shown, nothing removed) or does not know the user; 2 bad usage, config or store."
+)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("login-sync", epilog=EPILOG)(login_sync_cmd)
+
+
+def login_sync_cmd(
+    ctx: typer.Context,
+    directory: Annotated[str, typer.Argument(metavar="DIRECTORY", help="A pull directory of the config.")],
+    user: Annotated[str, typer.Argument(metavar="USER", help="The user's IdP id, userName or email.")],
+    config: ConfigOption = None,
+    json: JsonOption = False,
+) -> None:
+    """Sync one user's team memberships from the IdP now (what the gateway asks at SSO sign-in)."""
+    st = state(ctx, config=config, json=json)
+    s = settings(st)
+    with open_store(st) as engine:
+        service = LoginService(engine, lambda: s)
+        try:
+            result = service.sync(directory, user)
+        except LoginError as exc:
+            known = ", ".join(n for n, d in s.directories.items() if d.kind != "scim") or "none"
+            fail(str(exc), f"pull directories configured: {known}")
+        finally:
+            service.close()
+    if st.json:
+        print_json(result.to_dict())
+    else:
+        out = console()
+        if result.stale:
+            out.print(f"[yellow]stale:[/] {result.error}; showing the stored teams, nothing was changed")
+        elif not result.found:
+            out.print(f"[red]{result.error}[/]: {user!r} in {directory}")
+        if result.user:
+            out.print(f"[bold]{result.user['user_name']}[/] ({directory}): {len(result.teams)} teams")
+        for t in result.teams:
+            out.print(f"  {t['display_name']}  [dim]{t['source']}[/]")
+        for label, items in (
+            ("created team", result.created_teams),
+            ("added to", result.added),
+            ("removed from", result.removed),
+        ):
+            for t in items:
+                out.print(f"  [cyan]{label}[/] {t['display_name']}")
+        for n in result.notes:
+            out.print(f"  [yellow]note:[/] {n}")
+    if result.stale or not result.found:
+        raise typer.Exit(EXIT_FAILED)

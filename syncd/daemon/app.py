@@ -1,0 +1,121 @@
+"""The one ASGI app the daemon serves: SCIM (`/scim/v2`), the admin API (`/v1`), `/healthz`,
+`/readyz`, `/metrics`; wrapped in the request-id and metrics middlewares.
+
+The SCIM app (`syncd.scim.create_app`) is mounted as is, so its auth, body limit and error
+funnel apply to SCIM paths only; the admin API answers plain JSON errors.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+
+from fastapi import FastAPI
+from sqlalchemy import Engine
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from syncd.config import Settings
+from syncd.daemon import admin, health
+from syncd.daemon import logging as dlog
+from syncd.daemon.login import LoginService
+from syncd.daemon.metrics import HttpMetrics, Metrics
+from syncd.daemon.runner import Runner
+from syncd.daemon.scheduler import Scheduler
+
+log = logging.getLogger("syncd.daemon.http")
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
+_QUIET = ("/healthz", "/readyz", "/metrics")
+#: Seconds between event-loop heartbeats (what the systemd watchdog checks).
+BEAT_S = 1.0
+
+
+@dataclass
+class DaemonState:
+    engine: Engine
+    settings: Callable[[], Settings]
+    metrics: Metrics
+    runner: Runner
+    scheduler: Scheduler
+    login: LoginService
+    stopping: bool = False
+    beat: float = field(default_factory=time.monotonic)
+
+    def loop_alive(self, within: float) -> bool:
+        return time.monotonic() - self.beat < within
+
+
+class RequestContext:
+    """ASGI middleware: a request id (the client's `X-Request-ID` if sane, else a new one) bound
+    to every log line of the request and echoed in the response; one log line per request."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        given = dict(scope.get("headers", ())).get(b"x-request-id", b"").decode("latin-1")
+        rid = given if _REQUEST_ID.fullmatch(given) else uuid.uuid4().hex[:16]
+        t0 = time.perf_counter()
+        status = 500
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message["headers"] = [*message.get("headers", []), (b"x-request-id", rid.encode())]
+            await send(message)
+
+        with dlog.bind(request_id=rid, run_id=None):
+            try:
+                await self.app(scope, receive, send_with_id)
+            finally:
+                path = scope.get("path", "")
+                log.log(
+                    logging.DEBUG if path in _QUIET else logging.INFO,
+                    "request",
+                    extra={
+                        "method": scope.get("method"),
+                        "path": path,
+                        "status": status,
+                        "ms": round((time.perf_counter() - t0) * 1000, 2),
+                    },
+                )
+
+
+def build_app(state: DaemonState, *, public_url: str, max_body_bytes: int) -> ASGIApp:
+    from syncd.scim import create_app
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        async def heartbeat() -> None:
+            while True:
+                state.beat = time.monotonic()
+                await asyncio.sleep(BEAT_S)
+
+        task = asyncio.create_task(heartbeat())
+        try:
+            yield
+        finally:
+            task.cancel()
+
+    app = FastAPI(
+        title="syncd daemon",
+        description="Admin API, health and metrics of the syncd daemon; SCIM 2.0 is under /scim/v2.",
+        openapi_url="/v1/openapi.json",
+        docs_url="/v1/docs",
+        redoc_url=None,
+        lifespan=lifespan,
+    )
+    app.state.daemon = state
+    app.include_router(health.router)
+    app.include_router(admin.router)
+    app.mount("/", create_app(state.engine, public_url=public_url, max_body_bytes=max_body_bytes))
+    return RequestContext(HttpMetrics(app, state.metrics))

@@ -1,0 +1,147 @@
+"""The daemon's log: one line per event on stderr, with the run id and request id on every line.
+
+Format: JSON objects (one per line, journald- and collector-friendly) when stderr is not a
+TTY or `[log] format = "json"`; a short human line on a TTY. Every line carries `run_id` and
+`request_id` (null when the event belongs to no run or request), taken from context variables
+that the run and request code set (`bind`).
+
+Secrets: nothing here logs settings, headers or bodies, and `Redact` masks what looks like a
+syncd token or a bearer credential in any message as a last line of defence (DESIGN.md rule 6).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, TextIO
+
+
+@dataclass
+class LogContext:
+    """Mutable on purpose: a run learns its id after it started, and tasks and threads that
+    copied the context see the update."""
+
+    run_id: int | None = None
+    request_id: str | None = None
+    directory: str | None = None
+
+
+_CTX: ContextVar[LogContext | None] = ContextVar("syncd_log_context", default=None)
+
+
+def current() -> LogContext:
+    return _CTX.get() or LogContext()
+
+
+@contextmanager
+def bind(**fields: Any) -> Iterator[LogContext]:
+    """A fresh LogContext for the block (inheriting unset fields from the enclosing one)."""
+    outer = current()
+    ctx = LogContext(
+        fields.get("run_id", outer.run_id),
+        fields.get("request_id", outer.request_id),
+        fields.get("directory", outer.directory),
+    )
+    token = _CTX.set(ctx)
+    try:
+        yield ctx
+    finally:
+        _CTX.reset(token)
+
+
+_SECRET = re.compile(r"(syncd_[A-Za-z0-9_-]{8,})|((?i:bearer|ssws)\s*[A-Za-z0-9._~+/=-]{8,})")
+
+
+def redact(text: str) -> str:
+    return _SECRET.sub(lambda m: (m.group(0)[:12] + "…") if m.group(1) else "Bearer ********", text)
+
+
+class ContextFilter(logging.Filter):
+    """Adds `run_id`, `request_id` and `directory` to every record, and redacts the message."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        ctx = current()
+        for name in ("run_id", "request_id", "directory"):
+            if getattr(record, name, None) is None:
+                setattr(record, name, getattr(ctx, name))
+        msg = record.getMessage()
+        clean = redact(msg)
+        if clean != msg or record.args:
+            record.msg, record.args = clean, None
+        return True
+
+
+_STANDARD = set(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {"message", "asctime"}
+
+
+def _extra(record: logging.LogRecord) -> dict[str, Any]:
+    return {k: v for k, v in record.__dict__.items() if k not in _STANDARD and not k.startswith("_")}
+
+
+class JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        out: dict[str, Any] = {
+            "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "msg": record.getMessage(),
+            "run_id": getattr(record, "run_id", None),
+            "request_id": getattr(record, "request_id", None),
+        }
+        for k, v in _extra(record).items():
+            if k not in out and v is not None:
+                out[k] = v
+        if record.exc_info:
+            out["exc"] = redact(self.formatException(record.exc_info))
+        return json.dumps(out, default=str, ensure_ascii=False)
+
+
+class HumanFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        ts = datetime.fromtimestamp(record.created).strftime("%H:%M:%S")
+        ids = f"run={getattr(record, 'run_id', None) or '-'} req={getattr(record, 'request_id', None) or '-'}"
+        extra = " ".join(
+            f"{k}={v}"
+            for k, v in _extra(record).items()
+            if k not in ("run_id", "request_id") and v is not None
+        )
+        line = f"{ts} {record.levelname:<7} {record.name} [{ids}] {record.getMessage()}"
+        if extra:
+            line += f"  {extra}"
+        if record.exc_info:
+            line += "\n" + redact(self.formatException(record.exc_info))
+        return line
+
+
+def use_json(stream: TextIO, configured: str) -> bool:
+    """JSON unless the stream is a TTY and the config asks for text."""
+    isatty = getattr(stream, "isatty", lambda: False)
+    return configured == "json" or not isatty()
+
+
+def setup(level: str = "info", fmt: str = "text", stream: TextIO | None = None) -> logging.Handler:
+    """Route every logger (syncd's, uvicorn's, the SDKs') through one stderr handler."""
+    stream = stream or sys.stderr
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(JsonFormatter() if use_json(stream, fmt) else HumanFormatter())
+    handler.addFilter(ContextFilter())
+    root = logging.getLogger()
+    for h in list(root.handlers):
+        root.removeHandler(h)
+    root.addHandler(handler)
+    root.setLevel(level.upper())
+    for name in ("uvicorn", "uvicorn.error", "uvicorn.access", "apscheduler"):
+        lg = logging.getLogger(name)
+        lg.handlers.clear()
+        lg.propagate = True
+    # Chatty libraries: their per-request lines are not events of ours.
+    for name in ("httpx", "httpcore", "azure", "urllib3", "googleapiclient", "okta", "apscheduler.executors"):
+        logging.getLogger(name).setLevel(max(logging.WARNING, root.level))
+    return handler

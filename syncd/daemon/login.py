@@ -1,0 +1,344 @@
+"""On-login sync: one user's groups, fresh from the IdP, at the moment the user signs in.
+
+`LoginService.sync(directory, user)` fetches the user's transitive groups within the
+directory's `login_time_budget` (seconds), then in one transaction: creates the user if the
+store has none, creates (or restores) the in-scope teams it is missing, adds the user to the
+teams of its groups and removes it from the other teams of that directory. Manual memberships
+are never removed (the service refuses it for non-manual actors); teams of other directories
+and local teams are not touched.
+
+If the IdP fails or is slower than the budget, nothing is written: the answer is the stored
+teams with `stale: true`. Concurrent logins of one user are serialised (PostgreSQL: a
+transaction-level advisory lock on directory and user; SQLite: one writer at a time), and two
+logins creating the same team race safely (the loser uses the winner's row).
+
+Connectors are kept per directory on one event loop thread (SDK clients are bound to a loop),
+so a login does not pay for a new client and token each time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import TimeoutError as FutureTimeout
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import Engine, or_, select, text
+from sqlalchemy.exc import OperationalError
+from sqlmodel import Session
+
+from connectors.base import Connector, ConnectorError
+from connectors.factory import build_connector
+from syncd.config import Settings
+from syncd.daemon.metrics import Metrics
+from syncd.reconcile.apply import user_body
+from syncd.reconcile.options import run_options
+from syncd.reconcile.snapshot import SnapshotGroup, UserGroups
+from syncd.service import teams as team_ops
+from syncd.service import tokens
+from syncd.service import users as user_ops
+from syncd.service.context import Actor
+from syncd.service.errors import Conflict
+from syncd.service.resource import fold
+from syncd.store import session_scope
+from syncd.store.models import Membership, Team, User, UserEmail
+
+log = logging.getLogger("syncd.daemon.login")
+
+#: Extra seconds the caller waits past the budget for the loop thread to hand back a timeout.
+BACKSTOP_S = 5.0
+WRITE_ATTEMPTS = 3
+
+
+class LoginError(Exception):
+    status = 400
+
+
+class UnknownDirectory(LoginError):
+    status = 404
+
+
+class PushOnly(LoginError):
+    status = 400
+
+
+def _team(t: Team, source: str | None = None) -> dict[str, Any]:
+    d: dict[str, Any] = {"id": t.id, "external_id": t.external_id, "display_name": t.display_name}
+    if source is not None:
+        d["source"] = source
+        d["directory"] = t.directory
+    return d
+
+
+@dataclass
+class LoginResult:
+    directory: str
+    user_key: str
+    found: bool = False
+    stale: bool = False
+    user: dict[str, Any] | None = None
+    teams: list[dict[str, Any]] = field(default_factory=list)
+    added: list[dict[str, Any]] = field(default_factory=list)
+    removed: list[dict[str, Any]] = field(default_factory=list)
+    created_teams: list[dict[str, Any]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    error: str | None = None
+    api_calls: int = 0
+    seconds: float = 0.0
+
+    @property
+    def result(self) -> str:
+        return "stale" if self.stale else ("fresh" if self.found else "unknown_user")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "directory": self.directory,
+            "user_key": self.user_key,
+            "found": self.found,
+            "stale": self.stale,
+            "user": self.user,
+            "teams": self.teams,
+            "changes": {"added": self.added, "removed": self.removed, "created_teams": self.created_teams},
+            "notes": self.notes,
+            "error": self.error,
+            "api_calls": self.api_calls,
+            "seconds": round(self.seconds, 4),
+        }
+
+
+class LoginService:
+    def __init__(
+        self,
+        engine: Engine,
+        settings: Callable[[], Settings],
+        *,
+        metrics: Metrics | None = None,
+        connector_factory: Callable[..., Connector] = build_connector,
+    ) -> None:
+        self.engine, self.settings, self.metrics = engine, settings, metrics
+        self.connector_factory = connector_factory
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name="login-loop", daemon=True)
+        self._thread.start()
+        self._connectors: dict[str, tuple[Any, Connector]] = {}
+        self._user_locks: dict[tuple[str, str], threading.Lock] = {}
+        self._guard = threading.Lock()
+
+    # -- public ---------------------------------------------------------------------------
+
+    def sync(self, directory: str, user: str) -> LoginResult:
+        t0 = time.perf_counter()
+        d = self.settings().directories.get(directory)
+        if d is None:
+            raise UnknownDirectory(f"no directory named {directory!r}")
+        if d.kind == "scim":
+            raise PushOnly(f"{directory!r} is push-only (kind scim): its IdP writes through /scim/v2")
+        result = LoginResult(directory, user)
+        budget = float(d.login_time_budget)
+        ug: UserGroups | None = None
+        try:
+            fut = asyncio.run_coroutine_threadsafe(self._fetch(directory, d, user, budget), self._loop)
+            ug = fut.result(timeout=budget + BACKSTOP_S)
+        except (TimeoutError, FutureTimeout):
+            result.error = f"the IdP did not answer within the login time budget ({budget:g}s)"
+        except ConnectorError as exc:
+            result.error = f"{type(exc).__name__}: {exc}"
+        except Exception as exc:  # a bug in a connector must not break sign-in: answer stale
+            log.exception("login fetch crashed")
+            result.error = f"internal error: {type(exc).__name__}"
+        if ug is None:
+            result.stale = True
+            self._stored(result, user)
+        elif ug.user is None:
+            result.found = False
+            result.error = "the IdP does not know this user"
+            result.api_calls = ug.stats.api_calls
+        else:
+            result.found = True
+            result.api_calls = ug.stats.api_calls
+            with self._user_lock(directory, ug.user.external_id):
+                self._write(result, directory, d, ug)
+        if ug is not None and self.metrics is not None:
+            self.metrics.record_calls(directory, ug.stats.api_calls, ug.stats.throttles)
+        result.seconds = time.perf_counter() - t0
+        if self.metrics is not None:
+            self.metrics.login_seconds.labels(directory, result.result).observe(result.seconds)
+        log.log(
+            logging.WARNING if result.stale else logging.INFO,
+            "login sync",
+            extra={
+                "directory": directory,
+                "result": result.result,
+                "user_id": (result.user or {}).get("id"),
+                "teams": len(result.teams),
+                "added": len(result.added),
+                "removed": len(result.removed),
+                "created_teams": len(result.created_teams),
+                "seconds": round(result.seconds, 4),
+                "error": result.error,
+            },
+        )
+        return result
+
+    def reset(self) -> None:
+        """Drop the cached connectors (after a config reload)."""
+        with self._guard:
+            old, self._connectors = list(self._connectors.values()), {}
+        for _, conn in old:
+            self._close(conn)
+
+    def close(self) -> None:
+        self.reset()
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(timeout=5)
+
+    # -- fetch ----------------------------------------------------------------------------
+
+    def _connector(self, name: str, d: Any, budget: float) -> Connector:
+        with self._guard:
+            cached = self._connectors.get(name)
+            if cached is not None and cached[0] is d:
+                return cached[1]
+            conn = self.connector_factory(name, d, time_budget=budget)
+            self._connectors[name] = (d, conn)
+        if cached is not None:
+            self._close(cached[1])
+        return conn
+
+    async def _fetch(self, name: str, d: Any, user: str, budget: float) -> UserGroups:
+        conn = self._connector(name, d, budget)
+        return await asyncio.wait_for(conn.user_groups(user), timeout=budget)
+
+    def _close(self, conn: Connector) -> None:
+        try:
+            asyncio.run_coroutine_threadsafe(conn.aclose(), self._loop).result(timeout=10)
+        except Exception:
+            log.warning("closing a login connector failed", exc_info=True)
+
+    def _user_lock(self, directory: str, external_id: str) -> threading.Lock:
+        with self._guard:
+            return self._user_locks.setdefault((directory, external_id), threading.Lock())
+
+    # -- store ----------------------------------------------------------------------------
+
+    def _stored(self, result: LoginResult, key: str) -> None:
+        """Fill `result` with what the store holds for the user (the stale answer)."""
+        with session_scope(self.engine, write=False) as s:
+            row = _find_stored_user(s, result.directory, key)
+            if row is not None:
+                result.user = _user(row)
+                result.teams = _teams_of(s, row.id)
+
+    def _write(self, result: LoginResult, name: str, d: Any, ug: UserGroups) -> None:
+        assert ug.user is not None
+        scope = run_options(d).scope
+        kept = sorted((g for g in ug.groups if scope.keeps(g)), key=lambda g: g.external_id)
+        in_scope = scope.users == "all" or bool(kept)
+        actor = Actor("login", name, "login")
+        for attempt in range(WRITE_ATTEMPTS):
+            result.added, result.removed, result.created_teams, result.notes = [], [], [], []
+            try:
+                with session_scope(self.engine) as s:
+                    _xact_lock(s, name, ug.user.external_id)
+                    tokens.ensure_directory(s, name=name, kind=d.kind)
+                    row = user_ops.find_user(s, actor=actor, external_id=ug.user.external_id)
+                    if row is None:
+                        if not in_scope:
+                            result.notes.append("the user is outside this directory's scope")
+                            return
+                        row = user_ops.create_user(s, actor=actor, body=user_body(ug.user))
+                    wanted = {t.id: t for t in self._ensure_teams(s, actor, kept, result)}
+                    current = {
+                        t.id: t
+                        for t in s.execute(
+                            select(Team)
+                            .join(Membership, Membership.team_id == Team.id)
+                            .where(Membership.user_id == row.id, Team.directory == name)
+                        ).scalars()
+                    }
+                    for tid in sorted(wanted.keys() - current.keys()):
+                        added, _ = team_ops.change_members(s, actor=actor, team_id=tid, add=[row.id])
+                        if added:
+                            result.added.append(_team(wanted[tid]))
+                    for tid in sorted(current.keys() - wanted.keys()):
+                        _, removed = team_ops.change_members(s, actor=actor, team_id=tid, remove=[row.id])
+                        if removed:
+                            result.removed.append(_team(current[tid]))
+                    s.flush()
+                    result.user = _user(row)
+                    result.teams = _teams_of(s, row.id)
+                return
+            except OperationalError:  # a deadlock or serialisation failure: try again
+                if attempt == WRITE_ATTEMPTS - 1:
+                    raise
+                log.info("login write retried after a concurrent writer", exc_info=True)
+
+    def _ensure_teams(
+        self, s: Session, actor: Actor, groups: list[SnapshotGroup], result: LoginResult
+    ) -> list[Team]:
+        if not groups:
+            return []
+        exts = [g.external_id for g in groups]
+        have = {
+            t.external_id: t
+            for t in s.execute(
+                select(Team).where(Team.directory == actor.directory, Team.external_id.in_(exts))  # type: ignore[union-attr]
+            ).scalars()
+        }
+        out: list[Team] = []
+        for g in groups:
+            t = have.get(g.external_id)
+            if t is None:
+                try:
+                    with s.begin_nested():
+                        body = {"displayName": g.display_name, "externalId": g.external_id}
+                        t = team_ops.create_team(s, actor=actor, body=body)
+                    result.created_teams.append(_team(t))
+                except Conflict:  # a concurrent login created it, or the name is taken
+                    t = team_ops.find_team(s, actor=actor, external_id=g.external_id)
+                    if t is None:
+                        result.notes.append(
+                            f"group {g.display_name!r} not added: another team of this directory has its name"
+                        )
+                        continue
+            elif t.archived:
+                t = team_ops.set_archived(s, actor=actor, team_id=t.id, archived=False)
+            out.append(t)
+        return out
+
+
+def _xact_lock(s: Session, directory: str, external_id: str) -> None:
+    """PostgreSQL: serialise writes for one user until the transaction ends."""
+    if s.get_bind().dialect.name != "postgresql":
+        return
+    digest = hashlib.sha256(f"syncd-login:{directory}:{external_id}".encode()).digest()[:8]
+    s.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": int.from_bytes(digest, "big", signed=True)})
+
+
+def _find_stored_user(s: Session, directory: str, key: str) -> User | None:
+    k = fold(key)
+    by_mail = select(UserEmail.user_id).where(UserEmail.value_key == k)
+    q = select(User).where(
+        User.directory == directory,
+        or_(User.external_id == key, User.user_name_key == k, User.id.in_(by_mail)),  # type: ignore[attr-defined]
+    )
+    return s.execute(q).scalars().first()
+
+
+def _user(row: User) -> dict[str, Any]:
+    return {"id": row.id, "external_id": row.external_id, "user_name": row.user_name, "active": row.active}
+
+
+def _teams_of(s: Session, user_id: str) -> list[dict[str, Any]]:
+    q = (
+        select(Team, Membership.source)
+        .join(Membership, Membership.team_id == Team.id)
+        .where(Membership.user_id == user_id)
+        .order_by(Team.display_name_key)
+    )
+    return [_team(t, source) for t, source in s.execute(q).tuples()]

@@ -1,0 +1,220 @@
+"""`syncd run`: one process that schedules pulls and serves SCIM, the admin API, health and
+metrics on `server.listen`, until SIGTERM/SIGINT.
+
+Lifecycle:
+1. logging set up; the store must be reachable and at the code's schema (else exit 2);
+2. uvicorn starts (main thread); once it listens, the scheduler starts (each pull directory
+   runs at once, then on its schedule) and systemd gets READY=1 (and WATCHDOG=1 pings while
+   the event loop beats);
+3. SIGHUP: the config file is read again; on success the jobs follow it (new directories run
+   at once, removed ones stop), on error the running config stays and the error is logged.
+   Store URL and listen address changes need a restart (logged);
+4. SIGTERM/SIGINT: no job fires any more, readiness turns 503, in-flight requests finish,
+   running syncs stop at their next safe point (a fetch is cancelled; an apply stops between
+   two batch transactions), then the process exits 0. A sync that is still writing after
+   `STOP_TIMEOUT_S` is left to the database to roll back (its batch is one transaction).
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import uvicorn
+
+from syncd.config import ConfigError, Settings, load_config
+from syncd.daemon import logging as dlog
+from syncd.daemon.app import BEAT_S, DaemonState, build_app
+from syncd.daemon.login import LoginService
+from syncd.daemon.metrics import Metrics
+from syncd.daemon.notify import Watchdog, notify, watchdog_interval
+from syncd.daemon.runner import Runner
+from syncd.daemon.scheduler import Scheduler
+from syncd.store.engine import StoreError, make_engine, schema_status
+
+log = logging.getLogger("syncd.daemon")
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+#: Seconds running syncs get to reach a safe point on SIGTERM (systemd's TimeoutStopSec is 90).
+STOP_TIMEOUT_S = 30.0
+#: Idle keep-alive, seconds: longer than common load balancers' 60 s idle timeout.
+KEEP_ALIVE_S = 75
+#: Seconds in-flight requests get to finish on SIGTERM.
+GRACEFUL_S = 10
+
+
+class Config:
+    """The settings in force; replaced as a whole on SIGHUP (readers never see a mix)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+
+    def get(self) -> Settings:
+        return self._settings
+
+    def set(self, settings: Settings) -> None:
+        self._settings = settings
+
+
+def split_listen(listen: str) -> tuple[str, int]:
+    host, _, port = listen.rpartition(":")
+    return host.strip("[]"), int(port)
+
+
+class DaemonServer(uvicorn.Server):
+    """uvicorn, with the daemon's signals: TERM/INT stop (exit 0, not re-raised), HUP reloads;
+    and READY=1 to systemd once the sockets listen."""
+
+    def __init__(self, config: uvicorn.Config, daemon: Daemon) -> None:
+        super().__init__(config)
+        self.daemon = daemon
+
+    @contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        handlers = {signal.SIGINT: self._stop, signal.SIGTERM: self._stop, signal.SIGHUP: self._hup}
+        previous = {sig: signal.signal(sig, h) for sig, h in handlers.items()}
+        try:
+            yield
+        finally:
+            for sig, h in previous.items():
+                signal.signal(sig, h)
+
+    def _stop(self, sig: int, frame: Any) -> None:
+        self.handle_exit(sig, frame)
+        self.daemon.begin_stop(signal.Signals(sig).name)
+
+    def _hup(self, _sig: int, _frame: Any) -> None:
+        threading.Thread(target=self.daemon.reload, name="reload", daemon=True).start()
+
+    async def startup(self, sockets: Any = None) -> None:
+        await super().startup(sockets=sockets)
+        if self.started and not self.should_exit:
+            self.daemon.ready()
+
+
+class Daemon:
+    def __init__(self, settings: Settings, engine: Any) -> None:
+        self.config = Config(settings)
+        self.engine = engine
+        self.metrics = Metrics(engine, self._pull_names)
+        self.runner = Runner(engine, self.config.get, self.metrics)
+        self.login = LoginService(engine, self.config.get, metrics=self.metrics)
+        self.scheduler = Scheduler(self.runner.scheduled)
+        self.state = DaemonState(
+            engine, self.config.get, self.metrics, self.runner, self.scheduler, self.login
+        )
+        self.watchdog: Watchdog | None = None
+        self._reload_lock = threading.Lock()
+
+    def _pull_names(self) -> list[str]:
+        return [n for n, d in self.config.get().directories.items() if d.kind != "scim"]
+
+    def ready(self) -> None:
+        s = self.config.get()
+        self.scheduler.apply(s.directories)
+        self.scheduler.start()
+        pulls = self._pull_names()
+        log.info("syncd ready", extra={"listen": s.server.listen, "pull_directories": pulls})
+        notify(f"READY=1\nSTATUS=serving on {s.server.listen}; {len(pulls)} pull directories scheduled")
+        interval = watchdog_interval()
+        if interval:
+            self.watchdog = Watchdog(
+                interval, lambda: self.state.loop_alive(max(3 * BEAT_S, 2 * interval))
+            ).start()
+
+    def begin_stop(self, why: str) -> None:
+        if self.state.stopping:
+            return
+        self.state.stopping = True
+        notify("STOPPING=1")
+        self.scheduler.pause()
+        self.runner.stop.set()
+        log.info("stopping", extra={"signal": why})
+
+    def reload(self) -> None:
+        with self._reload_lock:
+            old = self.config.get()
+            notify(f"RELOADING=1\nMONOTONIC_USEC={time.clock_gettime_ns(time.CLOCK_MONOTONIC) // 1000}")
+            try:
+                new = load_config(old.source)
+            except ConfigError as exc:
+                log.error("config reload failed; the running config stays", extra={"problems": str(exc)})
+                notify("READY=1")
+                return
+            if new.store.url != old.store.url:
+                log.warning("the store URL changed; restart syncd to use the new store")
+            if new.server != old.server:
+                log.warning("server settings changed; restart syncd to apply them")
+            self.config.set(new)
+            self.login.reset()
+            if not self.state.stopping:
+                self.scheduler.apply(new.directories)
+            log.info("config reloaded", extra={"pull_directories": self._pull_names()})
+            notify("READY=1")
+
+    def finish(self) -> bool:
+        self.begin_stop("server stopped")
+        self.scheduler.shutdown()
+        clean = self.runner.shutdown(STOP_TIMEOUT_S)
+        if not clean:
+            log.warning("a sync did not reach a safe point in time; its open batch is rolled back")
+        if self.watchdog is not None:
+            self.watchdog.stop()
+        self.login.close()
+        return clean
+
+
+def run_daemon(settings: Settings) -> int:
+    """Run until SIGTERM/SIGINT; the exit code (0 after a clean stop)."""
+    dlog.setup(settings.log.level, settings.log.format)
+    try:
+        engine = make_engine(settings.store.url)
+        current, head = schema_status(engine)
+    except StoreError as exc:
+        log.error("cannot use the store", extra={"store": settings.store.display_url, "error": str(exc)})
+        return EXIT_USAGE
+    if current != head:
+        log.error(
+            "the store schema is not current; run `syncd db upgrade`",
+            extra={"store": settings.store.display_url, "current": current, "head": head},
+        )
+        engine.dispose()
+        return EXIT_USAGE
+    daemon = Daemon(settings, engine)
+    host, port = split_listen(settings.server.listen)
+    app = build_app(
+        daemon.state, public_url=settings.server.public_url, max_body_bytes=settings.server.max_body_bytes
+    )
+    server = DaemonServer(
+        uvicorn.Config(
+            app,
+            host=host,
+            port=port,
+            log_config=None,
+            access_log=False,
+            timeout_keep_alive=KEEP_ALIVE_S,
+            timeout_graceful_shutdown=GRACEFUL_S,
+            server_header=False,
+            proxy_headers=True,
+            lifespan="on",
+        ),
+        daemon,
+    )
+    try:
+        server.run()
+    except SystemExit as exc:  # uvicorn could not bind or start
+        log.error("the server did not start", extra={"listen": settings.server.listen, "code": exc.code})
+        return EXIT_FAILED
+    finally:
+        daemon.finish()
+        engine.dispose()
+    log.info("syncd stopped")
+    return EXIT_OK if server.started else EXIT_FAILED

@@ -1,0 +1,310 @@
+"""Pull runs inside the daemon: scheduled slots, API triggers, and stopping safely.
+
+Invariants:
+- One process runs at most one pull of a directory at a time (`AlreadyRunning` for a second
+  trigger); across processes and machines `run_sync`'s directory lock makes a concurrent one
+  `busy`.
+- A scheduled slot is run by one replica (see `scheduler`): the claim (is there a scheduled
+  run of this directory that started at or after the slot?) and the run happen under the
+  directory's *slot lock* (`directory_lock(engine, "<name>.slot")`), so two replicas cannot
+  both find the slot free.
+- Stopping: once `stop` is set, a fetch in progress is cancelled (nothing is written during a
+  fetch) and an apply stops at the next batch boundary (each batch is its own transaction);
+  the run row is finished with outcome "abandoned". Rows left "running" by a process that
+  died are marked "abandoned" by the next run of that directory, under its lock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Engine, func, select, update
+
+from connectors.base import Connector, ConnectorError, ProgressCallback, TransientError
+from connectors.factory import build_connector
+from syncd.config import Schedule, Settings
+from syncd.daemon import logging as dlog
+from syncd.daemon.metrics import Metrics
+from syncd.daemon.scheduler import period_at, slot_of, trigger_for
+from syncd.reconcile.options import run_options
+from syncd.reconcile.run import RunResult, run_sync
+from syncd.reconcile.snapshot import Snapshot, UserGroups
+from syncd.store import session_scope
+from syncd.store.locks import LockBusy, directory_lock
+from syncd.store.models import SyncRun, utcnow
+
+log = logging.getLogger("syncd.daemon.runner")
+
+#: How long a trigger waits for its run to start (lock taken, run row written), seconds.
+START_WAIT_S = 30.0
+#: Poll period of a fetch watching for the stop signal, seconds.
+STOP_POLL_S = 0.2
+
+
+class AlreadyRunning(Exception):
+    def __init__(self, handle: RunHandle) -> None:
+        super().__init__(f"a sync of {handle.directory!r} is already running in this process")
+        self.handle = handle
+
+
+class Abandoned(Exception):
+    """Raised between apply batches once the daemon is stopping."""
+
+
+class Stopped(TransientError):
+    """The fetch was cancelled because the daemon is stopping."""
+
+
+@dataclass
+class RunHandle:
+    """One pull in this process. `started` is set once its run row exists (or it ended first)."""
+
+    directory: str
+    trigger: str
+    dry_run: bool = False
+    run_id: int | None = None
+    result: RunResult | None = None
+    started: threading.Event = field(default_factory=threading.Event)
+    done: threading.Event = field(default_factory=threading.Event)
+    started_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+
+
+class Watched(Connector):
+    """Wraps the real connector: learns the run id when the fetch starts, and cancels the
+    fetch when the daemon stops."""
+
+    def __init__(self, inner: Connector, on_start: Callable[[], None], stop: threading.Event) -> None:
+        super().__init__(inner.directory)
+        self.inner, self.on_start, self.stop = inner, on_start, stop
+        self.kind = inner.kind  # type: ignore[misc]
+
+    async def snapshot(
+        self, *, cursor: str | None = None, progress: ProgressCallback | None = None
+    ) -> Snapshot:
+        self.on_start()
+        task = asyncio.ensure_future(self.inner.snapshot(cursor=cursor, progress=progress))
+        while not task.done():
+            if self.stop.is_set():
+                task.cancel()
+                try:
+                    await task
+                except (asyncio.CancelledError, Exception):
+                    pass
+                raise Stopped("the daemon is stopping; the fetch was cancelled before anything was written")
+            await asyncio.wait({task}, timeout=STOP_POLL_S)
+        return task.result()
+
+    async def user_groups(self, user: str) -> UserGroups:
+        return await self.inner.user_groups(user)
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+
+class Runner:
+    def __init__(
+        self,
+        engine: Engine,
+        settings: Callable[[], Settings],
+        metrics: Metrics,
+        *,
+        connector_factory: Callable[[str, Any], Connector] = build_connector,
+    ) -> None:
+        self.engine, self.settings, self.metrics = engine, settings, metrics
+        self.connector_factory = connector_factory
+        self.stop = threading.Event()
+        self._lock = threading.Lock()
+        self._active: dict[str, RunHandle] = {}
+
+    # -- entry points ---------------------------------------------------------------------
+
+    def scheduled(self, directory: str, schedule: Schedule) -> None:
+        """The scheduler's job for one fire: find the slot, wait the jitter, claim, run."""
+        trig = trigger_for(schedule)
+        slot = slot_of(trig, datetime.now(UTC))
+        if slot is None or self.stop.is_set():
+            return
+        d = self.settings().directories.get(directory)
+        if d is None:
+            return
+        jitter = min(float(d.jitter), period_at(trig, slot) / 2)
+        if jitter > 0 and self.stop.wait(random.uniform(0, jitter)):
+            return
+        with dlog.bind(directory=directory):
+            lock_dir = self.settings().state_dir
+            try:
+                with directory_lock(self.engine, f"{directory}.slot", lock_dir=lock_dir):
+                    if self._slot_taken(directory, slot):
+                        log.info("slot already run", extra={"slot": slot.isoformat()})
+                        return
+                    handle = self._claim(directory, "schedule", dry_run=False)
+                    log.info("scheduled sync starting", extra={"slot": slot.isoformat()})
+                    self._run(handle, allow_deletes=False)
+            except LockBusy:
+                log.info("slot is being run by another process", extra={"slot": slot.isoformat()})
+            except AlreadyRunning as exc:
+                log.info("scheduled sync skipped: %s", exc, extra={"slot": slot.isoformat()})
+
+    def trigger(self, directory: str, *, dry_run: bool = False, allow_deletes: bool = False) -> RunHandle:
+        """Start a pull in a thread (AlreadyRunning if one of `directory` runs here)."""
+        handle = self._claim(directory, "api", dry_run=dry_run)
+        t = threading.Thread(
+            target=self._run,
+            args=(handle,),
+            kwargs={"allow_deletes": allow_deletes},
+            name=f"sync:{directory}",
+            daemon=True,
+        )
+        t.start()
+        return handle
+
+    def running(self, directory: str) -> RunHandle | None:
+        with self._lock:
+            return self._active.get(directory)
+
+    def shutdown(self, timeout: float) -> bool:
+        """Stop every run at its next safe point; True when all ended within `timeout` seconds."""
+        self.stop.set()
+        with self._lock:
+            handles = list(self._active.values())
+        deadline = _monotonic() + timeout
+        return all(h.done.wait(max(0.0, deadline - _monotonic())) for h in handles)
+
+    # -- internals ------------------------------------------------------------------------
+
+    def _claim(self, directory: str, trigger: str, *, dry_run: bool) -> RunHandle:
+        with self._lock:
+            if directory in self._active:
+                raise AlreadyRunning(self._active[directory])
+            handle = self._active[directory] = RunHandle(directory, trigger, dry_run)
+            return handle
+
+    def _slot_taken(self, directory: str, slot: datetime) -> bool:
+        with session_scope(self.engine, write=False) as s:
+            q = select(func.count()).where(
+                SyncRun.directory == directory, SyncRun.trigger == "schedule", SyncRun.started_at >= slot
+            )
+            return bool(s.execute(q).scalar_one())
+
+    def _run(self, handle: RunHandle, *, allow_deletes: bool) -> RunResult:
+        name = handle.directory
+        with dlog.bind(directory=name, run_id=None, request_id=None) as ctx:
+            try:
+                result = self._run_locked(handle, ctx, allow_deletes)
+            except Exception as exc:  # a bug: logged with its traceback, the daemon goes on
+                log.exception("sync crashed")
+                result = RunResult(ctx.run_id, name, "failed", error=f"{type(exc).__name__}: {exc}")
+            handle.result = result
+            self.metrics.record_run(result, handle.trigger)
+            counts = (
+                result.applied
+                if result.outcome == "applied"
+                else (result.plan.counts() if result.plan else {})
+            )
+            log.log(
+                logging.WARNING if result.outcome in ("failed", "stopped", "abandoned") else logging.INFO,
+                "sync finished",
+                extra={
+                    "trigger": handle.trigger,
+                    "outcome": result.outcome,
+                    "mode": result.mode,
+                    "complete": result.complete,
+                    "changes": counts,
+                    "api_calls": result.api_calls,
+                    "throttles": result.throttles,
+                    "seconds": round(result.seconds, 3),
+                    "error": result.error,
+                },
+            )
+        with self._lock:
+            self._active.pop(name, None)
+        handle.started.set()
+        handle.done.set()
+        return result
+
+    def _run_locked(self, handle: RunHandle, ctx: dlog.LogContext, allow_deletes: bool) -> RunResult:
+        settings = self.settings()
+        name = handle.directory
+        d = settings.directories.get(name)
+        if d is None or d.kind == "scim":
+            return RunResult(None, name, "failed", error=f"{name!r} is not a configured pull directory")
+        try:
+            inner = self.connector_factory(name, d)
+        except ConnectorError as exc:
+            return RunResult(None, name, "failed", error=f"{type(exc).__name__}: {exc}")
+
+        def on_start() -> None:
+            ctx.run_id = handle.run_id = self._current_run_id(name)
+            handle.started.set()
+            log.info("sync started", extra={"trigger": handle.trigger, "dry_run": handle.dry_run})
+
+        def on_apply(_phase: str, _done: int, _total: int) -> None:
+            if self.stop.is_set():
+                raise Abandoned("the daemon is stopping; abandoned between batches")
+
+        self._reap(name, settings)
+        opts = run_options(
+            d,
+            trigger=handle.trigger,
+            dry_run=handle.dry_run,
+            allow_deletes=allow_deletes,
+            lock_dir=settings.state_dir,
+        )
+        try:
+            result = run_sync(self.engine, Watched(inner, on_start, self.stop), opts, on_apply=on_apply)
+        except Abandoned as exc:
+            result = RunResult(ctx.run_id, name, "abandoned", error=str(exc))
+            self._mark_abandoned(ctx.run_id, str(exc))
+            return result
+        if result.outcome == "failed" and (result.error or "").startswith(Stopped.__name__):
+            result.outcome = "abandoned"
+            self._mark_abandoned(result.run_id, result.error or "")
+        return result
+
+    def _current_run_id(self, directory: str) -> int | None:
+        """The run row `run_sync` just wrote: the newest running one (it holds the lock)."""
+        with session_scope(self.engine, write=False) as s:
+            q = select(func.max(SyncRun.id)).where(
+                SyncRun.directory == directory, SyncRun.outcome == "running"
+            )
+            return s.execute(q).scalar_one()
+
+    def _mark_abandoned(self, run_id: int | None, error: str) -> None:
+        if run_id is None:
+            return
+        with session_scope(self.engine) as s:
+            s.execute(update(SyncRun).where(SyncRun.id == run_id).values(outcome="abandoned", error=error))
+
+    def _reap(self, directory: str, settings: Settings) -> None:
+        """Finish run rows a dead process left "running" (only while holding the lock)."""
+        try:
+            with (
+                directory_lock(self.engine, directory, lock_dir=settings.state_dir),
+                session_scope(self.engine) as s,
+            ):
+                res = s.execute(
+                    update(SyncRun)
+                    .where(SyncRun.directory == directory, SyncRun.outcome == "running")
+                    .values(
+                        outcome="abandoned",
+                        ended_at=utcnow(),
+                        error="the process running it stopped before it finished",
+                    )
+                )
+                if res.rowcount:
+                    log.warning("marked %d stale running run(s) abandoned", res.rowcount)
+        except LockBusy:
+            pass
+
+
+def _monotonic() -> float:
+    import time
+
+    return time.monotonic()

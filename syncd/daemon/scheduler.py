@@ -1,0 +1,136 @@
+"""One APScheduler job per pull directory, and the slots that let replicas share a schedule.
+
+A **slot** is one fire time of a directory's schedule, the same on every replica: interval
+schedules are aligned to the Unix epoch (every "30m" fires at :00 and :30 UTC everywhere), cron
+schedules are UTC. The job fired for slot S runs at S (or, at start-up, in the middle of the
+slot that holds "now"), waits its random jitter, then claims the slot (see `runner.Runner`):
+under the directory's slot lock, a slot is taken when a scheduled run of that directory
+started at or after S. Replicas therefore run each slot once between them.
+
+Job options: `max_instances=1` (no overlap with itself), `coalesce=True` (missed fire times
+collapse into one run), a misfire grace of half the schedule's period (at most 5 minutes),
+and a first run at start-up. Jitter is applied by the job, not by APScheduler, so the job
+still knows which slot it fired for; it is capped at half the period.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from apscheduler.executors.pool import ThreadPoolExecutor
+from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.triggers.base import BaseTrigger
+from apscheduler.triggers.cron import CronTrigger
+from apscheduler.triggers.interval import IntervalTrigger
+
+from syncd.config.types import Schedule
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+MAX_GRACE_S = 300
+_TICK = timedelta(microseconds=1)
+_LOOKBACK_LIMIT = timedelta(days=800)
+
+log = logging.getLogger("syncd.daemon.scheduler")
+
+
+def trigger_for(schedule: Schedule) -> BaseTrigger:
+    if schedule.interval:
+        return IntervalTrigger(seconds=schedule.interval, start_date=EPOCH, timezone=UTC)
+    assert schedule.cron is not None
+    return CronTrigger.from_crontab(schedule.cron, timezone="UTC")
+
+
+def next_after(trigger: BaseTrigger, t: datetime) -> datetime | None:
+    """The first fire time strictly after `t`."""
+    return trigger.get_next_fire_time(None, t + _TICK)
+
+
+def slot_of(trigger: BaseTrigger, now: datetime) -> datetime | None:
+    """The latest fire time at or before `now` (the slot `now` falls in); None if there is none
+    within the lookback limit."""
+    window = timedelta(seconds=1)
+    while True:
+        t = trigger.get_next_fire_time(None, now - window)
+        if t is not None and t <= now:
+            break
+        window *= 2
+        if window > _LOOKBACK_LIMIT:
+            return None
+    while (n := next_after(trigger, t)) is not None and n <= now:
+        t = n
+    return t
+
+
+def period_at(trigger: BaseTrigger, slot: datetime) -> float:
+    """Seconds from `slot` to the next fire time (a cron schedule's period varies)."""
+    n = next_after(trigger, slot)
+    return (n - slot).total_seconds() if n else float("inf")
+
+
+def grace_for(schedule: Schedule) -> int:
+    trig = trigger_for(schedule)
+    now = datetime.now(UTC)
+    first = next_after(trig, now)
+    period = period_at(trig, first) if first else MAX_GRACE_S * 2
+    return max(1, min(MAX_GRACE_S, int(period // 2)))
+
+
+def job_id(directory: str) -> str:
+    return f"pull:{directory}"
+
+
+class Scheduler:
+    """The daemon's BackgroundScheduler; `job(directory, schedule)` is what each job calls."""
+
+    def __init__(self, job: Callable[[str, Schedule], Any], *, max_workers: int = 16) -> None:
+        self.job = job
+        self.sched = BackgroundScheduler(
+            timezone=UTC, executors={"default": ThreadPoolExecutor(max_workers=max_workers)}
+        )
+
+    def apply(self, directories: Mapping[str, Any], *, run_now: bool = True) -> None:
+        """Make the jobs match `directories` (pull ones): add new, reschedule changed, drop gone.
+        A new or rescheduled job runs at once when `run_now` (start-up, reload)."""
+        wanted = {job_id(n): (n, d) for n, d in directories.items() if getattr(d, "kind", "scim") != "scim"}
+        for job in self.sched.get_jobs():
+            if job.id not in wanted:
+                job.remove()
+                log.info("job removed", extra={"job": job.id})
+        now = datetime.now(UTC)
+        for jid, (name, d) in wanted.items():
+            existing = self.sched.get_job(jid)
+            if existing is not None and existing.kwargs.get("schedule") == d.schedule:
+                continue
+            first = {"next_run_time": now} if run_now else {}  # else: the trigger's next fire time
+            self.sched.add_job(
+                self.job,
+                trigger=trigger_for(d.schedule),
+                kwargs={"directory": name, "schedule": d.schedule},
+                id=jid,
+                name=jid,
+                replace_existing=True,
+                max_instances=1,
+                coalesce=True,
+                misfire_grace_time=grace_for(d.schedule),
+                **first,
+            )
+            log.info("job scheduled", extra={"job": jid, "schedule": str(d.schedule)})
+
+    def next_run(self, directory: str) -> datetime | None:
+        job = self.sched.get_job(job_id(directory))
+        return job.next_run_time if job is not None else None
+
+    def start(self) -> None:
+        self.sched.start()
+
+    def pause(self) -> None:
+        """Fire nothing more (running jobs go on)."""
+        if self.sched.running:
+            self.sched.pause()
+
+    def shutdown(self) -> None:
+        if self.sched.running:
+            self.sched.shutdown(wait=False)
