@@ -11,7 +11,8 @@ before anything is timed. Two timings over the same pages and the same concurren
 - `floor_s`: a minimal raw httpx client reading the same pages (token, /users, /groups,
   /groups/{id}/transitiveMembers) with orjson, no SDK.
 
-The snapshot runs first, then the floor. Prints one JSON line. `peak_rss_mb` is this
+The snapshot runs first, then the floor. Prints one JSON line; `*_cpu_s` is the reading
+process's CPU time (`time.process_time`), which other load disturbs less than wall time. `peak_rss_mb` is this
 process's peak resident set size (`resource.getrusage(RUSAGE_SELF).ru_maxrss`) right after
 the snapshot, i.e. the connector side only (the fake is another process), interpreter and
 imports included; `snapshot_rss_delta_mb` is the growth of that peak during the snapshot.
@@ -137,7 +138,9 @@ def main() -> None:
             prof.disable()
             prof.dump_stats(args.profile)
         peak = rss_mb()  # before the floor runs, so it is the snapshot's peak
+        cpu0 = time.process_time()
         floor_s, n_users, n_members = asyncio.run(floor(url, fake, args.page_size, args.concurrency))
+        floor_cpu = time.process_time() - cpu0
     finally:
         if proc.stdin:
             proc.stdin.close()
@@ -148,6 +151,7 @@ def main() -> None:
         "memberships": got, "direct_memberships": int(memberships),
         "snapshot_s": round(snap_s, 2), "floor_s": round(floor_s, 2),
         "ratio": round(snap_s / floor_s, 2), "snapshot_cpu_s": round(snap_cpu, 2),
+        "floor_cpu_s": round(floor_cpu, 2), "cpu_ratio": round(snap_cpu / floor_cpu, 2),
         "peak_rss_mb": round(peak, 1),
         "snapshot_rss_delta_mb": round(peak - before, 1), "api_calls": snap.stats.api_calls,
         "complete": snap.complete, "floor_users": n_users, "floor_memberships": n_members,
