@@ -7,6 +7,8 @@ PostgreSQL: any `postgresql+psycopg://` URL. The schema is only ever created by 
 
 from __future__ import annotations
 
+import threading
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -47,9 +49,7 @@ def make_engine(url: str, *, echo: bool = False, pool_size: int = 10) -> Engine:
     if u.get_backend_name() == "postgresql":
         if u.drivername == "postgresql":
             u = u.set(drivername="postgresql+psycopg")
-        return create_engine(
-            u, echo=echo, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True
-        )
+        return create_engine(u, echo=echo, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
     raise StoreError(f"unsupported database {u.get_backend_name()!r}: use sqlite or postgresql")
 
 
@@ -73,18 +73,37 @@ def is_sqlite(engine: Engine) -> bool:
     return engine.dialect.name == "sqlite"
 
 
+_writer_locks: weakref.WeakKeyDictionary[Engine, threading.RLock] = weakref.WeakKeyDictionary()
+_writer_locks_guard = threading.Lock()
+
+
+def _writer_lock(engine: Engine) -> threading.RLock:
+    with _writer_locks_guard:
+        lock = _writer_locks.get(engine)
+        if lock is None:
+            lock = _writer_locks[engine] = threading.RLock()
+        return lock
+
+
 @contextmanager
 def session_scope(engine: Engine, *, write: bool = True) -> Iterator[Session]:
     """One transaction: committed when the block ends, rolled back if it raises.
 
     `write=True` on SQLite takes the write lock at BEGIN, so read-check-write sequences
-    (uniqueness checks, version bumps) never interleave with another writer.
+    (uniqueness checks, version bumps) never interleave with another writer. Writers of one
+    process also queue on an in-process lock first: SQLite's busy handler waits by sleeping
+    in growing steps, which under many threads leaves the database idle while they doze.
     """
-    bind = (
-        engine.execution_options(sqlite_begin="IMMEDIATE")
-        if write and is_sqlite(engine)
-        else engine
-    )
+    if write and is_sqlite(engine):
+        with _writer_lock(engine), _session(engine.execution_options(sqlite_begin="IMMEDIATE")) as session:
+            yield session
+        return
+    with _session(engine) as session:
+        yield session
+
+
+@contextmanager
+def _session(bind: Engine) -> Iterator[Session]:
     with Session(bind, expire_on_commit=False) as session:
         try:
             yield session
