@@ -116,6 +116,7 @@ class Connector(abc.ABC):
 
 
 _REGISTRY: dict[str, type[Connector]] = {}
+BUILT_IN = ("graph", "okta", "google")
 
 
 def register(cls: type[Connector]) -> type[Connector]:
@@ -125,9 +126,11 @@ def register(cls: type[Connector]) -> type[Connector]:
 
 
 def connector_class(kind: str) -> type[Connector]:
-    """The connector class for `kind` (`graph`, `okta`, `google`)."""
-    import connectors  # noqa: F401 - importing the package registers the built-in connectors
+    """The connector class for `kind` (`graph`, `okta`, `google`); imports its SDK on first use."""
+    import importlib
 
+    if kind not in _REGISTRY and kind in BUILT_IN:
+        importlib.import_module(f"connectors.{kind}")  # registers it
     try:
         return _REGISTRY[kind]
     except KeyError:
