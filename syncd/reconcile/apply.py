@@ -4,6 +4,10 @@ A crash between batches leaves every batch either written or not; the next run d
 and completes the rest (apply is idempotent at the level of a whole run).
 Order: teams and users first (so members can name them), reactivations before member adds,
 member removals, then deactivations and archives last.
+
+Creates, (de)activations and member changes go through `syncd.service.bulk` (a few
+statements per batch, whatever its size); attribute updates, renames and (un)archiving,
+which a sync makes a few of at a time, through the per-row operations.
 """
 
 from __future__ import annotations
@@ -16,13 +20,15 @@ from sqlalchemy import Engine, select
 
 from syncd.reconcile.plan import MemberChange, Plan, TeamChange, UserChange
 from syncd.reconcile.snapshot import SnapshotUser
-from syncd.service import teams, users
+from syncd.service import bulk, teams, users
 from syncd.service.context import Actor
 from syncd.store import session_scope
 from syncd.store.models import Team, User
 
-BATCH = 500
-MEMBER_BATCH = 5000
+#: users or teams per transaction
+BATCH = 2000
+#: memberships per transaction
+MEMBER_BATCH = 20000
 
 #: Called after each batch with (phase, objects done so far in that phase, total in that phase).
 ApplyProgress = Callable[[str, int, int], None]
@@ -74,6 +80,8 @@ def apply_plan(
     engine: Engine, plan: Plan, actor: Actor, progress: ApplyProgress | None = None
 ) -> ApplyResult:
     result = ApplyResult()
+    if plan.empty:
+        return result
     tick = progress or (lambda *_: None)
     user_ids = _ids(engine, User, plan.directory)
     team_ids = _ids(engine, Team, plan.directory)
@@ -83,7 +91,10 @@ def apply_plan(
     _users(engine, actor, first, user_ids, result, tick)
     early = [t for t in plan.teams if t.kind != "archive_team"]
     _teams(engine, actor, early, team_ids, result, tick)
-    _members(engine, actor, plan.members, user_ids, team_ids, result, tick)
+    adds = [c for c in plan.members if c.kind == "add_members"]
+    removes = [c for c in plan.members if c.kind != "add_members"]
+    _members(engine, actor, adds, user_ids, team_ids, result, tick)
+    _members(engine, actor, removes, user_ids, team_ids, result, tick)
     _users(engine, actor, last, user_ids, result, tick)
     _teams(engine, actor, [t for t in plan.teams if t.kind == "archive_team"], team_ids, result, tick)
     return result
@@ -106,22 +117,25 @@ def _users(
     tick: ApplyProgress,
 ) -> None:
     for start in range(0, len(changes), BATCH):
+        part = changes[start : start + BATCH]
         with session_scope(engine) as s:
-            for c in changes[start : start + BATCH]:
-                if c.kind == "create_user":
-                    assert c.user is not None
-                    ids[c.external_id] = users.create_user(s, actor=actor, body=user_body(c.user)).id
-                elif c.kind == "update_user":
+            creates = [c for c in part if c.kind == "create_user"]
+            bodies = [user_body(c.user) for c in creates if c.user is not None]
+            for c, new in zip(creates, bulk.create_users(s, actor=actor, bodies=bodies), strict=True):
+                ids[c.external_id] = new
+            for c in part:
+                if c.kind == "update_user":
                     assert c.user is not None
                     users.patch_user(
                         s, actor=actor, user_id=ids[c.external_id], operations=_update_ops(c.user)
                     )
-                else:
-                    users.set_active(
-                        s, actor=actor, user_id=ids[c.external_id], active=c.kind == "reactivate_user"
-                    )
-                result.add(c.kind)
-        tick("users", min(start + BATCH, len(changes)), len(changes))
+            for kind, active in (("reactivate_user", True), ("deactivate_user", False)):
+                some = [ids[c.external_id] for c in part if c.kind == kind]
+                if some:
+                    bulk.set_active(s, actor=actor, user_ids=some, active=active)
+        for c in part:
+            result.add(c.kind)
+        tick("users", start + len(part), len(changes))
 
 
 def _teams(
@@ -133,24 +147,27 @@ def _teams(
     tick: ApplyProgress,
 ) -> None:
     for start in range(0, len(changes), BATCH):
+        part = changes[start : start + BATCH]
         with session_scope(engine) as s:
-            for c in changes[start : start + BATCH]:
-                if c.kind == "create_team":
-                    body = {"displayName": c.display_name, "externalId": c.external_id}
-                    ids[c.external_id] = teams.create_team(s, actor=actor, body=body).id
-                elif c.kind == "rename_team":
+            creates = [c for c in part if c.kind == "create_team"]
+            bodies = [{"displayName": c.display_name, "externalId": c.external_id} for c in creates]
+            for c, new in zip(creates, bulk.create_teams(s, actor=actor, bodies=bodies), strict=True):
+                ids[c.external_id] = new
+            for c in part:
+                if c.kind == "rename_team":
                     teams.patch_team(
                         s,
                         actor=actor,
                         team_id=ids[c.external_id],
                         operations=[{"op": "replace", "path": "displayName", "value": c.display_name}],
                     )
-                else:
+                elif c.kind != "create_team":
                     teams.set_archived(
                         s, actor=actor, team_id=ids[c.external_id], archived=c.kind == "archive_team"
                     )
-                result.add(c.kind)
-        tick("teams", min(start + BATCH, len(changes)), len(changes))
+        for c in part:
+            result.add(c.kind)
+        tick("teams", start + len(part), len(changes))
 
 
 def _members(
@@ -162,19 +179,36 @@ def _members(
     result: ApplyResult,
     tick: ApplyProgress,
 ) -> None:
+    """Member changes of one kind, `MEMBER_BATCH` memberships (across teams) per transaction.
+
+    A team whose changes span two batches gets two versions and two audit events, as two
+    `change_members` calls would give it.
+    """
+    if not changes:
+        return
+    kind = changes[0].kind
+    op = bulk.add_memberships if kind == "add_members" else bulk.remove_memberships
     total = sum(len(c.user_external_ids) for c in changes)
     done = 0
+    batch: list[tuple[str, str]] = []
+
+    def flush() -> None:
+        with session_scope(engine) as s:
+            changed = op(s, actor=actor, pairs=batch)
+        result.add(kind, sum(len(v) for v in changed.values()))
+        tick("members", done, total)
+        batch.clear()
+
     for c in changes:
         team_id = team_ids[c.team_external_id]
-        uids = [user_ids[u] for u in c.user_external_ids if u in user_ids]
-        for start in range(0, len(uids), MEMBER_BATCH):
-            part = uids[start : start + MEMBER_BATCH]
-            with session_scope(engine) as s:
-                if c.kind == "add_members":
-                    added, _ = teams.change_members(s, actor=actor, team_id=team_id, add=part)
-                    result.add(c.kind, len(added))
-                else:
-                    _, removed = teams.change_members(s, actor=actor, team_id=team_id, remove=part)
-                    result.add(c.kind, len(removed))
-            done += len(part)
-            tick("members", done, total)
+        for u in c.user_external_ids:
+            done += 1
+            uid = user_ids.get(u)
+            if uid is not None:
+                batch.append((team_id, uid))
+                if len(batch) >= MEMBER_BATCH:
+                    flush()
+    if batch:
+        flush()
+    elif done:
+        tick("members", done, total)

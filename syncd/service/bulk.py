@@ -1,0 +1,442 @@
+"""Bulk service operations for the reconcile apply path. The caller owns the session and its
+transaction.
+
+Each operation has the same outcome as calling its per-row counterpart once per item, in
+order, inside one transaction (same rows, versions, member counts, audit events and errors),
+but costs a few statements per chunk of `CHUNK` items instead of several per item:
+
+- `create_users` ≡ `users.create_user` per body; `create_teams` ≡ `teams.create_team` per
+  body (bodies without members);
+- `set_active` ≡ `users.set_active` per user id;
+- `add_memberships` / `remove_memberships` ≡ `teams.change_members(add=…)` /
+  `(remove=…)` once per team, with that team's user ids in the order given.
+
+Invariants kept: every read and write is limited to the actor's directory; a version grows
+only on a real change (one bump per team per call, as one `change_members` call does);
+`member_count` stays equal to the number of membership rows; one audit event per created or
+changed user or team, in the same transaction; a feed other than "manual" never removes a
+manual membership. On an error nothing is undone here: the caller rolls the transaction back.
+
+The statements go through SQLAlchemy Core (executemany), and membership changes are one
+`INSERT … SELECT` / `DELETE … IN (SELECT …)` per `PAIRS` pairs, the pairs sent as one JSON
+parameter (SQLite `json_each`) or two arrays (PostgreSQL `unnest`), with RETURNING telling
+which rows really changed. ORM objects the caller's session already holds for these rows
+are not refreshed.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+from sqlalchemy import bindparam, insert, select, text, update
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session
+
+from syncd.service.common import chunks, in_scope, new_id
+from syncd.service.context import Actor
+from syncd.service.errors import Conflict, InvalidValue, NotFound
+from syncd.service.resource import fold, normalize, require
+from syncd.service.schema import GROUP, USER
+from syncd.store.models import AuditEvent, Membership, Team, User, UserEmail, utcnow
+
+USERS = User.__table__  # type: ignore[attr-defined]
+EMAILS = UserEmail.__table__  # type: ignore[attr-defined]
+TEAMS = Team.__table__  # type: ignore[attr-defined]
+MEMBERSHIPS = Membership.__table__  # type: ignore[attr-defined]
+AUDIT = AuditEvent.__table__  # type: ignore[attr-defined]
+
+_BUMP_TEAMS = (
+    update(TEAMS)
+    .where(TEAMS.c.id == bindparam("b_id"))
+    .values(
+        member_count=TEAMS.c.member_count + bindparam("b_delta"),
+        version=TEAMS.c.version + 1,
+        updated_at=bindparam("b_now"),
+    )
+)
+_SET_USER = (
+    update(USERS)
+    .where(USERS.c.id == bindparam("b_id"))
+    .values(
+        data=bindparam("b_data", type_=USERS.c.data.type),
+        active=bindparam("b_active"),
+        version=USERS.c.version + 1,
+        updated_at=bindparam("b_now"),
+    )
+)
+
+
+#: memberships per INSERT/DELETE statement (sent as one JSON or two array parameters)
+PAIRS = 20_000
+_CREATED = bindparam("now", type_=MEMBERSHIPS.c.created_at.type)
+_COLS = "INSERT INTO memberships (team_id, user_id, directory, source, created_at) "
+_ADD_SQLITE = text(
+    _COLS + "SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]'), :dir, :src, :now "
+    "FROM json_each(:pairs) WHERE true ON CONFLICT DO NOTHING RETURNING team_id, user_id"
+).bindparams(_CREATED)
+_ADD_PG = text(
+    _COLS + "SELECT t, u, :dir, :src, :now FROM unnest(CAST(:teams AS varchar[]), CAST(:users AS varchar[])) "
+    "AS x(t, u) ON CONFLICT DO NOTHING RETURNING team_id, user_id"
+).bindparams(_CREATED)
+_REMOVE_SQLITE = (
+    "DELETE FROM memberships WHERE (team_id, user_id) IN "
+    "(SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]') FROM json_each(:pairs)) "
+    "{keep_manual}RETURNING team_id, user_id"
+)
+_REMOVE_PG = (
+    "DELETE FROM memberships WHERE (team_id, user_id) IN "
+    "(SELECT t, u FROM unnest(CAST(:teams AS varchar[]), CAST(:users AS varchar[])) AS x(t, u)) "
+    "{keep_manual}RETURNING team_id, user_id"
+)
+_MISSING_SQLITE = text(
+    "SELECT j.value FROM json_each(:ids) AS j LEFT JOIN users AS u "
+    "ON u.id = j.value AND coalesce(u.directory, '') = :dir WHERE u.id IS NULL"
+)
+_MISSING_PG = text(
+    "SELECT x.id FROM unnest(CAST(:ids AS varchar[])) AS x(id) LEFT JOIN users AS u "
+    "ON u.id = x.id AND coalesce(u.directory, '') = :dir WHERE u.id IS NULL"
+)
+
+
+# -- users -----------------------------------------------------------------------------------
+
+
+def create_users(session: Session, *, actor: Actor, bodies: Sequence[dict[str, Any]]) -> list[str]:
+    """New users in the actor's directory, one per body; returns their ids in body order.
+
+    Conflict (naming the first body in order that clashes, userName before externalId) if a
+    userName or externalId is taken in the directory or repeated within `bodies`.
+    """
+    datas = [normalize(USER, b) for b in bodies]
+    for d in datas:
+        require(USER, d)
+    if not datas:
+        return []
+    keys = [fold(d["userName"]) for d in datas]
+    _check_new(
+        session,
+        actor,
+        USERS,
+        "user_name_key",
+        datas,
+        keys,
+        lambda d: f"userName {d['userName']!r} is already taken",
+    )
+    now = utcnow()
+    ids = [new_id() for _ in datas]
+    rows = [_user_row(i, actor.directory, d, now) for i, d in zip(ids, datas, strict=True)]
+    emails = [e for i, d in zip(ids, datas, strict=True) for e in _email_rows(i, d.get("emails"))]
+    _insert_unique(session, USERS, rows, "userName")
+    if emails:
+        session.execute(insert(EMAILS), emails)
+    _audit(
+        session, actor, now, [("user.create", "user", i, None, d) for i, d in zip(ids, datas, strict=True)]
+    )
+    return ids
+
+
+def set_active(session: Session, *, actor: Actor, user_ids: Sequence[str], active: bool) -> list[str]:
+    """Deactivate or reactivate users; returns the ids whose stored data really changed.
+
+    NotFound (naming the first missing id) if any id is not a user of the actor's directory.
+    """
+    ids = list(dict.fromkeys(user_ids))
+    found: dict[str, dict[str, Any]] = {}
+    for part in chunks(ids):
+        q = select(USERS.c.id, USERS.c.data).where(USERS.c.id.in_(part), in_scope(USERS.c.directory, actor))
+        found.update((i, d) for i, d in session.execute(q).all())
+    for u in ids:
+        if u not in found:
+            raise NotFound(f"User {u} not found")
+    now = utcnow()
+    action = "user.activate" if active else "user.deactivate"
+    changed: list[str] = []
+    params: list[dict[str, Any]] = []
+    events: list[tuple[str, str, str, Any, Any]] = []
+    for u in ids:
+        before = found[u]
+        after = {**before, "active": active}
+        if after == before:
+            continue
+        changed.append(u)
+        params.append({"b_id": u, "b_data": after, "b_active": active, "b_now": now})
+        events.append((action, "user", u, before, after))
+    if params:
+        session.execute(_SET_USER, params)
+        _audit(session, actor, now, events)
+    return changed
+
+
+# -- teams -----------------------------------------------------------------------------------
+
+
+def create_teams(session: Session, *, actor: Actor, bodies: Sequence[dict[str, Any]]) -> list[str]:
+    """New teams in the actor's directory, one per body; returns their ids in body order.
+
+    Bodies carry attributes only (InvalidValue if one has members: add them with
+    `add_memberships`). Conflict as `create_users`, on displayName then externalId.
+    """
+    datas = []
+    for b in bodies:
+        if any(str(k).lower() == "members" and v for k, v in b.items()):
+            raise InvalidValue("create_teams takes no members; add them with add_memberships")
+        d = normalize(GROUP, b)
+        require(GROUP, d)
+        datas.append(d)
+    if not datas:
+        return []
+    keys = [fold(d["displayName"]) for d in datas]
+    _check_new(
+        session,
+        actor,
+        TEAMS,
+        "display_name_key",
+        datas,
+        keys,
+        lambda d: f"a group named {d['displayName']!r} already exists",
+    )
+    now = utcnow()
+    ids = [new_id() for _ in datas]
+    rows = [
+        {
+            "id": i,
+            "directory": actor.directory,
+            "external_id": d.get("externalId"),
+            "display_name": d["displayName"],
+            "display_name_key": k,
+            "data": d,
+            "member_count": 0,
+            "archived": False,
+            "version": 1,
+            "created_at": now,
+            "updated_at": now,
+        }
+        for i, d, k in zip(ids, datas, keys, strict=True)
+    ]
+    _insert_unique(session, TEAMS, rows, "displayName")
+    _audit(
+        session, actor, now, [("team.create", "team", i, None, d) for i, d in zip(ids, datas, strict=True)]
+    )
+    return ids
+
+
+def add_memberships(
+    session: Session, *, actor: Actor, pairs: Iterable[tuple[str, str]]
+) -> dict[str, list[str]]:
+    """Insert the (team id, user id) memberships that do not exist yet; returns, per team that
+    gained members, the user ids really added (in the order given).
+
+    NotFound if a team, InvalidValue if a user, is not in the actor's directory. Existing
+    memberships keep their source. Each team that gained members: count += added, version + 1,
+    one "team.members" audit event.
+    """
+    by_team = _group(pairs)
+    if not by_team:
+        return {}
+    _check_teams(session, actor, list(by_team))
+    _check_users(session, actor, list(dict.fromkeys(u for us in by_team.values() for u in us)))
+    now = utcnow()
+    flat = [(t, u) for t, us in by_team.items() for u in us]
+    got: set[tuple[str, str]] = set()
+    pg = _is_pg(session)
+    for part in chunks(flat, PAIRS):  # type: ignore[arg-type]
+        params: dict[str, Any] = {"dir": actor.directory, "src": actor.source, "now": now, **_pairs(pg, part)}
+        got.update((t, u) for t, u in session.execute(_ADD_PG if pg else _ADD_SQLITE, params).all())
+    return _finish_members(session, actor, now, by_team, got, "members_added", +1)
+
+
+def remove_memberships(
+    session: Session, *, actor: Actor, pairs: Iterable[tuple[str, str]]
+) -> dict[str, list[str]]:
+    """Delete the given (team id, user id) memberships; returns, per team that lost members,
+    the user ids really removed (in the order given).
+
+    NotFound if a team is not in the actor's directory. A feed other than "manual" never
+    removes a manual membership. Each team that lost members: count -= removed, version + 1,
+    one "team.members" audit event.
+    """
+    by_team = _group(pairs)
+    if not by_team:
+        return {}
+    _check_teams(session, actor, list(by_team))
+    flat = [(t, u) for t, us in by_team.items() for u in us]
+    got: set[tuple[str, str]] = set()
+    pg = _is_pg(session)
+    keep_manual = "AND source != 'manual' " if actor.feed != "manual" else ""
+    stmt = text((_REMOVE_PG if pg else _REMOVE_SQLITE).format(keep_manual=keep_manual))
+    for part in chunks(flat, PAIRS):  # type: ignore[arg-type]
+        got.update((t, u) for t, u in session.execute(stmt, _pairs(pg, part)).all())
+    return _finish_members(session, actor, utcnow(), by_team, got, "members_removed", -1)
+
+
+# -- internals -------------------------------------------------------------------------------
+
+
+def _group(pairs: Iterable[tuple[str, str]]) -> dict[str, list[str]]:
+    """Pairs grouped by team, first-seen order, duplicates dropped."""
+    out: dict[str, dict[str, None]] = {}
+    for t, u in pairs:
+        out.setdefault(t, {})[u] = None
+    return {t: list(us) for t, us in out.items()}
+
+
+def _is_pg(session: Session) -> bool:
+    return session.get_bind().dialect.name == "postgresql"
+
+
+def _pairs(pg: bool, pairs: Sequence[tuple[str, str]]) -> dict[str, Any]:
+    """(team id, user id) pairs as statement parameters: two arrays (PostgreSQL), JSON (SQLite)."""
+    if pg:
+        return {"teams": [t for t, _ in pairs], "users": [u for _, u in pairs]}
+    return {"pairs": json.dumps(pairs)}
+
+
+def _check_users(session: Session, actor: Actor, user_ids: list[str]) -> None:
+    """`members.check_users` in one statement per `PAIRS` ids: InvalidValue naming every id that
+    is not a user of the actor's directory."""
+    pg = _is_pg(session)
+    missing: set[str] = set()
+    for part in chunks(user_ids, PAIRS):
+        params = {"ids": list(part)} if pg else {"ids": json.dumps(list(part))}
+        missing.update(
+            session.execute(
+                _MISSING_PG if pg else _MISSING_SQLITE, {**params, "dir": actor.directory or ""}
+            ).scalars()
+        )
+    if missing:
+        ordered = [u for u in user_ids if u in missing]
+        shown = ", ".join(ordered[:20]) + (f" and {len(ordered) - 20} more" if len(ordered) > 20 else "")
+        raise InvalidValue(f"unknown members (no such user in this directory): {shown}")
+
+
+def _check_teams(session: Session, actor: Actor, team_ids: list[str]) -> None:
+    found: set[str] = set()
+    for part in chunks(team_ids):
+        q = select(TEAMS.c.id).where(TEAMS.c.id.in_(part), in_scope(TEAMS.c.directory, actor))
+        found.update(session.execute(q).scalars())
+    for t in team_ids:
+        if t not in found:
+            raise NotFound(f"Group {t} not found")
+
+
+def _finish_members(
+    session: Session,
+    actor: Actor,
+    now: Any,
+    by_team: dict[str, list[str]],
+    got: set[tuple[str, str]],
+    key: str,
+    sign: int,
+) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {}
+    for t, us in by_team.items():
+        hit = [u for u in us if (t, u) in got]
+        if hit:
+            out[t] = hit
+    if out:
+        session.execute(
+            _BUMP_TEAMS, [{"b_id": t, "b_delta": sign * len(us), "b_now": now} for t, us in out.items()]
+        )
+        _audit(session, actor, now, [("team.members", "team", t, None, {key: us}) for t, us in out.items()])
+    return out
+
+
+def _check_new(
+    session: Session,
+    actor: Actor,
+    table: Any,
+    key_column: str,
+    datas: list[dict[str, Any]],
+    keys: list[str],
+    name_taken: Callable[[dict[str, Any]], str],
+) -> None:
+    """Conflict for the first of `datas` whose name key or externalId is taken in the actor's
+    directory or by an earlier item (the per-row checks, in order: name before externalId)."""
+    exts = [d.get("externalId") for d in datas]
+    taken_keys = _taken(session, table.c[key_column], table.c.directory, actor, keys)
+    taken_exts = _taken(session, table.c.external_id, table.c.directory, actor, [e for e in exts if e])
+    seen_keys: set[str] = set()
+    seen_exts: set[str] = set()
+    for d, k, e in zip(datas, keys, exts, strict=True):
+        if k in taken_keys or k in seen_keys:
+            raise Conflict(name_taken(d))
+        if e is not None and (e in taken_exts or e in seen_exts):
+            raise Conflict(f"externalId {e!r} is already taken")
+        seen_keys.add(k)
+        if e is not None:
+            seen_exts.add(e)
+
+
+def _taken(session: Session, column: Any, directory: Any, actor: Actor, values: list[str]) -> set[str]:
+    """The subset of `values` already present in `column` within the actor's directory."""
+    out: set[str] = set()
+    for part in chunks(list(dict.fromkeys(values))):
+        q = select(column).where(in_scope(directory, actor), column.in_(part))
+        out.update(session.execute(q).scalars())
+    return out
+
+
+def _insert_unique(session: Session, table: Any, rows: list[dict[str, Any]], what: str) -> None:
+    """executemany INSERT; a unique-index violation (a concurrent writer won) becomes Conflict."""
+    try:
+        with session.begin_nested():
+            session.execute(insert(table), rows)
+    except IntegrityError as exc:
+        raise Conflict(f"a {what} in this batch already exists") from exc
+
+
+def _user_row(uid: str, directory: str | None, data: dict[str, Any], now: Any) -> dict[str, Any]:
+    """The users row for normalised `data` (the columns `users._write` derives)."""
+    name = data.get("name") or {}
+    return {
+        "id": uid,
+        "directory": directory,
+        "external_id": data.get("externalId"),
+        "user_name": data["userName"],
+        "user_name_key": fold(data["userName"]),
+        "display_name": data.get("displayName"),
+        "given_name": name.get("givenName"),
+        "family_name": name.get("familyName"),
+        "active": data.get("active", True),
+        "data": data,
+        "version": 1,
+        "created_at": now,
+        "updated_at": now,
+    }
+
+
+def _email_rows(uid: str, emails: Any) -> list[dict[str, Any]]:
+    return [
+        {
+            "user_id": uid,
+            "value": e["value"],
+            "value_key": fold(e["value"]),
+            "type": e.get("type"),
+            "primary": bool(e.get("primary")),
+        }
+        for e in emails or []
+        if isinstance(e, dict) and isinstance(e.get("value"), str)
+    ]
+
+
+def _audit(session: Session, actor: Actor, now: Any, events: list[tuple[str, str, str, Any, Any]]) -> None:
+    """One audit event per (action, resource type, resource id, before, after)."""
+    session.execute(
+        insert(AUDIT),
+        [
+            {
+                "at": now,
+                "directory": actor.directory,
+                "actor": actor.label,
+                "action": action,
+                "resource_type": rtype,
+                "resource_id": rid,
+                "before": before,
+                "after": after,
+                "sync_run_id": actor.sync_run_id,
+            }
+            for action, rtype, rid, before, after in events
+        ],
+    )
