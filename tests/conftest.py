@@ -10,6 +10,8 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 
 import pytest
 from sqlalchemy import Engine, create_engine, text
@@ -62,18 +64,32 @@ def drop_pg_schema(schema: str) -> None:
     admin.dispose()
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def engine(request: pytest.FixtureRequest, tmp_path) -> Iterator[Engine]:
-    """A migrated, empty store on each backend."""
-    if request.param == "sqlite":
-        eng = make_engine(f"sqlite:///{tmp_path / 'syncd.db'}")
+BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+
+
+@contextmanager
+def migrated_store(backend: str, sqlite_dir: Path) -> Iterator[Engine]:
+    """A migrated, empty store: a SQLite file in `sqlite_dir`, or a fresh PostgreSQL schema."""
+    if backend == "sqlite":
+        eng = make_engine(f"sqlite:///{sqlite_dir / 'syncd.db'}")
         upgrade(eng)
-        yield eng
-        eng.dispose()
+        try:
+            yield eng
+        finally:
+            eng.dispose()
         return
     require_pg()
     eng, schema = make_pg_engine_with_schema()
-    upgrade(eng)
-    yield eng
-    eng.dispose()
-    drop_pg_schema(schema)
+    try:
+        upgrade(eng)
+        yield eng
+    finally:
+        eng.dispose()
+        drop_pg_schema(schema)
+
+
+@pytest.fixture(params=BACKENDS)
+def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
+    """A migrated, empty store on each backend."""
+    with migrated_store(request.param, tmp_path) as eng:
+        yield eng

@@ -19,26 +19,15 @@ from connectors.testing.server import ServerThread, free_port
 from syncd.scim import create_app
 from syncd.service import tokens
 from syncd.store import session_scope
-from syncd.store.engine import make_engine, upgrade
-from tests.conftest import drop_pg_schema, make_pg_engine_with_schema, require_pg
+from tests.conftest import BACKENDS, migrated_store
 from tests.scim.helpers import Scim
 
 
-@pytest.fixture(scope="module", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+@pytest.fixture(scope="module", params=BACKENDS)
 def store(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
     """A migrated, empty store on each backend, shared by one test module."""
-    if request.param == "sqlite":
-        eng = make_engine(f"sqlite:///{tmp_path_factory.mktemp('scim') / 'syncd.db'}")
-        upgrade(eng)
+    with migrated_store(request.param, tmp_path_factory.mktemp("scim")) as eng:
         yield eng
-        eng.dispose()
-        return
-    require_pg()
-    eng, schema = make_pg_engine_with_schema()
-    upgrade(eng)
-    yield eng
-    eng.dispose()
-    drop_pg_schema(schema)
 
 
 @pytest.fixture(scope="module")
