@@ -1,6 +1,6 @@
 """Read the StoreView of one directory: only the columns the diff compares, in three queries.
 
-Rows are fetched through Core (no ORM entities; memberships in partitions of `ROWS`) and member ids are
+Rows are fetched through Core (no ORM entities; memberships in parts of `ROWS`) and member ids are
 mapped to external ids in Python, so the cost is one pass over the directory's users, teams
 and memberships. Each external id string is held once and shared by `users` and the member
 sets, so the view of 100k users and 1M memberships stays small.
@@ -8,15 +8,16 @@ sets, so the view of 100k users and 1M memberships stays small.
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Iterator, Sequence
 
-from sqlalchemy import select
+from sqlalchemy import Connection, select
 from sqlmodel import Session
 
 from syncd.reconcile.view import StoredTeam, StoredUser, StoreView
-from syncd.store.models import Membership, Team, User
+from syncd.store.models import Membership, Team, User, UserEmail
 
 USERS = User.__table__  # type: ignore[attr-defined]
+EMAILS = UserEmail.__table__  # type: ignore[attr-defined]
 TEAMS = Team.__table__  # type: ignore[attr-defined]
 MEMBERSHIPS = Membership.__table__  # type: ignore[attr-defined]
 #: membership rows fetched at a time (bounds the transient memory of the largest query)
@@ -26,13 +27,18 @@ ROWS = 20_000
 def load_view(session: Session, directory: str) -> StoreView:
     view = StoreView()
     conn = session.connection()
-    u = USERS.c
+    u, e = USERS.c, EMAILS.c
+    # the primary email, else the first, from the email rows the service keeps equal to
+    # `data["emails"]`: an index lookup per user instead of parsing its JSON
+    email = (
+        select(e.value).where(e.user_id == u.id).order_by(e.primary.desc(), e.id).limit(1).scalar_subquery()
+    )
     q = select(
-        u.id, u.external_id, u.user_name, u.active, u.display_name, u.given_name, u.family_name, u.data
+        u.id, u.external_id, u.user_name, u.active, u.display_name, u.given_name, u.family_name, email
     ).where(u.directory == directory, u.external_id.is_not(None))
     uid_to_ext: dict[str, str] = {}
-    for uid, ext, name, active, disp, given, family, data in conn.execute(q).all():
-        view.users[ext] = StoredUser(uid, ext, name, active, disp, given, family, _primary_email(data))
+    for uid, ext, name, active, disp, given, family, mail in conn.execute(q).all():
+        view.users[ext] = StoredUser(uid, ext, name, active, disp, given, family, mail)
         uid_to_ext[uid] = ext
     t = TEAMS.c
     q2 = select(t.id, t.external_id, t.display_name, t.archived).where(
@@ -42,12 +48,9 @@ def load_view(session: Session, directory: str) -> StoreView:
     for tid, ext, name, archived in conn.execute(q2).all():
         view.teams[ext] = StoredTeam(tid, ext, name, archived)
         tid_to_ext[tid] = ext
-    m = MEMBERSHIPS.c
-    q3 = select(m.team_id, m.user_id, m.source).where(m.directory == directory)
     members, manual = view.members, view.manual
     t_get, u_get = tid_to_ext.get, uid_to_ext.get
-    result = conn.execution_options(yield_per=ROWS).execute(q3)
-    for part in result.partitions():
+    for part in _membership_rows(conn, directory):
         for tid, uid, source in part:
             te, ue = t_get(tid), u_get(uid)
             if te is None or ue is None:
@@ -61,9 +64,21 @@ def load_view(session: Session, directory: str) -> StoreView:
     return view
 
 
-def _primary_email(data: dict[str, Any] | None) -> str | None:
-    emails = (data or {}).get("emails") or []
-    for e in emails:
-        if isinstance(e, dict) and e.get("primary"):
-            return e.get("value")
-    return emails[0].get("value") if emails and isinstance(emails[0], dict) else None
+def _membership_rows(conn: Connection, directory: str) -> Iterator[Sequence[tuple[str, str, str]]]:
+    """(team id, user id, source) of the directory's memberships, `ROWS` at a time.
+
+    On SQLite straight from the driver's cursor (a million rows: building SQLAlchemy rows
+    would cost more than reading them); elsewhere streamed through SQLAlchemy.
+    """
+    if conn.dialect.name == "sqlite":
+        cur = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+        try:
+            cur.execute("SELECT team_id, user_id, source FROM memberships WHERE directory = ?", (directory,))
+            while part := cur.fetchmany(ROWS):
+                yield part
+        finally:
+            cur.close()
+        return
+    m = MEMBERSHIPS.c
+    q = select(m.team_id, m.user_id, m.source).where(m.directory == directory)
+    yield from conn.execution_options(yield_per=ROWS).execute(q).tuples().partitions()
