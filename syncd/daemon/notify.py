@@ -24,6 +24,7 @@ def notify(state: str, environ: Mapping[str, str] | None = None) -> bool:
         addr = "\0" + addr[1:]
     try:
         with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC) as s:
+            s.setblocking(False)  # a reader that stopped reading must not stall the daemon
             s.connect(addr)
             s.sendall(state.encode())
         return True

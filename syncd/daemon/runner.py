@@ -69,6 +69,7 @@ class RunHandle:
     directory: str
     trigger: str
     dry_run: bool = False
+    slot: datetime | None = None
     run_id: int | None = None
     result: RunResult | None = None
     started: threading.Event = field(default_factory=threading.Event)
@@ -138,19 +139,27 @@ class Runner:
         if jitter > 0 and self.stop.wait(random.uniform(0, jitter)):
             return
         with dlog.bind(directory=directory):
+            connector = self._build(directory)  # before the claim: the run row follows it closely
+            if connector is None:
+                return
             lock_dir = self.settings().state_dir
+            handle = None
             try:
                 with directory_lock(self.engine, f"{directory}.slot", lock_dir=lock_dir):
                     if self._slot_taken(directory, slot):
                         log.info("slot already run", extra={"slot": slot.isoformat()})
                         return
                     handle = self._claim(directory, "schedule", dry_run=False)
+                    handle.slot = slot
                     log.info("scheduled sync starting", extra={"slot": slot.isoformat()})
-                    self._run(handle, allow_deletes=False)
+                    self._run(handle, allow_deletes=False, connector=connector)
             except LockBusy:
                 log.info("slot is being run by another process", extra={"slot": slot.isoformat()})
             except AlreadyRunning as exc:
                 log.info("scheduled sync skipped: %s", exc, extra={"slot": slot.isoformat()})
+            finally:
+                if handle is None:
+                    _close(connector)
 
     def trigger(self, directory: str, *, dry_run: bool = False, allow_deletes: bool = False) -> RunHandle:
         """Start a pull in a thread (AlreadyRunning if one of `directory` runs here)."""
@@ -193,11 +202,23 @@ class Runner:
             )
             return bool(s.execute(q).scalar_one())
 
-    def _run(self, handle: RunHandle, *, allow_deletes: bool) -> RunResult:
+    def _build(self, directory: str) -> Connector | None:
+        d = self.settings().directories.get(directory)
+        if d is None or d.kind == "scim":
+            return None
+        try:
+            return self.connector_factory(directory, d)
+        except ConnectorError as exc:
+            log.error("cannot build the connector: %s", exc)
+            return None
+
+    def _run(
+        self, handle: RunHandle, *, allow_deletes: bool, connector: Connector | None = None
+    ) -> RunResult:
         name = handle.directory
         with dlog.bind(directory=name, run_id=None, request_id=None) as ctx:
             try:
-                result = self._run_locked(handle, ctx, allow_deletes)
+                result = self._run_locked(handle, ctx, allow_deletes, connector)
             except Exception as exc:  # a bug: logged with its traceback, the daemon goes on
                 log.exception("sync crashed")
                 result = RunResult(ctx.run_id, name, "failed", error=f"{type(exc).__name__}: {exc}")
@@ -229,21 +250,27 @@ class Runner:
         handle.done.set()
         return result
 
-    def _run_locked(self, handle: RunHandle, ctx: dlog.LogContext, allow_deletes: bool) -> RunResult:
+    def _run_locked(
+        self, handle: RunHandle, ctx: dlog.LogContext, allow_deletes: bool, inner: Connector | None
+    ) -> RunResult:
         settings = self.settings()
         name = handle.directory
         d = settings.directories.get(name)
         if d is None or d.kind == "scim":
             return RunResult(None, name, "failed", error=f"{name!r} is not a configured pull directory")
-        try:
-            inner = self.connector_factory(name, d)
-        except ConnectorError as exc:
-            return RunResult(None, name, "failed", error=f"{type(exc).__name__}: {exc}")
+        if inner is None:
+            try:
+                inner = self.connector_factory(name, d)
+            except ConnectorError as exc:
+                return RunResult(None, name, "failed", error=f"{type(exc).__name__}: {exc}")
 
         def on_start() -> None:
             ctx.run_id = handle.run_id = self._current_run_id(name)
             handle.started.set()
-            log.info("sync started", extra={"trigger": handle.trigger, "dry_run": handle.dry_run})
+            slot = handle.slot.isoformat() if handle.slot else None
+            log.info(
+                "sync started", extra={"trigger": handle.trigger, "dry_run": handle.dry_run, "slot": slot}
+            )
 
         def on_apply(_phase: str, _done: int, _total: int) -> None:
             if self.stop.is_set():
@@ -302,6 +329,14 @@ class Runner:
                     log.warning("marked %d stale running run(s) abandoned", res.rowcount)
         except LockBusy:
             pass
+
+
+def _close(connector: Connector) -> None:
+    """Close a connector that was built but not used (its own event loop, like run_sync's)."""
+    try:
+        asyncio.run(connector.aclose())
+    except Exception:
+        log.debug("closing an unused connector failed", exc_info=True)
 
 
 def _monotonic() -> float:

@@ -71,6 +71,14 @@ def test_notify_sends_the_state_to_the_notify_socket(tmp_path, abstract: bool) -
         assert srv.recv(1024) == b"READY=1\nSTATUS=ok"
 
 
+def test_notify_never_blocks_on_a_reader_that_stopped_reading(tmp_path) -> None:
+    addr = str(tmp_path / "full.sock")
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as srv:
+        srv.bind(addr)
+        sent = [notify("WATCHDOG=1", {"NOTIFY_SOCKET": addr}) for _ in range(2000)]
+    assert sent[0] and not sent[-1]  # the queue filled up: later pings are dropped, not waited on
+
+
 def test_notify_without_a_socket_is_a_no_op(tmp_path) -> None:
     assert not notify("READY=1", {})
     assert not notify("READY=1", {"NOTIFY_SOCKET": str(tmp_path / "absent.sock")})
