@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
-from sqlalchemy import ColumnElement, func
+from sqlalchemy import ColumnElement, func, literal_column
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
@@ -31,9 +31,11 @@ def in_scope(column: Any, actor: Actor) -> ColumnElement[bool]:
     """`column` (a `directory` column) restricted to the actor's directory; None = local rows.
 
     Written as `coalesce(directory, '') = :d` so that it matches the per-directory unique
-    indexes (userName, displayName, externalId) and lookups by them use those indexes.
+    indexes (userName, displayName, externalId) and lookups by them use those indexes. The
+    `''` must be an SQL literal: SQLite matches an expression index only to the identical
+    expression, and `coalesce(directory, ?)` is not (a full scan: 35 ms at 100k users).
     """
-    return func.coalesce(column, "") == (actor.directory or "")
+    return func.coalesce(column, literal_column("''")) == (actor.directory or "")
 
 
 def etag(version: int) -> str:
