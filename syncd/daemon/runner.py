@@ -44,6 +44,9 @@ log = logging.getLogger("syncd.daemon.runner")
 
 #: How long a trigger waits for its run to start (lock taken, run row written), seconds.
 START_WAIT_S = 30.0
+#: A slot's run must start at least this long (seconds; a tenth of the period if less) before
+#: the next slot, or the slot is skipped: runs start inside the slot they claimed.
+LATE_MARGIN_S = 1.0
 #: Poll period of a fetch watching for the stop signal, seconds.
 STOP_POLL_S = 0.2
 
@@ -135,7 +138,9 @@ class Runner:
         d = self.settings().directories.get(directory)
         if d is None:
             return
-        jitter = min(float(d.jitter), period_at(trig, slot) / 2)
+        period = period_at(trig, slot)
+        jitter = min(float(d.jitter), period / 2)
+        late_after = slot.timestamp() + period - min(LATE_MARGIN_S, period / 10)
         if jitter > 0 and self.stop.wait(random.uniform(0, jitter)):
             return
         with dlog.bind(directory=directory):
@@ -148,6 +153,9 @@ class Runner:
                 with directory_lock(self.engine, f"{directory}.slot", lock_dir=lock_dir):
                     if self._slot_taken(directory, slot):
                         log.info("slot already run", extra={"slot": slot.isoformat()})
+                        return
+                    if datetime.now(UTC).timestamp() >= late_after:  # the run would start in the next slot
+                        log.warning("slot missed: too late to start it", extra={"slot": slot.isoformat()})
                         return
                     handle = self._claim(directory, "schedule", dry_run=False)
                     handle.slot = slot

@@ -5,7 +5,8 @@ schedules are aligned to the Unix epoch (every "30m" fires at :00 and :30 UTC ev
 schedules are UTC. The job fired for slot S runs at S (or, at start-up, in the middle of the
 slot that holds "now"), waits its random jitter, then claims the slot (see `runner.Runner`):
 under the directory's slot lock, a slot is taken when a scheduled run of that directory
-started at or after S. Replicas therefore run each slot once between them.
+started at or after S. Replicas therefore run each slot once between them. A claim too close
+to the next slot is dropped, so every run starts inside the slot it claimed.
 
 Job options: `max_instances=1` (no overlap with itself), `coalesce=True` (missed fire times
 collapse into one run), a misfire grace of half the schedule's period (at most 5 minutes),
