@@ -37,8 +37,11 @@ def demo_cmd(
     ] = False,
     json: JsonOption = False,
 ) -> None:
-    """Start fake Entra ID (Graph), Okta and Google Workspace tenants on 127.0.0.1, write a
-    config for them, run one sync of each into a SQLite store, and show the resulting teams."""
+    """Sync three bundled fake IdP tenants into a SQLite store and show the teams.
+
+    Starts fake Entra ID (Graph), Okta and Google Workspace tenants on 127.0.0.1, writes a
+    config for them under --state-dir, runs one sync of each and shows the largest teams.
+    """
     from connectors.testing.demo import DemoSize, start_fakes
 
     st = state(ctx, json=json)

@@ -57,8 +57,11 @@ def run_cmd(
     config: ConfigOption = None,
     json: JsonOption = False,
 ) -> None:
-    """Run the daemon (schedules, SCIM endpoint, admin API), or with --once pull every
-    configured directory one time: fetch → diff → safety checks → apply."""
+    """Run the daemon (schedules, SCIM endpoint, admin API), or pull once with --once.
+
+    With --once every configured pull directory (or those named) is read one time:
+    fetch → diff → safety checks → apply, with a summary of what changed.
+    """
     st = state(ctx, config=config, json=json)
     if not once:
         if dry_run or allow_deletes or directory:
