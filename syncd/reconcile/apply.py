@@ -26,9 +26,9 @@ from syncd.store import session_scope
 from syncd.store.models import Team, User
 
 #: users or teams per transaction
-BATCH = 2000
+BATCH = 5000
 #: memberships per transaction
-MEMBER_BATCH = 20000
+MEMBER_BATCH = 50_000
 
 #: Called after each batch with (phase, objects done so far in that phase, total in that phase).
 ApplyProgress = Callable[[str, int, int], None]
