@@ -31,6 +31,11 @@ BENCHES: dict[str, dict[str, object]] = {
     "snapshot_graph": {"title": "Full snapshot: Microsoft Graph connector vs fetch floor", "sized": True},
     "snapshot_okta": {"title": "Full snapshot: Okta connector vs fetch floor", "sized": True},
     "snapshot_google": {"title": "Full snapshot: Google Directory connector vs fetch floor", "sized": True},
+    "reconcile_graph": {
+        "title": "Sync runs: Graph tenant into the store (initial, no-op, 1% changes) vs fetch floor",
+        "sized": True,
+    },
+    "reconcile_graph_pg": {"title": "Sync runs as above, store on PostgreSQL", "sized": True},
     "service_members": {
         "title": "Service layer: one member add, team of 100 vs team of 100,000",
         "sized": False,
