@@ -16,6 +16,9 @@ only on a real change (one bump per team per call, as one `change_members` call 
 `member_count` stays equal to the number of membership rows; one audit event per created or
 changed user or team, in the same transaction; a feed other than "manual" never removes a
 manual membership. On an error nothing is undone here: the caller rolls the transaction back.
+Errors are the per-row ones (type and, for a single bad item, message); when several items
+are bad in different ways, which error comes first may differ (bulk validates every body,
+then checks uniqueness, then scope), the store is unchanged either way.
 
 The statements go through SQLAlchemy Core (executemany), and membership changes are one
 `INSERT … SELECT` / `DELETE … IN (SELECT …)` per `PAIRS` pairs, the pairs sent as one JSON
