@@ -373,11 +373,24 @@ def _check_new(
 
 
 def _taken(session: Session, column: Any, directory: Any, actor: Actor, values: list[str]) -> set[str]:
-    """The subset of `values` already present in `column` within the actor's directory."""
+    """The subset of `values` already present in `column` within the actor's directory.
+
+    One join per `PAIRS` values against the (directory, column) unique index. (An `IN (…)`
+    per 500 values was quadratic on PostgreSQL right after a bulk load: with stale statistics
+    each became a scan of the whole directory — 193 s of a 100k-user initial sync.)
+    """
+    pg = _is_pg(session)
+    where = f"coalesce(t.{directory.name}, '') = :dir AND t.{column.name} = "
+    if pg:
+        sql = f"SELECT x.v FROM unnest(CAST(:vals AS varchar[])) AS x(v) JOIN {column.table.name} AS t ON "
+        stmt = text(sql + where + "x.v")
+    else:  # CROSS JOIN: SQLite keeps json_each as the outer loop and looks each value up
+        sql = f"SELECT x.value FROM json_each(:vals) AS x CROSS JOIN {column.table.name} AS t WHERE "
+        stmt = text(sql + where + "x.value")
     out: set[str] = set()
-    for part in chunks(list(dict.fromkeys(values))):
-        q = select(column).where(in_scope(directory, actor), column.in_(part))
-        out.update(session.execute(q).scalars())
+    for part in chunks(list(dict.fromkeys(values)), PAIRS):
+        vals: Any = list(part) if pg else json.dumps(list(part))
+        out.update(session.execute(stmt, {"vals": vals, "dir": actor.directory or ""}).scalars())
     return out
 
 
