@@ -67,13 +67,17 @@ def load_view(session: Session, directory: str) -> StoreView:
 def _membership_rows(conn: Connection, directory: str) -> Iterator[Sequence[tuple[str, str, str]]]:
     """(team id, user id, source) of the directory's memberships, `ROWS` at a time.
 
-    On SQLite straight from the driver's cursor (a million rows: building SQLAlchemy rows
-    would cost more than reading them); elsewhere streamed through SQLAlchemy.
+    Straight from the driver's cursor (a million rows: building SQLAlchemy rows would cost
+    more than reading them): SQLite's steps through the result, PostgreSQL's is a named
+    (server-side) cursor. Other drivers stream through SQLAlchemy.
     """
-    if conn.dialect.name == "sqlite":
-        cur = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    sql = "SELECT team_id, user_id, source FROM memberships WHERE directory = "
+    raw = conn.connection.dbapi_connection
+    if conn.dialect.name in ("sqlite", "postgresql") and raw is not None:
+        sqlite = conn.dialect.name == "sqlite"
+        cur = raw.cursor() if sqlite else raw.cursor(name="syncd_load_view")  # type: ignore[call-arg]
         try:
-            cur.execute("SELECT team_id, user_id, source FROM memberships WHERE directory = ?", (directory,))
+            cur.execute(sql + ("?" if sqlite else "%s"), (directory,))
             while part := cur.fetchmany(ROWS):
                 yield part
         finally:
