@@ -24,7 +24,8 @@ from syncd.store import session_scope
 from syncd.store.models import AuditEvent, Membership, SyncRun, Team, User
 
 DIR = "entra"
-FAST = {"page_size": 50, "concurrency": 4, "max_retries": 1, "time_budget": 30.0, "request_timeout": 5.0}
+# generous timeouts: a loaded CI machine must not turn a slow answer into an incomplete read
+FAST = {"page_size": 50, "concurrency": 4, "max_retries": 3, "time_budget": 120.0, "request_timeout": 30.0}
 
 
 def tenant(**kw):
@@ -39,8 +40,8 @@ def tenant(**kw):
     return generate(**{**args, **kw})
 
 
-def sync(engine, fake, url, tmp_path, **opts):
-    conn = fake.connector(url, directory=DIR, **FAST)
+def sync(engine, fake, url, tmp_path, conn_opts=None, **opts):
+    conn = fake.connector(url, directory=DIR, **{**FAST, **(conn_opts or {})})
     return run_sync(engine, conn, RunOptions(lock_dir=tmp_path, **opts))
 
 
@@ -145,7 +146,7 @@ def test_snapshot_failing_half_way_deactivates_and_removes_nothing(engine, tmp_p
         t.delete_user(gone)
         t.add_group("brand-new")
         faults.add("error", path="transitiveMembers", after=5, times=None, status=503)
-        r = sync(engine, fake, url, tmp_path, use_cursor=False)
+        r = sync(engine, fake, url, tmp_path, {"max_retries": 0}, use_cursor=False)
         assert r.outcome == "applied" and not r.complete
         us, ts, _, _ = store_state(engine)
         assert us[x(gone)][1] is True  # still active: an incomplete read removes nothing
