@@ -91,14 +91,16 @@ def _diff_teams(snapshot: Snapshot, view: StoreView, plan: Plan, policy: TeamPol
 
 def _unique_names(snapshot: Snapshot, view: StoreView) -> dict[str, str]:
     """Team names per group; IdPs allow duplicate group names, a directory's teams do not, so a
-    duplicate gets its external id appended (deterministically, the same in every run)."""
+    duplicate gets its external id appended (deterministically, the same in every run).
+
+    Stored teams the snapshot does not carry keep their names (a team that left is archived,
+    not deleted), so in both modes their names count as taken."""
     by_name: dict[str, list[str]] = {}
     for ext, g in snapshot.groups.items():
         by_name.setdefault(g.display_name.casefold(), []).append(ext)
-    if snapshot.mode == "delta":  # names held by stored teams the delta does not mention
-        for ext, t in view.teams.items():
-            if ext not in snapshot.groups and ext not in snapshot.removed_groups:
-                by_name.setdefault(t.display_name.casefold(), []).append(ext)
+    for ext, t in view.teams.items():
+        if ext not in snapshot.groups:
+            by_name.setdefault(t.display_name.casefold(), []).append(ext)
     out = {}
     for ext, g in snapshot.groups.items():
         clash = len(by_name[g.display_name.casefold()]) > 1

@@ -184,3 +184,14 @@ def test_scope(scope: Scope, groups: set[str], users: set[str]) -> None:
     )
     out = apply_scope(s, scope)
     assert set(out.groups) == groups and set(out.users) == users
+
+
+@pytest.mark.parametrize("mode", ["full", "delta"])
+def test_a_stored_team_that_left_keeps_its_name_from_a_new_group(mode: str) -> None:
+    """Archived (or kept) teams still hold their names in the directory."""
+    removed = ["g1"] if mode == "delta" else []
+    p = diff(snap([], [sg("g2", "eng")], mode=mode, removed_groups=removed), view([], [T1]))
+    assert [(t.kind, t.display_name) for t in p.teams] == [
+        ("create_team", "eng (g2)"),
+        ("archive_team", "Eng"),
+    ]
