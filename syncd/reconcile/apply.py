@@ -73,6 +73,8 @@ def _update_ops(u: SnapshotUser) -> list[dict[str, Any]]:
     ]
     if u.email:
         ops.append({"op": "replace", "path": "emails[primary eq true].value", "value": u.email})
+    else:  # the IdP dropped the address: so does the store (else the diff repeats every run)
+        ops.append({"op": "remove", "path": "emails"})
     return ops
 
 

@@ -223,3 +223,27 @@ def test_empty_plan_opens_no_transaction(eng: Engine, monkeypatch: pytest.Monkey
 
     monkeypatch.setattr(apply_mod, "session_scope", boom)
     assert sync(eng, s0) == {}
+
+
+def test_a_group_recreated_under_the_name_of_one_that_left_is_created_beside_it(eng: Engine) -> None:
+    """The team of a group that left scope is archived, not deleted: it keeps its name, so a new
+    group of the same name (deleted and recreated in the IdP: a new object id) must not fail the
+    run on the name, in this run or the next."""
+    sync(eng, snap(BASE[0], {"g1": ("Eng", {"u0"})}))
+    s1 = snap(BASE[0], {"g9": ("Eng", {"u0"})})
+    assert sync(eng, s1) == {"create_team": 1, "archive_team": 1, "add_members": 1, "remove_members": 1}
+    assert ("g1", "Eng", True, 0) in contents(eng)["teams"]
+    assert ("g9", "Eng (g9)", False, 1) in contents(eng)["teams"]
+    assert pending(eng, s1) == {}
+
+
+def test_a_user_whose_email_the_idp_dropped_converges(eng: Engine) -> None:
+    sync(eng, snap(*BASE))
+    u = list(BASE[0])
+    u[0] = SnapshotUser("u0", "u0@x", True, None, "u0 Doe", "u0", "Doe")
+    s1 = snap(u, BASE[1])
+    assert pending(eng, s1) == {"update_user": 1}
+    assert sync(eng, s1) == {"update_user": 1}
+    assert pending(eng, s1) == {}
+    assert sync(eng, snap(*BASE)) == {"update_user": 1}  # and one the IdP gives back
+    assert pending(eng, snap(*BASE)) == {}
