@@ -47,13 +47,26 @@ def diff(
 
 
 def _diff_users(snapshot: Snapshot, view: StoreView, plan: Plan, policy: UserPolicy) -> None:
+    # userNames are unique in a directory and a stored user keeps its name while inactive, so a
+    # create or rename onto a name another stored user holds would fail the whole run, every run
+    # (a user deleted and recreated in the IdP under the same name): it is left out, with a note.
+    # Names are taken as stored before this plan, since apply creates users before renaming any.
+    held = {row.user_name.casefold(): ext for ext, row in view.users.items()}
+
+    def blocked(ext: str, su: SnapshotUser) -> bool:
+        other = held.get(su.user_name.casefold(), ext)
+        if other != ext:
+            plan.notes.append(f"user {ext} not written: userName {su.user_name!r} is held by user {other}")
+        return other != ext
+
     for ext, su in sorted(snapshot.users.items()):
         row = view.users.get(ext)
         if row is None:
-            plan.users.append(UserChange("create_user", ext, None, su))
+            if not blocked(ext, su):
+                plan.users.append(UserChange("create_user", ext, None, su))
             continue
         fields = user_fields(su, row)
-        if fields:
+        if fields and not blocked(ext, su):
             plan.users.append(UserChange("update_user", ext, row.id, su, fields))
         if su.active and not row.active:
             plan.users.append(UserChange("reactivate_user", ext, row.id, su))
@@ -109,7 +122,7 @@ def _unique_names(snapshot: Snapshot, view: StoreView) -> dict[str, str]:
 
 
 def _diff_members(snapshot: Snapshot, view: StoreView, plan: Plan, policy: TeamPolicy) -> None:
-    known = view.users.keys() | snapshot.users.keys()
+    known = view.users.keys() | {c.external_id for c in plan.users if c.kind == "create_user"}
     for ext, sg in sorted(snapshot.groups.items()):
         row = view.teams.get(ext)
         want = {u for u in sg.member_ids if u in known}

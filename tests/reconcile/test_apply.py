@@ -247,3 +247,18 @@ def test_a_user_whose_email_the_idp_dropped_converges(eng: Engine) -> None:
     assert pending(eng, s1) == {}
     assert sync(eng, snap(*BASE)) == {"update_user": 1}  # and one the IdP gives back
     assert pending(eng, snap(*BASE)) == {}
+
+
+def test_a_new_user_under_the_user_name_a_departed_user_still_holds_does_not_fail_the_run(
+    eng: Engine,
+) -> None:
+    """A deactivated user keeps its userName; a new IdP object reusing it (deleted and
+    recreated) is left out with a note instead of failing every run of the directory."""
+    sync(eng, snap(*BASE))
+    u = [*BASE[0][1:], SnapshotUser("u9", "U0@x", True, "u9@x")]
+    s1 = snap(u, {"g1": ("Eng", {"u1", "u9"}), "g2": BASE[1]["g2"], "g3": BASE[1]["g3"]})
+    with session_scope(eng, write=False) as s:
+        plan = diff(s1, load_view(s, D))
+    assert any("u9" in n and "U0@x" in n for n in plan.notes)
+    assert apply_plan(eng, plan, PULL).applied == {"deactivate_user": 1, "remove_members": 2}
+    assert pending(eng, s1) == {}

@@ -132,7 +132,8 @@ def test_duplicate_group_names_get_distinct_team_names() -> None:
 
 def test_matching_is_by_external_id_not_name() -> None:
     p = diff(snap([su("new", name="a@x")]), view([stored("a")]))
-    assert p.counts() == {"create_user": 1, "deactivate_user": 1}
+    # not an update of "a"; "new" waits with a note while "a" (deactivated) holds the userName
+    assert p.counts() == {"deactivate_user": 1} and p.notes
 
 
 def test_incomplete_snapshot_never_removes() -> None:
@@ -195,3 +196,17 @@ def test_a_stored_team_that_left_keeps_its_name_from_a_new_group(mode: str) -> N
         ("create_team", "eng (g2)"),
         ("archive_team", "Eng"),
     ]
+
+
+def test_a_user_name_held_by_another_stored_user_is_neither_created_nor_taken_by_a_rename() -> None:
+    store = view([stored("a", name="A@x"), stored("b")])
+    p = diff(snap([su("b", name="a@x"), su("c", name="a@X")]), store, users_left="keep")
+    assert p.counts() == {}
+    assert len(p.notes) == 2
+    # a name its holder gives up in this run is free from the next run on (apply creates first)
+    p = diff(snap([su("a", name="z@x"), su("c", name="a@x")]), store, users_left="keep")
+    assert p.counts() == {"update_user": 1} and len(p.notes) == 1
+    store = view([stored("a", name="z@x"), stored("b")])
+    assert diff(snap([su("a", name="z@x"), su("c", name="a@x")]), store, users_left="keep").counts() == {
+        "create_user": 1
+    }
