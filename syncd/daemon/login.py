@@ -67,6 +67,13 @@ class PushOnly(LoginError):
     status = 400
 
 
+class StoreConflict(LoginError):
+    """The IdP's user cannot be written: another user of the directory holds its userName (the
+    IdP recreated it under a new id while the store keeps the old one). Nothing was written."""
+
+    status = 409
+
+
 def _team(t: Team, source: str | None = None) -> dict[str, Any]:
     d: dict[str, Any] = {"id": t.id, "external_id": t.external_id, "display_name": t.display_name}
     if source is not None:
@@ -162,7 +169,10 @@ class LoginService:
             result.found = True
             result.api_calls = ug.stats.api_calls
             with self._user_lock(directory, ug.user.external_id):
-                self._write(result, directory, d, ug)
+                try:
+                    self._write(result, directory, d, ug)
+                except Conflict as exc:  # the transaction was rolled back: nothing written
+                    raise StoreConflict(f"{directory}: {exc.detail}") from None
         if ug is not None and self.metrics is not None:
             self.metrics.record_calls(directory, ug.stats.api_calls, ug.stats.throttles)
         result.seconds = time.perf_counter() - t0

@@ -202,3 +202,26 @@ def test_unknown_and_push_only_directories_are_refused(env: Env, service: LoginS
             svc.sync("push", "x")
     finally:
         svc.close()
+
+
+def test_a_user_name_held_by_another_stored_user_is_a_clear_409_not_a_crash(
+    env: Env, service: LoginService
+) -> None:
+    """The IdP recreated the user (new object id) while the store still holds the old row with
+    its userName: the login says so (409) and writes nothing."""
+    from syncd.daemon.login import LoginError
+    from syncd.service import tokens
+    from syncd.service import users as user_ops
+
+    user = member_user(env)
+    with session_scope(env.engine) as s:
+        tokens.ensure_directory(s, name="entra", kind="graph")
+        user_ops.create_user(
+            s, actor=Actor("pull", "entra", "entra"), body={"userName": user.user_name, "externalId": "old"}
+        )
+    with pytest.raises(LoginError) as err:
+        service.sync("entra", user.id)
+    assert err.value.status == 409 and user.user_name in str(err.value)
+    assert stored_teams(env, env.fake.external_id(user.id)) == {}
+    with session_scope(env.engine, write=False) as s:
+        assert s.execute(select(func.count()).select_from(Team)).scalar_one() == 0
