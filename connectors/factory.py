@@ -30,11 +30,18 @@ def build_connector(name: str, settings: Any, **overrides: Any) -> Connector:
     if kind == "okta":
         from connectors.okta import OktaConnector
 
+        key = None
+        if settings.private_key_file:
+            try:
+                key = settings.private_key_file.read_text()
+            except OSError as exc:
+                path = settings.private_key_file
+                raise ConfigError(f"cannot read private key file {path}: {exc.strerror}") from None
         kw = {
             "base_url": settings.org_url,
             "token": settings.api_token.reveal() if settings.api_token else None,
             "client_id": settings.client_id,
-            "private_key": settings.private_key_file.read_text() if settings.private_key_file else None,
+            "private_key": key,
             "group_types": settings.group_types,
         }
         return OktaConnector(name, **{**common, **kw, **overrides})
