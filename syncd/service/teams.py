@@ -29,7 +29,10 @@ from syncd.store.models import Membership, Team, utcnow
 def get_team(session: Session, *, actor: Actor, team_id: str, for_update: bool = False) -> Team:
     q = select(Team).where(Team.id == team_id, in_scope(Team.directory, actor))
     if for_update:
-        q = q.with_for_update()
+        # populate_existing: a copy the session already holds (loaded earlier in the transaction,
+        # or changed since by a Core statement or another transaction) is refreshed from the
+        # locked row; otherwise version, count and data would be written from stale values.
+        q = q.with_for_update().execution_options(populate_existing=True)
     row = session.execute(q).scalars().first()
     if row is None:
         raise NotFound(f"Group {team_id} not found")

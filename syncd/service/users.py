@@ -35,7 +35,10 @@ from syncd.store.models import Membership, Team, User, UserEmail, utcnow
 def get_user(session: Session, *, actor: Actor, user_id: str, for_update: bool = False) -> User:
     q = select(User).where(User.id == user_id, in_scope(User.directory, actor))
     if for_update:
-        q = q.with_for_update()
+        # populate_existing: a copy the session already holds (loaded earlier in the transaction,
+        # or changed since by a Core statement or another transaction) is refreshed from the
+        # locked row; otherwise version, count and data would be written from stale values.
+        q = q.with_for_update().execution_options(populate_existing=True)
     row = session.execute(q).scalars().first()
     if row is None:
         raise NotFound(f"User {user_id} not found")

@@ -1,0 +1,63 @@
+"""Writes that read-then-write a row must see its current state: rows already loaded in the
+session, and changes other transactions committed meanwhile. Run on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import Engine, func, select
+
+from syncd.service import bulk, teams, users
+from syncd.store import session_scope
+from syncd.store.models import Membership, Team
+from tests.service.helpers import ENTRA, make_user, setup_dirs
+
+
+@pytest.fixture
+def eng(engine: Engine) -> Engine:
+    setup_dirs(engine)
+    return engine
+
+
+def make_team(eng: Engine, name: str, member_ids: list[str]) -> str:
+    with session_scope(eng) as s:
+        body = {"displayName": name, "members": [{"value": m} for m in member_ids]}
+        return teams.create_team(s, actor=ENTRA, body=body).id
+
+
+def count_and_rows(eng: Engine, team_id: str) -> tuple[int, int]:
+    with session_scope(eng, write=False) as s:
+        count = s.execute(select(Team.member_count).where(Team.id == team_id)).scalar_one()
+        rows = s.execute(
+            select(func.count()).select_from(Membership).where(Membership.team_id == team_id)
+        ).scalar_one()
+    return count, rows
+
+
+def test_locked_team_is_reread_when_the_session_already_holds_it(eng: Engine) -> None:
+    """A team loaded earlier in the session (as the login sync does), then changed by SQL in the
+    same transaction (the bulk operations write through Core), is locked and changed from its
+    current row, not from the stale copy in the session."""
+    a, b, c = (make_user(eng, f"{n}@x") for n in "abc")
+    tid = make_team(eng, "Eng", [a, b])
+    with session_scope(eng) as s:
+        held = s.execute(select(Team).where(Team.id == tid)).scalars().one()
+        assert (held.member_count, held.version) == (2, 1)
+        bulk.remove_memberships(s, actor=ENTRA, pairs=[(tid, a)])  # count 1, version 2 (by SQL)
+        teams.change_members(s, actor=ENTRA, team_id=tid, add=[c])
+    assert count_and_rows(eng, tid) == (2, 2)
+    with session_scope(eng, write=False) as s:
+        assert teams.get_team(s, actor=ENTRA, team_id=tid).version == 3
+
+
+def test_locked_user_is_reread_when_the_session_already_holds_it(eng: Engine) -> None:
+    a = make_user(eng, "a@x")
+    with session_scope(eng) as s:
+        held = users.get_user(s, actor=ENTRA, user_id=a)
+        assert held.active
+        bulk.set_active(s, actor=ENTRA, user_ids=[a], active=False)  # by SQL
+        users.patch_user(
+            s, actor=ENTRA, user_id=a, operations=[{"op": "replace", "path": "displayName", "value": "A"}]
+        )
+    with session_scope(eng, write=False) as s:
+        row = users.get_user(s, actor=ENTRA, user_id=a)
+        assert (row.active, row.display_name, row.version) == (False, "A", 3)
