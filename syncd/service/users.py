@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, select, update
 from sqlmodel import Session
 
 from syncd.service import audit
@@ -101,16 +101,28 @@ def delete_user(session: Session, *, actor: Actor, user_id: str, if_match: str |
     """DELETE /Users/{id}: remove the row and its memberships (team counts and versions follow)."""
     row = get_user(session, actor=actor, user_id=user_id, for_update=True)
     check_if_match(if_match, row.version)
-    team_ids = session.execute(select(Membership.team_id).where(Membership.user_id == row.id)).scalars().all()
+    candidates = (
+        session.execute(select(Membership.team_id).where(Membership.user_id == row.id)).scalars().all()
+    )
+    team_ids: list[str] = []
+    if candidates:
+        # Lock the teams first (as member changes do: team, then memberships), then count only
+        # the memberships this DELETE really removed: one that a concurrent PATCH removed after
+        # the read above must not be subtracted from its team's count a second time.
+        session.execute(
+            select(Team.id)
+            .where(Team.id.in_(sorted(candidates)))  # type: ignore[attr-defined]
+            .order_by(Team.id)
+            .with_for_update()
+        )
+        removed = delete(Membership).where(Membership.user_id == row.id).returning(Membership.team_id)
+        team_ids = list(session.execute(removed).scalars())
     if team_ids:
-        from sqlalchemy import update
-
         session.execute(
             update(Team)
             .where(Team.id.in_(team_ids))  # type: ignore[attr-defined]
             .values(member_count=Team.member_count - 1, version=Team.version + 1, updated_at=utcnow())
         )
-        session.execute(delete(Membership).where(Membership.user_id == row.id))
     before = row.data
     session.delete(row)
     session.flush()

@@ -3,8 +3,11 @@ session, and changes other transactions committed meanwhile. Run on SQLite and P
 
 from __future__ import annotations
 
+import threading
+from typing import Any
+
 import pytest
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, event, func, select
 
 from syncd.service import bulk, teams, users
 from syncd.store import session_scope
@@ -61,3 +64,50 @@ def test_locked_user_is_reread_when_the_session_already_holds_it(eng: Engine) ->
     with session_scope(eng, write=False) as s:
         row = users.get_user(s, actor=ENTRA, user_id=a)
         assert (row.active, row.display_name, row.version) == (False, "A", 3)
+
+
+def _after_statement(eng: Engine, match: str, action: Any) -> Any:
+    """Run `action` once, in this thread, right after a statement containing `match` ran."""
+    me, done = threading.get_ident(), []
+
+    def hook(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        if not done and threading.get_ident() == me and match in statement:
+            done.append(True)
+            action()
+
+    event.listen(eng, "after_cursor_execute", hook)
+    return hook
+
+
+def _in_thread(fn: Any) -> threading.Thread:
+    t = threading.Thread(target=fn, daemon=True)
+    t.start()
+    t.join(timeout=1.5)  # it finishes now, or waits for this thread's transaction
+    return t
+
+
+def test_delete_user_racing_a_member_removal_counts_each_removal_once(eng: Engine) -> None:
+    """A concurrent PATCH removes the user from a team while DELETE /Users reads the user's
+    teams: the team loses one member, so its count drops by one, not two."""
+    a, b = make_user(eng, "a@x"), make_user(eng, "b@x")
+    tid = make_team(eng, "Eng", [a, b])
+    errors: list[BaseException] = []
+
+    def remove_a() -> None:
+        try:
+            with session_scope(eng) as s:
+                teams.change_members(s, actor=ENTRA, team_id=tid, remove=[a])
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads: list[threading.Thread] = []
+    hook = _after_statement(eng, "FROM memberships", lambda: threads.append(_in_thread(remove_a)))
+    try:
+        with session_scope(eng) as s:
+            users.delete_user(s, actor=ENTRA, user_id=a)
+    finally:
+        event.remove(eng, "after_cursor_execute", hook)
+    for t in threads:
+        t.join(timeout=30)
+    assert threads and not errors
+    assert count_and_rows(eng, tid) == (1, 1)
