@@ -148,7 +148,14 @@ def set_active(session: Session, *, actor: Actor, user_ids: Sequence[str], activ
     ids = list(dict.fromkeys(user_ids))
     found: dict[str, dict[str, Any]] = {}
     for part in chunks(ids):
-        q = select(USERS.c.id, USERS.c.data).where(USERS.c.id.in_(part), in_scope(USERS.c.directory, actor))
+        # FOR UPDATE, as users.set_active: `data` is rewritten from what is read here, so a
+        # concurrent PATCH must commit before the read, not be overwritten after it.
+        q = (
+            select(USERS.c.id, USERS.c.data)
+            .where(USERS.c.id.in_(part), in_scope(USERS.c.directory, actor))
+            .order_by(USERS.c.id)
+            .with_for_update()
+        )
         found.update((i, d) for i, d in session.execute(q).all())
     for u in ids:
         if u not in found:

@@ -11,7 +11,7 @@ from sqlalchemy import Engine, event, func, select
 
 from syncd.service import bulk, teams, users
 from syncd.store import session_scope
-from syncd.store.models import Membership, Team
+from syncd.store.models import Membership, Team, User
 from tests.service.helpers import ENTRA, make_user, setup_dirs
 
 
@@ -111,3 +111,35 @@ def test_delete_user_racing_a_member_removal_counts_each_removal_once(eng: Engin
         t.join(timeout=30)
     assert threads and not errors
     assert count_and_rows(eng, tid) == (1, 1)
+
+
+def test_bulk_deactivation_keeps_a_concurrent_patch(eng: Engine) -> None:
+    """bulk.set_active locks the users it rewrites: a PATCH committed while it waits is kept."""
+    if eng.dialect.name == "sqlite":
+        pytest.skip("SQLite serialises write transactions: no interleaving to test")
+    a = make_user(eng, "a@x")
+    errors: list[BaseException] = []
+    started = threading.Event()
+
+    def deactivate() -> None:
+        try:
+            with session_scope(eng) as s:
+                started.set()
+                bulk.set_active(s, actor=ENTRA, user_ids=[a], active=False)
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    with session_scope(eng) as s:
+        users.patch_user(
+            s, actor=ENTRA, user_id=a, operations=[{"op": "replace", "path": "displayName", "value": "A"}]
+        )
+        t = threading.Thread(target=deactivate, daemon=True)
+        t.start()
+        started.wait(5)
+        t.join(timeout=1.0)  # it reads (or waits for the lock) while the PATCH is uncommitted
+    t.join(timeout=30)
+    assert not errors
+    with session_scope(eng, write=False) as s:
+        row = s.execute(select(User).where(User.id == a)).scalars().one()
+        assert (row.active, row.display_name, row.data.get("displayName")) == (False, "A", "A")
+        assert row.data["active"] is False
