@@ -221,13 +221,17 @@ def _apply_multi(container: dict[str, Any], op: str, t: Target, value: Any) -> N
                     raise NoTarget(f"no value of {attr.name} matches the path filter")
                 items.append(seed)
                 hits = [seed]
+            made_primary = False  # by this operation, after coercion ("TRUE", "true", true)
             for h in hits:
                 if t.sub is not None:
                     h[t.sub.name] = coerce_simple(t.sub, value, f"{attr.name}.{t.sub.name}")
+                    made_primary = t.sub.name == "primary" and h[t.sub.name] is True
                 else:
                     single = Attr(attr.name, "complex", sub=attr.sub)
-                    h.update(coerce(single, value, attr.name) or {})
-            if t.sub is not None and t.sub.name == "primary" and value in (True, "true", "True"):
+                    incoming = coerce(single, value, attr.name) or {}
+                    h.update(incoming)
+                    made_primary = incoming.get("primary") is True
+            if made_primary:
                 for i in items:
                     if isinstance(i, dict) and not any(i is h for h in hits):
                         i["primary"] = False

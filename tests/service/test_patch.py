@@ -158,6 +158,26 @@ USER_CASES = [
         },
     ),
     (
+        "filtered primary set by a string in any case demotes others",
+        [op("replace", 'emails[type eq "home"].primary', "TRUE")],
+        {
+            "emails": [
+                {"value": "ada@example.com", "type": "work", "primary": False},
+                {"value": "ada@home.example", "type": "home", "primary": True},
+            ]
+        },
+    ),
+    (
+        "filtered element replaced with primary demotes others",
+        [op("replace", 'emails[type eq "home"]', {"primary": "true"})],
+        {
+            "emails": [
+                {"value": "ada@example.com", "type": "work", "primary": False},
+                {"value": "ada@home.example", "type": "home", "primary": True},
+            ]
+        },
+    ),
+    (
         "add multi single object",
         [op("add", "phoneNumbers", {"value": "+1", "type": "work"})],
         {"phoneNumbers": [{"value": "+1", "type": "work"}]},
