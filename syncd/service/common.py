@@ -75,7 +75,9 @@ def page_bounds(start_index: int | None, count: int | None) -> tuple[int, int]:
     return start - 1, max(0, count)
 
 
-def chunks(ids: Sequence[str], size: int = CHUNK) -> list[Sequence[str]]:
+def chunks(ids: Sequence[str], size: int | None = None) -> list[Sequence[str]]:
+    """`ids` in slices of `size` (default: CHUNK, read at call time)."""
+    size = size or CHUNK
     return [ids[i : i + size] for i in range(0, len(ids), size)]
 
 

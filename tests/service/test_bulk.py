@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, select
 
-from syncd.service import bulk, teams, tokens, users
+from syncd.service import bulk, common, teams, tokens, users
 from syncd.service.context import Actor
 from syncd.service.errors import Conflict, InvalidValue, NotFound, ServiceError
 from syncd.store import session_scope
@@ -355,6 +355,9 @@ def test_batches_larger_than_one_statement(seeded: Engine, monkeypatch: pytest.M
     a = actor("bulk")
     with session_scope(seeded) as s:
         made = bulk.create_users(s, actor=a, bodies=[ubody(f"m{i}@x") for i in range(7)])
+        assert len(common.chunks(made)) == 4  # the smaller chunk size is really in effect
+        assert bulk.set_active(s, actor=a, user_ids=made, active=False) == made
+        assert bulk.set_active(s, actor=a, user_ids=made, active=True) == made
         eng = _id(s, Team, "bulk", "eng")
         added = bulk.add_memberships(s, actor=a, pairs=[(eng, u) for u in made])
         assert added == {eng: made}
