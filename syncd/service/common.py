@@ -7,12 +7,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
-from sqlalchemy import ColumnElement, func, literal_column
+from sqlalchemy import ColumnElement, func, literal_column, select
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
 from syncd.service.context import Actor
-from syncd.service.errors import Conflict, PreconditionFailed, TooMany
+from syncd.service.errors import Conflict, NotFound, PreconditionFailed, TooMany
 
 T = TypeVar("T")
 
@@ -88,3 +88,59 @@ def flush_unique(session: Session, what: str) -> None:
             session.flush()
     except IntegrityError as exc:
         raise Conflict(f"{what} already exists") from exc
+
+
+def get_scoped(
+    session: Session, model: Any, label: str, row_id: str, actor: Actor, *, for_update: bool
+) -> Any:
+    """The `model` row `row_id` in the actor's directory, or NotFound (`label` names the SCIM type).
+
+    With `for_update` the row is locked and, through populate_existing, a copy the session
+    already holds (loaded earlier in the transaction, or changed since by a Core statement or
+    another transaction) is refreshed from it; otherwise version, count and data would be
+    written from stale values.
+    """
+    q = select(model).where(model.id == row_id, in_scope(model.directory, actor))
+    if for_update:
+        q = q.with_for_update().execution_options(populate_existing=True)
+    row = session.execute(q).scalars().first()
+    if row is None:
+        raise NotFound(f"{label} {row_id} not found")
+    return row
+
+
+def find_scoped(session: Session, model: Any, actor: Actor, external_id: str) -> Any:
+    """The `model` row with this external id in the actor's directory, or None."""
+    q = select(model).where(model.external_id == external_id, in_scope(model.directory, actor))
+    return session.execute(q).scalars().first()
+
+
+def check_unique(
+    session: Session, model: Any, actor: Actor, own_id: str | None, checks: list[tuple[Any, Any, str]]
+) -> None:
+    """Raise Conflict(message) for the first (column, value, message) whose value another row of
+    the actor's directory holds; a None value is not checked (NULLs never clash)."""
+    scope = in_scope(model.directory, actor)
+    for column, value, message in checks:
+        if value is None:
+            continue
+        hit = session.execute(select(model.id).where(scope, column == value)).scalars().first()
+        if hit is not None and hit != own_id:
+            raise Conflict(message)
+
+
+def list_scoped(
+    session: Session, model: Any, actor: Actor, condition: Any, start_index: int | None, count: int | None
+) -> Page[Any]:
+    """One page of the actor's `model` rows matching `condition` (None: all), ordered by
+    creation then id so that pages are stable."""
+    offset, limit = page_bounds(start_index, count)
+    cond = in_scope(model.directory, actor)
+    if condition is not None:
+        cond = cond & condition
+    total = session.execute(select(func.count()).select_from(model).where(cond)).scalar_one()
+    items: Sequence[Any] = []
+    if limit:
+        q = select(model).where(cond).order_by(model.created_at, model.id).offset(offset).limit(limit)
+        items = session.execute(q).scalars().all()
+    return Page(items, total, offset + 1)

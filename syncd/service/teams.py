@@ -9,16 +9,24 @@ commit, and the caller rolls back).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete
 from sqlmodel import Session
 
 from syncd.service import audit, members
-from syncd.service.common import Page, check_if_match, flush_unique, in_scope, new_id, page_bounds
+from syncd.service.common import (
+    Page,
+    check_if_match,
+    check_unique,
+    find_scoped,
+    flush_unique,
+    get_scoped,
+    list_scoped,
+    new_id,
+)
 from syncd.service.context import Actor
-from syncd.service.errors import Conflict, NotFound
 from syncd.service.filters import parse_filter, team_condition
 from syncd.service.patch import MemberOp, _member_ids, apply_patch
 from syncd.service.resource import fold, normalize, require
@@ -27,21 +35,11 @@ from syncd.store.models import Membership, Team, utcnow
 
 
 def get_team(session: Session, *, actor: Actor, team_id: str, for_update: bool = False) -> Team:
-    q = select(Team).where(Team.id == team_id, in_scope(Team.directory, actor))
-    if for_update:
-        # populate_existing: a copy the session already holds (loaded earlier in the transaction,
-        # or changed since by a Core statement or another transaction) is refreshed from the
-        # locked row; otherwise version, count and data would be written from stale values.
-        q = q.with_for_update().execution_options(populate_existing=True)
-    row = session.execute(q).scalars().first()
-    if row is None:
-        raise NotFound(f"Group {team_id} not found")
-    return row
+    return get_scoped(session, Team, "Group", team_id, actor, for_update=for_update)
 
 
 def find_team(session: Session, *, actor: Actor, external_id: str) -> Team | None:
-    q = select(Team).where(Team.external_id == external_id, in_scope(Team.directory, actor))
-    return session.execute(q).scalars().first()
+    return find_scoped(session, Team, actor, external_id)
 
 
 def create_team(session: Session, *, actor: Actor, body: dict[str, Any]) -> Team:
@@ -140,16 +138,8 @@ def list_teams(
     count: int | None = None,
 ) -> Page[Team]:
     """Teams matching a SCIM filter, ordered by creation then id (stable across pages)."""
-    offset, limit = page_bounds(start_index, count)
-    cond = in_scope(Team.directory, actor)
-    if filter:
-        cond = cond & team_condition(parse_filter(filter))
-    total = session.execute(select(func.count()).select_from(Team).where(cond)).scalar_one()
-    items: Sequence[Team] = []
-    if limit:
-        q = select(Team).where(cond).order_by(Team.created_at, Team.id).offset(offset).limit(limit)
-        items = session.execute(q).scalars().all()
-    return Page(items, total, offset + 1)
+    cond = team_condition(parse_filter(filter)) if filter else None
+    return list_scoped(session, Team, actor, cond, start_index, count)
 
 
 # -- internals -------------------------------------------------------------------------------
@@ -226,17 +216,17 @@ def _body_members(body: dict[str, Any]) -> tuple[str, ...]:
 
 
 def _check_unique(session: Session, actor: Actor, data: dict[str, Any], own_id: str | None) -> None:
-    scope = in_scope(Team.directory, actor)
-    q = select(Team.id).where(scope, Team.display_name_key == fold(data["displayName"]))
-    hit = session.execute(q).scalars().first()
-    if hit is not None and hit != own_id:
-        raise Conflict(f"a group named {data['displayName']!r} already exists")
-    ext = data.get("externalId")
-    if ext is not None:
-        q = select(Team.id).where(scope, Team.external_id == ext)
-        hit = session.execute(q).scalars().first()
-        if hit is not None and hit != own_id:
-            raise Conflict(f"externalId {ext!r} is already taken")
+    name, ext = data["displayName"], data.get("externalId")
+    check_unique(
+        session,
+        Team,
+        actor,
+        own_id,
+        [
+            (Team.display_name_key, fold(name), f"a group named {name!r} already exists"),
+            (Team.external_id, ext, f"externalId {ext!r} is already taken"),
+        ],
+    )
 
 
 def _write(row: Team, data: dict[str, Any]) -> None:

@@ -10,21 +10,22 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import delete, select, update
 from sqlmodel import Session
 
 from syncd.service import audit
 from syncd.service.common import (
     Page,
     check_if_match,
+    check_unique,
     chunks,
+    find_scoped,
     flush_unique,
-    in_scope,
+    get_scoped,
+    list_scoped,
     new_id,
-    page_bounds,
 )
 from syncd.service.context import Actor
-from syncd.service.errors import Conflict, NotFound
 from syncd.service.filters import parse_filter, user_condition
 from syncd.service.patch import apply_patch
 from syncd.service.resource import fold, normalize, require
@@ -33,21 +34,11 @@ from syncd.store.models import Membership, Team, User, UserEmail, utcnow
 
 
 def get_user(session: Session, *, actor: Actor, user_id: str, for_update: bool = False) -> User:
-    q = select(User).where(User.id == user_id, in_scope(User.directory, actor))
-    if for_update:
-        # populate_existing: a copy the session already holds (loaded earlier in the transaction,
-        # or changed since by a Core statement or another transaction) is refreshed from the
-        # locked row; otherwise version, count and data would be written from stale values.
-        q = q.with_for_update().execution_options(populate_existing=True)
-    row = session.execute(q).scalars().first()
-    if row is None:
-        raise NotFound(f"User {user_id} not found")
-    return row
+    return get_scoped(session, User, "User", user_id, actor, for_update=for_update)
 
 
 def find_user(session: Session, *, actor: Actor, external_id: str) -> User | None:
-    q = select(User).where(User.external_id == external_id, in_scope(User.directory, actor))
-    return session.execute(q).scalars().first()
+    return find_scoped(session, User, actor, external_id)
 
 
 def create_user(session: Session, *, actor: Actor, body: dict[str, Any]) -> User:
@@ -146,16 +137,8 @@ def list_users(
     count: int | None = None,
 ) -> Page[User]:
     """Users matching a SCIM filter, ordered by creation then id (stable across pages)."""
-    offset, limit = page_bounds(start_index, count)
-    cond = in_scope(User.directory, actor)
-    if filter:
-        cond = cond & user_condition(parse_filter(filter))
-    total = session.execute(select(func.count()).select_from(User).where(cond)).scalar_one()
-    items: Sequence[User] = []
-    if limit:
-        q = select(User).where(cond).order_by(User.created_at, User.id).offset(offset).limit(limit)
-        items = session.execute(q).scalars().all()
-    return Page(items, total, offset + 1)
+    cond = user_condition(parse_filter(filter)) if filter else None
+    return list_scoped(session, User, actor, cond, start_index, count)
 
 
 def groups_of(session: Session, user_ids: Sequence[str]) -> dict[str, list[tuple[str, str]]]:
@@ -200,17 +183,17 @@ def _update(session: Session, actor: Actor, row: User, data: dict[str, Any], act
 
 
 def _check_unique(session: Session, actor: Actor, data: dict[str, Any], own_id: str | None) -> None:
-    scope = in_scope(User.directory, actor)
-    q = select(User.id).where(scope, User.user_name_key == fold(data["userName"]))
-    hit = session.execute(q).scalars().first()
-    if hit is not None and hit != own_id:
-        raise Conflict(f"userName {data['userName']!r} is already taken")
-    ext = data.get("externalId")
-    if ext is not None:
-        q = select(User.id).where(scope, User.external_id == ext)
-        hit = session.execute(q).scalars().first()
-        if hit is not None and hit != own_id:
-            raise Conflict(f"externalId {ext!r} is already taken")
+    name, ext = data["userName"], data.get("externalId")
+    check_unique(
+        session,
+        User,
+        actor,
+        own_id,
+        [
+            (User.user_name_key, fold(name), f"userName {name!r} is already taken"),
+            (User.external_id, ext, f"externalId {ext!r} is already taken"),
+        ],
+    )
 
 
 def _write(row: User, data: dict[str, Any]) -> None:
