@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import Engine, select
+from sqlmodel import Session
 
 from syncd.reconcile.plan import MemberChange, Plan, TeamChange, UserChange
 from syncd.reconcile.snapshot import SnapshotUser
@@ -110,6 +111,24 @@ def _ids(engine: Engine, model: Any, directory: str) -> dict[str, str]:
         return dict(s.execute(q).tuples().all())
 
 
+def _in_batches(
+    engine: Engine,
+    changes: list[Any],
+    phase: str,
+    result: ApplyResult,
+    tick: ApplyProgress,
+    write: Callable[[Session, list[Any]], None],
+) -> None:
+    """`write` each BATCH of changes in a transaction of its own, then count and report it."""
+    for start in range(0, len(changes), BATCH):
+        part = changes[start : start + BATCH]
+        with session_scope(engine) as s:
+            write(s, part)
+        for c in part:
+            result.add(c.kind)
+        tick(phase, start + len(part), len(changes))
+
+
 def _users(
     engine: Engine,
     actor: Actor,
@@ -118,26 +137,21 @@ def _users(
     result: ApplyResult,
     tick: ApplyProgress,
 ) -> None:
-    for start in range(0, len(changes), BATCH):
-        part = changes[start : start + BATCH]
-        with session_scope(engine) as s:
-            creates = [c for c in part if c.kind == "create_user"]
-            bodies = [user_body(c.user) for c in creates if c.user is not None]
-            for c, new in zip(creates, bulk.create_users(s, actor=actor, bodies=bodies), strict=True):
-                ids[c.external_id] = new
-            for c in part:
-                if c.kind == "update_user":
-                    assert c.user is not None
-                    users.patch_user(
-                        s, actor=actor, user_id=ids[c.external_id], operations=_update_ops(c.user)
-                    )
-            for kind, active in (("reactivate_user", True), ("deactivate_user", False)):
-                some = [ids[c.external_id] for c in part if c.kind == kind]
-                if some:
-                    bulk.set_active(s, actor=actor, user_ids=some, active=active)
+    def write(s: Session, part: list[UserChange]) -> None:
+        creates = [c for c in part if c.kind == "create_user"]
+        bodies = [user_body(c.user) for c in creates if c.user is not None]
+        for c, new in zip(creates, bulk.create_users(s, actor=actor, bodies=bodies), strict=True):
+            ids[c.external_id] = new
         for c in part:
-            result.add(c.kind)
-        tick("users", start + len(part), len(changes))
+            if c.kind == "update_user":
+                assert c.user is not None
+                users.patch_user(s, actor=actor, user_id=ids[c.external_id], operations=_update_ops(c.user))
+        for kind, active in (("reactivate_user", True), ("deactivate_user", False)):
+            some = [ids[c.external_id] for c in part if c.kind == kind]
+            if some:
+                bulk.set_active(s, actor=actor, user_ids=some, active=active)
+
+    _in_batches(engine, changes, "users", result, tick, write)
 
 
 def _teams(
@@ -148,28 +162,25 @@ def _teams(
     result: ApplyResult,
     tick: ApplyProgress,
 ) -> None:
-    for start in range(0, len(changes), BATCH):
-        part = changes[start : start + BATCH]
-        with session_scope(engine) as s:
-            creates = [c for c in part if c.kind == "create_team"]
-            bodies = [{"displayName": c.display_name, "externalId": c.external_id} for c in creates]
-            for c, new in zip(creates, bulk.create_teams(s, actor=actor, bodies=bodies), strict=True):
-                ids[c.external_id] = new
-            for c in part:
-                if c.kind == "rename_team":
-                    teams.patch_team(
-                        s,
-                        actor=actor,
-                        team_id=ids[c.external_id],
-                        operations=[{"op": "replace", "path": "displayName", "value": c.display_name}],
-                    )
-                elif c.kind != "create_team":
-                    teams.set_archived(
-                        s, actor=actor, team_id=ids[c.external_id], archived=c.kind == "archive_team"
-                    )
+    def write(s: Session, part: list[TeamChange]) -> None:
+        creates = [c for c in part if c.kind == "create_team"]
+        bodies = [{"displayName": c.display_name, "externalId": c.external_id} for c in creates]
+        for c, new in zip(creates, bulk.create_teams(s, actor=actor, bodies=bodies), strict=True):
+            ids[c.external_id] = new
         for c in part:
-            result.add(c.kind)
-        tick("teams", start + len(part), len(changes))
+            if c.kind == "rename_team":
+                teams.patch_team(
+                    s,
+                    actor=actor,
+                    team_id=ids[c.external_id],
+                    operations=[{"op": "replace", "path": "displayName", "value": c.display_name}],
+                )
+            elif c.kind != "create_team":
+                teams.set_archived(
+                    s, actor=actor, team_id=ids[c.external_id], archived=c.kind == "archive_team"
+                )
+
+    _in_batches(engine, changes, "teams", result, tick, write)
 
 
 def _members(
