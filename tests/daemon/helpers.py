@@ -24,6 +24,7 @@ from connectors.testing.server import ServerThread, free_port
 from connectors.testing.tenant import Tenant, generate
 from syncd.service import tokens
 from syncd.store import session_scope
+from syncd.store.engine import make_engine, upgrade
 from syncd.store.models import Membership, SyncRun, Team
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -113,6 +114,23 @@ def make_tokens(engine: Engine) -> tuple[str, str]:
         _, admin = tokens.create_token(s, directory=None, kind="admin", name="test")
         _, scim = tokens.create_token(s, directory="push", kind="scim", name="test")
     return admin, scim
+
+
+def sqlite_setup(tmp_path: Path, directories: str) -> tuple[Engine, Path, str, str]:
+    """A migrated SQLite store under tmp_path/state, its tokens, and a config naming it:
+    (engine, config path, admin token, SCIM token)."""
+    url = f"sqlite:///{tmp_path / 'state' / 'syncd.db'}"
+    engine = make_engine(url)
+    upgrade(engine)
+    admin, scim = make_tokens(engine)
+    cfg = write_config(
+        tmp_path / "config.toml",
+        store_url=url,
+        state_dir=tmp_path / "state",
+        port=port(),
+        directories=directories,
+    )
+    return engine, cfg, admin, scim
 
 
 class Daemon:

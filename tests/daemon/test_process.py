@@ -25,9 +25,9 @@ from tests.daemon.helpers import (
     PATIENCE_S,
     Daemon,
     counts_consistent,
-    make_tokens,
     port,
     runs,
+    sqlite_setup,
     start_fakes,
     wait_for,
     write_config,
@@ -70,17 +70,7 @@ def test_the_daemon_schedules_serves_reloads_and_stops_cleanly(tmp_path: Path, n
             schedules={"manual": "1h"},
         )
         late = start_fakes(stack, tmp_path, {"late": "graph"}, schedule="2s")
-        url = f"sqlite:///{tmp_path / 'state' / 'syncd.db'}"
-        engine = make_engine(url)
-        upgrade(engine)
-        admin, scim = make_tokens(engine)
-        cfg = write_config(
-            tmp_path / "config.toml",
-            store_url=url,
-            state_dir=tmp_path / "state",
-            port=port(),
-            directories=fakes.toml,
-        )
+        engine, cfg, admin, scim = sqlite_setup(tmp_path, fakes.toml)
         d = Daemon(
             cfg,
             tmp_path / "daemon.log",
@@ -175,17 +165,7 @@ def test_the_daemon_schedules_serves_reloads_and_stops_cleanly(tmp_path: Path, n
 def test_sigterm_during_a_slow_fetch_exits_0_and_abandons_the_run(tmp_path: Path) -> None:
     with ExitStack() as stack:
         fakes = start_fakes(stack, tmp_path, {"entra": "graph"}, schedule="1h")
-        url = f"sqlite:///{tmp_path / 'state' / 'syncd.db'}"
-        engine = make_engine(url)
-        upgrade(engine)
-        admin, _ = make_tokens(engine)
-        cfg = write_config(
-            tmp_path / "config.toml",
-            store_url=url,
-            state_dir=tmp_path / "state",
-            port=port(),
-            directories=fakes.toml,
-        )
+        engine, cfg, admin, _ = sqlite_setup(tmp_path, fakes.toml)
         d = Daemon(cfg, tmp_path / "daemon.log")
         stack.callback(d.stop)
         d.wait_ready()
