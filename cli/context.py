@@ -18,11 +18,11 @@ from sqlalchemy import Engine
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
+from cli.exitcodes import EXIT_FAILED, EXIT_OK, EXIT_USAGE  # noqa: F401  (re-exported)
 from syncd.config import ConfigError, ConfigNotFound, Settings, load_config
 from syncd.service.views import ALL, LOCAL, DirectoryScope
 from syncd.store.engine import StoreError, make_engine, schema_status
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 PG_CONNECT_TIMEOUT_S = 10
 
 ConfigOption = Annotated[

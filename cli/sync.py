@@ -16,6 +16,7 @@ from rich.progress import (
 from sqlalchemy import select
 
 from cli.context import EXIT_FAILED, ConfigOption, JsonOption, fail, open_store, settings, state
+from cli.exitcodes import EXIT_STOPPED
 from cli.output import Column, console, emit, print_json, when
 from connectors.base import ConnectorError
 from connectors.factory import build_connector
@@ -24,7 +25,6 @@ from syncd.reconcile.run import RunResult, run_sync
 from syncd.store.engine import session_scope
 from syncd.store.models import SyncRun
 
-EXIT_STOPPED = 3
 RUN_EPILOG = (
     "Exit codes: 0 applied (or planned, with --dry-run); 1 a run failed (IdP unreachable, "
     "credentials refused, another run of the directory holds its lock); 2 bad usage, config or "

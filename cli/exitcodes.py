@@ -1,0 +1,33 @@
+"""The CLI's exit codes: one table, documented in the README and `syncd --help`.
+
+| code | meaning |
+|---|---|
+| 0 | success |
+| 1 | an unexpected failure: a bug (`SYNCD_DEBUG=1` shows the traceback) |
+| 2 | bad usage, or a config or store that cannot be used; one line on stderr says the fix |
+| 3 | a safety stop: removals above a threshold, nothing written, the plan kept for review |
+| 4 | an IdP or delivery target that cannot be reached or refused the credentials |
+| 5 | partial: the run finished but the read was incomplete, so adds and updates were applied and nothing was removed |
+
+When several directories run in one command, the highest-priority code wins:
+1 > 2 > 4 > 3 > 5 > 0.
+"""
+
+from __future__ import annotations
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+EXIT_STOPPED = 3
+EXIT_UNREACHABLE = 4
+EXIT_PARTIAL = 5
+
+_PRIORITY = (EXIT_FAILED, EXIT_USAGE, EXIT_UNREACHABLE, EXIT_STOPPED, EXIT_PARTIAL, EXIT_OK)
+
+
+def worst(codes: list[int]) -> int:
+    """The code a command that ran several things exits with (see the table's priority)."""
+    for code in _PRIORITY:
+        if code in codes:
+            return code
+    return EXIT_OK
