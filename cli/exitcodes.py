@@ -7,7 +7,7 @@
 | 2 | bad usage, or a config or store that cannot be used; one line on stderr says the fix |
 | 3 | a safety stop: removals above a threshold, nothing written, the plan kept for review |
 | 4 | an IdP or delivery target that cannot be reached or refused the credentials |
-| 5 | partial: the run finished but the read was incomplete, so adds and updates were applied and nothing was removed |
+| 5 | partial: the read was incomplete; adds and updates applied, nothing removed |
 
 When several directories run in one command, the highest-priority code wins:
 1 > 2 > 4 > 3 > 5 > 0.
