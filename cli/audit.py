@@ -8,21 +8,25 @@ from typing import Annotated
 import typer
 
 from cli.context import ConfigOption, JsonOption, directory_scope, open_store, state
-from cli.output import Column, emit, note, when
-from cli.users import DirectoryOption, LimitOption, LocalOption
+from cli.output import Column, print_json, shown_of, table, when
+from cli.users import AllOption, DirectoryOption, LimitOption, LocalOption
 from syncd.config import parse_duration
-from syncd.service.views import list_audit
+from syncd.service.views import AuditRow, count_audit, list_audit
 from syncd.store.engine import session_scope
 
 COLUMNS = (
-    Column("at", "at", fmt=when),
+    Column("at", "at", fmt=when, wrap=False),
     Column("directory", "directory", fmt=lambda v: v or "local"),
     Column("actor", "actor"),
-    Column("action", "action", style="bold"),
-    Column("resource_type", "type"),
-    Column("resource_id", "resource"),
-    Column("sync_run_id", "run", fmt=lambda v: "" if v is None else str(v)),
+    Column("action", "action", style="bold", wrap=False),
+    Column("resource", "resource", min_width=16),
+    Column("sync_run_id", "run", fmt=lambda v: "" if v is None else str(v), wrap=False),
 )
+
+
+def resource(row: AuditRow) -> str:
+    """`user alice@example.com`: the type and the name, else the id (`--json` has both)."""
+    return f"{row.resource_type} {row.resource_name or row.resource_id}"
 
 
 def parse_since(value: str, *, now: datetime | None = None) -> datetime:
@@ -55,6 +59,7 @@ def audit_cmd(
     directory: DirectoryOption = None,
     local: LocalOption = False,
     limit: LimitOption = 100,
+    every: AllOption = False,
     config: ConfigOption = None,
     json: JsonOption = False,
 ) -> None:
@@ -63,7 +68,17 @@ def audit_cmd(
     start = parse_since(since) if since else None
     scope = directory_scope(directory, local)
     with open_store(st) as engine, session_scope(engine, write=False) as session:
-        rows = list_audit(session, since=start, directory=scope, limit=limit + 1)
-    emit(rows[:limit], COLUMNS, as_json=st.json, title="audit", empty="no audit events")
-    if len(rows) > limit:
-        note(f"showing the newest {limit} events; raise --limit or narrow --since to see more")
+        rows = list_audit(session, since=start, directory=scope, limit=None if every else limit)
+        total = (
+            len(rows) if every or len(rows) < limit else count_audit(session, since=start, directory=scope)
+        )
+    if st.json:
+        print_json(rows)
+    else:
+        table(
+            [{**vars(r), "resource": resource(r)} for r in rows],
+            COLUMNS,
+            title="audit",
+            empty="no audit events",
+        )
+    shown_of(len(rows), total, "events (newest first)", more="--all shows every one, --since narrows them")

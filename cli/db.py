@@ -5,10 +5,8 @@ from __future__ import annotations
 import typer
 
 from cli.context import ConfigOption, JsonOption, fail, open_store, settings, sqlite_file, state
-from cli.output import Column, print_json, table, text
+from cli.output import kv, print_json
 from syncd.store.engine import make_engine, schema_status, upgrade
-
-_KV = (Column("key", "", style="bold"), Column("value", ""))
 
 db = typer.Typer(name="db", help="Create, upgrade and inspect the store's schema.", no_args_is_help=True)
 
@@ -56,6 +54,14 @@ def status_cmd(ctx: typer.Context, config: ConfigOption = None, json: JsonOption
     if st.json:
         print_json(row)
         return
-    table([{"key": k, "value": text(v)} for k, v in row.items()], _KV, title="store")
+    kv(
+        [
+            ("store", row["store"]),
+            ("schema", current or "(none)"),
+            ("needs", head),
+            ("up to date", current == head),
+        ],
+        title="store",
+    )
     if current != head:
         typer.echo("run `syncd db upgrade` to bring the schema up to date")

@@ -16,6 +16,7 @@ import typer
 from cli import audit, db, demo, login, serve, sync, teams, tokens, users
 from cli import config as config_cmd
 from cli.context import EXIT_FAILED, ConfigOption, JsonOption, state
+from cli.output import plain_flags
 
 COMMANDS = (db, users, teams, audit, config_cmd, tokens, serve, sync, login, demo)
 
@@ -65,6 +66,7 @@ def root(
 
 for _module in COMMANDS:
     _module.register(app)
+plain_flags()
 
 
 def main() -> None:

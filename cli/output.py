@@ -1,30 +1,69 @@
-"""Output: Rich tables for people, JSON for scripts (`--json`: an array of objects for lists)."""
+"""Output: Rich tables for people, JSON for scripts (`--json`: an array of objects for lists).
+
+Names come from IdPs and SCIM clients and are hostile input (DESIGN.md rule 8). Invariant: no
+stored string reaches the terminal as Rich markup or as a control character.
+- Table cells and plan lines are `rich.text.Text` objects, which Rich never parses as markup;
+  text that is interpolated into a markup string goes through `esc`.
+- `safe` shows every control character (C0, DEL, C1, bidirectional overrides and isolates) as a
+  visible escape (`\\x1b`, `\\u202e`), so an ESC sequence cannot recolour, move the cursor or
+  hide text, and a name that contains one never looks like a name that doesn't.
+JSON output carries the stored values unchanged (`json.dumps` escapes control characters).
+"""
 
 from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Callable, Mapping, Sequence
+import re
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import typer
+from rich import box
 from rich.console import Console
+from rich.markup import escape as _markup_escape
 from rich.table import Table
+from rich.text import Text
+
+#: C0 controls, DEL, C1 controls, and the bidirectional embeddings, overrides and isolates that
+#: can make text read differently from what it is (Trojan Source, CVE-2021-42574)
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+
+
+def _visible(m: re.Match[str]) -> str:
+    code = ord(m.group())
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+def safe(value: Any) -> str:
+    """`value` as a single line of plain text with every control character made visible."""
+    return _CONTROL.sub(_visible, str(value))
+
+
+def esc(value: Any) -> str:
+    """`value` for interpolation into a Rich markup string: `safe`, then markup-escaped."""
+    return _markup_escape(safe(value))
 
 
 @dataclass(frozen=True)
 class Column:
+    """A table column. `wrap=False` keeps a cell on one line (ids, timestamps, short words);
+    other cells wrap between words and shorten a word longer than the column with "…"."""
+
     key: str
     title: str
     fmt: Callable[[Any], str] | None = None
     style: str | None = None
+    wrap: bool = True
+    min_width: int | None = None
 
 
 def jsonable(obj: Any) -> Any:
-    """Dataclasses, datetimes and paths as plain JSON values (datetimes ISO 8601)."""
+    """Dataclasses, datetimes and paths as plain JSON values (datetimes ISO 8601, in UTC with
+    an explicit offset; a naive datetime is UTC, as the store keeps them)."""
     if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
         return {f.name: jsonable(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
     if isinstance(obj, Mapping):
@@ -32,10 +71,14 @@ def jsonable(obj: Any) -> Any:
     if isinstance(obj, list | tuple):
         return [jsonable(v) for v in obj]
     if isinstance(obj, datetime):
-        return obj.isoformat()
+        return utc(obj).isoformat()
     if isinstance(obj, Path):
         return str(obj)
     return obj
+
+
+def utc(ts: datetime) -> datetime:
+    return ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts.astimezone(UTC)
 
 
 def print_json(data: Any) -> None:
@@ -43,7 +86,7 @@ def print_json(data: Any) -> None:
 
 
 def when(ts: datetime | None) -> str:
-    return ts.strftime("%Y-%m-%d %H:%M:%SZ") if ts else ""
+    return utc(ts).strftime("%Y-%m-%d %H:%M:%SZ") if ts else ""
 
 
 def text(v: Any) -> str:
@@ -55,7 +98,12 @@ def text(v: Any) -> str:
 
 
 def console(*, err: bool = False) -> Console:
-    return Console(stderr=err, highlight=False)
+    return Console(stderr=err, highlight=False, emoji=False)
+
+
+def cell(value: Any, style: str | None = None) -> Text:
+    """A table cell that is never parsed as markup, with control characters made visible."""
+    return Text(safe(value), style=style or "")
 
 
 def table(
@@ -64,14 +112,39 @@ def table(
     """Rows (dataclasses or mappings) as one Rich table; `empty` is printed when there are none."""
     out = console()
     if not rows:
-        out.print(f"[dim]{empty}[/dim]")
+        out.print(Text(empty, style="dim"))
         return
-    t = Table(title=title, title_justify="left", header_style="bold")
+    t = Table(
+        title=Text(safe(title)) if title else None,
+        title_justify="left",
+        header_style="bold",
+        box=box.SIMPLE_HEAD,
+        pad_edge=False,
+    )
     for c in columns:
-        t.add_column(c.title, style=c.style, overflow="fold")
+        t.add_column(
+            c.title,
+            style=c.style,
+            no_wrap=not c.wrap,
+            overflow="ellipsis",
+            min_width=c.min_width if c.min_width is not None else (None if c.wrap else len(c.title)),
+        )
     for row in rows:
         get = row.get if isinstance(row, Mapping) else lambda k, r=row: getattr(r, k)
-        t.add_row(*[(c.fmt or text)(get(c.key)) for c in columns])
+        t.add_row(*[cell((c.fmt or text)(get(c.key))) for c in columns])
+    out.print(t)
+
+
+def kv(pairs: Iterable[tuple[str, Any]], *, title: str | None = None) -> None:
+    """Key/value lines (no header row): one record for people."""
+    t = Table.grid(padding=(0, 2))
+    t.add_column(style="bold", no_wrap=True)
+    t.add_column(overflow="fold")
+    for key, value in pairs:
+        t.add_row(Text(key), cell(text(value)))
+    out = console()
+    if title:
+        out.print(Text(safe(title), style="bold underline"))
     out.print(t)
 
 
@@ -83,5 +156,27 @@ def emit(rows: Sequence[Any], columns: Sequence[Column], *, as_json: bool, **kw:
 
 
 def note(message: str) -> None:
-    """A remark for people (stderr, so `--json` output stays clean)."""
-    console(err=True).print(f"[dim]{message}[/dim]")
+    """A remark for people (stderr, so `--json` output stays clean); never parsed as markup."""
+    console(err=True).print(Text(safe(message), style="dim"))
+
+
+def shown_of(shown: int, total: int, what: str, *, more: str = "--all shows every one") -> None:
+    """The note a listing cut at `--limit` prints: `showing 100 of 2,345 users; --all …`."""
+    if total > shown:
+        note(f"showing {shown} of {total:,} {what}; {more}")
+
+
+def plain_flags() -> None:
+    """Typer 0.29's rich help labels every flag `<bool>` as if it took a value; a flag takes
+    none, so its type column is left empty (`--json`, not `--json <bool>`)."""
+    from typer.core import TyperOption
+
+    if getattr(TyperOption.display_type_rich, "_syncd_plain", False):
+        return
+    original = TyperOption.display_type_rich
+
+    def display_type_rich(self: TyperOption, ctx: Any) -> str | None:
+        return None if self.is_flag and self.metavar is None else original(self, ctx)
+
+    display_type_rich._syncd_plain = True  # type: ignore[attr-defined]
+    TyperOption.display_type_rich = display_type_rich  # type: ignore[method-assign]

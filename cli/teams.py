@@ -1,4 +1,4 @@
-"""`syncd teams list`: teams in the store, optionally with their members' user names."""
+"""`syncd teams list|show`: teams in the store, with their members' user names on request."""
 
 from __future__ import annotations
 
@@ -6,23 +6,28 @@ from typing import Annotated
 
 import typer
 
-from cli.context import ConfigOption, JsonOption, directory_scope, open_store, state
-from cli.output import Column, emit, note, when
-from cli.users import DirectoryOption, LimitOption, LocalOption
-from syncd.service.views import list_teams
+from cli.context import ConfigOption, JsonOption, directory_scope, fail, open_store, state
+from cli.output import Column, console, emit, kv, print_json, shown_of, table, text, when
+from cli.users import AllOption, DirectoryOption, LimitOption, LocalOption
+from syncd.service.views import count_teams, list_teams
 from syncd.store.engine import session_scope
 
 teams = typer.Typer(name="teams", help="Teams (SCIM groups) in the store.", no_args_is_help=True)
 
 COLUMNS = (
-    Column("display_name", "team", style="bold"),
-    Column("directory", "directory", fmt=lambda v: v or "local"),
-    Column("member_count", "members"),
-    Column("external_id", "external id"),
-    Column("updated_at", "updated", fmt=when),
-    Column("id", "id", style="dim"),
+    Column("display_name", "team", style="bold", min_width=12),
+    Column("directory", "directory", fmt=lambda v: v or "local", wrap=False),
+    Column("member_count", "members", wrap=False),
+    Column("updated_at", "updated", fmt=when, wrap=False),
 )
 MEMBERS = Column("members", "member user names", fmt=lambda v: ", ".join(v or ()))
+MEMBER_COLUMNS = (
+    Column("user_name", "user name", style="bold"),
+    Column("display_name", "display name"),
+    Column("active", "active", fmt=text, wrap=False),
+    Column("source", "source", wrap=False),
+    Column("since", "since", fmt=when, wrap=False),
+)
 
 
 def register(app: typer.Typer) -> None:
@@ -36,6 +41,7 @@ def list_cmd(
     local: LocalOption = False,
     members: Annotated[bool, typer.Option("--members", help="Show each team's member user names.")] = False,
     limit: LimitOption = 100,
+    every: AllOption = False,
     config: ConfigOption = None,
     json: JsonOption = False,
 ) -> None:
@@ -43,18 +49,67 @@ def list_cmd(
     st = state(ctx, config=config, json=json)
     scope = directory_scope(directory, local)
     with open_store(st) as engine, session_scope(engine, write=False) as session:
-        rows = list_teams(session, directory=scope, with_members=members, limit=limit + 1)
-    shown = rows[:limit]
+        rows = list_teams(session, directory=scope, with_members=members, limit=None if every else limit)
+        total = len(rows) if every or len(rows) < limit else count_teams(session, directory=scope)
     if st.json:
-        data = [{k: v for k, v in vars(r).items() if members or k != "members"} for r in shown]
-        emit(data, COLUMNS, as_json=True)
+        print_json([{k: v for k, v in vars(r).items() if members or k != "members"} for r in rows])
     else:
         emit(
-            shown,
+            rows,
             (*COLUMNS[:3], MEMBERS) if members else COLUMNS,
             as_json=False,
             title="teams",
             empty="no teams",
         )
-    if len(rows) > limit:
-        note(f"showing the first {limit} teams; raise --limit to see more")
+    shown_of(len(rows), total, "teams")
+
+
+@teams.command("show")
+def show_cmd(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(metavar="NAME", help="A team's name (any case) or its id.")],
+    directory: DirectoryOption = None,
+    local: LocalOption = False,
+    limit: Annotated[int, typer.Option("--limit", "-n", min=1, help="Show at most this many members.")] = 50,
+    every: AllOption = False,
+    config: ConfigOption = None,
+    json: JsonOption = False,
+) -> None:
+    """One team: its attributes and its members, with the source of each membership."""
+    from syncd.service.details import find_teams
+
+    st = state(ctx, config=config, json=json)
+    scope = directory_scope(directory, local)
+    with open_store(st) as engine, session_scope(engine, write=False) as session:
+        found = find_teams(session, team=name, directory=scope, member_limit=None if every else limit)
+    if not found:
+        fail(
+            f"no team {name!r}" + (f" in directory {directory}" if directory else ""),
+            "`syncd teams list` lists them",
+        )
+    if len(found) > 1:
+        where = ", ".join(sorted(t.directory or "local" for t in found))
+        fail(f"{name!r} names teams in several directories ({where})", "add --directory NAME or --local")
+    (t,) = found
+    if st.json:
+        print_json(t)
+        shown_of(len(t.members), t.member_count, "members")
+        return
+    kv(
+        [
+            ("team", t.display_name),
+            ("directory", t.directory or "local"),
+            ("archived", t.archived),
+            ("members", t.member_count),
+            ("by source", ", ".join(f"{k} {v}" for k, v in t.sources.items()) or None),
+            ("external id", t.external_id),
+            ("id", t.id),
+            ("version", t.version),
+            ("created", when(t.created_at)),
+            ("updated", when(t.updated_at)),
+        ],
+        title=f"team {t.display_name}",
+    )
+    console().print()
+    table(t.members, MEMBER_COLUMNS, title=f"members ({t.member_count})", empty="no members")
+    shown_of(len(t.members), t.member_count, "members")

@@ -10,9 +10,10 @@ from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
 import typer
+from rich.text import Text
 
 from cli.context import ConfigOption, JsonOption, fail, open_store, settings, state
-from cli.output import Column, emit, note, print_json, when
+from cli.output import Column, console, emit, note, print_json, safe, when
 from syncd.config import DIRECTORY_NAME, parse_duration
 from syncd.service import tokens as service
 from syncd.service.errors import InvalidValue, NotFound
@@ -22,14 +23,15 @@ from syncd.store.models import ScimToken
 token = typer.Typer(name="token", help="Bearer tokens for IdPs pushing through SCIM.", no_args_is_help=True)
 
 COLUMNS = (
-    Column("id", "id", style="bold"),
-    Column("prefix", "prefix"),
-    Column("directory", "directory"),
+    Column("id", "id", style="bold", wrap=False),
+    Column("prefix", "prefix", wrap=False),
+    Column("kind", "kind", wrap=False),
+    Column("directory", "directory", fmt=lambda v: v or "—"),
     Column("name", "name"),
-    Column("status", "status"),
-    Column("created_at", "created", fmt=when),
-    Column("expires_at", "expires", fmt=lambda v: when(v) if v else "never"),
-    Column("last_used_at", "last used", fmt=lambda v: when(v) if v else "never"),
+    Column("status", "status", wrap=False),
+    Column("created_at", "created", fmt=when, wrap=False),
+    Column("expires_at", "expires", fmt=lambda v: when(v) if v else "never", wrap=False),
+    Column("last_used_at", "last used", fmt=lambda v: when(v) if v else "never", wrap=False),
 )
 
 
@@ -53,6 +55,7 @@ def _row(t: ScimToken, now: datetime) -> dict[str, Any]:
     return {
         "id": t.id,
         "prefix": t.prefix,
+        "kind": t.kind,
         "directory": t.directory,
         "name": t.name,
         "status": status,
@@ -150,12 +153,13 @@ def list_cmd(
     config: ConfigOption = None,
     json: JsonOption = False,
 ) -> None:
-    """List SCIM tokens (never their secrets), oldest first."""
+    """List SCIM and admin tokens (never their secrets), oldest first; with --directory, only
+    that directory's SCIM tokens."""
     st = state(ctx, config=config, json=json)
     now = datetime.now(UTC)
     with open_store(st) as engine, session_scope(engine, write=False) as session:
-        rows = [_row(t, now) for t in service.list_tokens(session, directory=directory) if t.kind == "scim"]
-    emit(rows, COLUMNS, as_json=st.json, title="SCIM tokens", empty="no tokens")
+        rows = [_row(t, now) for t in service.list_tokens(session, directory=directory)]
+    emit(rows, COLUMNS, as_json=st.json, title="tokens", empty="no tokens")
 
 
 @token.command("revoke")
@@ -179,4 +183,11 @@ def revoke_cmd(
     if st.json:
         print_json(info)
     else:
-        typer.echo(f"revoked token {info['id']} ({info['prefix']}…) of directory {info['directory']}")
+        console().print(Text(revoked_text(info)))
+
+
+def revoked_text(info: dict[str, Any]) -> str:
+    """`revoked SCIM token ID (PREFIX…) of directory D`, or `revoked admin token ID (PREFIX…)`."""
+    what = "admin token" if info["kind"] == "admin" else "SCIM token"
+    where = f" of directory {safe(info['directory'])}" if info["directory"] else ""
+    return f"revoked {what} {info['id']} ({info['prefix']}…){where}"

@@ -1,14 +1,14 @@
-"""`syncd users list`: users in the store, synced or local."""
+"""`syncd users list|show`: users in the store, synced or local."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
-from cli.context import ConfigOption, JsonOption, directory_scope, open_store, state
-from cli.output import Column, emit, note, text, when
-from syncd.service.views import list_users
+from cli.context import ConfigOption, JsonOption, directory_scope, fail, open_store, state
+from cli.output import Column, console, kv, print_json, shown_of, table, text, when
+from syncd.service.views import count_users, list_users
 from syncd.store.engine import session_scope
 
 DirectoryOption = Annotated[
@@ -16,19 +16,32 @@ DirectoryOption = Annotated[
 ]
 LocalOption = Annotated[bool, typer.Option("--local", help="Only local rows (made by hand, no directory).")]
 LimitOption = Annotated[int, typer.Option("--limit", "-n", min=1, help="Show at most this many.")]
+AllOption = Annotated[bool, typer.Option("--all", help="Show every one (no --limit).")]
 
 users = typer.Typer(name="users", help="Users in the store.", no_args_is_help=True)
 
-COLUMNS = (
-    Column("user_name", "user name", style="bold"),
-    Column("display_name", "display name"),
-    Column("email", "email"),
-    Column("directory", "directory", fmt=lambda v: v or "local"),
-    Column("active", "active", fmt=text),
-    Column("external_id", "external id"),
-    Column("updated_at", "updated", fmt=when),
-    Column("id", "id", style="dim"),
-)
+
+def _email(row: Any) -> str:
+    """The email when it says something the user name does not."""
+    email = row.email or ""
+    return "" if email.casefold() == row.user_name.casefold() else email
+
+
+def columns(rows: list[Any], *, inactive: bool) -> tuple[Column, ...]:
+    """The list's columns: email only when some row's differs from its user name, active only
+    when inactive users are listed. Ids and timestamps are in `users show` and `--json`."""
+    cols = [
+        Column(
+            "user_name", "user name", style="bold", min_width=min(30, max(len(r.user_name) for r in rows))
+        ),
+        Column("display_name", "display name"),
+    ]
+    if any(_email(r) for r in rows):
+        cols.append(Column("email", "email"))
+    cols.append(Column("directory", "directory", fmt=lambda v: v or "local", wrap=False))
+    if inactive:
+        cols.append(Column("active", "active", fmt=text, wrap=False))
+    return tuple(cols)
 
 
 def register(app: typer.Typer) -> None:
@@ -42,6 +55,7 @@ def list_cmd(
     local: LocalOption = False,
     inactive: Annotated[bool, typer.Option("--inactive", help="Include deactivated users.")] = False,
     limit: LimitOption = 100,
+    every: AllOption = False,
     config: ConfigOption = None,
     json: JsonOption = False,
 ) -> None:
@@ -49,7 +63,85 @@ def list_cmd(
     st = state(ctx, config=config, json=json)
     scope = directory_scope(directory, local)
     with open_store(st) as engine, session_scope(engine, write=False) as session:
-        rows = list_users(session, directory=scope, include_inactive=inactive, limit=limit + 1)
-    emit(rows[:limit], COLUMNS, as_json=st.json, title="users", empty="no users")
-    if len(rows) > limit:
-        note(f"showing the first {limit} users; raise --limit to see more")
+        rows = list_users(session, directory=scope, include_inactive=inactive, limit=None if every else limit)
+        total = (
+            len(rows)
+            if every or len(rows) < limit
+            else count_users(session, directory=scope, include_inactive=inactive)
+        )
+    if st.json:
+        print_json(rows)
+    else:
+        rows_shown = [{**vars(r), "email": _email(r)} for r in rows]
+        table(rows_shown, columns(rows, inactive=inactive) if rows else (), title="users", empty="no users")
+    shown_of(len(rows), total, "users")
+
+
+@users.command("show")
+def show_cmd(
+    ctx: typer.Context,
+    user: Annotated[str, typer.Argument(metavar="USER", help="A user name (any case) or a user id.")],
+    directory: DirectoryOption = None,
+    local: LocalOption = False,
+    config: ConfigOption = None,
+    json: JsonOption = False,
+) -> None:
+    """One user: attributes, emails, and every team with the source of the membership."""
+    from syncd.service.details import find_users
+
+    st = state(ctx, config=config, json=json)
+    scope = directory_scope(directory, local)
+    with open_store(st) as engine, session_scope(engine, write=False) as session:
+        found = find_users(session, user=user, directory=scope)
+    if not found:
+        fail(
+            f"no user {user!r}" + (f" in directory {directory}" if directory else ""),
+            "`syncd users list` lists them",
+        )
+    if len(found) > 1:
+        where = ", ".join(sorted(d.user.directory or "local" for d in found))
+        fail(f"{user!r} names users in several directories ({where})", "add --directory NAME or --local")
+    (d,) = found
+    if st.json:
+        print_json(d)
+        return
+    u = d.user
+    kv(
+        [
+            ("user name", u.user_name),
+            ("display name", u.display_name),
+            ("given name", d.given_name),
+            ("family name", d.family_name),
+            ("emails", ", ".join(d.emails) or None),
+            ("directory", u.directory or "local"),
+            ("active", u.active),
+            ("external id", u.external_id),
+            ("id", u.id),
+            ("version", u.version),
+            ("created", when(u.created_at)),
+            ("updated", when(u.updated_at)),
+        ],
+        title=f"user {u.user_name}",
+    )
+    console().print()
+    table(
+        [
+            {
+                "team": t.display_name + (" (archived)" if t.archived else ""),
+                "directory": t.directory or "local",
+                "source": t.source,
+                "since": t.since,
+                "id": t.team_id,
+            }
+            for t in d.teams
+        ],
+        (
+            Column("team", "team", style="bold"),
+            Column("directory", "directory", wrap=False),
+            Column("source", "source", wrap=False),
+            Column("since", "since", fmt=when, wrap=False),
+            Column("id", "team id", style="dim", wrap=False),
+        ),
+        title=f"teams of {u.user_name} ({len(d.teams)})",
+        empty="member of no team",
+    )

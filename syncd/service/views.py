@@ -19,7 +19,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, func
 from sqlmodel import Session, select
 
-from syncd.store.models import AuditEvent, Membership, Team, User, UserEmail
+from syncd.store.models import AuditEvent, Membership, ScimToken, Team, User, UserEmail
 
 
 class Scope(enum.Enum):
@@ -72,6 +72,9 @@ class AuditRow:
     sync_run_id: int | None
     before: dict[str, Any] | None
     after: dict[str, Any] | None
+    #: the user's userName, team's displayName or token's name, as now stored (else as the event
+    #: recorded it, for a row since deleted); None when neither knows
+    resource_name: str | None = None
 
 
 def _utc(ts: datetime) -> datetime:
@@ -114,11 +117,24 @@ def list_users(
     if limit is not None:
         stmt = stmt.limit(limit)
     users = list(session.exec(stmt).all())
+    return _user_rows(session, users, _ids(stmt, User.id) if users else None)
+
+
+def list_users_by_id(session: Session, ids: list[str]) -> list[UserRow]:
+    """The users with these ids, ordered like `list_users`; two queries."""
+    stmt = (
+        select(User).where(User.id.in_(ids)).order_by(User.user_name_key, func.coalesce(User.directory, ""))
+    )
+    users = list(session.exec(stmt).all())
+    return _user_rows(session, users, ids)
+
+
+def _user_rows(session: Session, users: list[User], ids: Any) -> list[UserRow]:
     emails: dict[str, str] = {}
     if users:
         rows = session.exec(
             select(UserEmail.user_id, UserEmail.value)
-            .where(UserEmail.user_id.in_(_ids(stmt, User.id)))
+            .where(UserEmail.user_id.in_(ids))
             .order_by(UserEmail.user_id, UserEmail.primary.desc(), UserEmail.id)
         ).all()
         for user_id, value in rows:
@@ -200,6 +216,8 @@ def list_audit(
         stmt = stmt.where(cond)
     if limit is not None:
         stmt = stmt.limit(limit)
+    events = list(session.exec(stmt).all())
+    names = _resource_names(session, events)
     return [
         AuditRow(
             id=e.id or 0,
@@ -212,6 +230,68 @@ def list_audit(
             sync_run_id=e.sync_run_id,
             before=e.before,
             after=e.after,
+            resource_name=names.get((e.resource_type, e.resource_id)) or _recorded_name(e),
         )
-        for e in session.exec(stmt).all()
+        for e in events
     ]
+
+
+_NAMED = {
+    "user": (User, User.user_name),
+    "team": (Team, Team.display_name),
+    "token": (ScimToken, ScimToken.name),
+}
+
+
+def _resource_names(session: Session, events: list[AuditEvent]) -> dict[tuple[str, str], str]:
+    """Current names of the events' resources: one query per resource type present."""
+    wanted: dict[str, set[str]] = defaultdict(set)
+    for e in events:
+        if e.resource_type in _NAMED:
+            wanted[e.resource_type].add(e.resource_id)
+    out: dict[tuple[str, str], str] = {}
+    for kind, ids in wanted.items():
+        model, name = _NAMED[kind]
+        for rid, value in session.exec(select(model.id, name).where(model.id.in_(sorted(ids)))).all():
+            if value:
+                out[(kind, rid)] = value
+    return out
+
+
+def _recorded_name(e: AuditEvent) -> str | None:
+    for data in (e.after, e.before):
+        if isinstance(data, dict):
+            for key in ("userName", "displayName", "name"):
+                if isinstance(data.get(key), str) and data[key]:
+                    return data[key]
+    return None
+
+
+def _count(session: Session, stmt: Any) -> int:
+    return int(session.exec(select(func.count()).select_from(stmt.order_by(None).subquery())).one())
+
+
+def count_users(session: Session, *, directory: DirectoryScope = ALL, include_inactive: bool = False) -> int:
+    """How many users `list_users` with the same filters and no limit would return."""
+    stmt = select(User.id)
+    if (cond := _scope(User.directory, directory)) is not None:
+        stmt = stmt.where(cond)
+    if not include_inactive:
+        stmt = stmt.where(User.active.is_(True))
+    return _count(session, stmt)
+
+
+def count_teams(session: Session, *, directory: DirectoryScope = ALL) -> int:
+    stmt = select(Team.id)
+    if (cond := _scope(Team.directory, directory)) is not None:
+        stmt = stmt.where(cond)
+    return _count(session, stmt)
+
+
+def count_audit(session: Session, *, since: datetime | None = None, directory: DirectoryScope = ALL) -> int:
+    stmt = select(AuditEvent.id)
+    if since is not None:
+        stmt = stmt.where(AuditEvent.at >= _utc(since))
+    if (cond := _scope(AuditEvent.directory, directory)) is not None:
+        stmt = stmt.where(cond)
+    return _count(session, stmt)

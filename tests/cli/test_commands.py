@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from tests.cli.conftest import Cli
@@ -84,11 +85,15 @@ def test_users_list_filters(store_cli: Cli, seeded) -> None:  # type: ignore[no-
     assert names("-d", "okta") == ["dave@example.com"]
 
 
-def test_users_list_limit_says_there_are_more(store_cli: Cli, seeded) -> None:  # type: ignore[no-untyped-def]
+def test_users_list_limit_says_how_many_there_are_and_all_shows_them(store_cli: Cli, seeded) -> None:  # type: ignore[no-untyped-def]
     result = store_cli("users", "list", "--limit", "1", "--json")
     assert result.exit_code == 0
     assert '"admin"' in result.stdout and "alice" not in result.stdout
-    assert "showing the first 1 users" in result.stderr
+    assert "showing 1 of 4 users; --all shows every one" in result.stderr
+    every = store_cli("users", "list", "--limit", "1", "--all", "--json")
+    assert every.exit_code == 0 and len(json.loads(every.stdout)) == 4 and "showing" not in every.stderr
+    exact = store_cli("users", "list", "--limit", "4")
+    assert exact.exit_code == 0 and "showing" not in exact.stderr
 
 
 def test_users_list_table_shows_names_and_local_rows(store_cli: Cli, seeded) -> None:  # type: ignore[no-untyped-def]
