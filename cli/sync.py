@@ -13,17 +13,16 @@ from rich.progress import (
     TextColumn,
     TimeElapsedColumn,
 )
-from sqlalchemy import select
 
+from cli import runs
 from cli.context import EXIT_FAILED, ConfigOption, JsonOption, fail, open_store, settings, state
 from cli.exitcodes import EXIT_STOPPED
-from cli.output import Column, console, emit, print_json, when
+from cli.output import console, esc, print_json
+from cli.planview import PLAN_LINES, show_plan
 from connectors.base import ConnectorError
 from connectors.factory import build_connector
 from syncd.reconcile.options import run_options
 from syncd.reconcile.run import RunResult, run_sync
-from syncd.store.engine import session_scope
-from syncd.store.models import SyncRun
 
 RUN_EPILOG = (
     "Exit codes: 0 applied (or planned, with --dry-run); 1 a run failed (IdP unreachable, "
@@ -32,6 +31,7 @@ RUN_EPILOG = (
     "show ID`), rerun with --allow-deletes if the removals are intended."
 )
 
+AllChanges = Annotated[bool, typer.Option("--all", help="Show every change of the plan, not the first 40.")]
 DirectoriesOption = Annotated[
     list[str] | None,
     typer.Option("--directory", "-d", metavar="NAME", help="Only this pull directory (repeatable)."),
@@ -41,7 +41,7 @@ DirectoriesOption = Annotated[
 def register(app: typer.Typer) -> None:
     app.command("run", epilog=RUN_EPILOG)(run_cmd)
     app.command("plan", epilog=RUN_EPILOG)(plan_cmd)
-    app.add_typer(runs)
+    runs.register(app)
 
 
 def run_cmd(
@@ -54,6 +54,7 @@ def run_cmd(
     allow_deletes: Annotated[
         bool, typer.Option("--allow-deletes", help="Let removals above the safety thresholds through.")
     ] = False,
+    every: AllChanges = False,
     config: ConfigOption = None,
     json: JsonOption = False,
 ) -> None:
@@ -69,21 +70,36 @@ def run_cmd(
         from syncd.daemon.main import run_daemon
 
         raise typer.Exit(run_daemon(settings(st)))
-    raise typer.Exit(_pull(st, directory, dry_run=dry_run, allow_deletes=allow_deletes, trigger="cli"))
+    raise typer.Exit(
+        _pull(st, directory, dry_run=dry_run, allow_deletes=allow_deletes, trigger="cli", every=every)
+    )
 
 
 def plan_cmd(
     ctx: typer.Context,
     directory: DirectoriesOption = None,
+    every: AllChanges = False,
     config: ConfigOption = None,
     json: JsonOption = False,
 ) -> None:
-    """Show exactly the changes a run would apply now (same as `run --once --dry-run`)."""
+    """Show exactly the changes a run would apply now (same as `run --once --dry-run`).
+
+    With --json, every change with its names and ids (the serialised plan)."""
     st = state(ctx, config=config, json=json)
-    raise typer.Exit(_pull(st, directory, dry_run=True, allow_deletes=False, trigger="plan"))
+    raise typer.Exit(_pull(st, directory, dry_run=True, allow_deletes=False, trigger="plan", every=every))
 
 
-def _pull(st: Any, only: list[str] | None, *, dry_run: bool, allow_deletes: bool, trigger: str) -> int:
+def result_dict(r: RunResult) -> dict[str, Any]:
+    """A run's JSON: its summary, and for a dry run or a safety stop every planned change."""
+    data = r.to_dict()
+    if r.plan is not None and r.outcome in ("planned", "stopped"):
+        data["plan"] = r.plan.to_dict()
+    return data
+
+
+def _pull(
+    st: Any, only: list[str] | None, *, dry_run: bool, allow_deletes: bool, trigger: str, every: bool = False
+) -> int:
     s = settings(st)
     pulls = {n: d for n, d in s.directories.items() if d.kind != "scim"}
     if only:
@@ -114,10 +130,10 @@ def _pull(st: Any, only: list[str] | None, *, dry_run: bool, allow_deletes: bool
             )
             results.append(_one(engine, conn, opts, quiet=st.json))
     if st.json:
-        print_json([r.to_dict() for r in results])
+        print_json([result_dict(r) for r in results])
     else:
         for r in results:
-            _show(r, dry_run)
+            show_result(r, dry_run=dry_run, limit=None if every else PLAN_LINES)
     if any(r.outcome in ("failed", "busy") for r in results):
         return EXIT_FAILED
     if any(r.outcome == "stopped" for r in results):
@@ -155,7 +171,9 @@ def _one(engine: Any, conn: Any, opts: Any, *, quiet: bool) -> RunResult:
         return run_sync(engine, conn, opts, on_fetch=on_fetch, on_apply=on_apply)
 
 
-def _show(r: RunResult, dry_run: bool) -> None:
+def show_result(r: RunResult, *, dry_run: bool, limit: int | None = PLAN_LINES) -> None:
+    """A run's outcome line; for a dry run or a safety stop its plan, line by line; for an
+    applied run the planned and applied counts."""
     from rich.table import Table
 
     out = console()
@@ -165,109 +183,36 @@ def _show(r: RunResult, dry_run: bool) -> None:
         "stopped": "[yellow]stopped by safety threshold: nothing written[/]",
         "failed": "[red]failed[/]",
         "busy": "[red]skipped: another run holds the lock[/]",
-    }[r.outcome]
+    }.get(r.outcome, esc(r.outcome))
     extra = "" if r.complete else " [yellow](snapshot incomplete: removals skipped)[/]"
     out.print(
-        f"[bold]{r.directory}[/] run {r.run_id or '-'}: {head}{extra} — {r.mode} read, "
+        f"[bold]{esc(r.directory)}[/] run {r.run_id or '-'}: {head}{extra} — {r.mode} read, "
         f"{r.api_calls} API calls, {r.throttles} throttled, {r.seconds:.1f}s"
     )
-    planned = r.plan.counts() if r.plan else {}
-    if planned or r.applied:
-        t = Table("change", "planned", "applied", box=None, pad_edge=False)
-        for kind in sorted(set(planned) | set(r.applied)):
-            t.add_row(
-                kind.replace("_", " "),
-                str(planned.get(kind, 0)),
-                "-" if dry_run or r.outcome != "applied" else str(r.applied.get(kind, 0)),
-            )
-        out.print(t)
-    elif r.outcome in ("applied", "planned"):
-        out.print("  no changes: the store matches the IdP")
-    for n in (r.plan.notes if r.plan else [])[:20]:
-        out.print(f"  [yellow]note:[/] {n}")
+    if r.plan is not None and r.outcome in ("planned", "stopped"):
+        if r.plan.empty and not r.plan.notes:
+            out.print("  no changes: the store matches the IdP")
+        else:
+            show_plan(r.plan.to_dict(), limit=limit, out=out)
+    else:
+        planned = r.plan.counts() if r.plan else {}
+        if planned or r.applied:
+            t = Table("change", "planned", "applied", box=None, pad_edge=False)
+            for kind in sorted(set(planned) | set(r.applied)):
+                t.add_row(
+                    kind.replace("_", " "),
+                    str(planned.get(kind, 0)),
+                    "-" if dry_run or r.outcome != "applied" else str(r.applied.get(kind, 0)),
+                )
+            out.print(t)
+        elif r.outcome == "applied":
+            out.print("  no changes: the store matches the IdP")
+        for n in (r.plan.notes if r.plan else [])[:20]:
+            out.print(f"  [yellow]note:[/] {esc(n)}")
     if r.error:
-        out.print(f"  [red]{r.error}[/]")
+        out.print(f"  [red]{esc(r.error)}[/]")
 
 
-runs = typer.Typer(name="runs", help="Sync run history.", no_args_is_help=False, invoke_without_command=True)
-
-RUN_COLUMNS = (
-    Column("id", "run", style="bold"),
-    Column("directory", "directory"),
-    Column("trigger", "trigger"),
-    Column("mode", "mode"),
-    Column("outcome", "outcome"),
-    Column("started_at", "started", fmt=when),
-    Column("seconds", "seconds"),
-    Column("changes", "changes"),
-    Column("api_calls", "API calls"),
-    Column("error", "error"),
-)
-
-
-def _row(r: SyncRun) -> dict[str, Any]:
-    secs = (r.ended_at - r.started_at).total_seconds() if r.ended_at else None
-    return {
-        "id": r.id,
-        "directory": r.directory,
-        "trigger": r.trigger,
-        "mode": r.mode,
-        "outcome": r.outcome,
-        "started_at": r.started_at,
-        "ended_at": r.ended_at,
-        "seconds": round(secs, 1) if secs is not None else None,
-        "changes": ", ".join(f"{k}={v}" for k, v in sorted(r.counts.items())) or "-",
-        "counts": r.counts,
-        "api_calls": r.api_calls,
-        "throttles": r.throttles,
-        "dry_run": r.dry_run,
-        "error": r.error,
-    }
-
-
-@runs.callback()
-def runs_list(
-    ctx: typer.Context,
-    directory: Annotated[str | None, typer.Option("--directory", "-d", metavar="NAME")] = None,
-    limit: Annotated[int, typer.Option("--limit", "-n", min=1)] = 20,
-    config: ConfigOption = None,
-    json: JsonOption = False,
-) -> None:
-    """List recent sync runs, newest first (`syncd runs show ID` for one run and its plan)."""
-    if ctx.invoked_subcommand:
-        return
-    st = state(ctx, config=config, json=json)
-    with open_store(st) as engine, session_scope(engine, write=False) as s:
-        q = select(SyncRun).order_by(SyncRun.id.desc()).limit(limit)  # type: ignore[union-attr]
-        if directory:
-            q = q.where(SyncRun.directory == directory)
-        rows = [_row(r) for r in s.execute(q).scalars()]
-    emit(rows, RUN_COLUMNS, as_json=st.json, title="sync runs", empty="no sync runs yet")
-
-
-@runs.command("show")
-def runs_show(
-    ctx: typer.Context,
-    run_id: Annotated[int, typer.Argument(metavar="ID")],
-    config: ConfigOption = None,
-    json: JsonOption = False,
-) -> None:
-    """One sync run, with its kept plan (dry runs and safety stops keep theirs)."""
-    st = state(ctx, config=config, json=json)
-    with open_store(st) as engine, session_scope(engine, write=False) as s:
-        r = s.get(SyncRun, run_id)
-        if r is None:
-            fail(f"no sync run {run_id}", "`syncd runs` lists them")
-        data = {**_row(r), "plan": r.plan}
-    if st.json:
-        print_json(data)
-        return
-    emit([data], RUN_COLUMNS, as_json=False, title=f"sync run {run_id}")
-    plan = data["plan"]
-    if plan:
-        console().print(f"kept plan: {plan['counts']}")
-        for kind in ("users", "teams", "members"):
-            for ch in plan[kind][:50]:
-                label = ch.get("user_name") or ch.get("display_name") or ch.get("team_external_id")
-                size = f" ({len(ch['user_external_ids'])} users)" if "user_external_ids" in ch else ""
-                console().print(f"  {ch['kind']}: {label}{size}")
+def _show(r: RunResult, dry_run: bool) -> None:
+    """`show_result` under the name `cli.demo` imports."""
+    show_result(r, dry_run=dry_run)

@@ -20,10 +20,11 @@ from connectors.base import Connector, ConnectorError, ProgressCallback
 from syncd.reconcile.apply import ApplyProgress, apply_plan
 from syncd.reconcile.diff import TeamPolicy, UserPolicy, diff
 from syncd.reconcile.load import load_view
-from syncd.reconcile.plan import Plan
+from syncd.reconcile.plan import Plan, PlanBasis
 from syncd.reconcile.safety import SafetyStop, Thresholds, check
 from syncd.reconcile.scope import Scope, apply_scope
 from syncd.reconcile.snapshot import Snapshot
+from syncd.reconcile.state import fingerprint
 from syncd.reconcile.view import StoreView
 from syncd.service import tokens
 from syncd.service.context import Actor
@@ -136,8 +137,10 @@ def _locked(
             plan = Plan(directory, complete=snapshot.complete)
         else:
             with session_scope(engine, write=False) as s:
+                state = fingerprint(s, directory)  # before the view: see syncd.reconcile.state
                 view = load_view(s, directory)
             plan = diff(scoped, view, users_left=options.users_left, teams_left=options.teams_left)
+            plan.basis = PlanBasis(view, state)
         plan.notes.extend(snapshot.problems)
         result.plan = plan
         try:
@@ -146,8 +149,8 @@ def _locked(
             result.outcome, result.error = (
                 "stopped",
                 (
-                    f"{stop}. Nothing was written; review with `syncd plan --directory {directory}` "
-                    "and rerun with --allow-deletes if intended"
+                    f"{stop}. Nothing was written; review the kept plan with `syncd runs show {run_id}`, "
+                    f"then apply it with `syncd runs approve {run_id}` (or rerun with --allow-deletes)"
                 ),
             )
             return result
