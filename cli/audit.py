@@ -19,7 +19,7 @@ COLUMNS = (
     Column("directory", "directory", fmt=lambda v: v or "local"),
     Column("actor", "actor"),
     Column("action", "action", style="bold", wrap=False),
-    Column("resource", "resource", min_width=16),
+    Column("resource", "resource"),
     Column("sync_run_id", "run", fmt=lambda v: "" if v is None else str(v), wrap=False),
 )
 

@@ -48,17 +48,22 @@ def esc(value: Any) -> str:
     return _markup_escape(safe(value))
 
 
+#: widest a name column gets before "…" (80-column terminals keep room for the rest)
+NAME_WIDTH = 40
+
+
 @dataclass(frozen=True)
 class Column:
-    """A table column. `wrap=False` keeps a cell on one line (ids, timestamps, short words);
-    other cells wrap between words and shorten a word longer than the column with "…"."""
+    """A table column. `wrap=False` keeps a cell on one line (names, ids, timestamps), cut
+    with "…" beyond `max_width`; other cells wrap between words and shorten a word longer
+    than the column with "…". Words are never split across lines."""
 
     key: str
     title: str
     fmt: Callable[[Any], str] | None = None
     style: str | None = None
     wrap: bool = True
-    min_width: int | None = None
+    max_width: int | None = None
 
 
 def jsonable(obj: Any) -> Any:
@@ -127,7 +132,7 @@ def table(
             style=c.style,
             no_wrap=not c.wrap,
             overflow="ellipsis",
-            min_width=c.min_width if c.min_width is not None else (None if c.wrap else len(c.title)),
+            max_width=c.max_width,
         )
     for row in rows:
         get = row.get if isinstance(row, Mapping) else lambda k, r=row: getattr(r, k)

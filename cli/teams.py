@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from cli.context import ConfigOption, JsonOption, directory_scope, fail, open_store, state
-from cli.output import Column, console, emit, kv, print_json, shown_of, table, text, when
+from cli.output import NAME_WIDTH, Column, console, emit, kv, print_json, shown_of, table, text, when
 from cli.users import AllOption, DirectoryOption, LimitOption, LocalOption
 from syncd.service.views import count_teams, list_teams
 from syncd.store.engine import session_scope
@@ -15,14 +15,14 @@ from syncd.store.engine import session_scope
 teams = typer.Typer(name="teams", help="Teams (SCIM groups) in the store.", no_args_is_help=True)
 
 COLUMNS = (
-    Column("display_name", "team", style="bold", min_width=12),
+    Column("display_name", "team", style="bold", wrap=False, max_width=NAME_WIDTH),
     Column("directory", "directory", fmt=lambda v: v or "local", wrap=False),
     Column("member_count", "members", wrap=False),
     Column("updated_at", "updated", fmt=when, wrap=False),
 )
 MEMBERS = Column("members", "member user names", fmt=lambda v: ", ".join(v or ()))
 MEMBER_COLUMNS = (
-    Column("user_name", "user name", style="bold"),
+    Column("user_name", "user name", style="bold", wrap=False, max_width=NAME_WIDTH),
     Column("display_name", "display name"),
     Column("active", "active", fmt=text, wrap=False),
     Column("source", "source", wrap=False),

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 import typer
 
 from cli.context import ConfigOption, JsonOption, directory_scope, fail, open_store, state
-from cli.output import Column, console, kv, print_json, shown_of, table, text, when
+from cli.output import NAME_WIDTH, Column, console, kv, print_json, shown_of, table, text, when
 from syncd.service.views import count_users, list_users
 from syncd.store.engine import session_scope
 
@@ -31,9 +31,7 @@ def columns(rows: list[Any], *, inactive: bool) -> tuple[Column, ...]:
     """The list's columns: email only when some row's differs from its user name, active only
     when inactive users are listed. Ids and timestamps are in `users show` and `--json`."""
     cols = [
-        Column(
-            "user_name", "user name", style="bold", min_width=min(30, max(len(r.user_name) for r in rows))
-        ),
+        Column("user_name", "user name", style="bold", wrap=False, max_width=NAME_WIDTH),
         Column("display_name", "display name"),
     ]
     if any(_email(r) for r in rows):

@@ -132,7 +132,7 @@ class Plan:
         user_names = {ext: u.user_name for ext, u in view.users.items()}
         user_names.update({u.external_id: u.user.user_name for u in self.users if u.user is not None})
         team_names = {ext: t.display_name for ext, t in view.teams.items()}
-        team_names.update({t.external_id: t.display_name for t in self.teams if t.kind == "create_team"})
+        team_names.update({t.external_id: t.display_name for t in self.teams})  # renamed: the new name
         return {
             "format": PLAN_FORMAT,
             "directory": self.directory,

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import json
+import uuid
+from collections.abc import Iterator
+from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import Result
@@ -130,3 +134,28 @@ def seeded(engine: Engine) -> Engine:
                 )
             )
     return engine
+
+
+@dataclass
+class Review:
+    """A fake Graph tenant served as a pull directory with a uniquely named directory (advisory
+    lock keys are database-wide), a store on each backend, and `syncd` pointed at both."""
+
+    cli: Cli
+    engine: Engine
+    directory: str
+    fake: Any
+
+
+@pytest.fixture
+def review(engine: Engine, tmp_path: Path) -> Iterator[Review]:
+    from tests.daemon.helpers import start_fakes
+
+    name = f"e{uuid.uuid4().hex[:10]}"
+    with ExitStack() as stack:
+        fakes = start_fakes(stack, tmp_path, {name: "graph"}, schedule="1h")
+        toml = fakes.toml + f"\n[directories.{name}.safety]\nmax_removals = 3\n"
+        path = write_config(
+            tmp_path / "config.toml", url=engine.url.render_as_string(hide_password=False), extra=toml
+        )
+        yield Review(Cli(path), engine, name, fakes.fakes[name])
