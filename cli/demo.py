@@ -11,7 +11,7 @@ import typer
 from sqlalchemy import select
 
 from cli.context import EXIT_FAILED, JsonOption, fail, state
-from cli.output import console, print_json
+from cli.output import cell, console, print_json
 from cli.sync import _one, _show
 from connectors.factory import build_connector
 from syncd.config import ConfigError, load_config
@@ -99,7 +99,7 @@ def _report(results, teams, cfg: Path) -> None:  # type: ignore[no-untyped-def]
         _show(r, dry_run=False)
     t = Table("directory", "team", "members", title="largest teams")
     for d, name, n in teams:
-        t.add_row(d, name, str(n))
+        t.add_row(cell(d), cell(name), str(n))
     out.print(t)
     out.print(
         f"\nTry: [bold]syncd --config {cfg} teams list --members[/], "

@@ -13,7 +13,7 @@ from typing import Annotated
 import typer
 
 from cli.context import EXIT_FAILED, ConfigOption, JsonOption, fail, open_store, settings, state
-from cli.output import console, print_json
+from cli.output import console, esc, print_json
 from syncd.daemon.login import LoginError, LoginService
 
 EPILOG = (
@@ -50,21 +50,23 @@ def login_sync_cmd(
     else:
         out = console()
         if result.stale:
-            out.print(f"[yellow]stale:[/] {result.error}; showing the stored teams, nothing was changed")
+            out.print(f"[yellow]stale:[/] {esc(result.error)}; showing the stored teams, nothing was changed")
         elif not result.found:
-            out.print(f"[red]{result.error}[/]: {user!r} in {directory}")
+            out.print(f"[red]{esc(result.error)}[/]: {esc(repr(user))} in {esc(directory)}")
         if result.user:
-            out.print(f"[bold]{result.user['user_name']}[/] ({directory}): {len(result.teams)} teams")
+            out.print(
+                f"[bold]{esc(result.user['user_name'])}[/] ({esc(directory)}): {len(result.teams)} teams"
+            )
         for t in result.teams:
-            out.print(f"  {t['display_name']}  [dim]{t['source']}[/]")
+            out.print(f"  {esc(t['display_name'])}  [dim]{esc(t['source'])}[/]")
         for label, items in (
             ("created team", result.created_teams),
             ("added to", result.added),
             ("removed from", result.removed),
         ):
             for t in items:
-                out.print(f"  [cyan]{label}[/] {t['display_name']}")
+                out.print(f"  [cyan]{label}[/] {esc(t['display_name'])}")
         for n in result.notes:
-            out.print(f"  [yellow]note:[/] {n}")
+            out.print(f"  [yellow]note:[/] {esc(n)}")
     if result.stale or not result.found:
         raise typer.Exit(EXIT_FAILED)

@@ -154,6 +154,8 @@ def test_hostile_names_from_a_connector_are_shown_not_obeyed(review: Review) -> 
         assert "[/x]" in clean(review.cli(*args)), args
     shown = clean(review.cli("teams", "show", HOSTILE))
     assert tenant.users[user].user_name in shown
+    login = clean(review.cli("login-sync", review.directory, tenant.users[user].user_name))
+    assert f"  {safe(HOSTILE)}  pull" in login
     assert "\\u202e[link=https://evil.example]x[/link]" in clean(
         review.cli("users", "show", tenant.users[user].user_name)
     )
