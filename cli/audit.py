@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from cli.context import ConfigOption, JsonOption, directory_scope, open_store, state
-from cli.output import Column, print_json, shown_of, table, when
+from cli.output import NAME_WIDTH, Column, print_json, shown_of, table, when
 from cli.users import AllOption, DirectoryOption, LimitOption, LocalOption
 from syncd.config import parse_duration
 from syncd.service.views import AuditRow, count_audit, list_audit
@@ -19,14 +19,14 @@ COLUMNS = (
     Column("directory", "directory", fmt=lambda v: v or "local"),
     Column("actor", "actor"),
     Column("action", "action", style="bold", wrap=False),
-    Column("resource", "resource"),
+    Column("resource", "resource", wrap=False, max_width=NAME_WIDTH),
     Column("sync_run_id", "run", fmt=lambda v: "" if v is None else str(v), wrap=False),
 )
 
 
 def resource(row: AuditRow) -> str:
-    """`user alice@example.com`: the type and the name, else the id (`--json` has both)."""
-    return f"{row.resource_type} {row.resource_name or row.resource_id}"
+    """The resource's name (the action says its type), else its id; `--json` has both."""
+    return row.resource_name or row.resource_id
 
 
 def parse_since(value: str, *, now: datetime | None = None) -> datetime:

@@ -92,7 +92,7 @@ def lines(plan: dict[str, Any]) -> Iterator[Text]:
     for ext in sorted(names, key=lambda e: (names[e].casefold(), e)):
         for t in teams.get(ext, ()):
             yield _team_line(t)
-        for m in members.get(ext, ()):
+        for m in sorted(members.get(ext, ()), key=lambda m: m.get("kind") != "add_members"):
             yield from _member_lines(m, names[ext])
     users = sorted(
         plan.get("users") or (), key=lambda u: (_user_label(u).casefold(), u.get("external_id") or "")
@@ -116,6 +116,7 @@ def _team_line(t: dict[str, Any]) -> Text:
 
 def _member_lines(m: dict[str, Any], team: str) -> Iterator[Text]:
     users = m.get("users") or [{"external_id": e} for e in m.get("user_external_ids") or ()]
+    users = sorted(users, key=lambda u: (_user_label(u).casefold(), u.get("external_id") or ""))
     add = m.get("kind") == "add_members"
     for u in users:
         where = f"to {_q(team)}" if add else f"from {_q(team)}"
