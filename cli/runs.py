@@ -6,6 +6,8 @@ plan in its serialised form (`syncd.reconcile.plan`). Tables and plans are for p
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Annotated, Any
 
 import typer
@@ -160,6 +162,30 @@ def _next_step(run_id: int, outcome: str, plan: dict[str, Any]) -> None:
         out.print(Text(f"  apply it with `syncd runs approve {run_id}`", style="bold"))
 
 
+@contextmanager
+def _progress() -> Iterator[Callable[[str, int, int], None]]:
+    """A transient progress bar on stderr, one task per apply phase (users, teams, members)."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    progress = Progress(
+        TextColumn("[bold]writing {task.fields[phase]}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console(err=True),
+        transient=True,
+    )
+    tasks: dict[str, Any] = {}
+
+    def on_apply(phase: str, done: int, total: int) -> None:
+        if phase not in tasks:
+            tasks[phase] = progress.add_task("", total=total, phase=phase)
+        progress.update(tasks[phase], completed=done, total=total)
+
+    with progress:
+        yield on_apply
+
+
 @runs.command("approve")
 def runs_approve(
     ctx: typer.Context,
@@ -179,7 +205,11 @@ def runs_approve(
     lock_dir = settings(st).state_dir
     with open_store(st) as engine:
         try:
-            result = approve_run(engine, run_id, lock_dir=lock_dir)
+            if st.json:
+                result = approve_run(engine, run_id, lock_dir=lock_dir)
+            else:
+                with _progress() as on_apply:
+                    result = approve_run(engine, run_id, lock_dir=lock_dir, on_apply=on_apply)
         except ApprovalRefused as exc:
             fail(exc.problem, exc.fix)
     if st.json:

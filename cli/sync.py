@@ -27,8 +27,9 @@ from syncd.reconcile.run import RunResult, run_sync
 RUN_EPILOG = (
     "Exit codes: 0 applied (or planned, with --dry-run); 1 a run failed (IdP unreachable, "
     "credentials refused, another run of the directory holds its lock); 2 bad usage, config or "
-    "store; 3 stopped by a safety threshold: nothing was written, the plan is kept (`syncd runs "
-    "show ID`), rerun with --allow-deletes if the removals are intended."
+    "store; 3 stopped by a safety threshold: nothing was written, the plan is kept: review it "
+    "with `syncd runs show ID` and apply it with `syncd runs approve ID`, or rerun with "
+    "--allow-deletes if the removals are intended."
 )
 
 AllChanges = Annotated[bool, typer.Option("--all", help="Show every change of the plan, not the first 40.")]
