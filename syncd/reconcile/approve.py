@@ -25,7 +25,7 @@ from sqlmodel import Session
 from syncd.reconcile.apply import ApplyProgress, apply_plan
 from syncd.reconcile.plan import Plan, PlanFormatError
 from syncd.reconcile.run import RunResult
-from syncd.reconcile.state import STATE_KINDS, fingerprint
+from syncd.reconcile.state import STATE_KINDS, fingerprint, recount
 from syncd.service.context import Actor
 from syncd.service.errors import ServiceError
 from syncd.store import session_scope
@@ -57,6 +57,8 @@ def _differences(kept: dict[str, Any], now: dict[str, Any], session: Session, di
             )
         ).scalar_one()
         why.append(f"{since} change(s) were written to its users and teams since")
+    elif "recent" in kept and recount(session, directory, kept.get("audit_id")) != kept["recent"]:
+        why.append("a change with an earlier id was committed after the plan was made")
     if now["cursor"] != kept.get("cursor"):
         why.append("another run has read the IdP since (its read cursor moved)")
     return why
