@@ -94,6 +94,11 @@ def when(ts: datetime | None) -> str:
     return utc(ts).strftime("%Y-%m-%d %H:%M:%SZ") if ts else ""
 
 
+def day(ts: datetime | None) -> str:
+    """The UTC date of `ts`, for columns where the time does not fit."""
+    return utc(ts).strftime("%Y-%m-%d") if ts else ""
+
+
 def text(v: Any) -> str:
     if v is None:
         return "—"

@@ -24,9 +24,9 @@ MEMBERS = Column("members", "member user names", fmt=lambda v: ", ".join(v or ()
 MEMBER_COLUMNS = (
     Column("user_name", "user name", style="bold", wrap=False, max_width=NAME_WIDTH),
     Column("display_name", "display name"),
-    Column("active", "active", fmt=text, wrap=False),
-    Column("source", "source", wrap=False),
-    Column("since", "since", fmt=when, wrap=False),
+    Column("active", "active", fmt=text),
+    Column("source", "source"),
+    Column("since", "since", fmt=when),
 )
 
 

@@ -13,7 +13,7 @@ import typer
 from rich.text import Text
 
 from cli.context import ConfigOption, JsonOption, fail, open_store, settings, state
-from cli.output import Column, console, emit, note, print_json, safe, when
+from cli.output import Column, console, day, emit, note, print_json, safe, when
 from syncd.config import DIRECTORY_NAME, parse_duration
 from syncd.service import tokens as service
 from syncd.service.errors import InvalidValue, NotFound
@@ -24,14 +24,12 @@ token = typer.Typer(name="token", help="Bearer tokens for IdPs pushing through S
 
 COLUMNS = (
     Column("id", "id", style="bold", wrap=False),
-    Column("prefix", "prefix", wrap=False),
     Column("kind", "kind", wrap=False),
     Column("directory", "directory", fmt=lambda v: v or "—"),
     Column("name", "name"),
     Column("status", "status", wrap=False),
-    Column("created_at", "created", fmt=when, wrap=False),
-    Column("expires_at", "expires", fmt=lambda v: when(v) if v else "never", wrap=False),
-    Column("last_used_at", "last used", fmt=lambda v: when(v) if v else "never", wrap=False),
+    Column("expires_at", "expires", fmt=lambda v: day(v) if v else "never", wrap=False),
+    Column("last_used_at", "last used", fmt=lambda v: day(v) if v else "never", wrap=False),
 )
 
 
@@ -154,7 +152,7 @@ def list_cmd(
     json: JsonOption = False,
 ) -> None:
     """List SCIM and admin tokens (never their secrets), oldest first; with --directory, only
-    that directory's SCIM tokens."""
+    that directory's SCIM tokens. --json adds the prefix and the exact times."""
     st = state(ctx, config=config, json=json)
     now = datetime.now(UTC)
     with open_store(st) as engine, session_scope(engine, write=False) as session:

@@ -129,16 +129,14 @@ def show_cmd(
                 "directory": t.directory or "local",
                 "source": t.source,
                 "since": t.since,
-                "id": t.team_id,
             }
             for t in d.teams
         ],
         (
             Column("team", "team", style="bold"),
-            Column("directory", "directory", wrap=False),
-            Column("source", "source", wrap=False),
-            Column("since", "since", fmt=when, wrap=False),
-            Column("id", "team id", style="dim", wrap=False),
+            Column("directory", "directory"),
+            Column("source", "source"),
+            Column("since", "since", fmt=when),
         ),
         title=f"teams of {u.user_name} ({len(d.teams)})",
         empty="member of no team",
