@@ -157,7 +157,9 @@ def list_cmd(
     now = datetime.now(UTC)
     with open_store(st) as engine, session_scope(engine, write=False) as session:
         rows = [_row(t, now) for t in service.list_tokens(session, directory=directory)]
-    emit(rows, COLUMNS, as_json=st.json, title="tokens", empty="no tokens")
+    expiring = any(r["expires_at"] for r in rows)
+    columns = [c for c in COLUMNS if expiring or c.key != "expires_at"]
+    emit(rows, columns, as_json=st.json, title="tokens", empty="no tokens")
 
 
 @token.command("revoke")

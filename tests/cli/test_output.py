@@ -198,6 +198,18 @@ def test_tables_fit_80_columns_without_splitting_words(
     assert "Production LLM Evals" in teams or all(w in teams for w in ("Production", "LLM", "Evals"))
     audit = clean(store_cli("audit", env={"COLUMNS": "80"}))
     assert "team.members.add" in audit and max(len(line) for line in audit.splitlines()) <= 80
+    with session_scope(engine) as s:
+        tokens.create_token(s, directory=None, kind="admin", name="gateway")
+        tokens.create_token(s, directory="entra", name="entra production")
+    for args, words in (
+        (("token", "list"), ("gateway", "admin", "entra", "production", "never")),
+        (("teams", "show", "Engineering"), ("alice@example.com", "Bob@example.com", "pull")),
+        (("users", "show", "alice@example.com"), ("alice.old@example.com", "Engineering")),
+    ):
+        out = clean(store_cli(*args, env={"COLUMNS": "80"}))
+        assert max(len(line) for line in out.splitlines()) <= 80, args
+        for word in words:
+            assert re.search(rf"(^|\s){re.escape(word)}(\s|$|,)", out, re.M), (args, word)
 
 
 def test_users_list_has_few_columns_and_no_email_that_repeats_the_name(
