@@ -59,6 +59,21 @@ class PlanBasis:
     view: StoreView
     fingerprint: dict[str, Any] | None = None
 
+    @classmethod
+    def of(cls, plan: Plan, view: StoreView, fingerprint: dict[str, Any] | None = None) -> PlanBasis:
+        """The basis of `plan`, keeping only the stored rows its changes name (a plan held by the
+        daemon after its run must not hold the whole directory's view)."""
+        user_ids = {u.external_id for u in plan.users}
+        user_ids.update(e for m in plan.members for e in m.user_external_ids)
+        team_ids = {t.external_id for t in plan.teams} | {m.team_external_id for m in plan.members}
+        return cls(
+            StoreView(
+                users={e: view.users[e] for e in user_ids if e in view.users},
+                teams={e: view.teams[e] for e in team_ids if e in view.teams},
+            ),
+            fingerprint,
+        )
+
 
 @dataclass(frozen=True, slots=True)
 class UserChange:

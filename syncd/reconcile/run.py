@@ -140,7 +140,7 @@ def _locked(
                 state = fingerprint(s, directory)  # before the view: see syncd.reconcile.state
                 view = load_view(s, directory)
             plan = diff(scoped, view, users_left=options.users_left, teams_left=options.teams_left)
-            plan.basis = PlanBasis(view, state)
+            plan.basis = PlanBasis.of(plan, view, state)
         plan.notes.extend(snapshot.problems)
         result.plan = plan
         try:

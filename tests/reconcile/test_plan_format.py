@@ -43,7 +43,7 @@ def _case() -> tuple[Snapshot, StoreView]:
 def _dict() -> dict:
     snap, view = _case()
     plan = diff(snap, view)
-    plan.basis = PlanBasis(view, {"audit_id": 7, "cursor": None})
+    plan.basis = PlanBasis.of(plan, view, {"audit_id": 7, "cursor": None})
     return json.loads(json.dumps(plan.to_dict()))  # plain JSON, as SyncRun.plan keeps it
 
 
@@ -91,6 +91,18 @@ def test_a_serialised_plan_reads_back_into_the_same_changes() -> None:
 def test_another_or_a_damaged_format_is_refused(data: object) -> None:
     with pytest.raises(PlanFormatError):
         Plan.from_dict(data)  # type: ignore[arg-type]
+
+
+def test_the_basis_keeps_only_the_rows_the_plan_names() -> None:
+    snap, view = _case()
+    view.users["u-idle"] = StoredUser("id-idle", "u-idle", "idle@x", True)  # unchanged rows
+    view.teams["g-idle"] = StoredTeam("id-gi", "g-idle", "Idle")
+    snap.users["u-idle"] = SnapshotUser("u-idle", "idle@x")
+    snap.groups["g-idle"] = SnapshotGroup("g-idle", "Idle")
+    plan = diff(snap, view)
+    basis = PlanBasis.of(plan, view)
+    assert set(basis.view.users) == {"u-alice", "u-bob", "u-carol"}
+    assert set(basis.view.teams) == {"g-eng", "g-old"}
 
 
 def test_without_removals_keeps_the_basis_for_names() -> None:
