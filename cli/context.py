@@ -11,17 +11,17 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
-from sqlalchemy import Engine
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
 from cli.exitcodes import EXIT_FAILED, EXIT_OK, EXIT_USAGE  # noqa: F401  (re-exported)
-from syncd.config import ConfigError, ConfigNotFound, Settings, load_config
-from syncd.service.views import ALL, LOCAL, DirectoryScope
-from syncd.store.engine import StoreError, make_engine, schema_status
+
+if TYPE_CHECKING:  # imported inside the functions: `syncd --version` must not load them
+    from sqlalchemy import Engine
+
+    from syncd.config import Settings
+    from syncd.service.views import DirectoryScope
 
 PG_CONNECT_TIMEOUT_S = 10
 
@@ -63,6 +63,8 @@ def fail(problem: str, fix: str | None = None) -> NoReturn:
 
 
 def settings(st: CliState) -> Settings:
+    from syncd.config import ConfigError, ConfigNotFound, load_config
+
     if st.settings is None:
         try:
             st.settings = load_config(st.config)
@@ -75,6 +77,8 @@ def settings(st: CliState) -> Settings:
 
 def sqlite_file(url: str) -> Path | None:
     """The database file of a SQLite URL, None for other backends and in-memory databases."""
+    from sqlalchemy.engine import make_url
+
     u = make_url(url)
     db = u.database or ""
     if u.get_backend_name() != "sqlite" or not db or db == ":memory:" or db.startswith("file:"):
@@ -93,6 +97,11 @@ def open_store(st: CliState, *, need_schema: bool = True) -> Iterator[Engine]:
     With `need_schema`, the store must exist and be at the code's schema revision (no command
     but `db upgrade` migrates implicitly). Store errors inside the block become `fail`.
     """
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import OperationalError, SQLAlchemyError
+
+    from syncd.store.engine import StoreError, make_engine, schema_status
+
     s = settings(st)
     shown = s.store.display_url
     db_file = sqlite_file(s.store.url)
@@ -127,6 +136,8 @@ def open_store(st: CliState, *, need_schema: bool = True) -> Iterator[Engine]:
 
 
 def directory_scope(directory: str | None, local: bool) -> DirectoryScope:
+    from syncd.service.views import ALL, LOCAL
+
     if directory is not None and local:
         raise typer.BadParameter("give --directory NAME or --local, not both", param_hint="--local")
     return LOCAL if local else (directory if directory is not None else ALL)

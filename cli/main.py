@@ -1,23 +1,43 @@
-"""The `syncd` command: a small root that registers one module per command group.
+"""The `syncd` command: a small root that loads one module per command group on demand.
 
 To add commands, write `cli/<name>.py` with `def register(app: typer.Typer) -> None` (add a
-sub-app with `app.add_typer(...)` or a single command with `app.command(...)`), and add the
-module to `COMMANDS` below. Commands get the global options through `cli.context.state(ctx)`.
+sub-app with `app.add_typer(...)` or a single command with `app.command(...)`), and map each
+command name it registers to the module in `COMMANDS` below. Commands get the global options
+through `cli.context.state(ctx)`.
+
+Start-up cost: a command's module is imported only when that command runs (or for `--help`),
+and command modules import the store, web server and IdP SDKs inside the command, so
+`syncd --version` loads none of them (tests/cli/test_start.py).
 """
 
 from __future__ import annotations
 
+import importlib
 import os
 import sys
-from importlib.metadata import PackageNotFoundError, version
 
+import click
 import typer
+from typer.core import TyperGroup
 
-from cli import audit, db, demo, login, serve, sync, teams, tokens, users
-from cli import config as config_cmd
-from cli.context import EXIT_FAILED, ConfigOption, JsonOption, state
+from cli.context import ConfigOption, JsonOption, state
+from cli.exitcodes import EXIT_FAILED
 
-COMMANDS = (db, users, teams, audit, config_cmd, tokens, serve, sync, login, demo)
+#: command name → the module that registers it, in the order `syncd --help` lists them.
+COMMANDS: dict[str, str] = {
+    "db": "cli.db",
+    "users": "cli.users",
+    "teams": "cli.teams",
+    "audit": "cli.audit",
+    "config": "cli.config",
+    "token": "cli.tokens",
+    "serve": "cli.serve",
+    "run": "cli.sync",
+    "plan": "cli.sync",
+    "runs": "cli.sync",
+    "login-sync": "cli.login",
+    "demo": "cli.demo",
+}
 
 HELP = """\
 syncd keeps the users and teams of an LLM gateway in step with your identity providers
@@ -27,13 +47,47 @@ connectors read groups and members on a schedule. Everything lands in one store
 """
 
 EPILOG = (
-    "Exit codes: 0 success; 1 unexpected failure (a bug: SYNCD_DEBUG=1 shows the traceback); "
-    "2 bad usage, or a config or store that cannot be used (one line on stderr names the "
-    "problem and its fix)."
+    "Exit codes: 0 success; "
+    "1 unexpected failure (a bug: SYNCD_DEBUG=1 shows the traceback); "
+    "2 bad usage, or a config or store that cannot be used (one line on stderr names the problem "
+    "and its fix); "
+    "3 a safety stop: removals above a threshold, nothing written, the plan kept (`syncd runs show ID`); "
+    "4 an IdP or target unreachable or refusing the credentials, or another run holding the "
+    "directory's lock (retrying later may succeed); "
+    "5 partial: the IdP read was incomplete, adds and updates applied, nothing removed."
 )
+
+
+class LazyGroup(TyperGroup):
+    """The root group: knows its command names up front and imports a command's module only
+    when the command is looked up, so start-up pays for one command group, not all of them."""
+
+    _loaded: dict[str, click.Group] = {}
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return list(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        module = COMMANDS.get(cmd_name)
+        # a name missing from COMMANDS is looked up in every module (slow, but never wrong)
+        for name in [module] if module else dict.fromkeys(COMMANDS.values()):
+            command = self._group(name).commands.get(cmd_name)
+            if command is not None:
+                return command
+        return None
+
+    @classmethod
+    def _group(cls, module: str) -> click.Group:
+        if module not in cls._loaded:
+            sub = typer.Typer()
+            importlib.import_module(module).register(sub)
+            cls._loaded[module] = typer.main.get_group(sub)
+        return cls._loaded[module]
+
 
 app = typer.Typer(
     name="syncd",
+    cls=LazyGroup,
     help=HELP,
     epilog=EPILOG,
     no_args_is_help=True,
@@ -44,6 +98,8 @@ app = typer.Typer(
 
 def _version(value: bool) -> None:
     if value:
+        from importlib.metadata import PackageNotFoundError, version
+
         try:
             typer.echo(f"syncd {version('syncd')}")
         except PackageNotFoundError:
@@ -61,10 +117,6 @@ def root(
     ),
 ) -> None:
     state(ctx, config=config, json=json)
-
-
-for _module in COMMANDS:
-    _module.register(app)
 
 
 def main() -> None:
