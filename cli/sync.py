@@ -66,8 +66,10 @@ def run_cmd(
     if not once:
         if dry_run or allow_deletes or directory:
             fail("--dry-run, --allow-deletes and --directory need --once", "add --once, or use `syncd plan`")
+        from cli.serve import listen_socket
         from syncd.daemon.main import run_daemon
 
+        listen_socket(settings(st).server.listen).close()  # a taken port: one line and exit 2
         raise typer.Exit(run_daemon(settings(st)))
     raise typer.Exit(_pull(st, directory, dry_run=dry_run, allow_deletes=allow_deletes, trigger="cli"))
 
