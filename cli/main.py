@@ -15,8 +15,8 @@ from __future__ import annotations
 import importlib
 import os
 import sys
+from typing import Any
 
-import click
 import typer
 from typer.core import TyperGroup
 
@@ -62,12 +62,12 @@ class LazyGroup(TyperGroup):
     """The root group: knows its command names up front and imports a command's module only
     when the command is looked up, so start-up pays for one command group, not all of them."""
 
-    _loaded: dict[str, click.Group] = {}
+    _loaded: dict[str, TyperGroup] = {}
 
-    def list_commands(self, ctx: click.Context) -> list[str]:
+    def list_commands(self, ctx: Any) -> list[str]:
         return list(COMMANDS)
 
-    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+    def get_command(self, ctx: Any, cmd_name: str) -> Any:
         module = COMMANDS.get(cmd_name)
         # a name missing from COMMANDS is looked up in every module (slow, but never wrong)
         for name in [module] if module else dict.fromkeys(COMMANDS.values()):
@@ -77,7 +77,7 @@ class LazyGroup(TyperGroup):
         return None
 
     @classmethod
-    def _group(cls, module: str) -> click.Group:
+    def _group(cls, module: str) -> TyperGroup:
         if module not in cls._loaded:
             sub = typer.Typer()
             importlib.import_module(module).register(sub)

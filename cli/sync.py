@@ -15,8 +15,8 @@ from rich.progress import (
 )
 from sqlalchemy import select
 
-from cli.context import EXIT_FAILED, ConfigOption, JsonOption, fail, open_store, settings, state
-from cli.exitcodes import EXIT_STOPPED
+from cli.context import ConfigOption, JsonOption, fail, open_store, settings, state
+from cli.exitcodes import for_run, worst
 from cli.output import Column, console, emit, print_json, when
 from connectors.base import ConnectorError
 from connectors.factory import build_connector
@@ -26,10 +26,10 @@ from syncd.store.engine import session_scope
 from syncd.store.models import SyncRun
 
 RUN_EPILOG = (
-    "Exit codes: 0 applied (or planned, with --dry-run); 1 a run failed (IdP unreachable, "
-    "credentials refused, another run of the directory holds its lock); 2 bad usage, config or "
-    "store; 3 stopped by a safety threshold: nothing was written, the plan is kept (`syncd runs "
-    "show ID`), rerun with --allow-deletes if the removals are intended."
+    "Exit codes: 0 applied (or planned, with --dry-run); 1 a bug; 2 bad usage, config or store; "
+    "3 stopped by a safety threshold: nothing was written, the plan is kept (`syncd runs show ID`), "
+    "rerun with --allow-deletes if the removals are intended; 4 an IdP unreachable or refusing the "
+    "credentials, or another run of the directory holds its lock."
 )
 
 DirectoriesOption = Annotated[
@@ -120,11 +120,7 @@ def _pull(st: Any, only: list[str] | None, *, dry_run: bool, allow_deletes: bool
     else:
         for r in results:
             _show(r, dry_run)
-    if any(r.outcome in ("failed", "busy") for r in results):
-        return EXIT_FAILED
-    if any(r.outcome == "stopped" for r in results):
-        return EXIT_STOPPED
-    return 0
+    return worst([for_run(r.outcome, r.failure) for r in results])
 
 
 def _one(engine: Any, conn: Any, opts: Any, *, quiet: bool) -> RunResult:
