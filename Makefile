@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml
 		{ echo "make: $(PYTHON) is older than 3.11; install Python 3.11 or newer" >&2; exit 1; }
 	@command -v uv >/dev/null || test -x $(TOOLS)/bin/uv || { \
 		echo "make: getting uv (a fast installer) into $(TOOLS) ..."; \
-		$(PYTHON) -m venv $(TOOLS) && $(TOOLS)/bin/python -m pip install --quiet --disable-pip-version-check uv \
+		$(PYTHON) -m venv $(TOOLS) && $(TOOLS)/bin/python -m pip install -qq --disable-pip-version-check uv \
 		|| { echo "make: no uv; installing with pip instead (slower)"; rm -rf $(TOOLS); }; }
 	@$(MAKE) --no-print-directory venv-install
 	@touch $(STAMP)
@@ -30,7 +30,7 @@ venv-install:
 ifneq ($(UV),)
 	@echo "make: installing syncd and its dev tools into $(VENV) with $(UV)"
 	@test -x $(BIN)/python || $(UV) venv --quiet --python $(PYTHON) $(VENV)
-	@$(UV) pip install --python $(BIN)/python -e '.[dev]'
+	@bash -o pipefail -c "$(UV) pip install --python $(BIN)/python -e '.[dev]' 2>&1 | { grep -v '^ [+-] ' || true; }"
 else
 	@echo "make: installing syncd and its dev tools into $(VENV) with pip"
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
