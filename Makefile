@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml
 		{ echo "make: $(PYTHON) is older than 3.11; install Python 3.11 or newer" >&2; exit 1; }
 	@command -v uv >/dev/null || test -x $(TOOLS)/bin/uv || { \
 		echo "make: getting uv (a fast installer) into $(TOOLS) ..."; \
-		$(PYTHON) -m venv $(TOOLS) && $(TOOLS)/bin/python -m pip install -qq --disable-pip-version-check uv \
+		$(PYTHON) -m pip install -qq --disable-pip-version-check --target $(TOOLS) uv \
 		|| { echo "make: no uv; installing with pip instead (slower)"; rm -rf $(TOOLS); }; }
 	@$(MAKE) --no-print-directory venv-install
 	@touch $(STAMP)
