@@ -30,7 +30,7 @@ venv-install:
 ifneq ($(UV),)
 	@echo "make: installing syncd and its dev tools into $(VENV) with $(UV)"
 	@test -x $(BIN)/python || $(UV) venv --quiet --python $(PYTHON) $(VENV)
-	@bash -o pipefail -c "$(UV) pip install --python $(BIN)/python -e '.[dev]' 2>&1 | { grep -v '^ [+-] ' || true; }"
+	@bash -o pipefail -c "$(UV) pip install --python $(BIN)/python -e '.[dev]' 2>&1 | { grep --line-buffered -v '^ [+-] ' || true; }"
 else
 	@echo "make: installing syncd and its dev tools into $(VENV) with pip"
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
