@@ -46,15 +46,17 @@ connectors read groups and members on a schedule. Everything lands in one store
 (SQLite by default, PostgreSQL for several replicas) with an audit trail.
 """
 
-EPILOG = (
-    "Exit codes: 0 success; "
-    "1 unexpected failure (a bug: SYNCD_DEBUG=1 shows the traceback); "
-    "2 bad usage, or a config or store that cannot be used (one line on stderr names the problem "
-    "and its fix); "
-    "3 a safety stop: removals above a threshold, nothing written, the plan kept (`syncd runs show ID`); "
-    "4 an IdP or target unreachable or refusing the credentials, or another run holding the "
-    "directory's lock (retrying later may succeed); "
-    "5 partial: the IdP read was incomplete, adds and updates applied, nothing removed."
+EPILOG = "\n\n".join(
+    (
+        "Exit codes:",
+        "0  success",
+        "1  unexpected failure: a bug (SYNCD_DEBUG=1 shows the traceback)",
+        "2  bad usage, or a config or store that cannot be used (one line on stderr names the fix)",
+        "3  safety stop: removals above a threshold, nothing written, plan kept (syncd runs show ID)",
+        "4  IdP or target unreachable or refusing the credentials, or the directory locked by "
+        "another run (retrying later may succeed)",
+        "5  partial: the IdP read was incomplete; adds and updates applied, nothing removed",
+    )
 )
 
 

@@ -36,8 +36,8 @@ def test_help_documents_every_exit_code(cli: Cli) -> None:
         "0 success",
         "1 unexpected failure",
         "2 bad usage",
-        "3 a safety stop",
-        "4 an IdP",
+        "3 safety stop",
+        "4 IdP or target unreachable",
         "5 partial",
     ):
         assert phrase in out
