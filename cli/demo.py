@@ -116,6 +116,8 @@ def _pull_all(demo: Demo) -> None:
 
     s = demo.settings
     for name, d in s.directories.items():
+        if not demo.quiet:  # loading an IdP's SDK takes seconds the first time: say what is going on
+            typer.echo(f"syncd demo: pulling {name} (kind {d.kind})", err=True)
         # the fakes listen on new ports each time, so cursors (absolute delta links) would be stale
         opts = run_options(d, trigger="demo", lock_dir=s.state_dir, use_cursor=False)
         demo.results.append(_one(demo.engine, build_connector(name, d), opts, quiet=demo.quiet))
