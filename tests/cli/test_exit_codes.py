@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import socket
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,7 +14,7 @@ from sqlalchemy import Engine, text
 from connectors.testing.google_wire import service_account_info
 from connectors.testing.server import free_port
 from syncd.store.engine import make_engine
-from tests.cli.conftest import Cli, write_config
+from tests.cli.conftest import ROOT, Cli, write_config
 from tests.cli.test_errors import assert_one_line_error
 
 
@@ -120,3 +121,12 @@ def test_run_on_a_taken_port_exits_2_with_one_line(tmp_path: Path, taken_port: i
     extra = f'[server]\nlisten = "127.0.0.1:{taken_port}"\n'
     cli = _store(Cli(write_config(tmp_path / "config.toml", extra=extra)))
     assert_one_line_error(cli("run"), f"cannot listen on 127.0.0.1:{taken_port}", "already in use")
+
+
+def test_the_readme_documents_the_same_exit_codes_as_cli_exitcodes() -> None:
+    from cli import exitcodes
+
+    readme = (ROOT / "README.md").read_text()
+    documented = {int(m) for m in re.findall(r"^\| `(\d)` \|", readme, re.MULTILINE)}
+    defined = {v for k, v in vars(exitcodes).items() if k.startswith("EXIT_")}
+    assert documented == defined == {0, 1, 2, 3, 4, 5}
