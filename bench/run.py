@@ -44,6 +44,10 @@ BENCHES: dict[str, dict[str, object]] = {
         "title": "SCIM endpoint: Entra-like mix at 1/8/32 clients; member add, team 100 vs 100,000",
         "sized": False,
     },
+    "cli_start": {
+        "title": "CLI start: syncd --version and users list vs python -c pass",
+        "sized": False,
+    },
     "login_sync": {
         "title": "On-login sync: user in 5/50/500 groups, IdP answering instantly (syncd's own time)",
         "sized": False,

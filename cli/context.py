@@ -9,19 +9,20 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
-from sqlalchemy import Engine
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
 from cli.exitcodes import EXIT_FAILED, EXIT_OK, EXIT_USAGE  # noqa: F401  (re-exported)
-from syncd.config import ConfigError, ConfigNotFound, Settings, load_config
-from syncd.service.views import ALL, LOCAL, DirectoryScope
-from syncd.store.engine import StoreError, make_engine, schema_status
+
+if TYPE_CHECKING:  # imported inside the functions: `syncd --version` must not load them
+    from sqlalchemy import Engine
+
+    from syncd.config import Settings
+    from syncd.service.views import DirectoryScope
 
 PG_CONNECT_TIMEOUT_S = 10
 
@@ -45,10 +46,17 @@ class CliState:
     config: Path | None = None
     json: bool = False
     settings: Settings | None = None
+    #: the directory a listing is filtered by (`directory_scope`); `open_store` checks it exists
+    directory: str | None = None
+
+
+#: the state of the command running in this thread (set by `state`, read by `directory_scope`)
+_current: ContextVar[CliState | None] = ContextVar("cli_state", default=None)
 
 
 def state(ctx: typer.Context, *, config: Path | None = None, json: bool = False) -> CliState:
     st = ctx.ensure_object(CliState)
+    _current.set(st)
     if config is not None:
         st.config, st.settings = config, None
     st.json = st.json or json
@@ -63,6 +71,8 @@ def fail(problem: str, fix: str | None = None) -> NoReturn:
 
 
 def settings(st: CliState) -> Settings:
+    from syncd.config import ConfigError, ConfigNotFound, load_config
+
     if st.settings is None:
         try:
             st.settings = load_config(st.config)
@@ -75,6 +85,8 @@ def settings(st: CliState) -> Settings:
 
 def sqlite_file(url: str) -> Path | None:
     """The database file of a SQLite URL, None for other backends and in-memory databases."""
+    from sqlalchemy.engine import make_url
+
     u = make_url(url)
     db = u.database or ""
     if u.get_backend_name() != "sqlite" or not db or db == ":memory:" or db.startswith("file:"):
@@ -93,6 +105,11 @@ def open_store(st: CliState, *, need_schema: bool = True) -> Iterator[Engine]:
     With `need_schema`, the store must exist and be at the code's schema revision (no command
     but `db upgrade` migrates implicitly). Store errors inside the block become `fail`.
     """
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import OperationalError, SQLAlchemyError
+
+    from syncd.store.engine import StoreError, make_engine, schema_status
+
     s = settings(st)
     shown = s.store.display_url
     db_file = sqlite_file(s.store.url)
@@ -112,6 +129,8 @@ def open_store(st: CliState, *, need_schema: bool = True) -> Iterator[Engine]:
                 fail(f"the store {shown} has no schema", "run `syncd db upgrade`")
             if current != head:
                 fail(f"the store schema is at {current}, this syncd needs {head}", "run `syncd db upgrade`")
+            if st.directory is not None:
+                _check_directory(engine, s, st.directory)
         yield engine
     except StoreError as exc:
         fail(f"{exc} ({shown})", f"{_where(s)} and that the database is up")
@@ -127,6 +146,26 @@ def open_store(st: CliState, *, need_schema: bool = True) -> Iterator[Engine]:
 
 
 def directory_scope(directory: str | None, local: bool) -> DirectoryScope:
+    """The scope of `--directory NAME` / `--local`; a NAME is checked by the next `open_store`
+    (exit 2 when neither the config nor the store knows it, instead of an empty listing)."""
+    from syncd.service.views import ALL, LOCAL
+
     if directory is not None and local:
         raise typer.BadParameter("give --directory NAME or --local, not both", param_hint="--local")
+    current = _current.get()
+    if directory is not None and current is not None:
+        current.directory = directory
     return LOCAL if local else (directory if directory is not None else ALL)
+
+
+def _check_directory(engine: Engine, s: Settings, name: str) -> None:
+    """`fail` unless `name` is a configured directory or one the store has rows for."""
+    from sqlalchemy import text
+
+    if name in s.directories:
+        return
+    with engine.connect() as conn:
+        stored = list(conn.execute(text("SELECT name FROM directories ORDER BY name")).scalars())
+    if name not in stored:
+        known = sorted({*s.directories, *stored})
+        fail(f"unknown directory {name!r}", f"known directories: {', '.join(known) or 'none'}")

@@ -39,7 +39,8 @@ def upgrade_cmd(ctx: typer.Context, config: ConfigOption = None, json: JsonOptio
 
 @db.command("status")
 def status_cmd(ctx: typer.Context, config: ConfigOption = None, json: JsonOption = False) -> None:
-    """Show the store, its schema revision and the revision this syncd needs."""
+    """Show the store, its schema revision and the revision this syncd needs (exit 2 when the
+    schema is missing or out of date)."""
     st = state(ctx, config=config, json=json)
     s = settings(st)
     db_file = sqlite_file(s.store.url)
@@ -53,15 +54,17 @@ def status_cmd(ctx: typer.Context, config: ConfigOption = None, json: JsonOption
     row = {"store": s.store.display_url, "current": current, "head": head, "up_to_date": current == head}
     if st.json:
         print_json(row)
-        return
-    kv(
-        [
-            ("store", row["store"]),
-            ("schema", current or "(none)"),
-            ("needs", head),
-            ("up to date", current == head),
-        ],
-        title="store",
-    )
-    if current != head:
-        typer.echo("run `syncd db upgrade` to bring the schema up to date")
+    else:
+        kv(
+            [
+                ("store", row["store"]),
+                ("schema", current or "(none)"),
+                ("needs", head),
+                ("up to date", current == head),
+            ],
+            title="store",
+        )
+    if current != head:  # exit 2, like every command that needs the schema
+        if current is None:
+            fail(f"the store {row['store']} has no schema", "run `syncd db upgrade` to create it")
+        fail(f"the store schema is at {current}, this syncd needs {head}", "run `syncd db upgrade`")

@@ -1,39 +1,66 @@
-"""`syncd demo`: sync three bundled fake IdP tenants into the embedded SQLite store and show them."""
+"""`syncd demo`: sync three bundled fake IdP tenants into the embedded SQLite store and show them.
+
+The flow is a list of steps over one `Demo` (start the fakes → write the config → pull each
+directory → show the largest teams → print next steps → optionally keep the fakes up); a new
+step (e.g. delivering to a fake gateway) is one more function called from `demo_cmd`, adding
+its rows to `Demo.report`.
+"""
 
 from __future__ import annotations
 
+import os
+import shlex
+import shutil
+import sys
 import time
 from contextlib import ExitStack
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
-from sqlalchemy import select
 
-from cli.context import EXIT_FAILED, JsonOption, fail, state
+from cli.context import JsonOption, fail, state
+from cli.exitcodes import EXIT_OK, for_run, worst
 from cli.output import cell, console, print_json
-from cli.sync import _one, _show
-from connectors.factory import build_connector
-from syncd.config import ConfigError, load_config
-from syncd.reconcile.options import run_options
-from syncd.store.engine import make_engine, session_scope, upgrade
-from syncd.store.models import Team
+
+DEFAULT_STATE_DIR = Path("demo-state")
+CONFIG_NOTE = (
+    "# The fake IdPs below listen only while `syncd demo` runs; `syncd demo --keep-running` keeps\n"
+    "# them up for plan, run --once and login-sync. Store commands (users, teams, runs, audit)\n"
+    "# work at any time.\n"
+)
 
 
 def register(app: typer.Typer) -> None:
     app.command("demo")(demo_cmd)
 
 
+@dataclass
+class Demo:
+    """What the steps share: where things are, the store, and what to show at the end."""
+
+    state_dir: Path
+    config: Path
+    settings: Any
+    engine: Any
+    quiet: bool
+    results: list[Any] = field(default_factory=list)
+    report: dict[str, Any] = field(default_factory=dict)
+
+
 def demo_cmd(
     ctx: typer.Context,
     state_dir: Annotated[
         Path, typer.Option("--state-dir", metavar="DIR", help="Where the demo config and SQLite store go.")
-    ] = Path("demo-state"),
+    ] = DEFAULT_STATE_DIR,
     users: Annotated[int, typer.Option(min=1, help="Users per fake tenant.")] = 600,
     groups: Annotated[int, typer.Option(min=1, help="Groups per fake tenant.")] = 40,
     keep_running: Annotated[
         bool,
-        typer.Option("--keep-running", help="Keep the fake IdPs up (Ctrl-C stops) to try other commands."),
+        typer.Option(
+            "--keep-running", help="Keep the fake IdPs up (Ctrl-C stops) to try plan, run --once, login-sync."
+        ),
     ] = False,
     json: JsonOption = False,
 ) -> None:
@@ -42,66 +69,153 @@ def demo_cmd(
     Starts fake Entra ID (Graph), Okta and Google Workspace tenants on 127.0.0.1, writes a
     config for them under --state-dir, runs one sync of each and shows the largest teams.
     """
-    from connectors.testing.demo import DemoSize, start_fakes
-
     st = state(ctx, json=json)
     with ExitStack() as stack:
-        text = start_fakes(stack, state_dir, DemoSize(users, groups, min(30, users)))
-        cfg = state_dir / "config.toml"
-        cfg.write_text(text)
-        cfg.chmod(0o600)
-        try:
-            settings = load_config(cfg)
-        except ConfigError as exc:
-            fail(f"demo config is invalid: {exc}", "this is a bug in syncd demo")
-        engine = make_engine(settings.store.url)
-        upgrade(engine)
-        results = []
-        for name, d in settings.directories.items():
-            # the fakes listen on new ports each time, so cursors (absolute delta links) would be stale
-            opts = run_options(d, trigger="demo", lock_dir=settings.state_dir, use_cursor=False)
-            results.append(_one(engine, build_connector(name, d), opts, quiet=st.json))
-        with session_scope(engine, write=False) as s:
-            teams = s.execute(
-                select(Team.directory, Team.display_name, Team.member_count)
-                .order_by(Team.member_count.desc(), Team.display_name)  # type: ignore[attr-defined]
-                .limit(15)
-            ).all()
-        engine.dispose()
+        demo = _start(stack, state_dir, users=users, groups=groups, quiet=st.json)
+        _pull_all(demo)
+        _largest_teams(demo)
+        code = worst([for_run(r.outcome, r.failure) for r in demo.results])
         if st.json:
             print_json(
-                {
-                    "config": str(cfg),
-                    "runs": [r.to_dict() for r in results],
-                    "largest_teams": [
-                        dict(zip(("directory", "team", "members"), t, strict=True)) for t in teams
-                    ],
-                }
+                {"config": str(demo.config), "runs": [r.to_dict() for r in demo.results], **demo.report}
             )
         else:
-            _report(results, teams, cfg)
-        if any(r.outcome != "applied" for r in results):
-            raise typer.Exit(EXIT_FAILED)
+            _show(demo, keep_running=keep_running and code == EXIT_OK)
+        if code != EXIT_OK:
+            raise typer.Exit(code)
         if keep_running:
-            console().print("[dim]fake IdPs running; Ctrl-C stops them[/]")
-            try:
-                while True:
-                    time.sleep(3600)
-            except KeyboardInterrupt:
-                pass
+            _serve_until_interrupted()
 
 
-def _report(results, teams, cfg: Path) -> None:  # type: ignore[no-untyped-def]
+def _start(stack: ExitStack, state_dir: Path, *, users: int, groups: int, quiet: bool) -> Demo:
+    """Start the fakes (stopped when `stack` closes), write their config and a migrated store."""
+    from connectors.testing.demo import DemoSize, start_fakes
+    from syncd.config import ConfigError, load_config
+    from syncd.store.engine import make_engine, upgrade
+
+    if not quiet:
+        typer.echo("syncd demo: starting fake Entra ID, Okta and Google tenants on 127.0.0.1", err=True)
+    text = start_fakes(stack, state_dir, DemoSize(users, groups, min(30, users)))
+    cfg = state_dir / "config.toml"
+    cfg.write_text(CONFIG_NOTE + text)
+    cfg.chmod(0o600)
+    try:
+        settings = load_config(cfg)
+    except ConfigError as exc:
+        fail(f"demo config is invalid: {exc}", "this is a bug in syncd demo")
+    engine = make_engine(settings.store.url)
+    stack.callback(engine.dispose)
+    upgrade(engine)
+    return Demo(state_dir, cfg, settings, engine, quiet)
+
+
+def _pull_all(demo: Demo) -> None:
+    from cli.sync import _one
+    from connectors.factory import build_connector
+    from syncd.reconcile.options import run_options
+
+    s = demo.settings
+    for name, d in s.directories.items():
+        if not demo.quiet:  # loading an IdP's SDK takes seconds the first time: say what is going on
+            typer.echo(f"syncd demo: pulling {name} (kind {d.kind})", err=True)
+        # the fakes listen on new ports each time, so cursors (absolute delta links) would be stale
+        opts = run_options(d, trigger="demo", lock_dir=s.state_dir, use_cursor=False)
+        demo.results.append(_one(demo.engine, build_connector(name, d), opts, quiet=demo.quiet))
+
+
+def _largest_teams(demo: Demo) -> None:
+    from sqlalchemy import select
+
+    from syncd.store.engine import session_scope
+    from syncd.store.models import Team, User
+
+    with session_scope(demo.engine, write=False) as s:
+        teams = s.execute(
+            select(Team.directory, Team.display_name, Team.member_count)
+            .order_by(Team.member_count.desc(), Team.display_name)  # type: ignore[attr-defined]
+            .limit(15)
+        ).all()
+        okta_user = s.execute(
+            select(User.user_name).where(User.directory == "okta-demo").order_by(User.user_name).limit(1)
+        ).scalar()
+    demo.report["largest_teams"] = [
+        dict(zip(("directory", "team", "members"), t, strict=True)) for t in teams
+    ]
+    demo.report["sample_user"] = okta_user
+
+
+def _show(demo: Demo, *, keep_running: bool) -> None:
     from rich.table import Table
 
+    from cli.sync import _show as show_run
+
     out = console()
-    for r in results:
-        _show(r, dry_run=False)
+    for r in demo.results:
+        show_run(r, dry_run=False)
     t = Table("directory", "team", "members", title="largest teams")
-    for d, name, n in teams:
-        t.add_row(cell(d), cell(name), str(n))
+    for row in demo.report["largest_teams"]:
+        t.add_row(cell(row["directory"]), cell(row["team"]), str(row["members"]))
     out.print(t)
-    out.print(
-        f"\nTry: [bold]syncd --config {cfg} teams list --members[/], "
-        f"[bold]syncd --config {cfg} runs[/], [bold]syncd --config {cfg} audit --since 1h[/]"
-    )
+    for line in next_steps(demo, keep_running=keep_running):
+        typer.echo(line)  # plain text: commands must not wrap or lose [brackets]
+
+
+def invocation(cwd: Path | None = None) -> str:
+    """This syncd as the user can type it in `cwd`: `syncd` when that is on PATH, else its path
+    (`.venv/bin/syncd`), else `python -m cli.main` with this interpreter."""
+    here = (cwd or Path.cwd()).absolute()
+    argv0 = Path(sys.argv[0])
+    if argv0.name == "syncd" and argv0.exists():
+        found = shutil.which("syncd")
+        if found and Path(found).resolve() == argv0.resolve():
+            return "syncd"
+        return _relative(argv0.absolute(), here)
+    return f"{_relative(Path(sys.executable).absolute(), here)} -m cli.main"
+
+
+def _relative(path: Path, here: Path) -> str:
+    rel = os.path.relpath(path, here)
+    return shlex.quote(rel if not rel.startswith("..") and os.sep in rel else str(path))
+
+
+def next_steps(demo: Demo, *, keep_running: bool) -> list[str]:
+    """The commands to try next, each working as printed from the current directory."""
+    syncd = invocation()
+    here = Path.cwd().absolute()
+    cfg = f"{syncd} --config {_relative(demo.config.absolute(), here)}"
+    user = demo.report.get("sample_user")
+    live = [f"  {cfg} plan", f"  {cfg} run --once --directory okta-demo"]
+    if user:
+        live.append(f"  {cfg} login-sync okta-demo {shlex.quote(user)}")
+    stored = [
+        f"  {cfg} teams list --members --directory entra-demo",
+        f"  {cfg} runs",
+        f"  {cfg} audit --since 1h",
+    ]
+    if keep_running:
+        return [
+            "",
+            "The fake IdPs keep running until Ctrl-C. In another terminal, from this directory:",
+            *live,
+            *stored,
+        ]
+    again = f"{syncd} demo --keep-running"
+    if demo.state_dir != DEFAULT_STATE_DIR:
+        again += f" --state-dir {_relative(demo.state_dir.absolute(), here)}"
+    elif Path("Makefile").exists() and ".venv" in syncd:
+        again = "make demo-serve"
+    return [
+        "",
+        "Next, from this directory (the fake IdPs stopped with the demo; these read the store):",
+        *stored,
+        f"To plan or sync against the fake IdPs, keep them up with `{again}`, then in another terminal:",
+        *live,
+    ]
+
+
+def _serve_until_interrupted() -> None:
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        typer.echo("syncd demo: fake IdPs stopped", err=True)

@@ -8,17 +8,18 @@ teams are shown as stale and nothing is removed.
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
-from cli.context import EXIT_FAILED, ConfigOption, JsonOption, fail, open_store, settings, state
+from cli.context import ConfigOption, JsonOption, fail, open_store, settings, state
+from cli.exitcodes import EXIT_UNREACHABLE
 from cli.output import console, esc, print_json
-from syncd.daemon.login import LoginError, LoginService
 
 EPILOG = (
-    "Exit codes: 0 the store now matches the IdP for this user; 1 the IdP failed or was too slow "
-    "(stale teams shown, nothing removed) or does not know the user; 2 bad usage, config or store."
+    "Exit codes: 0 the store now matches the IdP for this user; 2 bad usage, config or store, or "
+    "the IdP does not know the user; 4 the IdP failed or was too slow (stale teams shown, nothing "
+    "removed)."
 )
 
 
@@ -34,6 +35,8 @@ def login_sync_cmd(
     json: JsonOption = False,
 ) -> None:
     """Sync one user's team memberships from the IdP now (what the gateway asks at SSO sign-in)."""
+    from syncd.daemon.login import LoginError, LoginService
+
     st = state(ctx, config=config, json=json)
     s = settings(st)
     with open_store(st) as engine:
@@ -47,26 +50,31 @@ def login_sync_cmd(
             service.close()
     if st.json:
         print_json(result.to_dict())
-    else:
-        out = console()
-        if result.stale:
-            out.print(f"[yellow]stale:[/] {esc(result.error)}; showing the stored teams, nothing was changed")
-        elif not result.found:
-            out.print(f"[red]{esc(result.error)}[/]: {esc(repr(user))} in {esc(directory)}")
-        if result.user:
-            out.print(
-                f"[bold]{esc(result.user['user_name'])}[/] ({esc(directory)}): {len(result.teams)} teams"
-            )
-        for t in result.teams:
-            out.print(f"  {esc(t['display_name'])}  [dim]{esc(t['source'])}[/]")
-        for label, items in (
-            ("created team", result.created_teams),
-            ("added to", result.added),
-            ("removed from", result.removed),
-        ):
-            for t in items:
-                out.print(f"  [cyan]{label}[/] {esc(t['display_name'])}")
-        for n in result.notes:
-            out.print(f"  [yellow]note:[/] {esc(n)}")
-    if result.stale or not result.found:
-        raise typer.Exit(EXIT_FAILED)
+    elif result.found or result.stale:
+        _show(result, directory)
+    if not result.found and not result.stale:
+        fail(
+            f"{directory} has no user {user!r}: {result.error}",
+            "give the user's IdP object id, userName or email as the IdP knows them",
+        )
+    if result.stale:
+        raise typer.Exit(EXIT_UNREACHABLE)
+
+
+def _show(result: Any, directory: str) -> None:
+    out = console()
+    if result.stale:
+        out.print(f"[yellow]stale:[/] {esc(result.error)}; showing the stored teams, nothing was changed")
+    if result.user:
+        out.print(f"[bold]{esc(result.user['user_name'])}[/] ({esc(directory)}): {len(result.teams)} teams")
+    for t in result.teams:
+        out.print(f"  {esc(t['display_name'])}  [dim]{esc(t['source'])}[/]")
+    for label, items in (
+        ("created team", result.created_teams),
+        ("added to", result.added),
+        ("removed from", result.removed),
+    ):
+        for t in items:
+            out.print(f"  [cyan]{label}[/] {esc(t['display_name'])}")
+    for n in result.notes:
+        out.print(f"  [yellow]note:[/] {esc(n)}")

@@ -14,9 +14,8 @@ from rich.progress import (
     TimeElapsedColumn,
 )
 
-from cli import runs
-from cli.context import EXIT_FAILED, ConfigOption, JsonOption, fail, open_store, settings, state
-from cli.exitcodes import EXIT_STOPPED
+from cli.context import ConfigOption, JsonOption, fail, open_store, settings, state
+from cli.exitcodes import for_run, worst
 from cli.output import console, esc, print_json
 from cli.planview import PLAN_LINES, show_plan
 from connectors.base import ConnectorError
@@ -25,11 +24,12 @@ from syncd.reconcile.options import run_options
 from syncd.reconcile.run import RunResult, run_sync
 
 RUN_EPILOG = (
-    "Exit codes: 0 applied (or planned, with --dry-run); 1 a run failed (IdP unreachable, "
-    "credentials refused, another run of the directory holds its lock); 2 bad usage, config or "
-    "store; 3 stopped by a safety threshold: nothing was written, the plan is kept: review it "
-    "with `syncd runs show ID` and apply it with `syncd runs approve ID`, or rerun with "
-    "--allow-deletes if the removals are intended."
+    "Exit codes: 0 applied (or planned, with --dry-run); 1 a bug; 2 bad usage, config or store; "
+    "3 stopped by a safety threshold: nothing was written, the plan is kept: review it with "
+    "`syncd runs show ID` and apply it with `syncd runs approve ID`, or rerun with --allow-deletes "
+    "if the removals are intended; 4 an IdP unreachable or refusing the credentials, or another "
+    "run of the directory holds its lock; 5 partial: the IdP read was incomplete, adds and updates "
+    "applied, nothing removed."
 )
 
 AllChanges = Annotated[bool, typer.Option("--all", help="Show every change of the plan, not the first 40.")]
@@ -42,7 +42,6 @@ DirectoriesOption = Annotated[
 def register(app: typer.Typer) -> None:
     app.command("run", epilog=RUN_EPILOG)(run_cmd)
     app.command("plan", epilog=RUN_EPILOG)(plan_cmd)
-    runs.register(app)
 
 
 def run_cmd(
@@ -68,8 +67,10 @@ def run_cmd(
     if not once:
         if dry_run or allow_deletes or directory:
             fail("--dry-run, --allow-deletes and --directory need --once", "add --once, or use `syncd plan`")
+        from cli.serve import listen_socket
         from syncd.daemon.main import run_daemon
 
+        listen_socket(settings(st).server.listen).close()  # a taken port: one line and exit 2
         raise typer.Exit(run_daemon(settings(st)))
     raise typer.Exit(
         _pull(st, directory, dry_run=dry_run, allow_deletes=allow_deletes, trigger="cli", every=every)
@@ -135,11 +136,7 @@ def _pull(
     else:
         for r in results:
             show_result(r, dry_run=dry_run, limit=None if every else PLAN_LINES)
-    if any(r.outcome in ("failed", "busy") for r in results):
-        return EXIT_FAILED
-    if any(r.outcome == "stopped" for r in results):
-        return EXIT_STOPPED
-    return 0
+    return worst([for_run(r.outcome, r.failure) for r in results])
 
 
 def _one(engine: Any, conn: Any, opts: Any, *, quiet: bool) -> RunResult:

@@ -110,6 +110,7 @@ def create_cmd(
         )
     lifetime = _expiry(expires)
     s = settings(st)
+    _check_directory(s, directory)
     url = tenant_url(s.server.public_url)
     with open_store(st) as engine, session_scope(engine) as session:
         row, secret = service.create_token(
@@ -124,8 +125,28 @@ def create_cmd(
         expiry = when(info["expires_at"]) if info["expires_at"] else "never"
         note(f"token {row.id} for directory {directory}, expires {expiry}")
         note("copy the token now: it is not stored and cannot be shown again")
-    if s.directories and directory not in s.directories:
-        note(f"directory {directory!r} is not in the config file; add [directories.{directory}] if it is new")
+
+
+def _check_directory(s: Any, directory: str) -> None:
+    """A SCIM token writes one configured directory: refuse a name the config lacks, and warn
+    (stderr) when it is a pull directory, which an IdP should push into only if it also
+    provisions through SCIM (e.g. Okta's SCIM app next to the Okta API pull)."""
+    where = s.source or "the config (no config file found)"
+    d = s.directories.get(directory)
+    if d is None:
+        fail(
+            f"no directory named {directory!r} in {where}",
+            f'add a [directories.{directory}] table (kind = "scim" for an IdP that pushes) and rerun; '
+            f"configured: {', '.join(s.directories) or 'none'}",
+        )
+    if d.kind != "scim":
+        typer.echo(
+            f"syncd: warning: {directory} is a pull directory (kind {d.kind}): with this token its IdP "
+            "can also push through /scim/v2, and pulls and pushes then write the same rows; that is "
+            'intended only if the IdP provisions this directory by SCIM too, else use a kind = "scim" '
+            "directory",
+            err=True,
+        )
 
 
 def _create_admin(st: Any, name: str, lifetime: timedelta | None) -> None:

@@ -130,7 +130,9 @@ def connector_class(kind: str) -> type[Connector]:
     import importlib
 
     if kind not in _REGISTRY and kind in BUILT_IN:
-        importlib.import_module(f"connectors.{kind}")  # registers it
+        package = importlib.import_module(f"connectors.{kind}")
+        for name in package.__all__:
+            getattr(package, name)  # imports (and so registers) a lazily loaded connector
     try:
         return _REGISTRY[kind]
     except KeyError:

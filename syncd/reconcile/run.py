@@ -62,6 +62,8 @@ class RunResult:
     api_calls: int = 0
     throttles: int = 0
     seconds: float = 0.0
+    #: the class of the exception that failed the run (a ConnectorError subclass for IdP trouble)
+    failure: type[BaseException] | None = field(default=None, repr=False, compare=False)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -164,11 +166,11 @@ def _locked(
         result.outcome = "applied"
         return result
     except (ConnectorError, ServiceError) as exc:  # the run's outcome; the caller shows it
-        result.outcome = "failed"
+        result.outcome, result.failure = "failed", type(exc)
         result.error = f"{type(exc).__name__}: {exc}"
         return result
     except BaseException as exc:  # a bug or an interrupt: recorded, then raised
-        result.outcome = "failed"
+        result.outcome, result.failure = "failed", type(exc)
         result.error = f"{type(exc).__name__}: {exc}"
         raise
     finally:

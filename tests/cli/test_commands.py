@@ -31,7 +31,9 @@ def test_every_group_has_help(cli: Cli) -> None:
 
 def test_db_upgrade_creates_a_fresh_sqlite_store_then_is_idempotent(cli: Cli, tmp_path: Path) -> None:
     db_file = tmp_path / "state" / "syncd.db"
-    status = cli.json("db", "status")
+    before = cli("db", "status", "--json")
+    assert before.exit_code == 2 and "run `syncd db upgrade` to create it" in before.stderr
+    status = json.loads(before.stdout)
     assert status == {
         "store": f"sqlite:///{db_file}",
         "current": None,

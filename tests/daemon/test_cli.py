@@ -31,10 +31,18 @@ def test_login_sync_command_prints_the_users_fresh_teams(env: Env) -> None:
     }
 
 
-def test_login_sync_command_exits_1_when_the_idp_fails(env: Env) -> None:
+def test_login_sync_command_exits_4_when_the_idp_fails(env: Env) -> None:
     env.fakes.faults["entra"].add("error", status=503, times=None)
     r = CliRunner().invoke(app, ["--config", write(env), "login-sync", "entra", "someone@entra.example"])
-    assert r.exit_code == 1 and "stale" in r.output
+    assert r.exit_code == 4 and "stale" in r.output
+
+
+def test_login_sync_command_exits_2_with_one_line_for_a_user_the_idp_does_not_know(env: Env) -> None:
+    r = CliRunner().invoke(app, ["--config", write(env), "login-sync", "entra", "nobody@entra.example"])
+    assert r.exit_code == 2, r.output
+    assert r.stdout == ""
+    assert r.stderr.startswith("syncd: error: entra has no user 'nobody@entra.example'")
+    assert len(r.stderr.splitlines()) == 1
 
 
 def test_login_sync_command_names_the_pull_directories_for_an_unknown_one(env: Env) -> None:

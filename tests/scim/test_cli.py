@@ -25,7 +25,9 @@ from tests.cli.conftest import ROOT, Cli, write_config
 def cli(tmp_path: Path) -> Cli:
     """A config with a migrated SQLite store and a public URL."""
     db = tmp_path / "syncd.db"
-    extra = '[server]\npublic_url = "https://syncd.example.com/"\n'
+    extra = '[server]\npublic_url = "https://syncd.example.com/"\n' + "".join(
+        f'[directories.{name}]\nkind = "scim"\n' for name in ("entra-contoso", "okta-main", "d1", "ok")
+    )
     cfg = write_config(tmp_path / "config.toml", url=f"sqlite:///{db}", extra=extra)
     eng = make_engine(f"sqlite:///{db}")
     upgrade(eng)
