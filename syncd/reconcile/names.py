@@ -22,7 +22,6 @@ creates that would leave two users with one name, whatever the order apply write
 
 from __future__ import annotations
 
-import re
 from collections import Counter
 from collections.abc import Iterable, Mapping
 
@@ -30,13 +29,18 @@ from syncd.service.resource import fold
 
 
 def base_name(name: str, external_id: str) -> str:
-    """`name` without the suffixes `team_names` appends for `external_id`."""
-    pattern = re.compile(r" \(" + re.escape(external_id) + r"(?: [0-9]+)?\)$")
-    while True:
-        stripped = pattern.sub("", name)
-        if stripped == name or not stripped.strip():
-            return name
-        name = stripped
+    """`name` without the suffixes `team_names` appends for `external_id` (string operations
+    only: a delta read computes this for every stored team)."""
+    head = f" ({external_id}"
+    while name.endswith(")"):
+        i = name.rfind(head)
+        tail = name[i + len(head) : -1]
+        if i <= 0 or not name[:i].strip():
+            break
+        if tail and not (tail[0] == " " and tail[1:].isascii() and tail[1:].isdigit()):
+            break
+        name = name[:i]
+    return name
 
 
 def team_names(live: Mapping[str, str], held: Iterable[str]) -> dict[str, str]:

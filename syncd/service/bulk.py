@@ -11,6 +11,10 @@ but costs a few statements per chunk of `CHUNK` items instead of several per ite
 - `add_memberships` / `remove_memberships` ≡ `teams.change_members(add=…)` /
   `(remove=…)` once per team, with that team's user ids in the order given.
 
+Helpers of the apply path that have no per-row counterpart: `find_ids` and `name_holders`
+(rows by externalId or by name key, read only) and `parked_names` (frees names for a block so
+that a permutation of names can be written row by row; nothing of it is left at the end).
+
 Invariants kept: every read and write is limited to the actor's directory; a version grows
 only on a real change (one bump per team per call, as one `change_members` call does);
 `member_count` stays equal to the number of membership rows; one audit event per created or
