@@ -275,3 +275,24 @@ def test_a_failed_run_records_what_its_committed_batches_wrote(
     with session_scope(engine, write=False) as s:
         run = s.get(SyncRun, r.run_id)
         assert run is not None and run.counts == written  # not the plan's 8 member adds
+
+
+def test_a_login_names_a_group_whose_name_another_team_holds_as_a_pull_would(world: Any) -> None:
+    """Before, the login left such a group out ("another team has its name") until the next pull."""
+    engine, snap, logins = world
+    d = snap.directory
+    only_g1 = Snapshot(d, users=snap.users, groups={"g1": snap.groups["g1"]})
+    apply_plan(engine, plan_for(engine, only_g1), pull(snap))
+    twin = Snapshot(
+        d, users=snap.users, groups={**snap.groups, "g3": SnapshotGroup("g3", "Eng", frozenset({"u5"}))}
+    )
+    logins.connector_factory = lambda *_a, **_k: StubIdP(twin)
+    r = logins.sync(d, "u5")
+    assert [t["display_name"] for t in r.created_teams if t["external_id"] == "g3"] == ["Eng (g3)"]
+    assert "g3" in {t["external_id"] for t in r.teams} and not r.notes
+    plan = plan_for(engine, twin)
+    assert [(t.kind, t.external_id, t.display_name) for t in plan.teams] == [
+        ("rename_team", "g1", "Eng (g1)")
+    ]
+    apply_plan(engine, plan, pull(snap))
+    assert plan_for(engine, twin).empty
