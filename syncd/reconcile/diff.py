@@ -58,8 +58,10 @@ def _diff_users(snapshot: Snapshot, view: StoreView, plan: Plan, policy: UserPol
     # run, every run: it is left out with a note, and the user's other attributes still apply.
     # Names that change hands within the run (swaps, chains, cycles) are written by apply.
     stored = {ext: row.user_name for ext, row in view.users.items()}
-    refused = settle_user_names(stored, {ext: su.user_name for ext, su in snapshot.users.items()})
-    holder = {fold(name): ext for ext, name in stored.items()}
+    wanted = {ext: su.user_name for ext, su in snapshot.users.items()}
+    refused = settle_user_names(stored, wanted, view.unmanaged_user_names)
+    holder = {k: "without externalId" for k in view.unmanaged_user_names}
+    holder.update((fold(name), ext) for ext, name in stored.items())
 
     def note(ext: str, su: SnapshotUser) -> None:
         other = holder.get(fold(su.user_name))
@@ -122,14 +124,14 @@ def _team_claims(snapshot: Snapshot, view: StoreView) -> tuple[dict[str, str], l
     cut short) every stored team that is neither archived nor reported removed, under its
     stored name: so a delta that carries one of two same-named groups names both as a full read
     would. Held: the stored names of all other stored teams (archived, or archived by this plan,
-    or kept by the "keep" policy)."""
+    or kept by the "keep" policy), and the names of teams without an external id."""
     live = {ext: base_name(g.display_name, ext) for ext, g in snapshot.groups.items()}
     if snapshot.mode == "delta" or not snapshot.complete:
         for ext, t in view.teams.items():
             if ext not in live and not t.archived and ext not in snapshot.removed_groups:
                 live[ext] = base_name(t.display_name, ext)
     held = [t.display_name for ext, t in view.teams.items() if ext not in live]
-    return live, held
+    return live, [*held, *view.unmanaged_team_names]
 
 
 def _diff_members(snapshot: Snapshot, view: StoreView, plan: Plan, policy: TeamPolicy) -> None:

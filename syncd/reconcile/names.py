@@ -65,12 +65,15 @@ def team_names(live: Mapping[str, str], held: Iterable[str]) -> dict[str, str]:
     return out
 
 
-def settle_user_names(stored: Mapping[str, str], wanted: Mapping[str, str]) -> set[str]:
+def settle_user_names(
+    stored: Mapping[str, str], wanted: Mapping[str, str], fixed: Iterable[str] = ()
+) -> set[str]:
     """The external ids whose wanted userName cannot be written in this run.
 
     `stored` maps each stored user of the directory to its userName, `wanted` each user the
-    snapshot carries to the IdP's. A user whose name changes (by `fold`) claims its wanted name;
-    every other stored user keeps claiming its stored one. A name claimed twice is given to
+    snapshot carries to the IdP's; `fixed` are name keys held by users the pull does not manage.
+    A user whose name changes (by `fold`) claims its wanted name; every other stored user (and
+    every fixed name) keeps claiming its stored one. A name claimed twice is given to
     the user that keeps it, and to none of the users that wanted to move onto it; a user refused
     its move claims its stored name again (which may refuse another move), until no name is
     claimed twice. Swaps, chains and cycles of renames, and creates under names freed in the same
@@ -79,7 +82,7 @@ def settle_user_names(stored: Mapping[str, str], wanted: Mapping[str, str]) -> s
     moving = {e for e, n in wanted.items() if e not in stored or fold(n) != fold(stored[e])}
     refused: set[str] = set()
     while True:
-        claims: dict[str, list[str]] = {}
+        claims: dict[str, list[str]] = {k: [""] for k in fixed}  # "": no external id, never moves
         for e, n in stored.items():
             if e not in moving or e in refused:
                 claims.setdefault(fold(n), []).append(e)
