@@ -341,3 +341,38 @@ def test_a_login_during_apply_then_a_kill_leaves_a_store_the_next_run_completes(
         r = run_sync(engine, conn, RunOptions(lock_dir=tmp_path))
         assert r.outcome == "applied", r.error
         assert_converged(engine, fake, directory=directory)
+
+
+def test_graph_delta_and_full_reads_give_same_named_groups_the_same_team_names(engine, tmp_path) -> None:
+    """Two groups of one name, then a swap of names, then a cycle: each delta run names every
+    team as the next full read does (before: the delta suffixed only the group it carried and
+    the full read renamed the other; the swap stopped the directory)."""
+    with running_fake("graph", tenant()) as (fake, url):
+        assert sync(engine, fake, url, tmp_path).outcome == "applied"
+        t, x = fake.tenant, fake.external_id
+        g = list(t.groups)
+
+        def permute(*ids: str) -> None:  # each group takes the next one's name (a swap, a cycle)
+            old = [t.groups[i].name for i in ids]
+            for i, name in zip(ids, old[1:] + old[:1], strict=True):
+                t.rename_group(i, name)
+
+        steps = [
+            lambda: t.add_group(t.groups[g[0]].name),  # a second group of g0's name
+            lambda: permute(g[1], g[2]),
+            lambda: permute(g[3], g[4], g[5]),
+            lambda: permute(g[0], g[6]),  # one of the two same-named groups swaps with another
+        ]
+        names = lambda: {x(i): grp.name for i, grp in t.groups.items()}  # noqa: E731
+        for step in steps:
+            before = names()
+            step()
+            assert names() != before
+            r = sync(engine, fake, url, tmp_path)  # from the saved cursor
+            assert (r.outcome, r.mode) == ("applied", "delta"), r.error
+            teams = store_state(engine)[1]
+            full = sync(engine, fake, url, tmp_path, use_cursor=False)
+            assert full.outcome == "applied" and full.plan is not None and full.plan.empty, (
+                full.plan.to_dict()
+            )
+            assert store_state(engine)[1] == teams
