@@ -29,7 +29,7 @@ from sqlmodel import Session
 
 from syncd.reconcile.plan import MemberChange, Plan, TeamChange, UserChange
 from syncd.reconcile.snapshot import SnapshotUser
-from syncd.service import bulk, teams, users
+from syncd.service import bulk, keys, teams, users
 from syncd.service.context import Actor
 from syncd.service.errors import Conflict
 from syncd.service.resource import fold
@@ -193,13 +193,13 @@ def _renames(
 
     A change is written in the same transaction as the change of the row that holds its new
     name now (chains and cycles of renames are one component, never split over batches); in
-    that transaction the names those rows hold are parked first (`bulk.parked_names`), so the
+    that transaction the names those rows hold are parked first (`keys.parked_names`), so the
     order of the writes does not matter. A component is a few rows; batches hold up to BATCH
     changes of whole components."""
     if not changes:
         return 0
     with session_scope(engine, write=False) as s:
-        holders = bulk.name_holders(s, actor=actor, kind=kind, keys=[new_key(c) for c in changes])
+        holders = keys.name_holders(s, actor=actor, kind=kind, keys=[new_key(c) for c in changes])
     index = {ids[c.external_id]: i for i, c in enumerate(changes)}
     root = list(range(len(changes)))
 
@@ -228,11 +228,11 @@ def _renames(
         park = [h for c in part if (h := holders.get(new_key(c))) in rows and h != ids[c.external_id]]
 
         def write(s: Session, part: list[Any] = part, park: list[str] = park) -> None:
-            with bulk.parked_names(s, actor=actor, kind=kind, ids=park):
+            with keys.parked_names(s, actor=actor, kind=kind, ids=park):
                 for c in part:
                     write_one(s, c)
                     # written: let the session forget the rows, or each autoflush of the next
-                    # write walks all of them (quadratic: 1000 renames took 7 s, not 1)
+                    # write walks all of them (the cost of a row grew with the rows before it)
                     s.flush()
                     s.expunge_all()
 
@@ -262,7 +262,7 @@ def _users(
 
     def write(s: Session, part: list[UserChange]) -> dict[str, str]:
         creates = [c for c in part if c.kind == "create_user" and c.user is not None]
-        found = bulk.find_ids(s, actor=actor, kind="user", external_ids=[c.external_id for c in creates])
+        found = keys.find_ids(s, actor=actor, kind="user", external_ids=[c.external_id for c in creates])
         new: dict[str, str] = {}
         for c in creates:
             if c.external_id in found:
@@ -305,7 +305,7 @@ def _teams(
 
     def write(s: Session, part: list[TeamChange]) -> dict[str, str]:
         creates = [c for c in part if c.kind == "create_team"]
-        found = bulk.find_ids(s, actor=actor, kind="team", external_ids=[c.external_id for c in creates])
+        found = keys.find_ids(s, actor=actor, kind="team", external_ids=[c.external_id for c in creates])
         new: dict[str, str] = {}
         for c in creates:
             if c.external_id in found:

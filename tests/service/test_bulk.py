@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, select
 
-from syncd.service import bulk, common, teams, tokens, users
+from syncd.service import bulk, common, keys, teams, tokens, users
 from syncd.service.context import Actor
 from syncd.service.errors import Conflict, InvalidValue, NotFound, ServiceError
 from syncd.store import session_scope
@@ -371,12 +371,12 @@ def test_lookups_by_external_id_and_name_stay_in_the_directory(seeded: Engine) -
     a = actor("bulk")
     with session_scope(seeded, write=False) as s:
         ann, eng = _id(s, User, "bulk", "ann@x"), _id(s, Team, "bulk", "eng")
-        assert bulk.find_ids(
+        assert keys.find_ids(
             s, actor=a, kind="user", external_ids=["ext-ann@x", "ext-stranger@x", "nope"]
         ) == {"ext-ann@x": ann}
-        assert bulk.find_ids(s, actor=a, kind="team", external_ids=["ext-eng"]) == {"ext-eng": eng}
-        assert bulk.name_holders(s, actor=a, kind="team", keys=["eng", "foreign", "x"]) == {"eng": eng}
-        assert bulk.name_holders(s, actor=a, kind="user", keys=["ann@x", "stranger@x"]) == {"ann@x": ann}
+        assert keys.find_ids(s, actor=a, kind="team", external_ids=["ext-eng"]) == {"ext-eng": eng}
+        assert keys.name_holders(s, actor=a, kind="team", keys=["eng", "foreign", "x"]) == {"eng": eng}
+        assert keys.name_holders(s, actor=a, kind="user", keys=["ann@x", "stranger@x"]) == {"ann@x": ann}
 
 
 @pytest.mark.parametrize("kind", ["user", "team"])
@@ -389,7 +389,7 @@ def test_parked_names_let_a_permutation_go_through_the_per_row_operations(seeded
         ids = [_id(s, model, "bulk", n) for n in names]
         before = dict(s.execute(select(model.id, model.version).where(model.id.in_(ids))).tuples().all())
         untouched = _id(s, model, "bulk", "dee@x" if kind == "user" else "eng")
-        with bulk.parked_names(s, actor=a, kind=kind, ids=[*ids, untouched] if kind == "user" else ids):  # type: ignore[arg-type]
+        with keys.parked_names(s, actor=a, kind=kind, ids=[*ids, untouched] if kind == "user" else ids):  # type: ignore[arg-type]
             for i, new in zip(ids, names[1:] + names[:1], strict=True):
                 attr = "userName" if kind == "user" else "displayName"
                 op = [{"op": "replace", "path": attr, "value": new}]
@@ -401,7 +401,7 @@ def test_parked_names_let_a_permutation_go_through_the_per_row_operations(seeded
         key = model.user_name_key if kind == "user" else model.display_name_key
         rows = dict(s.execute(select(model.id, key).where(model.directory == "bulk")).tuples().all())
         assert [rows[i] for i in ids] == names[1:] + names[:1]
-        assert not any(k.startswith(bulk.PARKED) for k in rows.values())
+        assert not any(k.startswith(keys.PARKED) for k in rows.values())
         after = dict(s.execute(select(model.id, model.version).where(model.id.in_(ids))).tuples().all())
         assert after == {i: v + 1 for i, v in before.items()}
         q = select(AuditEvent.resource_id).where(
@@ -417,7 +417,7 @@ def test_parked_names_are_never_committed_when_the_block_fails(seeded: Engine) -
     with (
         pytest.raises(RuntimeError),
         session_scope(seeded) as s,
-        bulk.parked_names(s, actor=a, kind="team", ids=[eng]),
+        keys.parked_names(s, actor=a, kind="team", ids=[eng]),
     ):
         raise RuntimeError("killed")
     with session_scope(seeded, write=False) as s:
