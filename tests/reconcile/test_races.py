@@ -134,8 +134,8 @@ def test_a_login_between_plan_and_apply_is_adopted(world: Any) -> None:
 
 
 def test_a_login_at_a_batch_boundary_is_adopted(world: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Apply is held after its first batch of users; the login creates a user of a later batch
-    and both teams, and changes a planned user's name back to an older one."""
+    """Apply is held after its first batch of users (in a thread, as the daemon's login would
+    run); the login creates a user of a later batch and both teams the plan creates."""
     engine, snap, logins = world
     monkeypatch.setattr(apply_mod, "BATCH", 2)
     plan = plan_for(engine, snap)
