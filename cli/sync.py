@@ -178,7 +178,7 @@ def _show(r: RunResult, dry_run: bool) -> None:
             t.add_row(
                 kind.replace("_", " "),
                 str(planned.get(kind, 0)),
-                "-" if dry_run or r.outcome != "applied" else str(r.applied.get(kind, 0)),
+                "-" if dry_run or r.outcome in ("planned", "stopped") else str(r.applied.get(kind, 0)),
             )
         out.print(t)
     elif r.outcome in ("applied", "planned"):

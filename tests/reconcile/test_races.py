@@ -22,6 +22,7 @@ from sqlmodel import Session
 from connectors.base import Connector
 from syncd.config import parse_config
 from syncd.daemon.login import LoginService
+from syncd.daemon.metrics import Metrics
 from syncd.reconcile import apply as apply_mod
 from syncd.reconcile.apply import apply_plan
 from syncd.reconcile.diff import diff
@@ -275,6 +276,10 @@ def test_a_failed_run_records_what_its_committed_batches_wrote(
     with session_scope(engine, write=False) as s:
         run = s.get(SyncRun, r.run_id)
         assert run is not None and run.counts == written  # not the plan's 8 member adds
+    metrics = Metrics()
+    metrics.record_run(r, "cli")  # the changes counter counts what was written, failed or not
+    d = snap.directory
+    assert metrics.changes.labels(d, "add_members")._value.get() == 4
 
 
 def test_a_login_names_a_group_whose_name_another_team_holds_as_a_pull_would(world: Any) -> None:
