@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import Engine, or_, select, text
-from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.exc import OperationalError
 from sqlmodel import Session
 
 from connectors.base import Connector, ConnectorError
@@ -284,9 +284,12 @@ class LoginService:
                     result.user = _user(row)
                     result.teams = _teams_of(s, row.id)
                 return
-            except (OperationalError, Conflict) as exc:  # lost a race to a concurrent writer
-                if attempt == WRITE_ATTEMPTS - 1 or not _lost_race(exc):
+            except (OperationalError, Conflict) as exc:  # lost a race to a concurrent writer?
+                if attempt == WRITE_ATTEMPTS - 1:
                     raise
+                with session_scope(self.engine, write=False) as s:
+                    if not _lost_race(s, exc, name, ug.user.external_id):
+                        raise
                 log.info("login write retried after a concurrent writer", exc_info=True)
 
     def _create_team(self, s: Session, actor: Actor, g: SnapshotGroup, result: LoginResult) -> Team | None:
@@ -335,13 +338,15 @@ class LoginService:
         return out
 
 
-def _lost_race(exc: Exception) -> bool:
-    """A write that a retry can complete: a unique-index violation (a concurrent pull or login
-    committed the same user first; the retry adopts it), or a deadlock / serialisation failure.
-    A Conflict from a check that saw the holder (a userName another user holds) is final."""
-    if isinstance(exc, Conflict):
-        return isinstance(exc.__cause__, IntegrityError)
-    return True
+def _lost_race(s: Session, exc: Exception, directory: str, external_id: str) -> bool:
+    """Whether a retry can complete the write: after a deadlock or serialisation failure, or a
+    Conflict while a concurrent pull or login created this user (the retry adopts its row; on
+    PostgreSQL the row may show up between the lookup and the uniqueness check). Any other
+    Conflict (a userName another user holds) is final."""
+    if not isinstance(exc, Conflict):
+        return True
+    actor = Actor("login", directory, "login")
+    return user_ops.find_user(s, actor=actor, external_id=external_id) is not None
 
 
 def _xact_lock(s: Session, directory: str, external_id: str) -> None:

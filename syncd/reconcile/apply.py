@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar
 
 from sqlalchemy import Engine, select
-from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.exc import DBAPIError
 from sqlmodel import Session
 
 from syncd.reconcile.plan import MemberChange, Plan, TeamChange, UserChange
@@ -134,9 +134,11 @@ def _ids(engine: Engine, model: Any, directory: str) -> dict[str, str]:
 
 
 def _transaction(engine: Engine, write: Callable[[Session], T]) -> T:
-    """`write` in a transaction of its own, tried again (in a new one) when it lost a race to a
-    concurrent writer: a row it inserts was inserted and committed meanwhile (by an on-login
-    sync), or PostgreSQL broke a deadlock by aborting it. The retry sees the committed rows."""
+    """`write` in a transaction of its own, tried again (in a new one) when it may have lost a
+    race to a concurrent writer: a Conflict (a row it creates was created and committed
+    meanwhile by an on-login sync: on PostgreSQL a statement sees rows committed after the
+    transaction began, so even a uniqueness check can see it), or PostgreSQL broke a deadlock by
+    aborting it. The retry adopts the committed rows; a Conflict that was no race recurs."""
     for attempt in range(ATTEMPTS):
         try:
             with session_scope(engine) as s:
@@ -149,8 +151,8 @@ def _transaction(engine: Engine, write: Callable[[Session], T]) -> T:
 
 
 def _lost_race(exc: Exception) -> bool:
-    if isinstance(exc, Conflict):  # from a unique index, not from a check that saw the holder
-        return isinstance(exc.__cause__, IntegrityError)
+    if isinstance(exc, Conflict):
+        return True
     return getattr(getattr(exc, "orig", None), "sqlstate", None) in ("40P01", "40001")
 
 

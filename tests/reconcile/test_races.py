@@ -301,3 +301,58 @@ def test_a_login_names_a_group_whose_name_another_team_holds_as_a_pull_would(wor
     ]
     apply_plan(engine, plan, pull(snap))
     assert plan_for(engine, twin).empty
+
+
+def test_postgres_apply_whose_check_sees_a_login_that_committed_mid_batch_adopts_it(
+    world: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """PostgreSQL statements see rows committed after their transaction began: a login that
+    commits between the batch's lookup and its uniqueness check makes the check fail (no unique
+    index involved); the batch is tried again and adopts the row."""
+    engine, snap, logins = world
+    if engine.dialect.name != "postgresql":
+        pytest.skip("SQLite writers never interleave (the write lock is taken at BEGIN)")
+    plan = plan_for(engine, snap)
+    real, reached, gate = bulk.create_users, threading.Event(), threading.Event()
+
+    def paused(s: Session, **kw: Any) -> Any:
+        if not reached.is_set():
+            reached.set()
+            assert gate.wait(PATIENCE_S)
+        return real(s, **kw)
+
+    monkeypatch.setattr(bulk, "create_users", paused)
+    pulled, result = in_thread(lambda: apply_plan(engine, plan, pull(snap)))
+    assert reached.wait(PATIENCE_S)
+    assert logins.sync(snap.directory, "u5").found  # committed inside the pull's open batch
+    gate.set()
+    pulled.join(PATIENCE_S)
+    assert not isinstance(result[0], BaseException), result[0]
+    assert_store_is(engine, snap)
+
+
+def test_postgres_login_whose_check_sees_a_pull_that_committed_mid_write_adopts_it(
+    world: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    engine, snap, logins = world
+    if engine.dialect.name != "postgresql":
+        pytest.skip("SQLite writers never interleave (the write lock is taken at BEGIN)")
+    from syncd.service import users as user_ops
+
+    real, reached, gate = user_ops.create_user, threading.Event(), threading.Event()
+
+    def paused(s: Session, **kw: Any) -> Any:
+        if not reached.is_set():
+            reached.set()
+            assert gate.wait(PATIENCE_S)
+        return real(s, **kw)
+
+    monkeypatch.setattr(user_ops, "create_user", paused)
+    login, got = in_thread(lambda: logins.sync(snap.directory, "u5"))
+    assert reached.wait(PATIENCE_S)  # the login looked u5 up and found none
+    apply_plan(engine, plan_for(engine, snap), pull(snap))  # commits u5 (and everything else)
+    gate.set()
+    login.join(PATIENCE_S)
+    assert not isinstance(got[0], BaseException), got[0]  # before: StoreConflict (HTTP 409, exit 2)
+    assert got[0].found and {t["external_id"] for t in got[0].teams} == {"g1", "g2"}
+    assert_store_is(engine, snap)
