@@ -29,7 +29,9 @@ from syncd.store.models import Membership, Team, User
 
 NAMES = ["Eng", "eng", "Ops", "Sales", "HR", "Eng (g1)", "Data"]
 PROPERTY = settings(
-    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=25,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
 
 Groups = dict[str, tuple[str, frozenset[str]]]  # external id → (IdP name, member user ids)
