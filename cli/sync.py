@@ -200,7 +200,7 @@ def show_result(r: RunResult, *, dry_run: bool, limit: int | None = PLAN_LINES) 
                 t.add_row(
                     kind.replace("_", " "),
                     str(planned.get(kind, 0)),
-                    "-" if dry_run or r.outcome != "applied" else str(r.applied.get(kind, 0)),
+                    "-" if dry_run or r.outcome in ("planned", "stopped") else str(r.applied.get(kind, 0)),
                 )
             out.print(t)
         elif r.outcome == "applied":

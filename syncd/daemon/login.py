@@ -10,7 +10,8 @@ and local teams are not touched.
 If the IdP fails or is slower than the budget, nothing is written: the answer is the stored
 teams with `stale: true`. Concurrent logins of one user are serialised (PostgreSQL: a
 transaction-level advisory lock on directory and user; SQLite: one writer at a time), and two
-logins creating the same team race safely (the loser uses the winner's row).
+logins creating the same team race safely (the loser uses the winner's row), as does a login racing
+a pull's apply that creates the same user or team (the login retries and adopts the pull's row).
 
 Connectors are kept per directory on one event loop thread (SDK clients are bound to a loop),
 so a login does not pay for a new client and token each time.
@@ -283,10 +284,34 @@ class LoginService:
                     result.user = _user(row)
                     result.teams = _teams_of(s, row.id)
                 return
-            except OperationalError:  # a deadlock or serialisation failure: try again
+            except (OperationalError, Conflict) as exc:  # lost a race to a concurrent writer?
                 if attempt == WRITE_ATTEMPTS - 1:
                     raise
+                with session_scope(self.engine, write=False) as s:
+                    if not _lost_race(s, exc, name, ug.user.external_id):
+                        raise
                 log.info("login write retried after a concurrent writer", exc_info=True)
+
+    def _create_team(self, s: Session, actor: Actor, g: SnapshotGroup, result: LoginResult) -> Team | None:
+        """The team of `g`, created unless a concurrent pull or login created it first (then that
+        row is used). If another team of the directory holds the group's name, the team is named
+        `"<name> (<external id>)"`, as a pull names same-named groups; None (with a note) only if
+        that name is taken too."""
+        for name in (g.display_name, f"{g.display_name} ({g.external_id})"):
+            try:
+                with s.begin_nested():
+                    body = {"displayName": name, "externalId": g.external_id}
+                    t = team_ops.create_team(s, actor=actor, body=body)
+                result.created_teams.append(_team(t))
+                return t
+            except Conflict:  # its externalId (a concurrent writer won: use its row) or its name
+                t = team_ops.find_team(s, actor=actor, external_id=g.external_id)
+                if t is not None:
+                    return t
+        result.notes.append(
+            f"group {g.display_name!r} not added: other teams of this directory hold its names"
+        )
+        return None
 
     def _ensure_teams(
         self, s: Session, actor: Actor, groups: list[SnapshotGroup], result: LoginResult
@@ -304,22 +329,24 @@ class LoginService:
         for g in groups:
             t = have.get(g.external_id)
             if t is None:
-                try:
-                    with s.begin_nested():
-                        body = {"displayName": g.display_name, "externalId": g.external_id}
-                        t = team_ops.create_team(s, actor=actor, body=body)
-                    result.created_teams.append(_team(t))
-                except Conflict:  # a concurrent login created it, or the name is taken
-                    t = team_ops.find_team(s, actor=actor, external_id=g.external_id)
-                    if t is None:
-                        result.notes.append(
-                            f"group {g.display_name!r} not added: another team of this directory has its name"
-                        )
-                        continue
+                t = self._create_team(s, actor, g, result)
+                if t is None:
+                    continue
             elif t.archived:
                 t = team_ops.set_archived(s, actor=actor, team_id=t.id, archived=False)
             out.append(t)
         return out
+
+
+def _lost_race(s: Session, exc: Exception, directory: str, external_id: str) -> bool:
+    """Whether a retry can complete the write: after a deadlock or serialisation failure, or a
+    Conflict while a concurrent pull or login created this user (the retry adopts its row; on
+    PostgreSQL the row may show up between the lookup and the uniqueness check). Any other
+    Conflict (a userName another user holds) is final."""
+    if not isinstance(exc, Conflict):
+        return True
+    actor = Actor("login", directory, "login")
+    return user_ops.find_user(s, actor=actor, external_id=external_id) is not None
 
 
 def _xact_lock(s: Session, directory: str, external_id: str) -> None:

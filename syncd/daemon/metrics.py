@@ -107,9 +107,8 @@ class Metrics:
     def record_run(self, result: Any, trigger: str) -> None:
         d = result.directory
         self.runs.labels(d, trigger, result.outcome).inc()
-        if result.outcome == "applied":
-            for kind, n in result.applied.items():
-                self.changes.labels(d, kind).inc(n)
+        for kind, n in result.applied.items():  # written, whatever the outcome (a failed run's batches)
+            self.changes.labels(d, kind).inc(n)
         self.run_seconds.labels(d).observe(result.seconds)
         self.record_calls(d, result.api_calls, result.throttles)
 

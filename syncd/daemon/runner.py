@@ -232,11 +232,8 @@ class Runner:
                 result = RunResult(ctx.run_id, name, "failed", error=f"{type(exc).__name__}: {exc}")
             handle.result = result
             self.metrics.record_run(result, handle.trigger)
-            counts = (
-                result.applied
-                if result.outcome == "applied"
-                else (result.plan.counts() if result.plan else {})
-            )
+            kept = result.plan is not None and result.outcome in ("stopped", "planned")
+            counts = result.plan.counts() if kept and result.plan else result.applied
             log.log(
                 logging.WARNING if result.outcome in ("failed", "stopped", "abandoned") else logging.INFO,
                 "sync finished",

@@ -2,8 +2,14 @@
 
 A crash between batches leaves every batch either written or not; the next run diffs again
 and completes the rest (apply is idempotent at the level of a whole run).
-Order: teams and users first (so members can name them), reactivations before member adds,
-member removals, then deactivations and archives last.
+Order: users, then teams (so members can name them): within each, the changes that rename
+(written with any permutation of names, in one transaction per chain or cycle of renames, so
+that they free the names creates take), then creates and reactivations; member adds, member
+removals, then deactivations and archives last.
+
+The plan is computed before apply; rows an on-login sync creates meanwhile (same directory
+and externalId as a planned create) are adopted and brought to the plan's values, and a batch
+that lost a race to such a writer is tried again (`_transaction`), so neither feed fails.
 
 Creates, (de)activations and member changes go through `syncd.service.bulk` (a few
 statements per batch, whatever its size); attribute updates, renames and (un)archiving,
@@ -12,22 +18,31 @@ which a sync makes a few of at a time, through the per-row operations.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal, TypeVar
 
 from sqlalchemy import Engine, select
+from sqlalchemy.exc import DBAPIError
 from sqlmodel import Session
 
 from syncd.reconcile.plan import MemberChange, Plan, TeamChange, UserChange
 from syncd.reconcile.snapshot import SnapshotUser
-from syncd.service import bulk, teams, users
+from syncd.service import bulk, keys, teams, users
 from syncd.service.context import Actor
+from syncd.service.errors import Conflict
+from syncd.service.resource import fold
 from syncd.store import session_scope
 from syncd.store.models import Team, User
 
+log = logging.getLogger("syncd.reconcile.apply")
+T = TypeVar("T")
+
 #: users or teams per transaction
 BATCH = 5000
+#: tries of one batch that lost a race to a concurrent writer (see `_transaction`)
+ATTEMPTS = 3
 #: memberships per transaction
 MEMBER_BATCH = 50_000
 
@@ -80,9 +95,16 @@ def _update_ops(u: SnapshotUser) -> list[dict[str, Any]]:
 
 
 def apply_plan(
-    engine: Engine, plan: Plan, actor: Actor, progress: ApplyProgress | None = None
+    engine: Engine,
+    plan: Plan,
+    actor: Actor,
+    progress: ApplyProgress | None = None,
+    *,
+    result: ApplyResult | None = None,
 ) -> ApplyResult:
-    result = ApplyResult()
+    """Apply `plan`; returns the changes written, per kind. `result`, when given, is filled in
+    as each batch commits, so that a caller whose apply raised still knows what was written."""
+    result = ApplyResult() if result is None else result
     if plan.empty:
         return result
     tick = progress or (lambda *_: None)
@@ -111,22 +133,117 @@ def _ids(engine: Engine, model: Any, directory: str) -> dict[str, str]:
         return dict(s.execute(q).tuples().all())
 
 
+def _transaction(engine: Engine, write: Callable[[Session], T]) -> T:
+    """`write` in a transaction of its own, tried again (in a new one) when it may have lost a
+    race to a concurrent writer: a Conflict (a row it creates was created and committed
+    meanwhile by an on-login sync: on PostgreSQL a statement sees rows committed after the
+    transaction began, so even a uniqueness check can see it), or PostgreSQL broke a deadlock by
+    aborting it. The retry adopts the committed rows; a Conflict that was no race recurs."""
+    for attempt in range(ATTEMPTS):
+        try:
+            with session_scope(engine) as s:
+                return write(s)
+        except (Conflict, DBAPIError) as exc:
+            if attempt == ATTEMPTS - 1 or not _lost_race(exc):
+                raise
+            log.info("apply batch retried after a concurrent writer: %s", exc)
+    raise AssertionError("unreachable")
+
+
+def _lost_race(exc: Exception) -> bool:
+    if isinstance(exc, Conflict):
+        return True
+    return getattr(getattr(exc, "orig", None), "sqlstate", None) in ("40P01", "40001")
+
+
 def _in_batches(
     engine: Engine,
     changes: list[Any],
     phase: str,
     result: ApplyResult,
     tick: ApplyProgress,
-    write: Callable[[Session, list[Any]], None],
+    write: Callable[[Session, list[Any]], dict[str, str]],
+    ids: dict[str, str],
+    done: int = 0,
+    total: int | None = None,
 ) -> None:
-    """`write` each BATCH of changes in a transaction of its own, then count and report it."""
+    """`write` each BATCH of changes in a transaction of its own (`_transaction`), then record the
+    ids of the rows it created or adopted in `ids`, count the batch and report it."""
+    total = len(changes) if total is None else total
     for start in range(0, len(changes), BATCH):
         part = changes[start : start + BATCH]
-        with session_scope(engine) as s:
-            write(s, part)
+        ids.update(_transaction(engine, lambda s, part=part: write(s, part)))
         for c in part:
             result.add(c.kind)
-        tick(phase, start + len(part), len(changes))
+        tick(phase, done + start + len(part), total)
+
+
+def _renames(
+    engine: Engine,
+    actor: Actor,
+    kind: Literal["user", "team"],
+    changes: list[Any],
+    ids: dict[str, str],
+    new_key: Callable[[Any], str],
+    write_one: Callable[[Session, Any], None],
+    result: ApplyResult,
+    tick: ApplyProgress,
+    total: int,
+) -> int:
+    """Write changes that may move names between rows (`new_key` of a change: the fold of the
+    name it gives its row), any permutation of names included; returns how many were written.
+
+    A change is written in the same transaction as the change of the row that holds its new
+    name now (chains and cycles of renames are one component, never split over batches); in
+    that transaction the names those rows hold are parked first (`keys.parked_names`), so the
+    order of the writes does not matter. A component is a few rows; batches hold up to BATCH
+    changes of whole components."""
+    if not changes:
+        return 0
+    with session_scope(engine, write=False) as s:
+        holders = keys.name_holders(s, actor=actor, kind=kind, keys=[new_key(c) for c in changes])
+    index = {ids[c.external_id]: i for i, c in enumerate(changes)}
+    root = list(range(len(changes)))
+
+    def find(i: int) -> int:
+        while root[i] != i:
+            root[i] = root[root[i]]
+            i = root[i]
+        return i
+
+    for i, c in enumerate(changes):
+        j = index.get(holders.get(new_key(c), ""))
+        if j is not None:
+            root[find(i)] = find(j)
+    components: dict[int, list[int]] = {}
+    for i in range(len(changes)):
+        components.setdefault(find(i), []).append(i)
+    batches: list[list[int]] = [[]]
+    for members in components.values():
+        if batches[-1] and len(batches[-1]) + len(members) > BATCH:
+            batches.append([])
+        batches[-1].extend(members)
+    done = 0
+    for batch in batches:
+        part = [changes[i] for i in sorted(batch)]
+        rows = {ids[c.external_id] for c in part}
+        park = [h for c in part if (h := holders.get(new_key(c))) in rows and h != ids[c.external_id]]
+
+        def write(s: Session, part: list[Any] = part, park: list[str] = park) -> None:
+            with keys.parked_names(s, actor=actor, kind=kind, ids=park):
+                for c in part:
+                    write_one(s, c)
+                    # written: let the session forget the rows, or each autoflush of the next
+                    # write walks all of them (the cost of a row grew with the rows before it)
+                    s.flush()
+                    s.expunge_all()
+
+        _transaction(engine, write)
+        for c in part:
+            result.add(c.kind)
+        done += len(part)
+        tick(f"{kind}s", done, total)
+    return done
 
 
 def _users(
@@ -137,21 +254,39 @@ def _users(
     result: ApplyResult,
     tick: ApplyProgress,
 ) -> None:
-    def write(s: Session, part: list[UserChange]) -> None:
-        creates = [c for c in part if c.kind == "create_user"]
-        bodies = [user_body(c.user) for c in creates if c.user is not None]
-        for c, new in zip(creates, bulk.create_users(s, actor=actor, bodies=bodies), strict=True):
-            ids[c.external_id] = new
-        for c in part:
-            if c.kind == "update_user":
+    """Updates first (they may free the userNames that creates take), then creates and
+    (de)activations in bulk. A create whose externalId appeared in the directory since the plan
+    (an on-login sync created the user) adopts that row and updates it to the plan's values."""
+
+    def update(s: Session, c: UserChange) -> None:
+        assert c.user is not None
+        users.patch_user(s, actor=actor, user_id=ids[c.external_id], operations=_update_ops(c.user))
+
+    def write(s: Session, part: list[UserChange]) -> dict[str, str]:
+        creates = [c for c in part if c.kind == "create_user" and c.user is not None]
+        found = keys.find_ids(s, actor=actor, kind="user", external_ids=[c.external_id for c in creates])
+        new: dict[str, str] = {}
+        for c in creates:
+            if c.external_id in found:
                 assert c.user is not None
-                users.patch_user(s, actor=actor, user_id=ids[c.external_id], operations=_update_ops(c.user))
+                new[c.external_id] = uid = found[c.external_id]
+                users.patch_user(s, actor=actor, user_id=uid, operations=_update_ops(c.user))
+                bulk.set_active(s, actor=actor, user_ids=[uid], active=c.user.active)
+        fresh = [c for c in creates if c.external_id not in found]
+        bodies = [user_body(c.user) for c in fresh if c.user is not None]
+        for c, uid in zip(fresh, bulk.create_users(s, actor=actor, bodies=bodies), strict=True):
+            new[c.external_id] = uid
         for kind, active in (("reactivate_user", True), ("deactivate_user", False)):
-            some = [ids[c.external_id] for c in part if c.kind == kind]
+            some = [ids.get(c.external_id) or new[c.external_id] for c in part if c.kind == kind]
             if some:
                 bulk.set_active(s, actor=actor, user_ids=some, active=active)
+        return new
 
-    _in_batches(engine, changes, "users", result, tick, write)
+    updates = [c for c in changes if c.kind == "update_user"]
+    rest = [c for c in changes if c.kind != "update_user"]
+    key = lambda c: fold(c.user.user_name)  # noqa: E731
+    done = _renames(engine, actor, "user", updates, ids, key, update, result, tick, len(changes))
+    _in_batches(engine, rest, "users", result, tick, write, ids, done, len(changes))
 
 
 def _teams(
@@ -162,25 +297,44 @@ def _teams(
     result: ApplyResult,
     tick: ApplyProgress,
 ) -> None:
-    def write(s: Session, part: list[TeamChange]) -> None:
+    """Renames first (any permutation of names, see `_renames`; they may free the names that
+    creates take), then creates, restores and archives. A create whose externalId appeared in
+    the directory since the plan (an on-login sync created the team) adopts that row: renamed
+    to the plan's name and restored if archived."""
+
+    def rename(s: Session, c: TeamChange) -> None:
+        _rename_team(s, actor, ids[c.external_id], c.display_name)
+
+    def write(s: Session, part: list[TeamChange]) -> dict[str, str]:
         creates = [c for c in part if c.kind == "create_team"]
-        bodies = [{"displayName": c.display_name, "externalId": c.external_id} for c in creates]
-        for c, new in zip(creates, bulk.create_teams(s, actor=actor, bodies=bodies), strict=True):
-            ids[c.external_id] = new
+        found = keys.find_ids(s, actor=actor, kind="team", external_ids=[c.external_id for c in creates])
+        new: dict[str, str] = {}
+        for c in creates:
+            if c.external_id in found:
+                new[c.external_id] = tid = found[c.external_id]
+                _rename_team(s, actor, tid, c.display_name)
+                teams.set_archived(s, actor=actor, team_id=tid, archived=False)
+        fresh = [c for c in creates if c.external_id not in found]
+        bodies = [{"displayName": c.display_name, "externalId": c.external_id} for c in fresh]
+        for c, tid in zip(fresh, bulk.create_teams(s, actor=actor, bodies=bodies), strict=True):
+            new[c.external_id] = tid
         for c in part:
-            if c.kind == "rename_team":
-                teams.patch_team(
-                    s,
-                    actor=actor,
-                    team_id=ids[c.external_id],
-                    operations=[{"op": "replace", "path": "displayName", "value": c.display_name}],
-                )
-            elif c.kind != "create_team":
+            if c.kind in ("restore_team", "archive_team"):
                 teams.set_archived(
                     s, actor=actor, team_id=ids[c.external_id], archived=c.kind == "archive_team"
                 )
+        return new
 
-    _in_batches(engine, changes, "teams", result, tick, write)
+    renames = [c for c in changes if c.kind == "rename_team"]
+    rest = [c for c in changes if c.kind != "rename_team"]
+    key = lambda c: fold(c.display_name)  # noqa: E731
+    done = _renames(engine, actor, "team", renames, ids, key, rename, result, tick, len(changes))
+    _in_batches(engine, rest, "teams", result, tick, write, ids, done, len(changes))
+
+
+def _rename_team(s: Session, actor: Actor, team_id: str, name: str) -> None:
+    op = {"op": "replace", "path": "displayName", "value": name}
+    teams.patch_team(s, actor=actor, team_id=team_id, operations=[op])
 
 
 def _members(
@@ -206,8 +360,7 @@ def _members(
     batch: list[tuple[str, str]] = []
 
     def flush() -> None:
-        with session_scope(engine) as s:
-            changed = op(s, actor=actor, pairs=batch)
+        changed = _transaction(engine, lambda s: op(s, actor=actor, pairs=batch))
         result.add(kind, sum(len(v) for v in changed.values()))
         tick("members", done, total)
         batch.clear()

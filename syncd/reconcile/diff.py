@@ -6,15 +6,20 @@ rename is an update and a returning user or team gets its old local id back.
 Full snapshot: anything in the view but absent from the snapshot has left scope.
 Delta snapshot: only what it names is compared; `removed_users` / `removed_groups` left.
 Members are compared only for groups the snapshot carries (their member sets are complete).
+Team and user names follow `syncd.reconcile.names`: the same in full and delta reads, unique
+after the whole plan is applied, whatever names change hands within it.
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Literal
 
+from syncd.reconcile.names import base_name, settle_user_names, team_names
 from syncd.reconcile.plan import MemberChange, Plan, TeamChange, UserChange
 from syncd.reconcile.snapshot import Snapshot, SnapshotUser
 from syncd.reconcile.view import StoredUser, StoreView
+from syncd.service.resource import fold
 
 UserPolicy = Literal["deactivate", "keep"]
 TeamPolicy = Literal["archive", "keep"]
@@ -47,26 +52,35 @@ def diff(
 
 
 def _diff_users(snapshot: Snapshot, view: StoreView, plan: Plan, policy: UserPolicy) -> None:
-    # userNames are unique in a directory and a stored user keeps its name while inactive, so a
-    # create or rename onto a name another stored user holds would fail the whole run, every run
-    # (a user deleted and recreated in the IdP under the same name): it is left out, with a note.
-    # Names are taken as stored before this plan, since apply creates users before renaming any.
-    held = {row.user_name.casefold(): ext for ext, row in view.users.items()}
+    # userNames are unique in a directory and a stored user keeps its name while inactive. A
+    # create or rename onto a name that stays held after this run (a user deleted and recreated
+    # in the IdP under the same name, while the store keeps the old row) would fail the whole
+    # run, every run: it is left out with a note, and the user's other attributes still apply.
+    # Names that change hands within the run (swaps, chains, cycles) are written by apply.
+    stored = {ext: row.user_name for ext, row in view.users.items()}
+    wanted = {ext: su.user_name for ext, su in snapshot.users.items()}
+    refused = settle_user_names(stored, wanted, view.unmanaged_user_names)
+    holder = {k: "without externalId" for k in view.unmanaged_user_names}
+    holder.update((fold(name), ext) for ext, name in stored.items())
 
-    def blocked(ext: str, su: SnapshotUser) -> bool:
-        other = held.get(su.user_name.casefold(), ext)
-        if other != ext:
-            plan.notes.append(f"user {ext} not written: userName {su.user_name!r} is held by user {other}")
-        return other != ext
+    def note(ext: str, su: SnapshotUser) -> None:
+        other = holder.get(fold(su.user_name))
+        by = f"held by user {other}" if other not in (None, ext) else "wanted by another user too"
+        plan.notes.append(f"user {ext} not written: userName {su.user_name!r} is {by}")
 
     for ext, su in sorted(snapshot.users.items()):
         row = view.users.get(ext)
         if row is None:
-            if not blocked(ext, su):
+            if ext in refused:
+                note(ext, su)
+            else:
                 plan.users.append(UserChange("create_user", ext, None, su))
             continue
+        if ext in refused:
+            note(ext, su)
+            su = replace(su, user_name=row.user_name)
         fields = user_fields(su, row)
-        if fields and not blocked(ext, su):
+        if fields:
             plan.users.append(UserChange("update_user", ext, row.id, su, fields))
         if su.active and not row.active:
             plan.users.append(UserChange("reactivate_user", ext, row.id, su))
@@ -82,8 +96,9 @@ def _diff_users(snapshot: Snapshot, view: StoreView, plan: Plan, policy: UserPol
 
 
 def _diff_teams(snapshot: Snapshot, view: StoreView, plan: Plan, policy: TeamPolicy) -> None:
-    names = _unique_names(snapshot, view)
-    for ext in sorted(snapshot.groups):
+    live, held = _team_claims(snapshot, view)
+    names = team_names(live, held)
+    for ext in sorted(live):
         row = view.teams.get(ext)
         name = names[ext]
         if row is None:
@@ -102,23 +117,21 @@ def _diff_teams(snapshot: Snapshot, view: StoreView, plan: Plan, policy: TeamPol
             plan.teams.append(TeamChange("archive_team", ext, row.display_name, row.id))
 
 
-def _unique_names(snapshot: Snapshot, view: StoreView) -> dict[str, str]:
-    """Team names per group; IdPs allow duplicate group names, a directory's teams do not, so a
-    duplicate gets its external id appended (deterministically, the same in every run).
+def _team_claims(snapshot: Snapshot, view: StoreView) -> tuple[dict[str, str], list[str]]:
+    """(live teams: external id → base name, names held by teams that left); see `names`.
 
-    Stored teams the snapshot does not carry keep their names (a team that left is archived,
-    not deleted), so in both modes their names count as taken."""
-    by_name: dict[str, list[str]] = {}
-    for ext, g in snapshot.groups.items():
-        by_name.setdefault(g.display_name.casefold(), []).append(ext)
-    for ext, t in view.teams.items():
-        if ext not in snapshot.groups:
-            by_name.setdefault(t.display_name.casefold(), []).append(ext)
-    out = {}
-    for ext, g in snapshot.groups.items():
-        clash = len(by_name[g.display_name.casefold()]) > 1
-        out[ext] = f"{g.display_name} ({ext})" if clash else g.display_name
-    return out
+    Live: the snapshot's groups, and when the snapshot cannot tell what left (a delta, or a read
+    cut short) every stored team that is neither archived nor reported removed, under its
+    stored name: so a delta that carries one of two same-named groups names both as a full read
+    would. Held: the stored names of all other stored teams (archived, or archived by this plan,
+    or kept by the "keep" policy), and the names of teams without an external id."""
+    live = {ext: base_name(g.display_name, ext) for ext, g in snapshot.groups.items()}
+    if snapshot.mode == "delta" or not snapshot.complete:
+        for ext, t in view.teams.items():
+            if ext not in live and not t.archived and ext not in snapshot.removed_groups:
+                live[ext] = base_name(t.display_name, ext)
+    held = [t.display_name for ext, t in view.teams.items() if ext not in live]
+    return live, [*held, *view.unmanaged_team_names]
 
 
 def _diff_members(snapshot: Snapshot, view: StoreView, plan: Plan, policy: TeamPolicy) -> None:

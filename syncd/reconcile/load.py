@@ -48,6 +48,10 @@ def load_view(session: Session, directory: str) -> StoreView:
     for tid, ext, name, archived in conn.execute(q2).all():
         view.teams[ext] = StoredTeam(tid, ext, name, archived)
         tid_to_ext[tid] = ext
+    for model, held in ((USERS, view.unmanaged_user_names), (TEAMS, view.unmanaged_team_names)):
+        key = model.c.user_name_key if model is USERS else model.c.display_name_key
+        q3 = select(key).where(model.c.directory == directory, model.c.external_id.is_(None))
+        held.update(conn.execute(q3).scalars())
     members, manual = view.members, view.manual
     t_get, u_get = tid_to_ext.get, uid_to_ext.get
     for part in _membership_rows(conn, directory):

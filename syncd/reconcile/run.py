@@ -17,7 +17,7 @@ from typing import Any, Literal
 from sqlalchemy import Engine
 
 from connectors.base import Connector, ConnectorError, ProgressCallback
-from syncd.reconcile.apply import ApplyProgress, apply_plan
+from syncd.reconcile.apply import ApplyProgress, ApplyResult, apply_plan
 from syncd.reconcile.diff import TeamPolicy, UserPolicy, diff
 from syncd.reconcile.load import load_view
 from syncd.reconcile.plan import Plan, PlanBasis
@@ -160,7 +160,8 @@ def _locked(
             result.outcome = "planned"
             return result
         actor = Actor("pull", directory, directory, sync_run_id=run_id)
-        result.applied = apply_plan(engine, plan, actor, on_apply).applied
+        written = ApplyResult(result.applied)  # filled batch by batch: kept if apply raises
+        apply_plan(engine, plan, actor, on_apply, result=written)
         if snapshot.complete and snapshot.cursor:
             _save_cursor(engine, directory, snapshot.cursor)
         result.outcome = "applied"
@@ -202,9 +203,9 @@ def _finish(engine: Engine, run_id: int | None, result: RunResult) -> None:
         run.outcome = result.outcome
         run.error = result.error
         run.mode = result.mode
-        run.counts = (
-            result.applied if result.outcome == "applied" else (result.plan.counts() if result.plan else {})
-        )
+        # a stopped or dry run: what it would write; any other: what its committed batches wrote
+        kept = result.plan is not None and result.outcome in ("stopped", "planned")
+        run.counts = result.plan.counts() if kept and result.plan else result.applied
         run.api_calls, run.throttles = result.api_calls, result.throttles
         if result.plan is not None and result.outcome in ("stopped", "planned"):
             run.plan = result.plan.to_dict()

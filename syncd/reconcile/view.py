@@ -37,3 +37,7 @@ class StoreView:
     teams: dict[str, StoredTeam] = field(default_factory=dict)
     members: dict[str, set[str]] = field(default_factory=dict)
     manual: dict[str, set[str]] = field(default_factory=dict)
+    #: name keys (`fold`) held by rows of the directory that carry no external id (pushed over
+    #: SCIM without one, say): a pull never manages them, but its names must avoid theirs
+    unmanaged_user_names: set[str] = field(default_factory=set)
+    unmanaged_team_names: set[str] = field(default_factory=set)

@@ -262,3 +262,21 @@ def test_a_new_user_under_the_user_name_a_departed_user_still_holds_does_not_fai
     assert any("u9" in n and "U0@x" in n for n in plan.notes)
     assert apply_plan(eng, plan, PULL).applied == {"deactivate_user": 1, "remove_members": 2}
     assert pending(eng, s1) == {}
+
+
+def test_names_held_by_rows_without_an_external_id_are_avoided_not_fatal(eng: Engine) -> None:
+    """A SCIM client may push into a pull directory rows without externalId, which no pull
+    manages: a pull's names go around theirs instead of failing every run on them."""
+    pushed = Actor("scim", D, "token")
+    with session_scope(eng) as s:
+        users.create_user(s, actor=pushed, body={"userName": "U0@x"})
+        teams.create_team(s, actor=pushed, body={"displayName": "eng"})
+    s0 = snap(*BASE)
+    with session_scope(eng, write=False) as s:
+        plan = diff(s0, load_view(s, D))
+    assert plan.notes == ["user u0 not written: userName 'u0@x' is held by user without externalId"]
+    assert apply_plan(eng, plan, PULL).applied == {"create_user": 7, "create_team": 3, "add_members": 4}
+    with session_scope(eng, write=False) as s:
+        names = s.execute(select(Team.display_name).where(Team.directory == D)).scalars().all()
+    assert sorted(names) == ["Empty", "Eng (g1)", "Ops", "eng"]
+    assert pending(eng, s0) == {}

@@ -201,12 +201,37 @@ def test_a_stored_team_that_left_keeps_its_name_from_a_new_group(mode: str) -> N
 def test_a_user_name_held_by_another_stored_user_is_neither_created_nor_taken_by_a_rename() -> None:
     store = view([stored("a", name="A@x"), stored("b")])
     p = diff(snap([su("b", name="a@x"), su("c", name="a@X")]), store, users_left="keep")
-    assert p.counts() == {}
-    assert len(p.notes) == 2
-    # a name its holder gives up in this run is free from the next run on (apply creates first)
-    p = diff(snap([su("a", name="z@x"), su("c", name="a@x")]), store, users_left="keep")
-    assert p.counts() == {"update_user": 1} and len(p.notes) == 1
-    store = view([stored("a", name="z@x"), stored("b")])
-    assert diff(snap([su("a", name="z@x"), su("c", name="a@x")]), store, users_left="keep").counts() == {
-        "create_user": 1
-    }
+    # b keeps its userName (a holds it) but its other attributes (here the email) still apply
+    assert [(c.kind, c.external_id, c.fields, c.user and c.user.user_name) for c in p.users] == [
+        ("update_user", "b", ("email",), "b@x")
+    ]
+    assert len(p.notes) == 2 and all("held by user a" in n for n in p.notes)
+
+
+USER_NAMES = [
+    ("swap", {"a": "1@x", "b": "2@x"}, {"a": "2@x", "b": "1@x"}, set()),
+    ("cycle of three", {"a": "1", "b": "2", "c": "3"}, {"a": "2", "b": "3", "c": "1"}, set()),
+    ("chain", {"a": "1", "b": "2"}, {"a": "2", "b": "3"}, set()),
+    ("create under a freed name", {"a": "1"}, {"a": "2", "n": "1"}, set()),
+    ("create under a held name", {"a": "1"}, {"n": "1"}, {"n"}),
+    ("rename onto a departed user's name", {"a": "1", "b": "2"}, {"a": "2"}, {"a"}),
+    ("two moves onto one free name", {"a": "1", "b": "2"}, {"a": "3", "b": "3"}, {"a", "b"}),
+    # b is refused (a keeps its name), so c cannot have b's name either
+    ("refusal cascades", {"a": "1", "b": "2", "c": "3"}, {"a": "1", "b": "1", "c": "2"}, {"b", "c"}),
+    ("case-only change is no move", {"a": "Ab"}, {"a": "aB", "n": "x"}, set()),
+]
+
+
+@pytest.mark.parametrize(
+    ("stored_names", "wanted", "refused"), [c[1:] for c in USER_NAMES], ids=[c[0] for c in USER_NAMES]
+)
+def test_user_names_that_change_hands_within_a_run(
+    stored_names: dict[str, str], wanted: dict[str, str], refused: set[str]
+) -> None:
+    store = view([stored(e, name=n) for e, n in stored_names.items()])
+    p = diff(snap([su(e, name=n) for e, n in wanted.items()]), store, users_left="keep")
+    written = {c.external_id: c.user.user_name for c in p.users if c.user is not None}
+    final = {**stored_names, **written}
+    assert {e for e in wanted if final.get(e) != wanted[e]} == refused
+    assert len({n.casefold() for n in final.values()}) == len(final)  # unique after the plan
+    assert len(p.notes) == len(refused)

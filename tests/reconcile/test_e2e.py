@@ -8,6 +8,7 @@ import subprocess
 import sys
 import textwrap
 import time
+import uuid
 from pathlib import Path
 
 import pytest
@@ -45,19 +46,19 @@ def sync(engine, fake, url, tmp_path, conn_opts=None, **opts):
     return run_sync(engine, conn, RunOptions(lock_dir=tmp_path, **opts))
 
 
-def store_state(engine):
+def store_state(engine, directory=DIR):
     """(users {ext: (userName, active)}, teams {ext: (name, archived)}, {(team ext, user ext)}, counts ok)."""
     with session_scope(engine, write=False) as s:
         us = {
             e: (n, a)
             for e, n, a in s.execute(
-                select(User.external_id, User.user_name, User.active).where(User.directory == DIR)
+                select(User.external_id, User.user_name, User.active).where(User.directory == directory)
             )
         }
         ts = {
             e: (n, ar)
             for e, n, ar in s.execute(
-                select(Team.external_id, Team.display_name, Team.archived).where(Team.directory == DIR)
+                select(Team.external_id, Team.display_name, Team.archived).where(Team.directory == directory)
             )
         }
         ms = set(
@@ -90,8 +91,8 @@ def audit_total(engine) -> int:
         return s.execute(select(func.count()).select_from(AuditEvent)).scalar_one()
 
 
-def assert_converged(engine, fake, *, gone_users=(), gone_teams=()) -> None:
-    us, ts, ms, counts_ok = store_state(engine)
+def assert_converged(engine, fake, *, gone_users=(), gone_teams=(), directory=DIR) -> None:
+    us, ts, ms, counts_ok = store_state(engine, directory)
     want_us, want_ts, want_ms = idp_state(fake)
     assert counts_ok
     assert {k: v for k, v in us.items() if k not in gone_users} == want_us
@@ -271,3 +272,107 @@ def test_process_killed_during_apply_leaves_a_store_the_next_run_completes(engin
         r = sync(engine, fake, url, tmp_path)
         assert r.outcome == "applied", r.error
         assert_converged(engine, fake)
+
+
+LOGIN_KILL_SCRIPT = textwrap.dedent("""
+    import sys, time
+    from pathlib import Path
+    from syncd.config import parse_config
+    from syncd.daemon.login import LoginService
+    from syncd.reconcile import apply as ap
+    from syncd.reconcile.run import RunOptions, run_sync
+    from syncd.store.engine import make_engine
+    from connectors.testing.harness import fake_class
+    from connectors.testing.tenant import generate
+    ap.BATCH = 20
+    ap.MEMBER_BATCH = 20
+    url, db, lock, directory, login_user = sys.argv[1:6]
+    fake = fake_class("graph")(generate(seed=3, users=120, groups=15, members_per_group=12, nesting_depth=2,
+                                        disabled_fraction=0.1))
+    engine = make_engine(db)
+    settings = parse_config(f'state_dir = "{lock}"\\n[store]\\nurl = "{db}"\\n[directories.{directory}]\\n'
+                            'kind = "graph"\\ntenant_id = "t"\\nclient_id = "c"\\nclient_secret = "s"\\n')
+    connect = lambda *a, **k: fake.connector(url, directory=directory, page_size=50)
+    logins = LoginService(engine, lambda: settings, connector_factory=connect)
+    def progress(phase, done, total):
+        if phase == "users" and done == 20:  # the pull is held after its first batch: a login runs
+            r = logins.sync(directory, login_user)
+            print("LOGIN", r.found, len(r.created_teams), flush=True)
+        if phase == "members":  # the login's user and teams were planned as creates, and went in
+            print("KILL-ME", flush=True)
+            time.sleep(60)
+    r = run_sync(engine, connect(), RunOptions(lock_dir=Path(lock)), on_apply=progress)
+    print("RESULT", r.outcome, r.error, flush=True)
+""")
+
+
+def test_a_login_during_apply_then_a_kill_leaves_a_store_the_next_run_completes(
+    engine, tmp_path: Path
+) -> None:
+    """Defect 2 under the kill harness: a login creates a user and teams the running pull's plan
+    creates in later batches; the pull adopts them and goes on (before: Conflict, run failed),
+    is killed mid-apply, and the next run converges with one row per IdP object."""
+    directory = f"entra-{uuid.uuid4().hex[:8]}"  # lock keys are database-wide: a name of its own
+    with running_fake("graph", tenant()) as (fake, url):
+        t, x = fake.tenant, fake.external_id
+        user = max((u for u in t.users.values() if t.transitive_group_ids(u.id)), key=lambda u: x(u.id))
+        script = tmp_path / "victim.py"
+        script.write_text(LOGIN_KILL_SCRIPT)
+        env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+        db = engine.url.render_as_string(hide_password=False)
+        proc = subprocess.Popen(
+            [sys.executable, str(script), url, db, str(tmp_path), directory, user.id],
+            stdout=subprocess.PIPE,
+            env=env,
+        )
+        assert proc.stdout is not None
+        seen: list[bytes] = []
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and (line := proc.stdout.readline()):
+            seen.append(line)
+            if b"KILL-ME" in line:
+                break
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(10)
+        assert seen and seen[0].startswith(b"LOGIN True") and seen[-1] == b"KILL-ME\n", seen
+        us, _, _, counts_ok = store_state(engine, directory)
+        assert counts_ok and us[x(user.id)][0] == user.user_name
+        conn = fake.connector(url, directory=directory, **FAST)
+        r = run_sync(engine, conn, RunOptions(lock_dir=tmp_path))
+        assert r.outcome == "applied", r.error
+        assert_converged(engine, fake, directory=directory)
+
+
+def test_graph_delta_and_full_reads_give_same_named_groups_the_same_team_names(engine, tmp_path) -> None:
+    """Two groups of one name, then a swap of names, then a cycle: each delta run names every
+    team as the next full read does (before: the delta suffixed only the group it carried and
+    the full read renamed the other; the swap stopped the directory)."""
+    with running_fake("graph", tenant()) as (fake, url):
+        assert sync(engine, fake, url, tmp_path).outcome == "applied"
+        t, x = fake.tenant, fake.external_id
+        g = list(t.groups)
+
+        def permute(*ids: str) -> None:  # each group takes the next one's name (a swap, a cycle)
+            old = [t.groups[i].name for i in ids]
+            for i, name in zip(ids, old[1:] + old[:1], strict=True):
+                t.rename_group(i, name)
+
+        steps = [
+            lambda: t.add_group(t.groups[g[0]].name),  # a second group of g0's name
+            lambda: permute(g[1], g[2]),
+            lambda: permute(g[3], g[4], g[5]),
+            lambda: permute(g[0], g[6]),  # one of the two same-named groups swaps with another
+        ]
+        names = lambda: {x(i): grp.name for i, grp in t.groups.items()}  # noqa: E731
+        for step in steps:
+            before = names()
+            step()
+            assert names() != before
+            r = sync(engine, fake, url, tmp_path)  # from the saved cursor
+            assert (r.outcome, r.mode) == ("applied", "delta"), r.error
+            teams = store_state(engine)[1]
+            full = sync(engine, fake, url, tmp_path, use_cursor=False)
+            assert full.outcome == "applied" and full.plan is not None and full.plan.empty, (
+                full.plan.to_dict()
+            )
+            assert store_state(engine)[1] == teams

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, select
 
-from syncd.service import bulk, common, teams, tokens, users
+from syncd.service import bulk, common, keys, teams, tokens, users
 from syncd.service.context import Actor
 from syncd.service.errors import Conflict, InvalidValue, NotFound, ServiceError
 from syncd.store import session_scope
@@ -365,3 +365,60 @@ def test_batches_larger_than_one_statement(seeded: Engine, monkeypatch: pytest.M
         t = teams.get_team(s, actor=a, team_id=eng)
         n = s.execute(select(Membership).where(Membership.team_id == eng)).scalars().all()
         assert (t.member_count, len(n)) == (4, 4)
+
+
+def test_lookups_by_external_id_and_name_stay_in_the_directory(seeded: Engine) -> None:
+    a = actor("bulk")
+    with session_scope(seeded, write=False) as s:
+        ann, eng = _id(s, User, "bulk", "ann@x"), _id(s, Team, "bulk", "eng")
+        assert keys.find_ids(
+            s, actor=a, kind="user", external_ids=["ext-ann@x", "ext-stranger@x", "nope"]
+        ) == {"ext-ann@x": ann}
+        assert keys.find_ids(s, actor=a, kind="team", external_ids=["ext-eng"]) == {"ext-eng": eng}
+        assert keys.name_holders(s, actor=a, kind="team", keys=["eng", "foreign", "x"]) == {"eng": eng}
+        assert keys.name_holders(s, actor=a, kind="user", keys=["ann@x", "stranger@x"]) == {"ann@x": ann}
+
+
+@pytest.mark.parametrize("kind", ["user", "team"])
+def test_parked_names_let_a_permutation_go_through_the_per_row_operations(seeded: Engine, kind: str) -> None:
+    """A cycle of three renames, written one row at a time: audited once per row, one version
+    bump each, and no parked key left behind (a row the block did not rename gets its own back)."""
+    a = actor("bulk")
+    model, names = (User, ["ann@x", "bob@x", "cid@x"]) if kind == "user" else (Team, list(SEED_TEAMS))
+    with session_scope(seeded) as s:
+        ids = [_id(s, model, "bulk", n) for n in names]
+        before = dict(s.execute(select(model.id, model.version).where(model.id.in_(ids))).tuples().all())
+        untouched = _id(s, model, "bulk", "dee@x" if kind == "user" else "eng")
+        with keys.parked_names(s, actor=a, kind=kind, ids=[*ids, untouched] if kind == "user" else ids):  # type: ignore[arg-type]
+            for i, new in zip(ids, names[1:] + names[:1], strict=True):
+                attr = "userName" if kind == "user" else "displayName"
+                op = [{"op": "replace", "path": attr, "value": new}]
+                if kind == "user":
+                    users.patch_user(s, actor=a, user_id=i, operations=op)
+                else:
+                    teams.patch_team(s, actor=a, team_id=i, operations=op)
+    with session_scope(seeded, write=False) as s:
+        key = model.user_name_key if kind == "user" else model.display_name_key
+        rows = dict(s.execute(select(model.id, key).where(model.directory == "bulk")).tuples().all())
+        assert [rows[i] for i in ids] == names[1:] + names[:1]
+        assert not any(k.startswith(keys.PARKED) for k in rows.values())
+        after = dict(s.execute(select(model.id, model.version).where(model.id.in_(ids))).tuples().all())
+        assert after == {i: v + 1 for i, v in before.items()}
+        q = select(AuditEvent.resource_id).where(
+            AuditEvent.resource_id.in_(ids), AuditEvent.action == f"{kind}.patch"
+        )
+        assert sorted(s.execute(q).scalars().all()) == sorted(ids)  # one event per rename
+
+
+def test_parked_names_are_never_committed_when_the_block_fails(seeded: Engine) -> None:
+    a = actor("bulk")
+    with session_scope(seeded, write=False) as s:
+        eng = _id(s, Team, "bulk", "eng")
+    with (
+        pytest.raises(RuntimeError),
+        session_scope(seeded) as s,
+        keys.parked_names(s, actor=a, kind="team", ids=[eng]),
+    ):
+        raise RuntimeError("killed")
+    with session_scope(seeded, write=False) as s:
+        assert s.execute(select(Team.display_name_key).where(Team.id == eng)).scalar_one() == "eng"
