@@ -18,6 +18,7 @@ from sqlalchemy import Engine
 
 from connectors.base import Connector, ConnectorError, ProgressCallback
 from syncd.reconcile.apply import ApplyProgress, apply_plan
+from syncd.reconcile.clean import admit
 from syncd.reconcile.diff import TeamPolicy, UserPolicy, diff
 from syncd.reconcile.load import load_view
 from syncd.reconcile.plan import Plan
@@ -137,7 +138,9 @@ def _locked(
         else:
             with session_scope(engine, write=False) as s:
                 view = load_view(s, directory)
+            scoped, held = admit(scoped, view)  # within the service's limits, or held with a note
             plan = diff(scoped, view, users_left=options.users_left, teams_left=options.teams_left)
+            plan.notes.extend(held)
         plan.notes.extend(snapshot.problems)
         result.plan = plan
         try:

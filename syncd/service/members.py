@@ -14,6 +14,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session
 
+from syncd.service import limits
 from syncd.service.common import chunks, in_scope
 from syncd.service.context import Actor
 from syncd.service.errors import InvalidValue
@@ -25,7 +26,7 @@ MEMBERSHIPS = Membership.__table__  # type: ignore[attr-defined]
 def check_users(session: Session, *, actor: Actor, user_ids: Sequence[str]) -> None:
     """Raise InvalidValue naming every id that is not a user of the actor's directory."""
     found: set[str] = set()
-    for part in chunks(list(user_ids)):
+    for part in chunks([u for u in user_ids if limits.storable_id(u)]):
         q = select(User.id).where(User.id.in_(part), in_scope(User.directory, actor))  # type: ignore[attr-defined]
         found.update(session.execute(q).scalars())
     missing = [u for u in user_ids if u not in found]
@@ -67,7 +68,7 @@ def remove_members(session: Session, *, actor: Actor, team: Team, user_ids: Iter
 
     A feed other than "manual" never removes a manual membership.
     """
-    ids = list(dict.fromkeys(user_ids))
+    ids = [u for u in dict.fromkeys(user_ids) if limits.storable_id(u)]  # others are no member
     removed: list[str] = []
     for part in chunks(ids):
         stmt = delete(Membership).where(
