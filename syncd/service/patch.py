@@ -77,7 +77,7 @@ def apply_patch(
             if not isinstance(value, dict):
                 raise InvalidValue(f"Operations[{i}]: {name} without a path needs an object value")
             for key, v in value.items():
-                if key == "schemas":
+                if str(key).lower() == "schemas":
                     continue
                 if key.lower() == "id":
                     if current_id is not None and v not in (None, current_id):
@@ -128,13 +128,7 @@ def _apply(
     rt: ResourceType, out: PatchOutcome, op: str, t: Target, value: Any, current_id: str | None
 ) -> None:
     if t.attr is None:  # a whole extension object
-        if op == "remove":
-            out.data.pop(t.ext, None)
-            return
-        if not isinstance(value, dict):
-            raise InvalidValue(f"{t.ext} must be an object")
-        for key, v in value.items():
-            _apply(rt, out, op, resolve(rt, f"{t.ext}:{key}"), v, current_id)
+        _apply_extension(rt, out, op, t, value, current_id)
         return
     if t.attr.name == "members" and t.ext is None and rt.name == "Group":
         out.member_ops.append(_member_op(op, t, value))
@@ -165,6 +159,29 @@ def _apply(
         container[t.attr.name] = coerce_simple(t.attr, value, t.attr.name)
     if t.ext is not None and not container:
         out.data.pop(t.ext, None)
+
+
+def _apply_extension(
+    rt: ResourceType, out: PatchOutcome, op: str, t: Target, value: Any, current_id: str | None
+) -> None:
+    """An operation whose path (or path-less value key) is an extension's URN.
+
+    RFC 7644 §3.5.2.1 and §3.5.2.3: the value of `add`/`replace` is a set of the extension's
+    attributes, each applied as if named by its own path (so `replace` replaces only the
+    attributes given). A `schemas` key in it (conformance suites and some clients send the
+    extension as a whole resource fragment, `{"schemas": [urn], "department": "x"}`) names
+    schemas, not attributes (RFC 7643 §3: `schemas` is a resource-level attribute): it is
+    ignored, as it is in a POST/PUT body. `remove` unassigns the whole extension (§3.5.2.2).
+    """
+    if op == "remove":
+        out.data.pop(t.ext, None)
+        return
+    if not isinstance(value, dict):
+        raise InvalidValue(f"{t.ext} must be an object")
+    for key, v in value.items():
+        if str(key).lower() == "schemas":
+            continue
+        _apply(rt, out, op, resolve(rt, f"{t.ext}:{key}"), v, current_id)
 
 
 def _same(a: Any, b: Any) -> bool:
