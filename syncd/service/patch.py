@@ -29,6 +29,7 @@ from syncd.service.errors import (
 from syncd.service.filters.ast import And, Compare, Filter, Or
 from syncd.service.filters.evaluate import matches as filter_matches
 from syncd.service.filters.parser import parse_path
+from syncd.service.limits import NAME_MAX, check_text
 from syncd.service.resource import coerce, coerce_simple, renormalize, require, split_urn
 from syncd.service.schema import Attr, ResourceType, Schema
 
@@ -37,8 +38,13 @@ OPS = ("add", "remove", "replace")
 
 @dataclass(frozen=True, slots=True)
 class MemberOp:
+    """A change of a group's member set. `displays`: (user id, display) for the members given
+    with a `display` (RFC 7643 §2.4 and §4.2: immutable, so a client may set it when it adds
+    the member, and it is kept until the member is removed or the member list replaced)."""
+
     kind: Literal["add", "remove", "replace", "clear"]
     ids: tuple[str, ...] = ()
+    displays: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(slots=True)
@@ -284,17 +290,20 @@ def _member_op(op: str, t: Target, value: Any) -> MemberOp:
         return MemberOp("remove", tuple(ids))
     if op == "remove" and value is None:
         return MemberOp("clear")
-    ids = _member_ids(value)
+    ids, displays = member_refs(value)
     kind: Literal["add", "remove", "replace"] = op  # type: ignore[assignment]
-    return MemberOp(kind, ids)
+    return MemberOp(kind, ids, displays if kind != "remove" else ())
 
 
-def _member_ids(value: Any) -> tuple[str, ...]:
+def member_refs(value: Any) -> tuple[tuple[str, ...], tuple[tuple[str, str], ...]]:
+    """The user ids of a `members` value, in order without repeats, and (id, display) for
+    those given with a non-empty `display` (validated as any string the service stores)."""
     if isinstance(value, dict):
         value = [value]
     if not isinstance(value, list):
         raise InvalidValue("members must be a list of objects with a value")
     ids: list[str] = []
+    displays: dict[str, str] = {}
     for i, m in enumerate(value):
         if not isinstance(m, dict):
             raise InvalidValue(f"members[{i}] must be an object with a value")
@@ -308,7 +317,12 @@ def _member_ids(value: Any) -> tuple[str, ...]:
                 "add the group's users instead"
             )
         ids.append(mid)
-    return tuple(dict.fromkeys(ids))
+        shown = low.get("display")
+        if shown not in (None, ""):
+            if not isinstance(shown, str):
+                raise InvalidValue(f"members[{i}].display must be a string")
+            displays.setdefault(mid, check_text(shown, where=f"members[{i}].display", max_length=NAME_MAX))
+    return tuple(dict.fromkeys(ids)), tuple(displays.items())
 
 
 def equalities(flt: Filter) -> dict[str, Any] | None:

@@ -228,7 +228,7 @@ GROUP_SCHEMA = Schema(
             sub=(
                 _s("value", mutability="immutable", case_exact=True),
                 Attr("$ref", "reference", mutability="immutable", reference_types=("User", "Group")),
-                _s("display", mutability="immutable"),
+                _s("display", mutability="immutable", max_length=NAME_MAX),  # memberships.display
                 _s("type", mutability="immutable", canonical=("User", "Group")),
             ),
         ),
