@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine
 
-from syncd.service import bulk, teams, users
+from syncd.service import bulk, teams, tokens, users
 from syncd.service.errors import InvalidFilter, InvalidValue, NotFound
 from syncd.service.limits import MAX_VALUES, NAME_MAX, TEXT_MAX, TYPE_MAX
 from syncd.service.schema import ENTERPRISE_USER
@@ -175,3 +175,11 @@ def test_lookups_with_unstorable_text_are_answered_without_the_store(eng: Engine
         teams.change_members(s, actor=ENTRA, team_id=tid, add=["u\x00"])
     with session_scope(eng) as s:
         assert teams.change_members(s, actor=ENTRA, team_id=tid, remove=["u\x00"]) == ([], [])
+
+
+def test_token_names_follow_the_same_rules(eng: Engine) -> None:
+    for name, rule in [("ci\x1b[2J", "U\\+001B"), ("n" * 257, "257 characters")]:
+        with pytest.raises(InvalidValue, match=rule), session_scope(eng) as s:
+            tokens.create_token(s, directory="entra", name=name)
+    with session_scope(eng) as s:
+        tokens.create_token(s, directory="entra", name="n" * 256)
