@@ -59,6 +59,20 @@ def _opt(value: str | None) -> str | None:
     return None if value is None else clean_text(value)
 
 
+def _plain(u: SnapshotUser) -> bool:
+    """Whether `u` surely needs no cleaning and breaks no limit: all its strings together are
+    short and hold no control character (one regex search; the common case)."""
+    joined = (
+        f"{u.user_name}{u.external_id}{u.email or ''}{u.display_name or ''}{u.given_name or ''}"
+        f"{u.family_name or ''}"
+    )
+    return (
+        len(joined) <= _SHORT
+        and _CONTROL.search(joined) is None
+        and not (u.user_name.isspace() or not u.user_name)
+    )
+
+
 def _suspect(*values: str | None) -> bool:
     return any(v is not None and (len(v) > _SHORT or not v.strip() or bad_char(v)) for v in values)
 
@@ -105,6 +119,9 @@ def admit(snapshot: Snapshot, view: StoreView) -> tuple[Snapshot, list[str]]:
     notes: list[str] = []
     users: dict[str, SnapshotUser] = {}
     for key, raw in snapshot.users.items():
+        if _plain(raw):
+            users[key] = raw
+            continue
         u = _clean_user(raw)
         problem = _user_problem(u)
         if problem is None:
