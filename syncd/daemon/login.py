@@ -38,13 +38,14 @@ from connectors.factory import build_connector
 from syncd.config import Settings
 from syncd.daemon.metrics import Metrics
 from syncd.reconcile.apply import user_body
+from syncd.reconcile.clean import clean_user_groups
 from syncd.reconcile.options import run_options
 from syncd.reconcile.snapshot import SnapshotGroup, UserGroups
 from syncd.service import teams as team_ops
 from syncd.service import tokens
 from syncd.service import users as user_ops
 from syncd.service.context import Actor
-from syncd.service.errors import Conflict
+from syncd.service.errors import Conflict, InvalidValue
 from syncd.service.resource import fold
 from syncd.store import session_scope
 from syncd.store.models import Membership, Team, User, UserEmail
@@ -151,7 +152,7 @@ class LoginService:
         ug: UserGroups | None = None
         try:
             fut = asyncio.run_coroutine_threadsafe(self._fetch(directory, d, user, budget), self._loop)
-            ug = fut.result(timeout=budget + BACKSTOP_S)
+            ug = clean_user_groups(fut.result(timeout=budget + BACKSTOP_S))
         except (TimeoutError, FutureTimeout):
             result.error = f"the IdP did not answer within the login time budget ({budget:g}s)"
         except ConnectorError as exc:
@@ -262,7 +263,12 @@ class LoginService:
                         if not in_scope:
                             result.notes.append("the user is outside this directory's scope")
                             return
-                        row = user_ops.create_user(s, actor=actor, body=user_body(ug.user))
+                        try:
+                            with s.begin_nested():
+                                row = user_ops.create_user(s, actor=actor, body=user_body(ug.user))
+                        except InvalidValue as exc:  # beyond the service's limits even cleaned
+                            result.notes.append(f"the user was not created: {exc.detail}")
+                            return
                     wanted = {t.id: t for t in self._ensure_teams(s, actor, kept, result)}
                     current = {
                         t.id: t
@@ -304,6 +310,9 @@ class LoginService:
                     t = team_ops.create_team(s, actor=actor, body=body)
                 result.created_teams.append(_team(t))
                 return t
+            except InvalidValue as exc:  # beyond the service's limits even cleaned
+                result.notes.append(f"group {g.external_id!r} not created: {exc.detail}")
+                return None
             except Conflict:  # its externalId (a concurrent writer won: use its row) or its name
                 t = team_ops.find_team(s, actor=actor, external_id=g.external_id)
                 if t is not None:

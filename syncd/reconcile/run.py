@@ -18,6 +18,7 @@ from sqlalchemy import Engine
 
 from connectors.base import Connector, ConnectorError, ProgressCallback
 from syncd.reconcile.apply import ApplyProgress, ApplyResult, apply_plan
+from syncd.reconcile.clean import admit
 from syncd.reconcile.diff import TeamPolicy, UserPolicy, diff
 from syncd.reconcile.load import load_view
 from syncd.reconcile.plan import Plan, PlanBasis
@@ -141,8 +142,10 @@ def _locked(
             with session_scope(engine, write=False) as s:
                 state = fingerprint(s, directory)  # before the view: see syncd.reconcile.state
                 view = load_view(s, directory)
+            scoped, held = admit(scoped, view)  # within the service's limits, or held with a note
             plan = diff(scoped, view, users_left=options.users_left, teams_left=options.teams_left)
             plan.basis = PlanBasis.of(plan, view, state)
+            plan.notes.extend(held)
         plan.notes.extend(snapshot.problems)
         result.plan = plan
         try:

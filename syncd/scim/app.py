@@ -21,7 +21,7 @@ from sqlalchemy import Engine
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from syncd.scim import discovery, errors, routes_groups, routes_users, search
+from syncd.scim import discovery, errors, openapi, routes_groups, routes_users, search
 from syncd.scim.deps import SCIM_PREFIX, Context, ScimContext
 from syncd.scim.responses import ScimResponse
 from syncd.service.errors import NotFound
@@ -127,5 +127,6 @@ def create_app(engine: Engine, *, public_url: str, max_body_bytes: int = MAX_BOD
     scim.include_router(routes_groups.router)
     app.include_router(scim)
     errors.install(app)
+    openapi.install(app)
     app.add_middleware(BodyLimit, limit=max_body_bytes)
     return app

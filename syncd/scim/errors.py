@@ -12,6 +12,8 @@
       refuses: too long, NUL byte)        → 400 invalidValue
     OperationalError (store unreachable
       or locked)                          → 503 + Retry-After
+    ClientDisconnect (the client left
+      before sending its whole body)      → logged at info, no traceback; a 400 nobody reads
     anything else                         → 500 "internal error" (logged with its traceback;
                                             never a traceback or exception text in the body)
 
@@ -28,6 +30,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from sqlalchemy.exc import DataError, IntegrityError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 from starlette.responses import Response
 
 from syncd.scim.responses import ScimResponse
@@ -140,6 +143,15 @@ def _store_unavailable(_: Request, exc: Exception) -> Response:
     return error_response(503, "the store is busy or unreachable; retry later", headers={"Retry-After": "1"})
 
 
+def _client_disconnect(request: Request, exc: Exception) -> Response:
+    """Not a server error: the client went away mid-body (a timeout, a killed process). The
+    request did nothing; there is no one to answer."""
+    log.info(
+        "client disconnected before sending the whole request body: %s %s", request.method, request.url.path
+    )
+    return error_response(400, "the client disconnected before sending the whole request body")
+
+
 def _internal_error(request: Request, exc: Exception) -> Response:
     log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
     return error_response(500, "internal error")
@@ -154,4 +166,5 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(IntegrityError, _integrity_error)
     app.add_exception_handler(DataError, _data_error)
     app.add_exception_handler(OperationalError, _store_unavailable)
+    app.add_exception_handler(ClientDisconnect, _client_disconnect)
     app.add_exception_handler(Exception, _internal_error)

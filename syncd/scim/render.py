@@ -60,15 +60,21 @@ def _schemas(rt: ResourceType, resource: dict[str, Any]) -> list[str]:
 
 
 def render_user(row: User, *, base: str, groups: Sequence[tuple[str, str]] | None = None) -> dict[str, Any]:
-    """The full User resource; `groups` (team id, display name) are rendered when given."""
+    """The full User resource; `groups` (team id, display name) are rendered when given.
+
+    `active` is rendered only when assigned. RFC 7643 §4.1.1 makes it readWrite and not
+    required, so a PATCH `remove` of it (or a PUT without it) unassigns it (RFC 7644 §3.5.2.2:
+    "the attribute SHALL be considered unassigned"), and an unassigned attribute is not returned
+    (RFC 7643 §2.5). What it means is the service provider's to define (§4.1.1): an unassigned
+    `active` counts as active (the `active` column, `active eq true` and the gateway).
+    """
     data = copy.deepcopy(row.data)
     data.pop("password", None)
     out: dict[str, Any] = {"schemas": [], "id": row.id}
     if row.external_id is not None:
         out["externalId"] = row.external_id
     data.pop("externalId", None)
-    out.update(data)
-    out["active"] = row.active
+    out.update(data)  # `active` only when assigned (see below)
     if groups is not None:
         out["groups"] = [
             {"value": tid, "$ref": f"{base}/Groups/{tid}", "display": name, "type": "direct"}

@@ -25,6 +25,10 @@ from syncd.service.schema import ResourceType
 from syncd.store import session_scope
 
 PATCH_OP = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
+PATCH_EXAMPLE = {
+    "schemas": [PATCH_OP],
+    "Operations": [{"op": "replace", "path": "displayName", "value": "x"}],
+}
 Extra = Mapping[str, Sequence[tuple[str, str]]]
 
 

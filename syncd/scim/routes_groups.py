@@ -13,7 +13,7 @@ from starlette.responses import Response
 
 from syncd.scim import resources as r
 from syncd.scim.deps import Body, Caller, Context, IfMatch, IfNoneMatch, ListQuery, ShapeQuery
-from syncd.scim.openapi import ERROR_RESPONSES, json_body
+from syncd.scim.openapi import json_body
 from syncd.scim.render import render_group
 from syncd.service import members, teams
 from syncd.service.schema import CORE_GROUP, GROUP
@@ -31,8 +31,9 @@ KIND = r.Kind(
     render=render_group,
 )
 EXAMPLE = {"schemas": [CORE_GROUP], "displayName": "Engineering", "members": []}
+BODY = json_body("a Group", EXAMPLE, "GroupRequest")
 
-router = APIRouter(prefix="/Groups", tags=["Groups"], responses=ERROR_RESPONSES)
+router = APIRouter(prefix="/Groups", tags=["Groups"])
 
 
 @router.get("", summary="List or filter groups")
@@ -40,7 +41,7 @@ def list_groups(actor: Caller, ctx: Context, q: ListQuery) -> Response:
     return r.list_resources(ctx, KIND, actor, q)
 
 
-@router.post("", status_code=201, summary="Create a group", openapi_extra=json_body("a Group", EXAMPLE))
+@router.post("", status_code=201, summary="Create a group", openapi_extra=BODY)
 def create_group(actor: Caller, ctx: Context, body: Body, shape: ShapeQuery) -> Response:
     return r.create_resource(ctx, KIND, actor, body, shape)
 
@@ -52,7 +53,7 @@ def get_group(
     return r.get_resource(ctx, KIND, actor, group_id, shape, if_none_match)
 
 
-@router.put("/{group_id}", summary="Replace a group", openapi_extra=json_body("a Group", EXAMPLE))
+@router.put("/{group_id}", summary="Replace a group", openapi_extra=BODY)
 def replace_group(
     actor: Caller, ctx: Context, group_id: str, body: Body, shape: ShapeQuery, if_match: IfMatch = None
 ) -> Response:
@@ -63,7 +64,7 @@ def replace_group(
     "/{group_id}",
     status_code=204,
     summary="Patch a group (204; 200 with the group when attributes/excludedAttributes are given)",
-    openapi_extra=json_body("a PatchOp message", {"schemas": [r.PATCH_OP], "Operations": []}),
+    openapi_extra=json_body("a PatchOp message", r.PATCH_EXAMPLE, "PatchOp"),
 )
 def patch_group(
     actor: Caller, ctx: Context, group_id: str, body: Body, shape: ShapeQuery, if_match: IfMatch = None

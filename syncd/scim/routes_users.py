@@ -7,7 +7,7 @@ from starlette.responses import Response
 
 from syncd.scim import resources as r
 from syncd.scim.deps import Body, Caller, Context, IfMatch, IfNoneMatch, ListQuery, ShapeQuery
-from syncd.scim.openapi import ERROR_RESPONSES, json_body
+from syncd.scim.openapi import json_body
 from syncd.scim.render import render_user
 from syncd.service import users
 from syncd.service.schema import CORE_USER, USER
@@ -25,8 +25,9 @@ KIND = r.Kind(
     render=render_user,
 )
 EXAMPLE = {"schemas": [CORE_USER], "userName": "bjensen@example.com", "active": True}
+BODY = json_body("a User", EXAMPLE, "UserRequest")
 
-router = APIRouter(prefix="/Users", tags=["Users"], responses=ERROR_RESPONSES)
+router = APIRouter(prefix="/Users", tags=["Users"])
 
 
 @router.get("", summary="List or filter users")
@@ -34,7 +35,7 @@ def list_users(actor: Caller, ctx: Context, q: ListQuery) -> Response:
     return r.list_resources(ctx, KIND, actor, q)
 
 
-@router.post("", status_code=201, summary="Create a user", openapi_extra=json_body("a User", EXAMPLE))
+@router.post("", status_code=201, summary="Create a user", openapi_extra=BODY)
 def create_user(actor: Caller, ctx: Context, body: Body, shape: ShapeQuery) -> Response:
     return r.create_resource(ctx, KIND, actor, body, shape)
 
@@ -46,7 +47,7 @@ def get_user(
     return r.get_resource(ctx, KIND, actor, user_id, shape, if_none_match)
 
 
-@router.put("/{user_id}", summary="Replace a user", openapi_extra=json_body("a User", EXAMPLE))
+@router.put("/{user_id}", summary="Replace a user", openapi_extra=BODY)
 def replace_user(
     actor: Caller, ctx: Context, user_id: str, body: Body, shape: ShapeQuery, if_match: IfMatch = None
 ) -> Response:
@@ -56,7 +57,7 @@ def replace_user(
 @router.patch(
     "/{user_id}",
     summary="Patch a user (200 with the resource)",
-    openapi_extra=json_body("a PatchOp message", {"schemas": [r.PATCH_OP], "Operations": []}),
+    openapi_extra=json_body("a PatchOp message", r.PATCH_EXAMPLE, "PatchOp"),
 )
 def patch_user(
     actor: Caller, ctx: Context, user_id: str, body: Body, shape: ShapeQuery, if_match: IfMatch = None

@@ -20,7 +20,7 @@ from starlette.responses import Response
 from syncd.scim import resources as r
 from syncd.scim import routes_groups, routes_users
 from syncd.scim.deps import Body, Caller, Context, ListParams
-from syncd.scim.openapi import ERROR_RESPONSES, json_body
+from syncd.scim.openapi import json_body
 from syncd.scim.render import Projection, list_response
 from syncd.scim.responses import ScimResponse
 from syncd.service.common import DEFAULT_COUNT
@@ -29,9 +29,9 @@ from syncd.store import session_scope
 
 SEARCH_REQUEST = "urn:ietf:params:scim:api:messages:2.0:SearchRequest"
 EXAMPLE = {"schemas": [SEARCH_REQUEST], "filter": 'userName eq "bjensen"', "startIndex": 1, "count": 10}
-OPENAPI = json_body("a SearchRequest message", EXAMPLE)
+OPENAPI = json_body("a SearchRequest message", EXAMPLE, "SearchRequest")
 
-router = APIRouter(tags=["Search"], responses=ERROR_RESPONSES)
+router = APIRouter(tags=["Search"])
 
 
 def search_params(body: dict[str, Any]) -> ListParams:

@@ -11,6 +11,7 @@ from sqlalchemy import ColumnElement, func, literal_column, select
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
+from syncd.service import limits
 from syncd.service.context import Actor
 from syncd.service.errors import Conflict, NotFound, PreconditionFailed, TooMany
 
@@ -98,8 +99,10 @@ def get_scoped(
     With `for_update` the row is locked and, through populate_existing, a copy the session
     already holds (loaded earlier in the transaction, or changed since by a Core statement or
     another transaction) is refreshed from it; otherwise version, count and data would be
-    written from stale values.
+    written from stale values. An id no row can have (a control character) is not found.
     """
+    if not limits.storable_id(row_id):
+        raise NotFound(f"{label} {row_id!r} not found")
     q = select(model).where(model.id == row_id, in_scope(model.directory, actor))
     if for_update:
         q = q.with_for_update().execution_options(populate_existing=True)
@@ -111,6 +114,8 @@ def get_scoped(
 
 def find_scoped(session: Session, model: Any, actor: Actor, external_id: str) -> Any:
     """The `model` row with this external id in the actor's directory, or None."""
+    if not limits.storable_id(external_id):
+        return None
     q = select(model).where(model.external_id == external_id, in_scope(model.directory, actor))
     return session.execute(q).scalars().first()
 

@@ -7,13 +7,14 @@ count once per request (see `teams._touch`) and writes the audit event.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session
 
+from syncd.service import limits
 from syncd.service.common import chunks, in_scope
 from syncd.service.context import Actor
 from syncd.service.errors import InvalidValue
@@ -25,7 +26,7 @@ MEMBERSHIPS = Membership.__table__  # type: ignore[attr-defined]
 def check_users(session: Session, *, actor: Actor, user_ids: Sequence[str]) -> None:
     """Raise InvalidValue naming every id that is not a user of the actor's directory."""
     found: set[str] = set()
-    for part in chunks(list(user_ids)):
+    for part in chunks([u for u in user_ids if limits.storable_id(u)]):
         q = select(User.id).where(User.id.in_(part), in_scope(User.directory, actor))  # type: ignore[attr-defined]
         found.update(session.execute(q).scalars())
     missing = [u for u in user_ids if u not in found]
@@ -34,10 +35,19 @@ def check_users(session: Session, *, actor: Actor, user_ids: Sequence[str]) -> N
         raise InvalidValue(f"unknown members (no such user in this directory): {shown}")
 
 
-def add_members(session: Session, *, actor: Actor, team: Team, user_ids: Iterable[str]) -> list[str]:
+def add_members(
+    session: Session,
+    *,
+    actor: Actor,
+    team: Team,
+    user_ids: Iterable[str],
+    displays: Mapping[str, str] | None = None,
+) -> list[str]:
     """Insert the memberships that do not exist yet; returns the user ids really added.
 
-    Existing memberships keep their source (a manual membership stays manual).
+    Existing memberships keep their source (a manual membership stays manual) and their
+    display. `displays`: the SCIM `display` a client gave with some members (RFC 7643 §2.4:
+    immutable, set when the member is added); the others render as their userName.
     """
     ids = list(dict.fromkeys(user_ids))
     if not ids:
@@ -54,6 +64,7 @@ def add_members(session: Session, *, actor: Actor, team: Team, user_ids: Iterabl
                 "directory": team.directory,
                 "source": actor.source,
                 "created_at": now,
+                "display": (displays or {}).get(u),
             }
             for u in part
         ]
@@ -67,7 +78,7 @@ def remove_members(session: Session, *, actor: Actor, team: Team, user_ids: Iter
 
     A feed other than "manual" never removes a manual membership.
     """
-    ids = list(dict.fromkeys(user_ids))
+    ids = [u for u in dict.fromkeys(user_ids) if limits.storable_id(u)]  # others are no member
     removed: list[str] = []
     for part in chunks(ids):
         stmt = delete(Membership).where(
@@ -80,30 +91,62 @@ def remove_members(session: Session, *, actor: Actor, team: Team, user_ids: Iter
     return removed
 
 
+def relabel(session: Session, *, team: Team, displays: Mapping[str, str | None]) -> list[str]:
+    """Set the display of existing memberships of `team` (a replaced member list recreates its
+    values, RFC 7644 §3.5.2.3, so each may carry a display anew; None: the userName). Returns
+    the user ids whose display really changed."""
+    if not displays:
+        return []
+    have: dict[str, str | None] = {}
+    for part in chunks(list(displays)):
+        q = select(Membership.user_id, Membership.display).where(
+            Membership.team_id == team.id,
+            Membership.user_id.in_(part),  # type: ignore[attr-defined]
+        )
+        have.update(session.execute(q).tuples().all())
+    changed = [u for u, d in displays.items() if u in have and have[u] != d]
+    for u in changed:
+        session.execute(
+            update(Membership)
+            .where(Membership.team_id == team.id, Membership.user_id == u)  # type: ignore[arg-type]
+            .values(display=displays[u])
+        )
+    return changed
+
+
 def member_ids(session: Session, team_id: str) -> list[str]:
     q = select(Membership.user_id).where(Membership.team_id == team_id)
     return list(session.execute(q).scalars())
 
 
 def replace_members(
-    session: Session, *, actor: Actor, team: Team, user_ids: Iterable[str]
+    session: Session,
+    *,
+    actor: Actor,
+    team: Team,
+    user_ids: Iterable[str],
+    displays: Mapping[str, str] | None = None,
 ) -> tuple[list[str], list[str]]:
-    """Make the member set equal `user_ids` (manual ones kept for sync feeds); (added, removed)."""
+    """Make the member set equal `user_ids` (manual ones kept for sync feeds); (added, removed).
+    `displays` as for `add_members`, for the members added (the caller relabels kept ones)."""
     want = list(dict.fromkeys(user_ids))
     check_users(session, actor=actor, user_ids=want)
     have = set(member_ids(session, team.id))
     wanted = set(want)
     removed = remove_members(session, actor=actor, team=team, user_ids=[u for u in have if u not in wanted])
-    added = add_members(session, actor=actor, team=team, user_ids=[u for u in want if u not in have])
+    added = add_members(
+        session, actor=actor, team=team, user_ids=[u for u in want if u not in have], displays=displays
+    )
     return added, removed
 
 
 def members_of(session: Session, team_ids: Sequence[str]) -> dict[str, list[tuple[str, str]]]:
-    """For each team id: its members as (user id, userName), ordered by userName."""
+    """For each team id: its members as (user id, display), ordered by userName; the display is
+    the one a SCIM client set when adding the member, else the userName."""
     out: dict[str, list[tuple[str, str]]] = {t: [] for t in team_ids}
     for part in chunks(list(team_ids)):
         q = (
-            select(Membership.team_id, User.id, User.user_name)
+            select(Membership.team_id, User.id, func.coalesce(Membership.display, User.user_name))
             .join(User, User.id == Membership.user_id)
             .where(Membership.team_id.in_(part))  # type: ignore[attr-defined]
             .order_by(Membership.team_id, User.user_name_key)

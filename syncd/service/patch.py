@@ -29,6 +29,7 @@ from syncd.service.errors import (
 from syncd.service.filters.ast import And, Compare, Filter, Or
 from syncd.service.filters.evaluate import matches as filter_matches
 from syncd.service.filters.parser import parse_path
+from syncd.service.limits import NAME_MAX, check_text
 from syncd.service.resource import coerce, coerce_simple, renormalize, require, split_urn
 from syncd.service.schema import Attr, ResourceType, Schema
 
@@ -37,8 +38,13 @@ OPS = ("add", "remove", "replace")
 
 @dataclass(frozen=True, slots=True)
 class MemberOp:
+    """A change of a group's member set. `displays`: (user id, display) for the members given
+    with a `display` (RFC 7643 §2.4 and §4.2: immutable, so a client may set it when it adds
+    the member, and it is kept until the member is removed or the member list replaced)."""
+
     kind: Literal["add", "remove", "replace", "clear"]
     ids: tuple[str, ...] = ()
+    displays: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(slots=True)
@@ -77,7 +83,7 @@ def apply_patch(
             if not isinstance(value, dict):
                 raise InvalidValue(f"Operations[{i}]: {name} without a path needs an object value")
             for key, v in value.items():
-                if key == "schemas":
+                if str(key).lower() == "schemas":
                     continue
                 if key.lower() == "id":
                     if current_id is not None and v not in (None, current_id):
@@ -128,13 +134,7 @@ def _apply(
     rt: ResourceType, out: PatchOutcome, op: str, t: Target, value: Any, current_id: str | None
 ) -> None:
     if t.attr is None:  # a whole extension object
-        if op == "remove":
-            out.data.pop(t.ext, None)
-            return
-        if not isinstance(value, dict):
-            raise InvalidValue(f"{t.ext} must be an object")
-        for key, v in value.items():
-            _apply(rt, out, op, resolve(rt, f"{t.ext}:{key}"), v, current_id)
+        _apply_extension(rt, out, op, t, value, current_id)
         return
     if t.attr.name == "members" and t.ext is None and rt.name == "Group":
         out.member_ops.append(_member_op(op, t, value))
@@ -165,6 +165,29 @@ def _apply(
         container[t.attr.name] = coerce_simple(t.attr, value, t.attr.name)
     if t.ext is not None and not container:
         out.data.pop(t.ext, None)
+
+
+def _apply_extension(
+    rt: ResourceType, out: PatchOutcome, op: str, t: Target, value: Any, current_id: str | None
+) -> None:
+    """An operation whose path (or path-less value key) is an extension's URN.
+
+    RFC 7644 §3.5.2.1 and §3.5.2.3: the value of `add`/`replace` is a set of the extension's
+    attributes, each applied as if named by its own path (so `replace` replaces only the
+    attributes given). A `schemas` key in it (conformance suites and some clients send the
+    extension as a whole resource fragment, `{"schemas": [urn], "department": "x"}`) names
+    schemas, not attributes (RFC 7643 §3: `schemas` is a resource-level attribute): it is
+    ignored, as it is in a POST/PUT body. `remove` unassigns the whole extension (§3.5.2.2).
+    """
+    if op == "remove":
+        out.data.pop(t.ext, None)
+        return
+    if not isinstance(value, dict):
+        raise InvalidValue(f"{t.ext} must be an object")
+    for key, v in value.items():
+        if str(key).lower() == "schemas":
+            continue
+        _apply(rt, out, op, resolve(rt, f"{t.ext}:{key}"), v, current_id)
 
 
 def _same(a: Any, b: Any) -> bool:
@@ -267,17 +290,20 @@ def _member_op(op: str, t: Target, value: Any) -> MemberOp:
         return MemberOp("remove", tuple(ids))
     if op == "remove" and value is None:
         return MemberOp("clear")
-    ids = _member_ids(value)
+    ids, displays = member_refs(value)
     kind: Literal["add", "remove", "replace"] = op  # type: ignore[assignment]
-    return MemberOp(kind, ids)
+    return MemberOp(kind, ids, displays if kind != "remove" else ())
 
 
-def _member_ids(value: Any) -> tuple[str, ...]:
+def member_refs(value: Any) -> tuple[tuple[str, ...], tuple[tuple[str, str], ...]]:
+    """The user ids of a `members` value, in order without repeats, and (id, display) for
+    those given with a non-empty `display` (validated as any string the service stores)."""
     if isinstance(value, dict):
         value = [value]
     if not isinstance(value, list):
         raise InvalidValue("members must be a list of objects with a value")
     ids: list[str] = []
+    displays: dict[str, str] = {}
     for i, m in enumerate(value):
         if not isinstance(m, dict):
             raise InvalidValue(f"members[{i}] must be an object with a value")
@@ -291,7 +317,12 @@ def _member_ids(value: Any) -> tuple[str, ...]:
                 "add the group's users instead"
             )
         ids.append(mid)
-    return tuple(dict.fromkeys(ids))
+        shown = low.get("display")
+        if shown not in (None, ""):
+            if not isinstance(shown, str):
+                raise InvalidValue(f"members[{i}].display must be a string")
+            displays.setdefault(mid, check_text(shown, where=f"members[{i}].display", max_length=NAME_MAX))
+    return tuple(dict.fromkeys(ids)), tuple(displays.items())
 
 
 def equalities(flt: Filter) -> dict[str, Any] | None:

@@ -9,13 +9,18 @@ Invariants of a normalised dict (`data`):
 - values have their schema type: booleans sent as "True"/"false" become bools; an empty
   string, null, empty list or empty complex value means "absent" and is dropped;
 - a multi-valued attribute sent as a single object (OneLogin's `emails`) becomes a list of one;
-- at most one element of a multi-valued attribute has `primary: true`.
+- at most one element of a multi-valued attribute has `primary: true`;
+- every string is within the limits of `limits` (characters and length, per attribute), every
+  multi-valued attribute has at most `limits.MAX_VALUES` values, and required names are not
+  blank: both stores hold exactly the same set of valid resources.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
+from syncd.service import limits
 from syncd.service.errors import InvalidValue, Mutability
 from syncd.service.schema import Attr, ResourceType, Schema
 
@@ -36,7 +41,8 @@ def coerce(attr: Attr, value: Any, where: str) -> Any:
             value = [value]
         if not isinstance(value, list):
             raise InvalidValue(f"{where} must be a list")
-        single = Attr(attr.name, attr.type, case_exact=attr.case_exact, sub=attr.sub)
+        limits.check_count(len(value), where=where)
+        single = dataclasses.replace(attr, multi=False)
         items = [coerce(single, v, f"{where}[{i}]") for i, v in enumerate(value)]
         items = [v for v in items if v is not None]
         if sum(1 for v in items if isinstance(v, dict) and v.get("primary") is True) > 1:
@@ -81,7 +87,11 @@ def coerce_simple(attr: Attr, value: Any, where: str) -> Any:
         value = str(value)
     if not isinstance(value, str):
         raise InvalidValue(f"{where} must be a string")
-    return value if value != "" else None
+    if value == "":
+        return None
+    return limits.check_text(
+        value, where=where, max_length=attr.max_length, multiline=attr.multiline, folded=not attr.case_exact
+    )
 
 
 def split_urn(key: str, rt: ResourceType) -> tuple[Schema, str] | None:
@@ -173,5 +183,10 @@ def renormalize(rt: ResourceType, data: dict[str, Any]) -> dict[str, Any]:
 def require(rt: ResourceType, data: dict[str, Any]) -> None:
     """Raise InvalidValue if a required attribute is missing."""
     for attr in rt.core.attrs:
-        if attr.required and attr.mutability != "readOnly" and data.get(attr.name) in (None, ""):
+        if not attr.required or attr.mutability == "readOnly":
+            continue
+        value = data.get(attr.name)
+        if value in (None, ""):
             raise InvalidValue(f"{attr.name} is required")
+        if isinstance(value, str):
+            limits.check_not_blank(value, where=attr.name)

@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from syncd.service.limits import BINARY_MAX, NAME_MAX, TEXT_MAX, TYPE_MAX
+
 CORE_USER = "urn:ietf:params:scim:schemas:core:2.0:User"
 ENTERPRISE_USER = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
 CORE_GROUP = "urn:ietf:params:scim:schemas:core:2.0:Group"
@@ -29,6 +31,10 @@ class Attr:
     canonical: tuple[str, ...] = ()
     reference_types: tuple[str, ...] = ()
     description: str = ""
+    #: the longest string value accepted, in characters (see `limits`); not part of SCIM
+    max_length: int = TEXT_MAX
+    #: a string value may hold tab, LF and CR (`addresses.formatted`)
+    multiline: bool = False
 
     def child(self, name: str) -> Attr | None:
         low = name.lower()
@@ -102,17 +108,17 @@ def _s(name: str, **kw: Any) -> Attr:
     return Attr(name, "string", **kw)
 
 
-_TYPE = lambda *c: _s("type", canonical=c)  # noqa: E731
+_TYPE = lambda *c: _s("type", canonical=c, max_length=TYPE_MAX)  # noqa: E731
 _PRIMARY = Attr("primary", "boolean")
 _DISPLAY = _s("display")
 
 ID = _s("id", case_exact=True, mutability="readOnly", returned="always", uniqueness="server")
-EXTERNAL_ID = _s("externalId", case_exact=True)
+EXTERNAL_ID = _s("externalId", case_exact=True, max_length=NAME_MAX)
 
 
-def _multi(name: str, *types: str, value_type: str = "string", extra: tuple[Attr, ...] = ()) -> Attr:
-    value = Attr("value", value_type)
-    return Attr(name, "complex", multi=True, sub=(value, _DISPLAY, _TYPE(*types), _PRIMARY, *extra))
+def _multi(name: str, *types: str, value_type: str = "string", value_max: int = NAME_MAX) -> Attr:
+    value = Attr("value", value_type, max_length=value_max)
+    return Attr(name, "complex", multi=True, sub=(value, _DISPLAY, _TYPE(*types), _PRIMARY))
 
 
 USER_SCHEMA = Schema(
@@ -122,12 +128,12 @@ USER_SCHEMA = Schema(
     (
         ID,
         EXTERNAL_ID,
-        _s("userName", required=True, uniqueness="server"),
+        _s("userName", required=True, uniqueness="server", max_length=NAME_MAX),
         Attr(
             "name",
             "complex",
             sub=tuple(
-                _s(n)
+                _s(n, max_length=NAME_MAX if n in ("givenName", "familyName") else TEXT_MAX)
                 for n in (
                     "formatted",
                     "familyName",
@@ -138,7 +144,7 @@ USER_SCHEMA = Schema(
                 )
             ),
         ),
-        _s("displayName"),
+        _s("displayName", max_length=NAME_MAX),
         _s("nickName"),
         Attr("profileUrl", "reference", reference_types=("external",)),
         _s("title"),
@@ -151,13 +157,13 @@ USER_SCHEMA = Schema(
         _multi("emails", "work", "home", "other"),
         _multi("phoneNumbers", "work", "home", "mobile", "fax", "pager", "other"),
         _multi("ims", "aim", "gtalk", "icq", "xmpp", "msn", "skype", "qq", "yahoo"),
-        _multi("photos", "photo", "thumbnail", value_type="reference"),
+        _multi("photos", "photo", "thumbnail", value_type="reference", value_max=TEXT_MAX),
         Attr(
             "addresses",
             "complex",
             multi=True,
             sub=(
-                _s("formatted"),
+                _s("formatted", multiline=True),
                 _s("streetAddress"),
                 _s("locality"),
                 _s("region"),
@@ -181,7 +187,7 @@ USER_SCHEMA = Schema(
         ),
         _multi("entitlements"),
         _multi("roles"),
-        _multi("x509Certificates", value_type="binary"),
+        _multi("x509Certificates", value_type="binary", value_max=BINARY_MAX),
     ),
 )
 
@@ -214,7 +220,7 @@ GROUP_SCHEMA = Schema(
     (
         ID,
         EXTERNAL_ID,
-        _s("displayName", required=True),
+        _s("displayName", required=True, max_length=NAME_MAX),
         Attr(
             "members",
             "complex",
@@ -222,7 +228,7 @@ GROUP_SCHEMA = Schema(
             sub=(
                 _s("value", mutability="immutable", case_exact=True),
                 Attr("$ref", "reference", mutability="immutable", reference_types=("User", "Group")),
-                _s("display", mutability="immutable"),
+                _s("display", mutability="immutable", max_length=NAME_MAX),  # memberships.display
                 _s("type", mutability="immutable", canonical=("User", "Group")),
             ),
         ),

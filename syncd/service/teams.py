@@ -28,7 +28,7 @@ from syncd.service.common import (
 )
 from syncd.service.context import Actor
 from syncd.service.filters import parse_filter, team_condition
-from syncd.service.patch import MemberOp, _member_ids, apply_patch
+from syncd.service.patch import MemberOp, apply_patch, member_refs
 from syncd.service.resource import fold, normalize, require
 from syncd.service.schema import GROUP
 from syncd.store.models import Membership, Team, utcnow
@@ -46,7 +46,7 @@ def create_team(session: Session, *, actor: Actor, body: dict[str, Any]) -> Team
     """POST /Groups; members in the body are added (all must be users of the directory)."""
     data = normalize(GROUP, body)
     require(GROUP, data)
-    member_list = _body_members(body)
+    member_list, displays = _body_members(body)
     _check_unique(session, actor, data, None)
     now = utcnow()
     row = Team(
@@ -62,7 +62,9 @@ def create_team(session: Session, *, actor: Actor, body: dict[str, Any]) -> Team
     flush_unique(session, f"displayName {data['displayName']!r}")
     added: list[str] = []
     if member_list:
-        added = members.add_members(session, actor=actor, team=row, user_ids=member_list)
+        added = members.add_members(
+            session, actor=actor, team=row, user_ids=member_list, displays=dict(displays)
+        )
         row.member_count = len(added)
         session.add(row)
     audit.record(
@@ -88,7 +90,7 @@ def replace_team(
     check_if_match(if_match, row.version)
     data = normalize(GROUP, body, current_id=row.id)
     require(GROUP, data)
-    ops = [MemberOp("replace", _body_members(body))] if _has_members(body) else []
+    ops = [MemberOp("replace", *_body_members(body))] if _has_members(body) else []
     return _update(session, actor, row, data, ops, "team.replace")[0]
 
 
@@ -155,9 +157,13 @@ def _update(
         _check_unique(session, actor, data, row.id)
     added: dict[str, None] = {}  # ordered sets of net changes over all ops
     removed: dict[str, None] = {}
+    relabeled: dict[str, None] = {}  # kept members whose display a replace changed
     for op in ops:
         if op.kind == "add":
-            got, lost = members.add_members(session, actor=actor, team=row, user_ids=op.ids), []
+            got = members.add_members(
+                session, actor=actor, team=row, user_ids=op.ids, displays=dict(op.displays)
+            )
+            lost = []
         elif op.kind == "remove":
             got, lost = [], members.remove_members(session, actor=actor, team=row, user_ids=op.ids)
         elif op.kind == "clear":
@@ -168,7 +174,12 @@ def _update(
                 ),
             )
         else:
-            got, lost = members.replace_members(session, actor=actor, team=row, user_ids=op.ids)
+            shown = dict(op.displays)
+            got, lost = members.replace_members(
+                session, actor=actor, team=row, user_ids=op.ids, displays=shown
+            )
+            kept = {u: shown.get(u) for u in op.ids if u not in got}
+            relabeled.update(dict.fromkeys(members.relabel(session, team=row, displays=kept)))
         for u in got:
             if removed.pop(u, 0) is None:
                 continue  # removed earlier in this request, back again: no net change
@@ -178,7 +189,7 @@ def _update(
                 continue
             removed[u] = None
     net_added = len(added) - len(removed)
-    if not changed_attrs and not added and not removed:
+    if not changed_attrs and not added and not removed and not relabeled:
         return row, [], []
     if changed_attrs:
         _write(row, data)
@@ -192,6 +203,8 @@ def _update(
         after["members_added"] = list(added)
     if removed:
         after["members_removed"] = list(removed)
+    if relabeled:
+        after["members_relabeled"] = list(relabeled)
     audit.record(
         session,
         actor=actor,
@@ -208,11 +221,12 @@ def _has_members(body: dict[str, Any]) -> bool:
     return any(str(k).lower() == "members" for k in body)
 
 
-def _body_members(body: dict[str, Any]) -> tuple[str, ...]:
+def _body_members(body: dict[str, Any]) -> tuple[tuple[str, ...], tuple[tuple[str, str], ...]]:
+    """The member ids of a POST/PUT body and the (id, display) pairs given with them."""
     for k, v in body.items():
         if str(k).lower() == "members" and v is not None:
-            return _member_ids(v)
-    return ()
+            return member_refs(v)
+    return (), ()
 
 
 def _check_unique(session: Session, actor: Actor, data: dict[str, Any], own_id: str | None) -> None:

@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import or_, select
 from sqlmodel import Session
 
-from syncd.service import audit
+from syncd.service import audit, limits
 from syncd.service.context import Actor
 from syncd.service.errors import InvalidValue, NotFound
 from syncd.store.models import Directory, ScimToken, utcnow
@@ -53,6 +53,7 @@ def create_token(
         raise InvalidValue(f"token kind must be scim or admin, not {kind!r}")
     if kind == "scim" and not directory:
         raise InvalidValue("a SCIM token must be bound to a directory")
+    limits.check_text(name, where="the token name", max_length=256, folded=False)  # tokens.name column
     if directory:
         ensure_directory(session, name=directory, kind="scim")
     secret = PREFIX + secrets.token_urlsafe(32)

@@ -74,7 +74,11 @@ def replace_user(
 def patch_user(
     session: Session, *, actor: Actor, user_id: str, operations: Any, if_match: str | None = None
 ) -> User:
-    """PATCH /Users/{id} (RFC 7644 §3.5.2); all operations apply or none."""
+    """PATCH /Users/{id} (RFC 7644 §3.5.2); all operations apply or none.
+
+    `remove` of `active` unassigns it (RFC 7644 §3.5.2.2; readWrite and not required in RFC
+    7643 §4.1.1): the user then has no `active` attribute and counts as active.
+    """
     row = get_user(session, actor=actor, user_id=user_id, for_update=True)
     check_if_match(if_match, row.version)
     outcome = apply_patch(USER, row.data, operations, current_id=row.id)

@@ -146,6 +146,9 @@ class Membership(SQLModel, table=True):
     directory: str | None = Field(default=None, max_length=128)
     source: str = Field(max_length=16)  # scim | pull | login | manual
     created_at: datetime = _ts()
+    #: the member's `display` as a SCIM client set it when adding the member (RFC 7643 §2.4:
+    #: immutable); None: rendered as the user's userName
+    display: str | None = Field(default=None, max_length=512)
 
 
 class ScimToken(SQLModel, table=True):

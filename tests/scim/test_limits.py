@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import socket
+import time
 from collections.abc import Iterator
 
 import httpx
@@ -66,7 +68,8 @@ def test_a_chunked_body_over_the_limit_is_413(small: tuple[ServerThread, str]) -
 
 def test_a_body_under_the_limit_passes(small: tuple[ServerThread, str]) -> None:
     with _client(small) as c:
-        resp = c.post("/Users", json={"userName": "fits@example.com", "title": "t" * (LIMIT // 2)})
+        emails = [{"value": f"{i}-{'e' * 400}@example.com"} for i in range(LIMIT // 2 // 450)]  # ~LIMIT/2
+        resp = c.post("/Users", json={"userName": "fits@example.com", "emails": emails})
         assert resp.status_code == 201, resp.text
 
 
@@ -76,3 +79,27 @@ def test_a_bug_is_500_without_internals(
     with caplog.at_level(logging.CRITICAL), _client(small) as c:
         body = assert_error(c.get("/boom"), 500)
     assert body["detail"] == "internal error"
+
+
+def test_a_client_leaving_mid_body_is_logged_at_info_without_a_traceback(
+    small: tuple[ServerThread, str], caplog: pytest.LogCaptureFixture
+) -> None:
+    srv, secret = small
+    host, port = srv.url.removeprefix("http://").split(":")
+    head = (
+        f"POST /scim/v2/Users HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {secret}\r\n"
+        "Content-Type: application/scim+json\r\nContent-Length: 1000\r\n\r\n"
+    )
+    with caplog.at_level(logging.INFO):
+        with socket.create_connection((host, int(port))) as sock:
+            sock.sendall(head.encode() + b'{"userName": "half')
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and not any(
+            "disconnected" in r.getMessage() for r in caplog.records
+        ):
+            time.sleep(0.05)
+    seen = [
+        (r.name, r.levelno, r.getMessage()) for r in caplog.records if r.name.startswith(("syncd", "uvicorn"))
+    ]
+    assert any(level == logging.INFO and "client disconnected" in msg for _, level, msg in seen), seen
+    assert not [r for r in caplog.records if r.exc_info or r.levelno >= logging.WARNING], seen

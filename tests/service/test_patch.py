@@ -278,7 +278,7 @@ MEMBER_CASES = [
     (
         "add single object",
         [op("add", "members", {"value": "u1", "display": "x"})],
-        [MemberOp("add", ("u1",))],
+        [MemberOp("add", ("u1",), (("u1", "x"),))],  # display: immutable, kept (RFC 7643 §2.4)
     ),
     ("add dedupes", [op("add", "members", [{"value": "u1"}, {"value": "u1"}])], [MemberOp("add", ("u1",))]),
     (

@@ -40,6 +40,7 @@ from syncd.service.filters.ast import (
     Value,
     ValuePath,
 )
+from syncd.service.limits import bad_char
 
 MAX_LENGTH = 10_000  # characters
 MAX_DEPTH = 32  # nested (), not(), [] groups; SQLite's parser overflows near 40
@@ -106,6 +107,9 @@ def _decode_string(raw: str, pos: int) -> str:
 
 def _literal(tok: _Tok) -> Value:
     if tok.kind == "str":
+        bad = bad_char(tok.value, multiline=True) if isinstance(tok.value, str) else None
+        if bad is not None:
+            raise InvalidFilter(f"the string at column {tok.pos + 1} contains the control character {bad}")
         return tok.value
     if tok.kind == "word":
         low = tok.text.lower()
@@ -255,6 +259,9 @@ def _check_text(text: object, error: type[InvalidFilter] | type[InvalidPath], wh
         raise error(f"{what} longer than {MAX_LENGTH} characters")
     if not text.strip():
         raise error(f"empty {what}")
+    bad = bad_char(text, multiline=True)  # tab and newline: whitespace between tokens
+    if bad is not None:
+        raise error(f"{what} contains the control character {bad}; only printable text is accepted")
     return text
 
 

@@ -1,0 +1,65 @@
+"""On-login sync with hostile IdP names: cleaned, or noted and not created; never a crash
+(SQLite and PostgreSQL)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select
+
+from connectors.base import Connector
+from syncd.daemon.login import LoginService
+from syncd.reconcile.snapshot import Snapshot, SnapshotGroup, SnapshotUser, UserGroups
+from syncd.store import session_scope
+from syncd.store.models import Team, User
+from tests.daemon.conftest import Env
+
+
+class Answer(Connector):
+    kind = "graph"
+
+    def __init__(self, directory: str, ug: UserGroups) -> None:
+        super().__init__(directory)
+        self.ug = ug
+
+    async def snapshot(self, *, cursor: str | None = None, progress: Any = None) -> Snapshot:
+        return Snapshot(self.directory)
+
+    async def user_groups(self, user: str) -> UserGroups:
+        return self.ug
+
+
+def _login(env: Env, ug: UserGroups) -> Any:
+    svc = LoginService(
+        env.engine, lambda: env.settings, connector_factory=lambda name, d, **kw: Answer(name, ug)
+    )
+    try:
+        return svc.sync("entra", "whoever")
+    finally:
+        svc.close()
+
+
+def test_a_login_cleans_names_and_notes_what_it_cannot_create(env: Env) -> None:
+    user = SnapshotUser("u1", "ada\x00@x", display_name="Ada\x1b[2J")
+    groups = (SnapshotGroup("g1", "Eng\x00"), SnapshotGroup("g2", "ß" * 300))
+    r = _login(env, UserGroups("entra", user, groups))
+    assert r.found and r.error is None, r.to_dict()
+    assert [t["display_name"] for t in r.teams] == ["Eng"]
+    assert r.notes and "'g2' not created: displayName is 600 characters long" in r.notes[0]
+    with session_scope(env.engine, write=False) as s:
+        row = s.execute(select(User).where(User.directory == "entra")).scalars().one()
+        assert (row.user_name, row.display_name) == ("ada@x", "Ada[2J")
+        assert list(s.execute(select(Team.display_name).where(Team.directory == "entra")).scalars()) == [
+            "Eng"
+        ]
+
+
+def test_a_login_of_a_user_beyond_the_limits_writes_nothing_and_says_why(env: Env) -> None:
+    r = _login(env, UserGroups("entra", SnapshotUser("u1", "x" * 1_500_000), (SnapshotGroup("g1", "Eng"),)))
+    assert r.found and r.user is None and r.teams == []
+    assert r.notes == [
+        "the user was not created: userName is 1500000 characters long; at most 512 are allowed"
+    ]
+    with session_scope(env.engine, write=False) as s:
+        assert s.execute(select(User).where(User.directory == "entra")).first() is None
+        assert s.execute(select(Team).where(Team.directory == "entra")).first() is None
