@@ -1,0 +1,103 @@
+"""Directory locks across real processes: a killed `run --once` leaves no run "running" for
+long, and two processes with different state directories share one SQLite lock."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import uuid
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine
+
+from syncd.store.locks import DEAD_HOLDER, directory_lock, lock_file
+from tests.daemon.helpers import PATIENCE_S, ROOT, runs, start_fakes, wait_for
+
+
+def _config(path: Path, engine: Engine, state_dir: Path, directories: str) -> Path:
+    url = engine.url.render_as_string(hide_password=False)
+    path.write_text(f'state_dir = "{state_dir}"\n\n[store]\nurl = "{url}"\n{directories}')
+    return path
+
+
+def _once(config: Path, directory: str, **kw: Any) -> subprocess.Popen[bytes]:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env.pop("SYNCD_CONFIG", None)
+    env.pop("STATE_DIRECTORY", None)
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "cli.main",
+            "--config",
+            str(config),
+            "--json",
+            "run",
+            "--once",
+            "-d",
+            directory,
+        ],
+        cwd=ROOT,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        **kw,
+    )
+
+
+def _result(proc: subprocess.Popen[bytes]) -> tuple[int, dict[str, Any]]:
+    out, err = proc.communicate(timeout=PATIENCE_S)
+    try:
+        (result,) = json.loads(out)
+    except ValueError:
+        raise AssertionError(f"no JSON result (exit {proc.returncode}): {out!r} {err[-2000:]!r}") from None
+    return proc.returncode, result
+
+
+def test_a_killed_run_once_is_abandoned_by_the_next_lock_holder_in_another_state_dir(
+    engine: Engine, tmp_path: Path
+) -> None:
+    name = f"d-{uuid.uuid4().hex[:10]}"  # advisory lock keys are database-wide
+    with ExitStack() as stack:
+        fakes = start_fakes(stack, tmp_path, {name: "graph"})
+        hang = fakes.faults[name].add("timeout", delay=PATIENCE_S * 2)  # the first request hangs
+        unit = _config(tmp_path / "unit.toml", engine, tmp_path / "unit-state", fakes.toml)
+        shell = _config(tmp_path / "shell.toml", engine, tmp_path / "shell-state", fakes.toml)
+
+        holder = _once(unit, name)
+        stack.callback(holder.kill)
+        wait_for(lambda: any(r.outcome == "running" for r in runs(engine, name)), what="the first run's row")
+
+        # another process, another state directory: the lock is the same one (beside the store)
+        code, busy = _result(_once(shell, name))
+        assert (code, busy["outcome"]) == (1, "busy"), busy
+
+        holder.send_signal(signal.SIGKILL)
+        holder.wait(timeout=PATIENCE_S)
+        (dead,) = runs(engine, name)
+        assert dead.outcome == "running"  # what the kill leaves behind ...
+
+        hang.times = 0
+        code, fresh = _result(_once(shell, name))
+        assert (code, fresh["outcome"]) == (0, "applied"), fresh
+        dead, new = runs(engine, name)  # ... and what the next lock holder makes of it
+        assert (dead.outcome, dead.error) == ("abandoned", DEAD_HOLDER) and dead.ended_at is not None
+        assert new.id == fresh["run_id"] and new.outcome == "applied"
+
+
+def test_the_sqlite_lock_lives_beside_the_database_whatever_lock_dir_says(
+    engine: Engine, tmp_path: Path
+) -> None:
+    if engine.dialect.name != "sqlite":
+        return
+    db = Path(engine.url.database or "")
+    assert lock_file(engine, "okta") == db.with_name(f"{db.name}.okta.lock")
+    with directory_lock(engine, "okta", lock_dir=tmp_path / "elsewhere"):
+        assert (db.parent / f"{db.name}.okta.lock").exists()
+    assert not (tmp_path / "elsewhere").exists()
