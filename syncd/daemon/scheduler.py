@@ -37,9 +37,24 @@ _LOOKBACK_LIMIT = timedelta(days=800)
 log = logging.getLogger("syncd.daemon.scheduler")
 
 
+class GridTrigger(IntervalTrigger):
+    """Every `interval` seconds on the epoch grid (EPOCH + k·interval), whatever fired before.
+
+    APScheduler's IntervalTrigger adds the interval to the previous fire time, so after the
+    off-grid start-up run every later fire would keep the daemon's start phase (a daemon started
+    at :42 would fire at :42 of every period, and its jitter would push runs past the slot's
+    end). Here the next fire time is the first grid point strictly after the previous one.
+    """
+
+    def get_next_fire_time(self, previous_fire_time: datetime | None, now: datetime) -> datetime | None:
+        if previous_fire_time is None:
+            return super().get_next_fire_time(None, now)
+        return super().get_next_fire_time(None, previous_fire_time + _TICK)
+
+
 def trigger_for(schedule: Schedule) -> BaseTrigger:
     if schedule.interval:
-        return IntervalTrigger(seconds=schedule.interval, start_date=EPOCH, timezone=UTC)
+        return GridTrigger(seconds=schedule.interval, start_date=EPOCH, timezone=UTC)
     assert schedule.cron is not None
     return CronTrigger.from_crontab(schedule.cron, timezone="UTC")
 
