@@ -5,8 +5,10 @@ every process that opens that database agrees on the lock whatever its state dir
 working directory (the unit's `$STATE_DIRECTORY` and an admin shell differ). The database's
 directory is writable by anyone who can write the database (SQLite puts its `-wal` and `-shm`
 files there). An in-memory database is private to its process: a process-local lock does.
-PostgreSQL: a session-level advisory lock keyed by the lock's name, held on a dedicated
-connection (any replica, any machine). Both are released when the holder exits or dies.
+PostgreSQL: a session-level advisory lock keyed by the schema and the lock's name (advisory
+locks are database-wide; two deployments in two schemas of one database must not block each
+other), held on a dedicated connection (any replica, any machine). Both are released when
+the holder exits or dies.
 
 `directory_lock` is the run lock. Whoever takes it also finishes the sync run rows of that
 directory still marked "running": only a holder of the lock writes such a row, and holding it
@@ -103,14 +105,15 @@ def reap_runs(engine: Engine, directory: str) -> int:
 def _hold(engine: Engine, name: str) -> Iterator[None]:
     if engine.dialect.name == "postgresql":
         with engine.connect() as conn:
-            got = conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": _key(name)}).scalar()
+            key = _key(f"{conn.execute(text('SELECT current_schema()')).scalar()}:{name}")
+            got = conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": key}).scalar()
             conn.commit()
             if not got:
                 raise LockBusy(f"a sync of {_label(name)} is already running (PostgreSQL advisory lock)")
             try:
                 yield
             finally:
-                conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": _key(name)})
+                conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": key})
                 conn.commit()
         return
     path = lock_file(engine, name)

@@ -15,7 +15,8 @@ from typing import Any
 
 from sqlalchemy import Engine
 
-from syncd.store.locks import DEAD_HOLDER, directory_lock, lock_file
+from syncd.store.engine import upgrade
+from syncd.store.locks import DEAD_HOLDER, LockBusy, directory_lock, lock_file
 from tests.daemon.helpers import PATIENCE_S, ROOT, runs, start_fakes, wait_for
 
 
@@ -101,3 +102,28 @@ def test_the_sqlite_lock_lives_beside_the_database_whatever_lock_dir_says(
     with directory_lock(engine, "okta", lock_dir=tmp_path / "elsewhere"):
         assert (db.parent / f"{db.name}.okta.lock").exists()
     assert not (tmp_path / "elsewhere").exists()
+
+
+def test_postgres_locks_of_two_schemas_do_not_block_each_other(engine: Engine) -> None:
+    if engine.dialect.name != "postgresql":
+        return
+    from tests.conftest import drop_pg_schema, make_pg_engine_with_schema
+
+    other, schema = make_pg_engine_with_schema()
+    try:
+        upgrade(other)
+        name = f"d-{uuid.uuid4().hex[:10]}"
+        with directory_lock(engine, name), directory_lock(other, name):  # two schemas: both free
+            busy = _busy(other, name)
+        assert busy  # one schema: the lock holds
+    finally:
+        other.dispose()
+        drop_pg_schema(schema)
+
+
+def _busy(engine: Engine, name: str) -> bool:
+    try:
+        with directory_lock(engine, name):
+            return False
+    except LockBusy:
+        return True
