@@ -15,7 +15,7 @@ from typing import Any
 
 from sqlalchemy import Engine
 
-from syncd.store.engine import upgrade
+from syncd.store.engine import make_engine, schema_status, upgrade
 from syncd.store.locks import DEAD_HOLDER, LockBusy, directory_lock, lock_file
 from tests.daemon.helpers import PATIENCE_S, ROOT, runs, start_fakes, wait_for
 
@@ -127,3 +127,37 @@ def _busy(engine: Engine, name: str) -> bool:
             return False
     except LockBusy:
         return True
+
+
+def test_replicas_upgrading_one_postgres_schema_at_once_all_succeed() -> None:
+    import threading
+
+    from tests.conftest import drop_pg_schema, make_pg_engine_with_schema, require_pg
+
+    require_pg()
+    first, schema = make_pg_engine_with_schema()
+    engines = [first] + [make_engine(first.url.render_as_string(hide_password=False)) for _ in range(3)]
+    errors: list[BaseException] = []
+    barrier = threading.Barrier(len(engines))
+
+    def up(e: Engine) -> None:
+        barrier.wait()
+        try:
+            upgrade(e)
+        except BaseException as exc:  # collected for the assertion
+            errors.append(exc)
+
+    try:
+        threads = [threading.Thread(target=up, args=(e,), daemon=True) for e in engines]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(PATIENCE_S)
+        assert not [t for t in threads if t.is_alive()], "upgraders deadlocked"
+        assert errors == []
+        current, head = schema_status(first)
+        assert current == head
+    finally:
+        for e in engines:
+            e.dispose()
+        drop_pg_schema(schema)
