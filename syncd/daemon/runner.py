@@ -150,7 +150,13 @@ class Runner:
         period = period_at(trig, slot)
         jitter = min(float(d.jitter), period / 2)
         late_after = slot.timestamp() + period - min(LATE_MARGIN_S, period / 10)
-        if jitter > 0 and self.stop.wait(random.uniform(0, jitter)):
+        delay = random.uniform(0, jitter) if jitter > 0 else 0.0
+        if datetime.now(UTC).timestamp() + delay >= late_after:  # a start-up run late in its slot
+            log.info(
+                "slot skipped: its jitter would start it in the next slot", extra={"slot": slot.isoformat()}
+            )
+            return
+        if delay and self.stop.wait(delay):
             return
         with dlog.bind(directory=directory):
             try:
