@@ -51,6 +51,7 @@ def summary(s: Settings) -> dict[str, Any]:
         "file": str(s.source) if s.source else None,
         "state_dir": str(s.state_dir),
         "store": s.store.display_url,
+        "store_source": s.store.source,
         "server": s.server.model_dump(),
         "log": s.log.model_dump(),
         "directories": [
@@ -87,7 +88,10 @@ def check_cmd(ctx: typer.Context, config: ConfigOption = None, json: JsonOption 
     server, log = data["server"], data["log"]
     rows = [
         ("state_dir", data["state_dir"]),
-        ("store.url", data["store"]),
+        (
+            "store.url",
+            data["store"] + ("" if data["store_source"] == "value" else f"  ({data['store_source']})"),
+        ),
         ("server.listen", server["listen"]),
         ("server.public_url", server["public_url"]),
         ("server.max_body_bytes", server["max_body_bytes"]),

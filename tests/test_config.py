@@ -462,3 +462,59 @@ def test_the_example_config_documents_every_key() -> None:
     keys = {k for cls in classes for k in cls.model_fields} - {"store", "server", "log", "directories"}
     undocumented = sorted(k for k in keys if not re.search(rf"(?m)^[# ]*{k} *=|^#\s+{k}\s|\.{k}\]", text))
     assert undocumented == []
+
+
+# ------------------------------------------------------------------ store URL from env or file
+
+PG = "postgresql+psycopg://syncd:s3cr%23t@db.internal:5432/syncd"
+
+
+def test_store_url_from_an_environment_variable(tmp_path: Path) -> None:
+    s = parse('[store]\nurl_env = "SYNCD_DB"\n', tmp_path, {"SYNCD_DB": PG})
+    assert s.store.url == PG and s.store.source == "env SYNCD_DB"
+    assert "s3cr" not in s.store.display_url
+
+
+def test_store_url_from_a_systemd_credential(tmp_path: Path) -> None:
+    creds = tmp_path / "creds"
+    creds.mkdir()
+    (creds / "store-url").write_text(PG + "\n")
+    s = parse('[store]\nurl_file = "store-url"\n', tmp_path, {"CREDENTIALS_DIRECTORY": str(creds)})
+    assert s.store.url == PG and s.store.source == f"file {creds / 'store-url'}"
+
+
+@pytest.mark.parametrize(
+    ("store", "env", "key", "message"),
+    [
+        ('url_env = "SYNCD_DB"', {}, "store.url_env", "environment variable SYNCD_DB is not set"),
+        (
+            'url_env = "SYNCD_DB"',
+            {"SYNCD_DB": "mysql://u:topsecret@h/x"},
+            "store.url_env",
+            "holds no database",
+        ),
+        ('url_file = "nope"', {}, "store.url_file", "does not exist"),
+        (f'url = "{PG}"\nurl_env = "SYNCD_DB"', {"SYNCD_DB": PG}, "store", "at most one of url, url_env"),
+    ],
+)
+def test_store_url_sources_are_checked_without_showing_the_value(
+    tmp_path: Path, store: str, env: dict[str, str], key: str, message: str
+) -> None:
+    ((k, _line, msg),) = problems(f"[store]\n{store}\n", tmp_path, env)
+    assert k == key and message in msg and "topsecret" not in msg
+
+
+def test_a_store_url_file_default_still_applies_when_no_key_is_given(tmp_path: Path) -> None:
+    s = parse('state_dir = "st"\n[store]\n', tmp_path)
+    assert s.store.url == f"sqlite:///{tmp_path / 'st' / 'syncd.db'}" and s.store.source == "value"
+
+
+def test_config_check_validates_the_store_url_sources_and_never_prints_the_password(tmp_path: Path) -> None:
+    from tests.cli.conftest import Cli
+
+    cfg = tmp_path / "config.toml"
+    cfg.write_text('[store]\nurl_env = "SYNCD_DB"\n')
+    ok = Cli(cfg)("config", "check", env={"SYNCD_DB": PG})
+    assert ok.exit_code == 0 and "env SYNCD_DB" in ok.stdout and "s3cr" not in ok.output
+    bad = Cli(cfg)("config", "check", env={"SYNCD_DB": "mysql://u:topsecret@h/x"})
+    assert bad.exit_code == 2 and "store.url_env" in bad.output and "topsecret" not in bad.output

@@ -28,6 +28,8 @@ from syncd.config.types import (
     Schedule,
     Secret,
     StoreUrl,
+    StoreUrlEnv,
+    StoreUrlFile,
     Text,
     Url,
     context_of,
@@ -53,7 +55,29 @@ class _Model(BaseModel):
 
 
 class StoreSettings(_Model):
-    url: StoreUrl
+    """The database URL: `url` (the value), `url_env` (an environment variable holding it) or
+    `url_file` (a file holding it; a relative path is looked up in $CREDENTIALS_DIRECTORY first,
+    as systemd's `LoadCredential=store-url` provides). At most one; none means SQLite under
+    `state_dir`. After validation `url` always holds the URL (a password in it is a secret:
+    print `display_url`)."""
+
+    url: StoreUrl | None = None
+    url_env: StoreUrlEnv | None = None
+    url_file: StoreUrlFile | None = None
+
+    @model_validator(mode="after")
+    def _resolve(self) -> StoreSettings:
+        self._one_of("url", "url_env", "url_file", required=False)
+        secret = self.url_env or self.url_file
+        if secret is not None:
+            object.__setattr__(self, "url", secret.reveal())  # frozen: set once, here
+        return self
+
+    @property
+    def source(self) -> str:
+        """Where the URL came from ("value", "env NAME", "file PATH"); never the URL."""
+        secret = self.url_env or self.url_file
+        return secret.source if secret is not None else "value"
 
     @property
     def display_url(self) -> str:
@@ -249,6 +273,7 @@ class Settings(_Model):
         elif isinstance(state, str) and state.strip():
             data["state_dir"] = state = ctx.path(state)
         store = data.setdefault("store", {})
-        if isinstance(store, dict) and "url" not in store and isinstance(state, Path):
+        given = isinstance(store, dict) and any(k in store for k in ("url", "url_env", "url_file"))
+        if isinstance(store, dict) and not given and isinstance(state, Path):
             data["store"] = {**store, "url": f"sqlite:///{state / 'syncd.db'}"}
         return data

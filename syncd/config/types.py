@@ -183,6 +183,16 @@ def check_store_url(v: str) -> str:
     return v
 
 
+def secret_store_url(v: Secret) -> Secret:
+    """A store URL read from the environment or a file; the error names its source, never
+    the value (it may hold a password)."""
+    try:
+        check_store_url(v.reveal().strip())
+    except ValueError as exc:
+        raise ValueError(f"{v.source} holds no database URL: {exc}") from None
+    return Secret(v.reveal().strip(), v.source)
+
+
 def check_listen(v: str) -> str:
     m = re.fullmatch(r"(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):(\d{1,5})", v)
     if not m or not 0 < int(m.group(2)) < 65536:
@@ -207,3 +217,5 @@ ExistingFile = Annotated[Path, BeforeValidator(existing_file)]
 DirectoryName = Annotated[str, AfterValidator(check_dir_name)]
 StoreUrl = Annotated[str, BeforeValidator(need_str), AfterValidator(check_store_url)]
 Listen = Annotated[str, BeforeValidator(need_str), AfterValidator(check_listen)]
+StoreUrlEnv = Annotated[Secret, BeforeValidator(_secret_from_env), AfterValidator(secret_store_url)]
+StoreUrlFile = Annotated[Secret, BeforeValidator(_secret_from_file), AfterValidator(secret_store_url)]

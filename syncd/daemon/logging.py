@@ -63,10 +63,27 @@ def redact(text: str) -> str:
     return _SECRET.sub(lambda m: (m.group(0)[:12] + "…") if m.group(1) else "Bearer ********", text)
 
 
+#: (logger, message start) of lines that are no event of ours: library set-up chatter.
+NOISE = (
+    ("alembic.runtime.plugins", ""),
+    ("alembic.runtime.migration", "Context impl "),
+    ("alembic.runtime.migration", "Will assume "),
+)
+#: Console hints uvicorn appends for an interactive user; a service log has no keyboard.
+_HINT = " (Press CTRL+C to quit)"
+
+
 class ContextFilter(logging.Filter):
-    """Adds `run_id`, `request_id` and `directory` to every record, and redacts the message."""
+    """Adds `run_id`, `request_id` and `directory` to every record, redacts the message, and
+    drops `NOISE`, uvicorn's ANSI `color_message` duplicate and its console hint."""
 
     def filter(self, record: logging.LogRecord) -> bool:
+        if any(record.name == name and str(record.msg).startswith(start) for name, start in NOISE):
+            return False
+        if record.name.startswith("uvicorn"):
+            record.__dict__.pop("color_message", None)
+            if isinstance(record.msg, str) and _HINT in record.msg:
+                record.msg = record.msg.replace(_HINT, "")
         ctx = current()
         for name in ("run_id", "request_id", "directory"):
             if getattr(record, name, None) is None:

@@ -119,6 +119,7 @@ class Daemon:
 
     def ready(self) -> None:
         s = self.config.get()
+        self.runner.warm(s.directories)  # SDK imports and clients, before the first slot needs them
         self.scheduler.apply(s.directories)
         self.scheduler.start()
         pulls = self._pull_names()
@@ -155,6 +156,7 @@ class Daemon:
                 log.warning("server settings changed; restart syncd to apply them")
             self.config.set(new)
             self.login.reset()
+            self.runner.reload(new.directories)
             if not self.state.stopping:
                 self.scheduler.apply(new.directories)
             log.info("config reloaded", extra={"pull_directories": self._pull_names()})
@@ -168,6 +170,7 @@ class Daemon:
             log.warning("a sync did not reach a safe point in time; its open batch is rolled back")
         if self.watchdog is not None:
             self.watchdog.stop()
+        self.runner.close()
         self.login.close()
         return clean
 

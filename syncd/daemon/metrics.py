@@ -5,23 +5,36 @@
     syncd_sync_duration_seconds{directory}                 pull run wall time (histogram)
     syncd_idp_api_calls_total{directory}                   IdP HTTP calls (pulls and logins)
     syncd_idp_throttles_total{directory}                   throttled IdP answers
-    syncd_seconds_since_last_success{directory}            from the store: any replica's runs count
+    syncd_last_success_timestamp_seconds{directory}        Unix time of the last applied pull, from the
+                                                           store (any replica's runs count); 0 until
+                                                           the first, for every pull directory
+    syncd_build_info{version,python}                       always 1
     syncd_login_sync_duration_seconds{directory,result}    result: fresh | stale | unknown_user
     syncd_scim_requests_total{route,method,status}         route: the route template, not the path
     syncd_scim_request_duration_seconds{route,method}
     syncd_admin_requests_total{route,method,status}
 
 Route labels are templates (`/scim/v2/Users/{user_id}`) or "unmatched", so label sets stay small.
+Counters and histograms carry no `_created` series (a creation timestamp per label set, noise).
+Alert on staleness with `time() - syncd_last_success_timestamp_seconds > 3 * <schedule period>`.
 """
 
 from __future__ import annotations
 
+import platform
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    disable_created_metrics,
+    generate_latest,
+)
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 from sqlalchemy import Engine, func, select
@@ -35,16 +48,26 @@ LOGIN_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 HTTP_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
 
 
+def build_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("syncd")
+    except PackageNotFoundError:
+        return "unknown"
+
+
 class LastSuccess(Collector):
-    """Seconds since each directory's last applied run, read from the store at scrape time."""
+    """When each pull directory last had an applied run, read from the store at scrape time;
+    every configured pull directory has a sample from the start (0: never)."""
 
     def __init__(self, engine: Engine, directories: Callable[[], list[str]]) -> None:
         self.engine, self.directories = engine, directories
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
         g = GaugeMetricFamily(
-            "syncd_seconds_since_last_success",
-            "Seconds since the directory's last applied pull (by any replica); absent if none yet",
+            "syncd_last_success_timestamp_seconds",
+            "Unix time of the directory's last applied pull (by any replica); 0 if none yet",
             labels=["directory"],
         )
         try:
@@ -57,19 +80,23 @@ class LastSuccess(Collector):
                 last = dict(s.execute(q).tuples().all())
         except Exception:  # the store is down: /readyz says so; the scrape still works
             last = {}
-        now = time.time()
         for name in self.directories():
             ts = last.get(name)
+            epoch = 0.0
             if ts is not None:
                 epoch = ts.timestamp() if ts.tzinfo else ts.replace(tzinfo=UTC).timestamp()
-                g.add_metric([name], max(0.0, now - epoch))
+            g.add_metric([name], epoch)
         yield g
 
 
 class Metrics:
     def __init__(self, engine: Engine | None = None, directories: Callable[[], list[str]] | None = None):
+        disable_created_metrics()
         self.registry = CollectorRegistry()
         r = self.registry
+        Gauge("syncd_build_info", "syncd's version", ["version", "python"], registry=r).labels(
+            build_version(), platform.python_version()
+        ).set(1)
         self.runs = Counter(
             "syncd_sync_runs", "Pull runs finished", ["directory", "trigger", "outcome"], registry=r
         )

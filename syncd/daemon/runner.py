@@ -6,12 +6,13 @@ Invariants:
   `busy`.
 - A scheduled slot is run by one replica (see `scheduler`): the claim (is there a scheduled
   run of this directory that started at or after the slot?) and the run happen under the
-  directory's *slot lock* (`directory_lock(engine, "<name>.slot")`), so two replicas cannot
-  both find the slot free.
+  directory's *slot lock* (`slot_lock`), so two replicas cannot both find the slot free.
+- Each directory's connector is built once and reused by its runs (`connectors.ConnectorPool`);
+  it runs on the pool's event loop, never on a run's own.
 - Stopping: once `stop` is set, a fetch in progress is cancelled (nothing is written during a
   fetch) and an apply stops at the next batch boundary (each batch is its own transaction);
   the run row is finished with outcome "abandoned". Rows left "running" by a process that
-  died are marked "abandoned" by the next run of that directory, under its lock.
+  died are marked "abandoned" by whoever next takes that directory's lock (`directory_lock`).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import asyncio
 import logging
 import random
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -31,14 +32,15 @@ from connectors.base import Connector, ConnectorError, ProgressCallback, Transie
 from connectors.factory import build_connector
 from syncd.config import Schedule, Settings
 from syncd.daemon import logging as dlog
+from syncd.daemon.connectors import ConnectorPool
 from syncd.daemon.metrics import Metrics
 from syncd.daemon.scheduler import period_at, slot_of, trigger_for
 from syncd.reconcile.options import run_options
 from syncd.reconcile.run import RunResult, run_sync
 from syncd.reconcile.snapshot import Snapshot, UserGroups
 from syncd.store import session_scope
-from syncd.store.locks import LockBusy, directory_lock
-from syncd.store.models import SyncRun, utcnow
+from syncd.store.locks import LockBusy, slot_lock
+from syncd.store.models import SyncRun
 
 log = logging.getLogger("syncd.daemon.runner")
 
@@ -81,18 +83,25 @@ class RunHandle:
 
 
 class Watched(Connector):
-    """Wraps the real connector: learns the run id when the fetch starts, and cancels the
-    fetch when the daemon stops."""
+    """What a run sees of a pooled connector: the fetch runs on the pool's loop; the run learns
+    its id when the fetch starts; the fetch is cancelled when the daemon stops. Closing it
+    leaves the pooled connector open (the pool owns it)."""
 
-    def __init__(self, inner: Connector, on_start: Callable[[], None], stop: threading.Event) -> None:
+    def __init__(
+        self, inner: Connector, pool: ConnectorPool, on_start: Callable[[], None], stop: threading.Event
+    ) -> None:
         super().__init__(inner.directory)
-        self.inner, self.on_start, self.stop = inner, on_start, stop
+        self.inner, self.pool, self.on_start, self.stop = inner, pool, on_start, stop
         self.kind = inner.kind  # type: ignore[misc]
 
     async def snapshot(
         self, *, cursor: str | None = None, progress: ProgressCallback | None = None
     ) -> Snapshot:
         self.on_start()
+        return await asyncio.wrap_future(self.pool.run(self._fetch(cursor, progress)))
+
+    async def _fetch(self, cursor: str | None, progress: ProgressCallback | None) -> Snapshot:
+        """On the pool's loop: the fetch, cancelled once the daemon stops."""
         task = asyncio.ensure_future(self.inner.snapshot(cursor=cursor, progress=progress))
         while not task.done():
             if self.stop.is_set():
@@ -106,10 +115,10 @@ class Watched(Connector):
         return task.result()
 
     async def user_groups(self, user: str) -> UserGroups:
-        return await self.inner.user_groups(user)
+        return await asyncio.wrap_future(self.pool.run(self.inner.user_groups(user)))
 
     async def aclose(self) -> None:
-        await self.inner.aclose()
+        pass
 
 
 class Runner:
@@ -122,7 +131,7 @@ class Runner:
         connector_factory: Callable[[str, Any], Connector] = build_connector,
     ) -> None:
         self.engine, self.settings, self.metrics = engine, settings, metrics
-        self.connector_factory = connector_factory
+        self.pool = ConnectorPool(connector_factory)
         self.stop = threading.Event()
         self._lock = threading.Lock()
         self._active: dict[str, RunHandle] = {}
@@ -141,16 +150,18 @@ class Runner:
         period = period_at(trig, slot)
         jitter = min(float(d.jitter), period / 2)
         late_after = slot.timestamp() + period - min(LATE_MARGIN_S, period / 10)
-        if jitter > 0 and self.stop.wait(random.uniform(0, jitter)):
+        delay = random.uniform(0, jitter) if jitter > 0 else 0.0
+        if datetime.now(UTC).timestamp() + delay >= late_after:  # a start-up run late in its slot
+            log.info(
+                "slot skipped: its jitter would start it in the next slot", extra={"slot": slot.isoformat()}
+            )
+            return
+        if delay and self.stop.wait(delay):
             return
         with dlog.bind(directory=directory):
-            connector = self._build(directory)  # before the claim: the run row follows it closely
-            if connector is None:
-                return
-            lock_dir = self.settings().state_dir
-            handle = None
             try:
-                with directory_lock(self.engine, f"{directory}.slot", lock_dir=lock_dir):
+                # the connector first (built at start-up; a slow build must not follow the claim)
+                with self.pool.lease(directory, d) as connector, slot_lock(self.engine, directory):
                     if self._slot_taken(directory, slot):
                         log.info("slot already run", extra={"slot": slot.isoformat()})
                         return
@@ -161,13 +172,12 @@ class Runner:
                     handle.slot = slot
                     log.info("scheduled sync starting", extra={"slot": slot.isoformat()})
                     self._run(handle, allow_deletes=False, connector=connector)
+            except ConnectorError as exc:
+                log.error("cannot build the connector: %s", exc)
             except LockBusy:
                 log.info("slot is being run by another process", extra={"slot": slot.isoformat()})
             except AlreadyRunning as exc:
                 log.info("scheduled sync skipped: %s", exc, extra={"slot": slot.isoformat()})
-            finally:
-                if handle is None:
-                    _close(connector)
 
     def trigger(self, directory: str, *, dry_run: bool = False, allow_deletes: bool = False) -> RunHandle:
         """Start a pull in a thread (AlreadyRunning if one of `directory` runs here)."""
@@ -181,6 +191,22 @@ class Runner:
         )
         t.start()
         return handle
+
+    def warm(self, directories: Mapping[str, Any]) -> None:
+        """Build the connectors of `directories` in the background (start-up)."""
+        self.pool.warm(directories)
+
+    def reload(self, directories: Mapping[str, Any]) -> None:
+        """Follow a new config: rebuild (in the background) the connectors whose settings
+        changed, close those of directories gone."""
+        changed = self.pool.retire_changed(directories)
+        if changed:
+            log.info("connectors rebuilt after the config changed", extra={"directories": changed})
+        self.pool.warm({n: d for n, d in directories.items() if n in changed})
+
+    def close(self) -> None:
+        """Close every connector (after `shutdown`)."""
+        self.pool.close()
 
     def running(self, directory: str) -> RunHandle | None:
         with self._lock:
@@ -209,16 +235,6 @@ class Runner:
                 SyncRun.directory == directory, SyncRun.trigger == "schedule", SyncRun.started_at >= slot
             )
             return bool(s.execute(q).scalar_one())
-
-    def _build(self, directory: str) -> Connector | None:
-        d = self.settings().directories.get(directory)
-        if d is None or d.kind == "scim":
-            return None
-        try:
-            return self.connector_factory(directory, d)
-        except ConnectorError as exc:
-            log.error("cannot build the connector: %s", exc)
-            return None
 
     def _run(
         self, handle: RunHandle, *, allow_deletes: bool, connector: Connector | None = None
@@ -265,7 +281,8 @@ class Runner:
             return RunResult(None, name, "failed", error=f"{name!r} is not a configured pull directory")
         if inner is None:
             try:
-                inner = self.connector_factory(name, d)
+                with self.pool.lease(name, d) as leased:
+                    return self._run_locked(handle, ctx, allow_deletes, leased)
             except ConnectorError as exc:
                 return RunResult(None, name, "failed", error=f"{type(exc).__name__}: {exc}")
 
@@ -281,16 +298,11 @@ class Runner:
             if self.stop.is_set():
                 raise Abandoned("the daemon is stopping; abandoned between batches")
 
-        self._reap(name, settings)
-        opts = run_options(
-            d,
-            trigger=handle.trigger,
-            dry_run=handle.dry_run,
-            allow_deletes=allow_deletes,
-            lock_dir=settings.state_dir,
-        )
+        opts = run_options(d, trigger=handle.trigger, dry_run=handle.dry_run, allow_deletes=allow_deletes)
         try:
-            result = run_sync(self.engine, Watched(inner, on_start, self.stop), opts, on_apply=on_apply)
+            result = run_sync(
+                self.engine, Watched(inner, self.pool, on_start, self.stop), opts, on_apply=on_apply
+            )
         except Abandoned as exc:
             result = RunResult(ctx.run_id, name, "abandoned", error=str(exc))
             self._mark_abandoned(ctx.run_id, str(exc))
@@ -298,6 +310,8 @@ class Runner:
         if result.outcome == "failed" and (result.error or "").startswith(Stopped.__name__):
             result.outcome = "abandoned"
             self._mark_abandoned(result.run_id, result.error or "")
+        elif result.outcome == "failed":  # a fresh connector next time: no broken session kept
+            self.pool.discard(name)
         return result
 
     def _current_run_id(self, directory: str) -> int | None:
@@ -313,35 +327,6 @@ class Runner:
             return
         with session_scope(self.engine) as s:
             s.execute(update(SyncRun).where(SyncRun.id == run_id).values(outcome="abandoned", error=error))
-
-    def _reap(self, directory: str, settings: Settings) -> None:
-        """Finish run rows a dead process left "running" (only while holding the lock)."""
-        try:
-            with (
-                directory_lock(self.engine, directory, lock_dir=settings.state_dir),
-                session_scope(self.engine) as s,
-            ):
-                res = s.execute(
-                    update(SyncRun)
-                    .where(SyncRun.directory == directory, SyncRun.outcome == "running")
-                    .values(
-                        outcome="abandoned",
-                        ended_at=utcnow(),
-                        error="the process running it stopped before it finished",
-                    )
-                )
-                if res.rowcount:
-                    log.warning("marked %d stale running run(s) abandoned", res.rowcount)
-        except LockBusy:
-            pass
-
-
-def _close(connector: Connector) -> None:
-    """Close a connector that was built but not used (its own event loop, like run_sync's)."""
-    try:
-        asyncio.run(connector.aclose())
-    except Exception:
-        log.debug("closing an unused connector failed", exc_info=True)
 
 
 def _monotonic() -> float:

@@ -9,9 +9,11 @@ started at or after S. Replicas therefore run each slot once between them. A cla
 to the next slot is dropped, so every run starts inside the slot it claimed.
 
 Job options: `max_instances=1` (no overlap with itself), `coalesce=True` (missed fire times
-collapse into one run), a misfire grace of half the schedule's period (at most 5 minutes),
-and a first run at start-up. Jitter is applied by the job, not by APScheduler, so the job
-still knows which slot it fired for; it is capped at half the period.
+collapse into one run), a misfire grace of half the schedule's period (at most 5 minutes).
+The first run at start-up (or reload) is a one-off job beside the grid job, so that it never
+holds the grid job's only instance when the next slot begins. Jitter is applied by the job,
+not by APScheduler, so the job still knows which slot it fired for; it is capped at half the
+period, and a start-up run whose jitter would cross into the next slot is skipped at once.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.base import BaseTrigger
 from apscheduler.triggers.cron import CronTrigger
+from apscheduler.triggers.date import DateTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
 from syncd.config.types import Schedule
@@ -33,13 +36,29 @@ EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 MAX_GRACE_S = 300
 _TICK = timedelta(microseconds=1)
 _LOOKBACK_LIMIT = timedelta(days=800)
+_NOW = "#now"  # id suffix of a directory's one-off run at start-up or reload
 
 log = logging.getLogger("syncd.daemon.scheduler")
 
 
+class GridTrigger(IntervalTrigger):
+    """Every `interval` seconds on the epoch grid (EPOCH + k·interval), whatever fired before.
+
+    APScheduler's IntervalTrigger adds the interval to the previous fire time, so after the
+    off-grid start-up run every later fire would keep the daemon's start phase (a daemon started
+    at :42 would fire at :42 of every period, and its jitter would push runs past the slot's
+    end). Here the next fire time is the first grid point strictly after the previous one.
+    """
+
+    def get_next_fire_time(self, previous_fire_time: datetime | None, now: datetime) -> datetime | None:
+        if previous_fire_time is None:
+            return super().get_next_fire_time(None, now)
+        return super().get_next_fire_time(None, previous_fire_time + _TICK)
+
+
 def trigger_for(schedule: Schedule) -> BaseTrigger:
     if schedule.interval:
-        return IntervalTrigger(seconds=schedule.interval, start_date=EPOCH, timezone=UTC)
+        return GridTrigger(seconds=schedule.interval, start_date=EPOCH, timezone=UTC)
     assert schedule.cron is not None
     return CronTrigger.from_crontab(schedule.cron, timezone="UTC")
 
@@ -94,10 +113,12 @@ class Scheduler:
 
     def apply(self, directories: Mapping[str, Any], *, run_now: bool = True) -> None:
         """Make the jobs match `directories` (pull ones): add new, reschedule changed, drop gone.
-        A new or rescheduled job runs at once when `run_now` (start-up, reload)."""
+        A new or rescheduled directory also runs at once when `run_now` (start-up, reload), as
+        a one-off job of its own: a start-up run that lasts into the next slot must not make
+        the grid job skip that slot (`max_instances=1`)."""
         wanted = {job_id(n): (n, d) for n, d in directories.items() if getattr(d, "kind", "scim") != "scim"}
         for job in self.sched.get_jobs():
-            if job.id not in wanted:
+            if job.id.removesuffix(_NOW) not in wanted:
                 job.remove()
                 log.info("job removed", extra={"job": job.id})
         now = datetime.now(UTC)
@@ -105,19 +126,29 @@ class Scheduler:
             existing = self.sched.get_job(jid)
             if existing is not None and existing.kwargs.get("schedule") == d.schedule:
                 continue
-            first = {"next_run_time": now} if run_now else {}  # else: the trigger's next fire time
+            kwargs = {"directory": name, "schedule": d.schedule}
+            grace = grace_for(d.schedule)
             self.sched.add_job(
                 self.job,
                 trigger=trigger_for(d.schedule),
-                kwargs={"directory": name, "schedule": d.schedule},
+                kwargs=kwargs,
                 id=jid,
                 name=jid,
                 replace_existing=True,
                 max_instances=1,
                 coalesce=True,
-                misfire_grace_time=grace_for(d.schedule),
-                **first,
+                misfire_grace_time=grace,
             )
+            if run_now:
+                self.sched.add_job(
+                    self.job,
+                    trigger=DateTrigger(run_date=now, timezone=UTC),
+                    kwargs=kwargs,
+                    id=jid + _NOW,
+                    name=jid + _NOW,
+                    replace_existing=True,
+                    misfire_grace_time=grace,
+                )
             log.info("job scheduled", extra={"job": jid, "schedule": str(d.schedule)})
 
     def next_run(self, directory: str) -> datetime | None:

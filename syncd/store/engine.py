@@ -7,6 +7,7 @@ PostgreSQL: any `postgresql+psycopg://` URL. The schema is only ever created by 
 
 from __future__ import annotations
 
+import hashlib
 import re
 import threading
 import weakref
@@ -124,13 +125,37 @@ def _alembic_config(engine: Engine | None) -> Any:
 
 
 def upgrade(engine: Engine, revision: str = "head") -> None:
-    """Bring the schema to `revision` through the migrations (idempotent)."""
+    """Bring the schema to `revision` through the migrations (idempotent). On PostgreSQL
+    upgraders queue on an advisory lock (per schema), so replicas starting together, each with
+    `db upgrade` before it starts, migrate one after the other instead of colliding."""
     from alembic import command
 
     try:
-        command.upgrade(_alembic_config(engine), revision)
+        with _migration_lock(engine):
+            command.upgrade(_alembic_config(engine), revision)
     except OperationalError as exc:
         raise StoreError(f"cannot reach the store: {exc.orig}") from exc
+
+
+@contextmanager
+def _migration_lock(engine: Engine) -> Iterator[None]:
+    if engine.dialect.name != "postgresql":  # SQLite: the migration's write lock serialises it
+        yield
+        return
+    from sqlalchemy import text
+
+    with engine.connect() as conn:
+        schema = conn.execute(text("SELECT current_schema()")).scalar()
+        key = int.from_bytes(
+            hashlib.sha256(f"syncd-migrate:{schema}".encode()).digest()[:8], "big", signed=True
+        )
+        conn.execute(text("SELECT pg_advisory_lock(:k)"), {"k": key})
+        conn.commit()
+        try:
+            yield
+        finally:
+            conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": key})
+            conn.commit()
 
 
 def schema_status(engine: Engine) -> tuple[str | None, str]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -150,6 +151,20 @@ def test_directories_show_last_run_and_cursor_age(api: Api) -> None:
     assert entry["cursor_age_seconds"] is not None and entry["running"] is None
 
 
+def test_metrics_carry_build_info_and_a_last_success_time_per_directory_from_the_start(api: Api) -> None:
+    before = families(api.client.get("/metrics").text)
+    ts = "syncd_last_success_timestamp_seconds"
+    assert samples(before[ts], ts, directory="entra") == [0.0]  # present before any run
+    (info,) = before["syncd_build_info"].samples
+    assert info.value == 1.0 and info.labels["version"] and info.labels["python"]
+    t0 = time.time()
+    api.post("/v1/directories/entra/sync", json={"wait": True})
+    text = api.client.get("/metrics").text
+    (last,) = samples(families(text)[ts], ts, directory="entra")
+    assert t0 - 1 <= last <= time.time() + 1
+    assert "_created" not in text
+
+
 def test_metrics_parse_and_count_runs_logins_and_scim_requests(api: Api, env: Env) -> None:
     api.post("/v1/directories/entra/sync", json={"wait": True})
     user = next(iter(env.fake.tenant.users.values()))
@@ -171,9 +186,6 @@ def test_metrics_parse_and_count_runs_logins_and_scim_requests(api: Api, env: En
         > 0
     )
     assert samples(fam["syncd_idp_api_calls"], "syncd_idp_api_calls_total", directory="entra")[0] > 0
-    assert samples(
-        fam["syncd_seconds_since_last_success"], "syncd_seconds_since_last_success", directory="entra"
-    )
     assert samples(
         fam["syncd_login_sync_duration_seconds"], "syncd_login_sync_duration_seconds_count", result="fresh"
     ) == [1.0]

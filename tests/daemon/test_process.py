@@ -163,6 +163,12 @@ def test_the_daemon_schedules_serves_reloads_and_stops_cleanly(tmp_path: Path, n
         raw = d.raw_log()
         secrets = [admin, scim, fakes.fakes["okta"].token, fakes.fakes["entra"].client_secret]
         assert not [s for s in secrets if s in raw]
+        # events only: no library set-up chatter, no ANSI duplicates, no console hints
+        assert any(x["msg"].startswith("Uvicorn running on") for x in lines)
+        chatter = [x for x in lines if x["logger"] == "alembic.runtime.plugins" or "Context impl" in x["msg"]]
+        assert not chatter
+        assert "color_message" not in raw and "\x1b" not in raw and "\\u001b" not in raw
+        assert "CTRL+C" not in raw
         engine.dispose()
 
 

@@ -272,6 +272,9 @@ def test_process_killed_during_apply_leaves_a_store_the_next_run_completes(engin
         r = sync(engine, fake, url, tmp_path)
         assert r.outcome == "applied", r.error
         assert_converged(engine, fake)
+        with session_scope(engine, write=False) as s:  # the killed run, finished by the next lock holder
+            rows = s.execute(select(SyncRun.outcome, SyncRun.ended_at).order_by(SyncRun.id)).all()
+        assert [o for o, _ in rows] == ["abandoned", "applied"] and all(e is not None for _, e in rows)
 
 
 LOGIN_KILL_SCRIPT = textwrap.dedent("""
