@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -16,20 +17,23 @@ from rich.progress import (
 from sqlalchemy import select
 
 from cli.context import EXIT_FAILED, ConfigOption, JsonOption, fail, open_store, settings, state
-from cli.exitcodes import EXIT_STOPPED
+from cli.exitcodes import EXIT_OK, EXIT_PARTIAL, EXIT_STOPPED, EXIT_UNREACHABLE, worst
 from cli.output import Column, console, emit, print_json, when
 from connectors.base import ConnectorError
 from connectors.factory import build_connector
 from syncd.reconcile.options import run_options
-from syncd.reconcile.run import RunResult, run_sync
+from syncd.reconcile.run import WROTE, RunResult, run_sync
 from syncd.store.engine import session_scope
 from syncd.store.models import SyncRun
 
 RUN_EPILOG = (
-    "Exit codes: 0 applied (or planned, with --dry-run); 1 a run failed (IdP unreachable, "
-    "credentials refused, another run of the directory holds its lock); 2 bad usage, config or "
-    "store; 3 stopped by a safety threshold: nothing was written, the plan is kept (`syncd runs "
-    "show ID`), rerun with --allow-deletes if the removals are intended."
+    "Exit codes: 0 applied (or planned, with --dry-run); 1 a run failed (another run of the "
+    "directory holds its lock, or a bug); 2 bad usage, config or store; 3 stopped by a safety "
+    "threshold: nothing was written, the plan is kept (`syncd runs show ID`), rerun with "
+    "--allow-deletes if the removals are intended; 4 the IdP could not be reached or refused the "
+    "credentials, nothing was read; 5 partial: the read was cut short, adds and updates were "
+    "applied (or planned) and nothing was removed. With several directories the most serious "
+    "code wins (1 > 2 > 4 > 3 > 5 > 0)."
 )
 
 DirectoriesOption = Annotated[
@@ -118,11 +122,20 @@ def _pull(st: Any, only: list[str] | None, *, dry_run: bool, allow_deletes: bool
     else:
         for r in results:
             _show(r, dry_run)
-    if any(r.outcome in ("failed", "busy") for r in results):
+    return worst([exit_code(r) for r in results])
+
+
+def exit_code(r: RunResult) -> int:
+    """The exit code of one directory's run (see `cli.exitcodes`)."""
+    if r.outcome == "failed" and r.unreachable:
+        return EXIT_UNREACHABLE
+    if r.outcome in ("failed", "busy"):
         return EXIT_FAILED
-    if any(r.outcome == "stopped" for r in results):
+    if r.outcome == "stopped":
         return EXIT_STOPPED
-    return 0
+    if r.outcome == "partial" or not r.complete:
+        return EXIT_PARTIAL
+    return EXIT_OK
 
 
 def _one(engine: Any, conn: Any, opts: Any, *, quiet: bool) -> RunResult:
@@ -161,12 +174,14 @@ def _show(r: RunResult, dry_run: bool) -> None:
     out = console()
     head = {
         "applied": "[green]applied[/]",
+        "partial": "[yellow]partial: the read was cut short; adds and updates applied, nothing removed[/]",
         "planned": "[cyan]planned (dry run: nothing written)[/]",
         "stopped": "[yellow]stopped by safety threshold: nothing written[/]",
         "failed": "[red]failed[/]",
         "busy": "[red]skipped: another run holds the lock[/]",
     }[r.outcome]
-    extra = "" if r.complete else " [yellow](snapshot incomplete: removals skipped)[/]"
+    cut = not r.complete and r.outcome != "partial"
+    extra = " [yellow](snapshot incomplete: removals skipped)[/]" if cut else ""
     out.print(
         f"[bold]{r.directory}[/] run {r.run_id or '-'}: {head}{extra} — {r.mode} read, "
         f"{r.api_calls} API calls, {r.throttles} throttled, {r.seconds:.1f}s"
@@ -178,14 +193,14 @@ def _show(r: RunResult, dry_run: bool) -> None:
             t.add_row(
                 kind.replace("_", " "),
                 str(planned.get(kind, 0)),
-                "-" if dry_run or r.outcome != "applied" else str(r.applied.get(kind, 0)),
+                "-" if dry_run or r.outcome not in WROTE else str(r.applied.get(kind, 0)),
             )
         out.print(t)
-    elif r.outcome in ("applied", "planned"):
+    elif r.outcome in ("applied", "partial", "planned"):
         out.print("  no changes: the store matches the IdP")
-    for n in (r.plan.notes if r.plan else [])[:20]:
-        out.print(f"  [yellow]note:[/] {n}")
-    if r.error:
+    for n in r.notes[:20]:
+        out.print(f"  [yellow]note:[/] {escape(n)}")
+    if r.error and r.outcome != "partial":  # a partial run's error is its first note
         out.print(f"  [red]{r.error}[/]")
 
 
@@ -263,8 +278,10 @@ def runs_show(
         print_json(data)
         return
     emit([data], RUN_COLUMNS, as_json=False, title=f"sync run {run_id}")
-    plan = data["plan"]
-    if plan:
+    plan = data["plan"] or {}
+    for n in plan.get("notes", [])[:50]:
+        console().print(f"note: {escape(n)}")
+    if "counts" in plan:
         console().print(f"kept plan: {plan['counts']}")
         for kind in ("users", "teams", "members"):
             for ch in plan[kind][:50]:

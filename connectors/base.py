@@ -9,6 +9,7 @@ Error tree (each connector maps SDK and HTTP errors onto it at exactly one bound
     ├── TransientError            retrying later may succeed
     │   ├── ThrottledError        429 / rate limit, retries and time budget exhausted
     │   ├── UnavailableError      5xx, timeouts, connection refused or reset
+    │   │   └── CircuitOpen       the run's breaker is open: the IdP stopped answering
     │   └── BudgetExceeded        the caller's time budget ran out
     └── PermanentError            retrying the same request will fail the same way
         ├── AuthError             bad or revoked credentials, missing permission (401/403)
@@ -45,6 +46,10 @@ class ThrottledError(TransientError):
 
 class UnavailableError(TransientError):
     pass
+
+
+class CircuitOpen(UnavailableError):
+    """Not sent: the run's `Breaker` saw too many connection failures in a row."""
 
 
 class BudgetExceeded(TransientError):

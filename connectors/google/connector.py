@@ -19,6 +19,7 @@ from connectors.base import (
     check_base_url,
     register,
 )
+from connectors.breaker import DEFAULT_THRESHOLD, Breaker
 from connectors.google.client import (
     DEFAULT_BASE_URL,
     CallContext,
@@ -50,6 +51,7 @@ class GoogleConnector(Connector):
     or login lookup, retries and their waits included); `max_backoff` caps one retry wait in
     seconds; `page_size` is capped per method at Google's maxima (500 users, 200 groups or
     members); `concurrency` is the number of worker threads (requests in flight).
+    `max_connection_failures` in a row stop a snapshot (see `connectors.breaker`).
     `customer_members`: what a member of type CUSTOMER (the whole customer) means: ``"expand"``
     to every user, or ``"refuse"`` (the group gets no such members; the snapshot is incomplete).
     """
@@ -74,8 +76,11 @@ class GoogleConnector(Connector):
         time_budget: float = 900.0,
         request_timeout: float = 30.0,
         max_backoff: float = 32.0,
+        max_connection_failures: int = DEFAULT_THRESHOLD,
     ) -> None:
         super().__init__(directory)
+        Breaker(max_connection_failures)  # validates
+        self.max_connection_failures = max_connection_failures
         _positive("page_size", page_size, integer=True)
         _positive("concurrency", concurrency, integer=True)
         _positive("time_budget", time_budget)
@@ -100,15 +105,19 @@ class GoogleConnector(Connector):
         self._pool = ServicePool(ServiceSettings(credentials, base, float(request_timeout)),
                                  concurrency)
 
-    def _context(self) -> CallContext:
-        return CallContext(time.monotonic() + self.time_budget, self.max_backoff)
+    def _context(self, breaker: Breaker | None = None) -> CallContext:
+        return CallContext(time.monotonic() + self.time_budget, self.max_backoff, breaker=breaker)
 
     async def snapshot(self, *, cursor: str | None = None,
                        progress: ProgressCallback | None = None) -> Snapshot:
         """A full snapshot (the Directory API has no delta reads; `cursor` is ignored)."""
-        reader = SnapshotReader(self._pool, self._context(), self.settings, self.directory,
-                                progress)
-        return await reader.read()
+        breaker = Breaker(self.max_connection_failures)
+        reader = SnapshotReader(self._pool, self._context(breaker), self.settings,
+                                self.directory, progress)
+        snap = await reader.read()
+        if breaker.open:
+            snap.mark_incomplete(breaker.problem())
+        return snap
 
     async def user_groups(self, user: str) -> UserGroups:
         """`user` (Google id, primary email or alias) and its transitive groups."""

@@ -29,6 +29,7 @@ from typing import Any, Literal
 
 from connectors.base import (
     AuthError,
+    CircuitOpen,
     ConfigError,
     ConnectorError,
     NotFoundError,
@@ -212,7 +213,10 @@ class SnapshotReader:
         except ConnectorError as exc:
             if pages == 0:
                 raise  # nothing of this kind could be read: the snapshot would mean nothing
-            self.failures.append(f"{exc} (the {what} list is cut short)")
+            if isinstance(exc, CircuitOpen):  # recorded once by the connector
+                self.snap.complete = False
+            else:
+                self.failures.append(f"{exc} (the {what} list is cut short)")
 
     def _take_users(self, page: dict[str, Any]) -> int:
         for d in page.get("users", ()):
@@ -260,7 +264,9 @@ class SnapshotReader:
         for gid, fut in self.direct.items():
             res = fut.result()
             label = self._label(gid)
-            if res.error is not None:
+            if isinstance(res.error, CircuitOpen):  # recorded once by the connector
+                self.snap.complete = False
+            elif res.error is not None:
                 self.failures.append(f"{res.error} ({label} keeps only the members read)")
             mine = {u for u in res.users if u in users}
             outside = len(res.users) - len(mine) + res.other

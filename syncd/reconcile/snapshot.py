@@ -12,6 +12,8 @@ A `Snapshot` is the only thing a pull connector hands to the rest of syncd. Inva
   with its complete transitive member set; `removed_users` / `removed_groups` list what left.
 - `complete is False` means some read failed after its retries; such a snapshot may add and
   update, but must never be used to remove, deactivate or delete anything.
+- `notes` say how the read went where that is worth an operator's attention but does not make
+  the snapshot incomplete (e.g. an incremental read that fell back to a full one).
 """
 
 from __future__ import annotations
@@ -71,6 +73,7 @@ class Snapshot:
     problems: list[str] = field(default_factory=list)
     cursor: str | None = None
     stats: FetchStats = field(default_factory=FetchStats)
+    notes: list[str] = field(default_factory=list)
 
     def __repr__(self) -> str:  # short: asyncio and loggers repr results, and these can be huge
         return (f"Snapshot({self.directory!r}, {self.mode}, users={len(self.users)}, "

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from connectors.base import AuthError, Connector
+from connectors.base import AuthError, Connector, UnavailableError
 from connectors.testing.faults import FaultPlan
 from connectors.testing.harness import FakeIdP, running_fake
 from connectors.testing.tenant import Tenant, generate
@@ -199,3 +199,63 @@ def test_user_groups_for_login(kind: str) -> None:
             assert ug.user is not None and ug.user.external_id == x(user.id)
             assert {g.external_id for g in ug.groups} == want
         assert unknown.user is None and unknown.groups == ()
+
+
+# -- an IdP that dies mid-read (issue 9, defect 7) --------------------------------------------
+
+#: connection failures in a row that open the breaker in these tests (the default)
+BREAKER = 5
+
+
+def test_an_idp_that_dies_mid_read_stops_the_read_incomplete_after_few_attempts(kind: str) -> None:
+    """The host dies after a few member reads: the snapshot is incomplete (so nothing will be
+    removed) and says why, and the requests sent to the dead host are bounded by the breaker
+    (plus the requests already in flight), not by the groups left times the retries."""
+    faults = FaultPlan()
+    faults.add("die", path=MEMBERS_PATH[kind], after=3)
+    big = generate(seed=9, users=80, groups=40, members_per_group=6, nesting_depth=1)
+    opts = {**FAST, "max_retries": 3, "time_budget": 120.0, "max_connection_failures": BREAKER}
+    with running_fake(kind, big, faults) as (fake, url):
+        snap = run(take(fake.connector(url, **opts)))
+        assert faults.dead
+        assert not snap.complete
+        assert any("stopped answering" in p for p in snap.problems), snap.problems
+        assert len(snap.problems) <= 3, snap.problems  # one breaker problem, not one per group
+        # without the breaker: 40 groups x 4 attempts; with it: the breaker's 5 plus what was in flight
+        assert faults.after_death <= BREAKER + FAST["concurrency"] + 2, faults.after_death
+        assert snap.users  # what was read before the death is still reported
+
+
+def test_an_idp_dead_from_the_start_raises_unavailable(kind: str) -> None:
+    faults = FaultPlan()
+    faults.add("die", path="", after=0)
+    opts = {**FAST, "max_retries": 3, "time_budget": 120.0, "max_connection_failures": BREAKER}
+    with running_fake(kind, tenant(), faults) as (fake, url), pytest.raises(UnavailableError):
+        run(take(fake.connector(url, **opts)))
+    assert faults.after_death <= BREAKER + FAST["concurrency"] + 2, faults.after_death
+
+
+# -- Okta: a System Log that cannot be read (issue 9, defect 8) --------------------------------
+
+
+@pytest.mark.parametrize(
+    "fault",
+    [("error", 403), ("error", 404), ("expired_cursor", 400), ("error", 500), ("bad_json", 200)],
+    ids=["403", "404", "400-since", "500", "unparsable"],
+)
+def test_okta_unreadable_system_log_falls_back_to_a_full_read_with_a_note(fault: tuple[str, int]) -> None:
+    kind_, status = fault
+    faults = FaultPlan()
+    with running_fake("okta", tenant(), faults) as (fake, url):
+        first = run(take(fake.connector(url, **FAST)))
+        faults.add(kind_, path="/api/v1/logs", times=None, status=status)  # type: ignore[arg-type]
+        t = fake.tenant
+        gone = next(iter(t.groups))
+        t.delete_group(gone)  # only the System Log (or a full read) can tell
+        t.rename_group(next(iter(t.groups)), "after-the-log-broke")
+        second = run(take(fake.connector(url, **{**FAST, "max_retries": 1}), cursor=first.cursor))
+        assert second.complete, second.problems
+        assert second.mode == "full"
+        assert observed(second) == expected(fake)
+        assert fake.external_id(gone) not in second.groups
+        assert any("System Log could not be read" in n for n in second.notes), second.notes
