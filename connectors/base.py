@@ -108,7 +108,14 @@ class Connector(abc.ABC):
 
     @abc.abstractmethod
     async def user_groups(self, user: str) -> UserGroups:
-        """One user's current transitive groups; `user` is an IdP id, userName or email."""
+        """One user's current transitive groups; `user` is an IdP id, userName or email.
+
+        The result must say truthfully what the lookup can see (`UserGroups.reports`): a group
+        whose membership the vendor's per-user call cannot return goes in `unseen` (or the
+        result is marked not `complete`), so that an on-login sync never removes a membership
+        its own lookup could not have reported. Group membership means the same as in
+        `snapshot` (nested groups expanded, the same treatment of special members).
+        """
 
     async def aclose(self) -> None:  # noqa: B027 - optional hook
         """Release sessions and sockets."""

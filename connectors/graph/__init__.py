@@ -141,7 +141,12 @@ class GraphConnector(Connector):
         return snap
 
     async def user_groups(self, user: str) -> UserGroups:
-        """`user`'s transitive groups in scope; `user` is an object id, userPrincipalName or mail."""
+        """`user`'s transitive groups in scope; `user` is an object id, userPrincipalName or mail.
+
+        ``/users/{id}/transitiveMemberOf`` lists every group the user is in, directly or through
+        nested groups (directory roles and administrative units, also listed, are dropped): the
+        same membership as a snapshot's ``transitiveMembers``, so the result reports every
+        group (`UserGroups.complete`, nothing `unseen`)."""
         stats = FetchStats()
         token = CURRENT_STATS.set(stats)
         try:

@@ -114,7 +114,11 @@ class OktaConnector(Connector):
         return snap
 
     async def user_groups(self, user: str) -> UserGroups:
-        """The user's groups of the configured types (Okta groups are flat: direct = all)."""
+        """The user's groups of the configured types (Okta groups are flat: direct = all).
+
+        ``/api/v1/users/{id}/groups`` lists every group the user is a member of, of any type
+        (filtered here to `group_types`, as snapshots are): the result reports every group
+        (`UserGroups.complete`, nothing `unseen`)."""
         deadline = Deadline(self.time_budget)
         meter = self.api.meter
         meter.api_calls = meter.throttles = 0

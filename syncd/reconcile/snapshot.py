@@ -90,9 +90,29 @@ class UserGroups:
     """One user's current transitive groups, for the login path.
 
     `user` is None when the IdP does not know the user (deleted or never existed).
+
+    Invariant (the login contract): `groups` are groups the user is a member of, with the same
+    meaning of membership as the connector's snapshots (so a login and the next pull agree).
+    The absence of a group from `groups` means "not a member" only where `reports(group)` is
+    true: a per-user lookup may be blind to some memberships (Google's ``groups.list(userKey)``
+    never returns a group that has the whole customer as a member). An on-login sync removes
+    the user only from teams whose group the lookup `reports`.
+
+    - `unseen`: ids of groups the lookup cannot report on;
+    - `complete` False: the lookup could not even tell which groups it cannot see, so it
+      reports no absence at all (adds only);
+    - `notes`: why, for the login's answer.
     """
 
     directory: str
     user: SnapshotUser | None
     groups: tuple[SnapshotGroup, ...] = ()
     stats: FetchStats = field(default_factory=FetchStats)
+    unseen: frozenset[str] = frozenset()
+    complete: bool = True
+    notes: tuple[str, ...] = ()
+
+    def reports(self, group_external_id: str) -> bool:
+        """Whether this lookup is authoritative for the group: absent from `groups` means the
+        user is not a member of it."""
+        return self.complete and group_external_id not in self.unseen

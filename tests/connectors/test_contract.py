@@ -259,3 +259,59 @@ def test_okta_unreadable_system_log_falls_back_to_a_full_read_with_a_note(fault:
         assert observed(second) == expected(fake)
         assert fake.external_id(gone) not in second.groups
         assert any("System Log could not be read" in n for n in second.notes), second.notes
+
+
+# -- login lookups agree with snapshots (issue 9, defect 6) ------------------------------------
+
+
+def whole_customer_options(kind: str, t: Tenant) -> dict[str, Any]:
+    """Google: make a nested group whole-customer ("All staff" inside another group), the case
+    ``groups.list(userKey)`` cannot see."""
+    if kind != "google":
+        return {}
+    inner = next(c for g in t.groups.values() for c in sorted(g.group_ids))
+    return {"customer_members": [inner]}
+
+
+def test_user_groups_agree_with_the_snapshot_wherever_they_report(kind: str) -> None:
+    """For every user: each group the login lookup returns has the user in the snapshot, and
+    each snapshot group with the user is returned unless the lookup says it cannot see it."""
+    t = tenant()
+    with running_fake(kind, t, **whole_customer_options(kind, t)) as (fake, url):
+
+        async def read() -> tuple[Snapshot, list[Any]]:
+            async with fake.connector(url, **FAST) as conn:
+                snap = await conn.snapshot()
+                return snap, [await conn.user_groups(fake.external_id(u)) for u in list(t.users)[:25]]
+
+        snap, lookups = run(read())
+        assert snap.complete, snap.problems
+        for ug in lookups:
+            uid = ug.user.external_id
+            in_snapshot = {g for g, grp in snap.groups.items() if uid in grp.member_ids}
+            returned = {g.external_id for g in ug.groups}
+            assert returned <= in_snapshot, (uid, returned - in_snapshot)
+            assert {g for g in in_snapshot if ug.reports(g)} <= returned, uid
+            assert ug.complete and not ug.unseen  # these lookups can see every membership
+        if kind == "google":  # the whole-customer groups reached every user by the lookup too
+            wide = {g for g, grp in snap.groups.items() if grp.member_ids == frozenset(snap.users)}
+            assert wide and all(wide <= {g.external_id for g in ug.groups} for ug in lookups)
+
+
+def test_google_login_lookup_that_cannot_tell_whole_customer_groups_reports_no_absence() -> None:
+    t = tenant()
+    opts = whole_customer_options("google", t)
+    faults = FaultPlan()
+    with running_fake("google", t, faults, **opts) as (fake, url):
+        faults.add("timeout", path=f"/members/{fake.customer}", times=None, delay=20)
+        user = next(u for u in t.users.values() if t.parent_group_ids(u.id))
+
+        async def lookup() -> Any:
+            async with fake.connector(url, **{**FAST, "time_budget": 3.0}) as conn:
+                return await conn.user_groups(user.user_name)
+
+        ug = run(lookup())
+        x = fake.external_id
+        assert not ug.complete and ug.notes
+        assert not any(ug.reports(x(g)) for g in t.groups)  # so a login removes nothing
+        assert {g.external_id for g in ug.groups} == {x(g) for g in t.transitive_group_ids(user.id)}
