@@ -73,3 +73,10 @@ class Breaker:
     def problem(self) -> str:
         """The one problem an incomplete snapshot records for an open breaker."""
         return f"{self.describe()} and {self.refused} requests were not sent"
+
+
+def died_mid_read(exc: BaseException, pages_read: int) -> bool:
+    """Whether a list that failed on its first page was cut by the IdP dying after other pages
+    of the snapshot were read: the read is then incomplete, not meaningless, and must not
+    raise (readers otherwise raise when a first page fails)."""
+    return isinstance(exc, CircuitOpen) and pages_read > 0

@@ -35,6 +35,7 @@ from connectors.base import (
     NotFoundError,
     ProgressCallback,
 )
+from connectors.breaker import died_mid_read
 from connectors.google.client import CallContext, ServicePool
 from connectors.google.errors import expect_dict, translate
 from connectors.google.expand import transitive_users
@@ -211,7 +212,7 @@ class SnapshotReader:
         except FATAL:
             raise
         except ConnectorError as exc:
-            if pages == 0:
+            if pages == 0 and not died_mid_read(exc, self.snap.stats.pages):
                 raise  # nothing of this kind could be read: the snapshot would mean nothing
             if isinstance(exc, CircuitOpen):  # recorded once by the connector
                 self.snap.complete = False

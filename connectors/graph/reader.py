@@ -32,6 +32,7 @@ from connectors.base import (
     NotFoundError,
     ProgressCallback,
 )
+from connectors.breaker import died_mid_read
 from connectors.graph.client import GraphApi
 from connectors.graph.paging import NextLinkPaginator, iter_pages
 from syncd.reconcile.snapshot import Snapshot, SnapshotGroup, SnapshotUser, UserGroups
@@ -190,7 +191,8 @@ class GraphReader:
                 if progress:
                     progress("users", count)
         except ConnectorError as exc:
-            if pages.pages == 0 or isinstance(exc, AuthError | ConfigError):
+            first = pages.pages == 0 and not died_mid_read(exc, snap.stats.pages)
+            if first or isinstance(exc, AuthError | ConfigError):
                 raise
             cut_short(snap, f"GET /users page {pages.pages + 1}", exc)
 
@@ -270,7 +272,8 @@ class GraphReader:
                     if progress:
                         progress("groups", seen)
             except ConnectorError as exc:
-                if pages.pages == 0 or isinstance(exc, AuthError | ConfigError):
+                first = pages.pages == 0 and not died_mid_read(exc, snap.stats.pages)
+                if first or isinstance(exc, AuthError | ConfigError):
                     raise
                 cut_short(snap, f"GET /groups page {pages.pages + 1}", exc)
             await asyncio.gather(*tasks)

@@ -41,6 +41,7 @@ from connectors.base import (
     CursorExpired,
     ProgressCallback,
 )
+from connectors.breaker import died_mid_read
 from connectors.okta.client import Deadline, OktaApi, Page
 from connectors.okta.paging import iterate
 from connectors.okta.reader import (
@@ -187,8 +188,8 @@ class SnapshotReader:
                             found_users.add(t["id"])
                         elif t.get("type") == "UserGroup" and kind.startswith("group."):
                             found_groups.add(t["id"])
-        except CircuitOpen:
-            if self.snap.stats.pages == 0:
+        except CircuitOpen as exc:
+            if not died_mid_read(exc, self.snap.stats.pages):
                 raise
             self.snap.complete = False  # deletions unknown: the connector records why
             return
@@ -226,8 +227,7 @@ class SnapshotReader:
         except CursorExpired:
             raise
         except ConnectorError as exc:
-            died = isinstance(exc, CircuitOpen) and self.snap.stats.pages > 0
-            if first and first_fatal and not died:  # a list not begun when the IdP died is cut
+            if first and first_fatal and not died_mid_read(exc, self.snap.stats.pages):
                 raise
             if isinstance(exc, CircuitOpen):  # recorded once by the connector
                 self.snap.complete = False

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import Engine, select
 from typer.testing import CliRunner
 
@@ -22,6 +23,7 @@ from cli.sync import exit_code
 from connectors.testing.faults import FaultPlan, FaultRule
 from connectors.testing.harness import FakeIdP, running_fake
 from connectors.testing.tenant import Tenant, generate
+from syncd.daemon.metrics import Metrics
 from syncd.reconcile.run import RunOptions, run_sync
 from syncd.store import session_scope
 from syncd.store.models import Membership, SyncRun, Team, User
@@ -89,6 +91,15 @@ def test_an_idp_dying_mid_read_ends_the_run_partial_and_removes_nothing(
         assert memberships(engine, directory) >= before  # nothing removed
         assert faults.after_death <= BREAKER + FAST["concurrency"] + 2, faults.after_death
         assert x  # ids as the connector reports them
+        metrics = Metrics()
+        metrics.record_run(r, "schedule")
+        runs = {
+            (smp.labels["directory"], smp.labels["outcome"]): smp.value
+            for fam in text_string_to_metric_families(metrics.render().decode())
+            for smp in fam.samples
+            if smp.name == "syncd_sync_runs_total"
+        }
+        assert runs == {(directory, "partial"): 1.0}
     with session_scope(engine, write=False) as s:
         row = s.get(SyncRun, r.run_id)
         assert row is not None and row.outcome == "partial"
