@@ -108,6 +108,7 @@ class OktaConnector(Connector):
                     note = str(exc)
                 except CursorExpired as exc:
                     log.info("okta %s: cursor refused (%s), reading in full", self.directory, exc)
+                    note = f"the saved cursor could not be used ({exc}); this run read in full"
         snap = await self._reader(deadline, progress).full()
         if note is not None:
             snap.notes.append(note)

@@ -150,3 +150,33 @@ def test_run_once_exits_5_for_a_partial_read_and_4_for_an_unreachable_idp(
         assert human.exit_code == EXIT_UNREACHABLE, human.output
         plan = cli.invoke(app, ["--config", cfg, "plan"])
         assert plan.exit_code == EXIT_UNREACHABLE, plan.output
+
+
+def test_an_okta_run_whose_system_log_is_gone_reads_in_full_and_says_so(
+    engine: Engine, tmp_path: Path
+) -> None:
+    """404 from /api/v1/logs (logs not available to the org) used to fail every run after the
+    first; now the run reads in full, applies, and its notes say why (CLI and `runs show`)."""
+    directory = f"okta-{uuid.uuid4().hex[:8]}"
+    faults = FaultPlan()
+    cli = CliRunner()
+    with running_fake("okta", tenant(), faults) as (fake, url):
+        cfg = okta_config(tmp_path, engine, fake, url, directory)
+        assert cli.invoke(app, ["--config", cfg, "run", "--once"]).exit_code == EXIT_OK
+        faults.add("error", path="/api/v1/logs", status=404, times=None)
+        t = fake.tenant
+        gone = next(iter(t.groups))
+        t.delete_group(gone)
+        for _ in range(2):  # every later run, not only the next one
+            r = cli.invoke(app, ["--config", cfg, "--json", "run", "--once"])
+            assert r.exit_code == EXIT_OK, r.output
+            [res] = json.loads(r.stdout)
+            assert res["outcome"] == "applied" and res["mode"] == "full"
+            assert any("System Log could not be read" in n for n in res["notes"]), res["notes"]
+        human = cli.invoke(app, ["--config", cfg, "runs", "show", str(res["run_id"])])
+        assert human.exit_code == 0 and "System Log could not be read" in human.stdout
+    with session_scope(engine, write=False) as s:
+        team = s.execute(
+            select(Team).where(Team.directory == directory, Team.external_id == fake.external_id(gone))
+        ).scalar_one()
+        assert team.archived  # the deletion was seen by the full read
