@@ -103,7 +103,11 @@ class Connector(abc.ABC):
         snapshot if the connector supports it, else a full one; an expired cursor falls back to a
         full read (never raises `CursorExpired` to the caller). Failed reads after retries mark
         the snapshot incomplete instead of raising; only errors that make the whole read
-        meaningless (auth, config, the first page failing) raise.
+        meaningless (auth, config, the first page failing) raise. Every request goes through
+        one `connectors.breaker.Breaker` per snapshot: once the IdP stopped answering, the
+        read stops within seconds, incomplete (or raises `CircuitOpen` if nothing was read).
+        Changes in how the read went that do not make it incomplete (a fall back to a full
+        read) are said in `Snapshot.notes`.
         """
 
     @abc.abstractmethod

@@ -19,6 +19,7 @@ from __future__ import annotations
 import threading
 
 from connectors.base import CircuitOpen, ConfigError
+from syncd.reconcile.snapshot import Snapshot
 
 #: connection failures in a row that stop a read (config: `max_connection_failures`)
 DEFAULT_THRESHOLD = 5
@@ -73,6 +74,14 @@ class Breaker:
     def problem(self) -> str:
         """The one problem an incomplete snapshot records for an open breaker."""
         return f"{self.describe()} and {self.refused} requests were not sent"
+
+
+def record(snap: Snapshot, breaker: Breaker) -> None:
+    """If `breaker` opened during the read of `snap`: mark it incomplete, its problem first
+    (it is why the read stopped; per-read failures before it follow)."""
+    if breaker.open:
+        snap.complete = False
+        snap.problems.insert(0, breaker.problem())
 
 
 def died_mid_read(exc: BaseException, pages_read: int) -> bool:

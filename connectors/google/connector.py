@@ -20,7 +20,7 @@ from connectors.base import (
     check_base_url,
     register,
 )
-from connectors.breaker import DEFAULT_THRESHOLD, Breaker
+from connectors.breaker import DEFAULT_THRESHOLD, Breaker, record
 from connectors.google.client import (
     DEFAULT_BASE_URL,
     CallContext,
@@ -129,8 +129,7 @@ class GoogleConnector(Connector):
         reader = SnapshotReader(self._pool, self._context(breaker), self.settings,
                                 self.directory, progress)
         snap = await reader.read()
-        if breaker.open:
-            snap.mark_incomplete(breaker.problem())
+        record(snap, breaker)
         return snap
 
     async def user_groups(self, user: str) -> UserGroups:

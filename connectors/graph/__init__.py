@@ -20,7 +20,7 @@ from connectors.base import (
     check_base_url,
     register,
 )
-from connectors.breaker import DEFAULT_THRESHOLD, Breaker
+from connectors.breaker import DEFAULT_THRESHOLD, Breaker, record
 from connectors.graph.auth import build_credential
 from connectors.graph.client import CURRENT_BREAKER, CURRENT_STATS, GraphApi
 from connectors.graph.delta import DeltaReader, decode_cursor
@@ -117,8 +117,7 @@ class GraphConnector(Connector):
         token, btoken = CURRENT_STATS.set(snap.stats), CURRENT_BREAKER.set(breaker)
         try:
             snap = await self._snapshot(snap, cursor, progress)
-            if breaker.open:
-                snap.mark_incomplete(breaker.problem())
+            record(snap, breaker)
             return snap
         finally:
             CURRENT_STATS.reset(token)

@@ -16,7 +16,7 @@ from connectors.base import (
     ProgressCallback,
     check_base_url,
 )
-from connectors.breaker import DEFAULT_THRESHOLD, Breaker
+from connectors.breaker import DEFAULT_THRESHOLD, Breaker, record
 from connectors.okta.client import Credentials, Deadline, OktaApi, breaker_scope
 from connectors.okta.paging import iterate
 from connectors.okta.reader import GROUP_TYPES, parse_cursor, quote_value, to_group, to_user
@@ -88,8 +88,7 @@ class OktaConnector(Connector):
         breaker = Breaker(self.max_connection_failures)
         with breaker_scope(breaker):
             snap = await self._snapshot(cursor, progress)
-        if breaker.open:
-            snap.mark_incomplete(breaker.problem())
+        record(snap, breaker)
         return snap
 
     async def _snapshot(self, cursor: str | None, progress: ProgressCallback | None) -> Snapshot:
