@@ -55,11 +55,13 @@ async def discover(pool: ServicePool, ctx: CallContext, settings: ReadSettings) 
     def has_customer(svc: Any, gid: str) -> bool:
         # members.list, the call snapshots rely on for CUSTOMER members (members.get does not
         # document the customer id as a memberKey); only the types, and stop at the first hit
-        params = {"groupKey": gid, "maxResults": settings.groups_page,
-                  "fields": "nextPageToken,members(type)"}
+        params = {
+            "groupKey": gid,
+            "maxResults": settings.groups_page,
+            "fields": "nextPageToken,members(type)",
+        }
         try:
-            for page in iter_pages(svc.members.list, params, f"members of group {gid}",
-                                   settings.num_retries):
+            for page in iter_pages(svc.members.list, params, f"members of group {gid}", settings.num_retries):
                 if any(m.get("type") == "CUSTOMER" for m in page.get("members", ())):
                     return True
         except NotFoundError:  # deleted since groups.list
