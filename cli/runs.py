@@ -11,10 +11,11 @@ from contextlib import contextmanager
 from typing import Annotated, Any
 
 import typer
+from rich.text import Text
 
 from cli.context import ConfigOption, JsonOption, fail, open_store, settings, state
 from cli.exitcodes import EXIT_FAILED
-from cli.output import Column, console, kv, print_json, shown_of, table, utc, when
+from cli.output import Column, console, kv, print_json, safe, shown_of, table, utc, when
 from cli.planview import PLAN_LINES, show_plan
 from syncd.store.engine import session_scope
 
@@ -144,7 +145,10 @@ def runs_show(
         title=f"sync run {run_id}",
     )
     plan = data["plan"]
-    if plan:
+    if plan and "counts" not in plan:  # an applied or partial run keeps only its notes
+        for note in plan.get("notes") or ():
+            console().print(Text("note: ", style="yellow") + Text(safe(note)))
+    elif plan:
         console().print()
         show_plan(plan, limit=None if every else PLAN_LINES)
         _next_step(run_id, data["outcome"], plan)
