@@ -20,7 +20,8 @@ Reading (any number of readers, each with its own cursor):
 - `oldest_retained(bind)`: positions before it were pruned (`read` raises `FeedGone`).
 - `lag(bind, *, after, directories=None) -> Lag(changes, seconds)`.
 - `prune(session, *, older_than)`: retention (the daemon calls it).
-- `ChangeSignal(engine).start()`: wakes waiting readers after commits (in process, and via
+- `shared_signal(engine)` (one per engine and process; `ChangeSignal(engine).start()` for
+  your own): wakes waiting readers after commits (in process, and via
   PostgreSQL LISTEN/NOTIFY across replicas); `wait(timeout, since=)` / `wait_async(...)`.
 - `wait_for_changes(...)` / `await_changes(...)`: `read` that long-polls up to `timeout`.
 - Cursors: `load_cursor(session, consumer)` / `save_cursor(session, consumer, position)`
@@ -35,7 +36,7 @@ from syncd.feed.cursors import load_cursor, save_cursor
 from syncd.feed.kinds import KINDS
 from syncd.feed.position import START, BadPosition, Position
 from syncd.feed.reader import FeedChange, FeedGone, FeedPage, Lag, head, lag, oldest_retained, prune, read
-from syncd.feed.signal import ChangeSignal
+from syncd.feed.signal import ChangeSignal, shared_signal, stop_shared
 from syncd.feed.wait import await_changes, wait_for_changes
 
 __all__ = [
@@ -56,5 +57,7 @@ __all__ = [
     "prune",
     "read",
     "save_cursor",
+    "shared_signal",
+    "stop_shared",
     "wait_for_changes",
 ]

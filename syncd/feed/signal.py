@@ -27,7 +27,7 @@ log = logging.getLogger("syncd.feed.signal")
 
 CHANNEL = "syncd_changes"
 _live: weakref.WeakSet[ChangeSignal] = weakref.WeakSet()
-_live_guard = threading.Lock()
+_live_guard = threading.RLock()
 
 
 def notify_local() -> None:
@@ -36,6 +36,26 @@ def notify_local() -> None:
         signals = list(_live)
     for s in signals:
         s.bump()
+
+
+_shared: weakref.WeakKeyDictionary[Engine, ChangeSignal] = weakref.WeakKeyDictionary()
+
+
+def shared_signal(engine: Engine) -> ChangeSignal:
+    """The process's one started ChangeSignal for `engine` (one LISTEN connection per engine)."""
+    with _live_guard:
+        sig = _shared.get(engine)
+        if sig is None:
+            sig = _shared[engine] = ChangeSignal(engine)
+    return sig.start()
+
+
+def stop_shared(engine: Engine) -> None:
+    """Stop the shared signal of `engine` (its LISTEN thread), if one was started."""
+    with _live_guard:
+        sig = _shared.pop(engine, None)
+    if sig is not None:
+        sig.stop()
 
 
 class ChangeSignal:
@@ -95,9 +115,13 @@ class ChangeSignal:
 
     def start(self) -> ChangeSignal:
         """Start the LISTEN thread on PostgreSQL (no-op on SQLite or without an engine)."""
-        if self.engine is None or self.engine.dialect.name != "postgresql" or self._thread is not None:
+        if self.engine is None or self.engine.dialect.name != "postgresql":
             return self
-        self._thread = threading.Thread(target=self._listen_loop, name="feed-listen", daemon=True)
+        with self._cond:
+            if self._thread is not None:
+                return self
+            self._stop.clear()
+            self._thread = threading.Thread(target=self._listen_loop, name="feed-listen", daemon=True)
         self._thread.start()
         return self
 

@@ -8,6 +8,7 @@ still seen within that many seconds.
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 
 from sqlalchemy import Engine
@@ -28,14 +29,16 @@ def wait_for_changes(
     timeout: float,
     directories: set[str] | frozenset[str] | None = None,
     poll: float = POLL_S,
+    stop: threading.Event | None = None,
 ) -> FeedPage:
-    """`read`, waiting up to `timeout` seconds for a change when there is none (threads)."""
+    """`read`, waiting up to `timeout` seconds for a change when there is none (threads);
+    returns early once `stop` is set (bump the signal to wake the wait)."""
     deadline = time.monotonic() + max(0.0, timeout)
     while True:
         gen = signal.generation
         page = read(engine, after=after, limit=limit, directories=directories)
         left = deadline - time.monotonic()
-        if page.changes or left <= 0:
+        if page.changes or left <= 0 or (stop is not None and stop.is_set()):
             return page
         after = page.next
         signal.wait(min(left, poll), since=gen)
