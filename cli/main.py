@@ -13,11 +13,11 @@ from importlib.metadata import PackageNotFoundError, version
 
 import typer
 
-from cli import audit, db, demo, login, serve, sync, teams, tokens, users
+from cli import audit, db, demo, login, serve, sync, teams, tokens, users, webhooks
 from cli import config as config_cmd
 from cli.context import EXIT_FAILED, ConfigOption, JsonOption, state
 
-COMMANDS = (db, users, teams, audit, config_cmd, tokens, serve, sync, login, demo)
+COMMANDS = (db, users, teams, audit, config_cmd, tokens, serve, sync, login, demo, webhooks)
 
 HELP = """\
 syncd keeps the users and teams of an LLM gateway in step with your identity providers
