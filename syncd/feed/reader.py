@@ -23,11 +23,14 @@ from typing import Any
 from sqlalchemy import Connection, Engine, and_, delete, func, or_, select, text
 from sqlalchemy.orm import Session
 
+from syncd.feed.kinds import TEAM_MEMBERS_ADDED, TEAM_MEMBERS_REMOVED
+from syncd.feed.names import names
 from syncd.feed.position import START, Position
 from syncd.store.models import Change, FeedHorizon, utcnow
 
 CHANGES = Change.__table__  # type: ignore[attr-defined]
 HORIZON = FeedHorizon.__table__  # type: ignore[attr-defined]
+MEMBER_KINDS = (TEAM_MEMBERS_ADDED, TEAM_MEMBERS_REMOVED)
 _XMIN = "pg_snapshot_xmin(pg_current_snapshot())::text::bigint"
 
 Bind = Engine | Connection | Session
@@ -144,9 +147,13 @@ def read(
             rows = list(c.execute(q).mappings())
         # read after the rows: a prune that committed before them is seen here
         horizon = _horizon(c)
+        member_ids = {
+            u for r in rows if r["kind"] in MEMBER_KINDS for u in (r["data"] or {}).get("members", ())
+        }
+        user_names = names(c, "users", "user_name", member_ids) if member_ids else {}
     if horizon is not None and after and pos < horizon:
         raise FeedGone(str(pos), str(horizon))
-    changes = [_change(r) for r in rows]
+    changes = [_change(r, user_names) for r in rows]
     if len(rows) >= max(1, limit):
         nxt = Position(rows[-1]["xid"], rows[-1]["id"])
     elif frontier is not None and frontier > pos:
@@ -158,7 +165,10 @@ def read(
     return FeedPage(changes, str(nxt))
 
 
-def _change(r: Any) -> FeedChange:
+def _change(r: Any, user_names: dict[str, str]) -> FeedChange:
+    data = dict(r["data"] or {})
+    if r["kind"] in MEMBER_KINDS:
+        data["members"] = [{"id": u, "userName": user_names.get(u)} for u in data.get("members", ())]
     return FeedChange(
         position=str(Position(r["xid"], r["id"])),
         id=r["id"],
@@ -168,7 +178,7 @@ def _change(r: Any) -> FeedChange:
         resource_type=r["resource_type"],
         resource_id=r["resource_id"],
         name=r["name"],
-        data=r["data"] or {},
+        data=data,
         actor=r["actor"],
     )
 

@@ -163,12 +163,17 @@ def test_the_daemon_runs_a_worker_per_webhook(engine: Engine, tmp_path: Path) ->
                 time.sleep(0.05)
             assert [r.payload["data"]["resource"]["name"] for r in rcv.delivered()] == ["hooked@x"]
             assert not rcv.rejected
-            fams = {f.name: f for f in text_string_to_metric_families(daemon.metrics.render().decode())}
-            sent = [
-                x.value
-                for x in fams["syncd_webhook_deliveries"].samples
-                if x.name.endswith("_total") and x.labels == {"webhook": name, "outcome": "delivered"}
-            ]
+            # the worker counts a delivery once it saved its cursor, just after the receiver answered
+            while True:
+                fams = {f.name: f for f in text_string_to_metric_families(daemon.metrics.render().decode())}
+                sent = [
+                    x.value
+                    for x in fams["syncd_webhook_deliveries"].samples
+                    if x.name.endswith("_total") and x.labels == {"webhook": name, "outcome": "delivered"}
+                ]
+                if sent or time.monotonic() > deadline:
+                    break
+                time.sleep(0.05)
             assert sent == [1.0]
             assert [x.value for x in fams["syncd_webhook_dead_letters"].samples] == [0.0]
         finally:
