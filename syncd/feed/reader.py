@@ -79,6 +79,9 @@ class FeedChange:
 class FeedPage:
     changes: list[FeedChange]
     next: str  # the position to read after next time (the given one if nothing is new)
+    #: committed changes are withheld behind an older open transaction (PostgreSQL): they
+    #: become readable when it ends, which may send no notification, so poll soon
+    pending: bool = False
 
 
 @dataclass(frozen=True)
@@ -121,6 +124,11 @@ def _frontier(c: Connection | Session) -> Position | None:
     return Position(row[0], row[1]) if row else None
 
 
+def _withheld(c: Connection | Session) -> bool:
+    q = select(CHANGES.c.id).where(CHANGES.c.xid >= text(_XMIN)).limit(1)
+    return c.execute(q).first() is not None
+
+
 def _horizon(c: Connection | Session) -> Position | None:
     row = c.execute(select(HORIZON.c.xid, HORIZON.c.change_id).where(HORIZON.c.id == 1)).first()
     return Position(row[0], row[1]) if row else None
@@ -147,6 +155,7 @@ def read(
             rows = list(c.execute(q).mappings())
         # read after the rows: a prune that committed before them is seen here
         horizon = _horizon(c)
+        pending = _pg(c) and len(rows) < max(1, limit) and _withheld(c)
         member_ids = {
             u for r in rows if r["kind"] in MEMBER_KINDS for u in (r["data"] or {}).get("members", ())
         }
@@ -162,7 +171,7 @@ def read(
         nxt = pos
     if horizon is not None and nxt < horizon:
         nxt = horizon
-    return FeedPage(changes, str(nxt))
+    return FeedPage(changes, str(nxt), pending)
 
 
 def _change(r: Any, user_names: dict[str, str]) -> FeedChange:
