@@ -187,3 +187,24 @@ def test_prune_moves_the_horizon_and_an_older_position_is_gone(engine: Engine) -
 def test_a_position_the_feed_never_issued_is_refused(engine: Engine, bad: str) -> None:
     with pytest.raises(feed.BadPosition):
         feed.read(engine, after=bad, limit=1)
+
+
+def test_the_daemons_prune_deletes_only_changes_older_than_retention(engine: Engine) -> None:
+    from sqlalchemy import update
+
+    from syncd.config.delivery import FeedSettings
+    from syncd.feed.retention import prune_once
+    from syncd.store.models import Change
+
+    setup_dirs(engine)
+    with session_scope(engine) as s:
+        users.create_user(s, actor=A, body={"userName": "old@x"})
+    settled_head(engine)
+    with session_scope(engine) as s:
+        s.execute(update(Change).values(at=utcnow() - timedelta(days=31)))
+    with session_scope(engine) as s:
+        users.create_user(s, actor=A, body={"userName": "new@x"})
+    settled_head(engine)
+    assert prune_once(engine, FeedSettings(retention=30 * 86400)) == 1
+    assert kinds(engine) == [("user.created", "new@x")]
+    assert prune_once(engine, FeedSettings(retention=30 * 86400)) == 0

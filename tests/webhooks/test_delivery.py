@@ -204,3 +204,23 @@ def test_backoff_doubles_up_to_the_cap_and_honours_retry_after(
     attempt: int, retry_after: float | None, expected: float
 ) -> None:
     assert backoff(attempt, base=1.0, cap=300.0, retry_after=retry_after) == expected
+
+
+def test_a_cursor_behind_retention_skips_to_the_oldest_kept_and_says_so(store: Engine) -> None:
+    from datetime import timedelta
+
+    from syncd.store.models import utcnow
+
+    with receiver() as rcv:
+        w = worker(store, "late", hook(rcv))
+        w._position()
+        make_users(store, "gone@x")
+        settled_head(store)
+        with session_scope(store) as s:
+            feed.prune(s, older_than=utcnow() + timedelta(seconds=1))
+        make_users(store, "kept@x")
+        drain(store, w)
+        assert [r.payload["data"]["resource"]["name"] for r in rcv.delivered()] == ["kept@x"]
+        with session_scope(store, write=False) as s:
+            row = s.get(FeedCursor, consumer("late"))
+        assert row is not None and row.delivered == 1
