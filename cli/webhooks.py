@@ -184,3 +184,48 @@ def replay_cmd(
 def secret_cmd() -> None:
     """Print a new Standard Webhooks signing secret (whsec_ + 32 random bytes, base64)."""
     typer.echo("whsec_" + base64.b64encode(os.urandom(32)).decode())
+
+
+@webhooks.command("deliver")
+def deliver_cmd(
+    ctx: typer.Context,
+    name: Annotated[str | None, typer.Argument(help="Only this webhook (default: all).")] = None,
+    once: Annotated[bool, typer.Option("--once", help="Deliver what is pending, then exit.")] = False,
+    config: ConfigOption = None,
+    json: JsonOption = False,
+) -> None:
+    """Deliver the feed's pending changes to webhooks now, then exit (for `syncd run --once`
+    setups without the daemon). Retries wait as configured; exit 4 if any event was
+    dead-lettered, 2 if the daemon (or another deliver) holds a webhook."""
+    from syncd import feed
+    from syncd.store.locks import LockBusy, directory_lock
+    from syncd.webhooks.worker import WebhookWorker
+
+    st = state(ctx, config=config, json=json)
+    if not once:
+        fail("`syncd webhooks deliver` needs --once", "the daemon (`syncd run`) delivers continuously")
+    hooks = {name: _hook(ctx, name)} if name else dict(settings(st).webhooks)
+    results: list[dict[str, object]] = []
+    with open_store(st) as engine:
+        signal = feed.ChangeSignal()
+        for hook_name, w in hooks.items():
+            worker = WebhookWorker(engine, hook_name, w, signal=signal)
+            sent = dead = 0
+            try:
+                with directory_lock(engine, worker.consumer):
+                    target = feed.Position.parse(feed.head(engine))
+                    while feed.Position.parse(worker.position()) < target:
+                        done = worker.step()
+                        sent, dead = sent + done.sent, dead + done.dead
+            except LockBusy:
+                fail(f"webhook {hook_name!r} is being delivered by a running daemon", "let it deliver")
+            finally:
+                worker.sender.close()
+            results.append({"webhook": hook_name, "delivered": sent, "dead_lettered": dead})
+    if st.json:
+        print_json(results)
+    else:
+        for r in results:
+            typer.echo(f"{r['webhook']}: {r['delivered']} delivered, {r['dead_lettered']} dead-lettered")
+    if any(r["dead_lettered"] for r in results):
+        raise typer.Exit(EXIT_UNREACHABLE)

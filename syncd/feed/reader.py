@@ -141,7 +141,8 @@ def read(
 
     `directories` keeps only changes of those directories (local changes have none); `next`
     then also moves past changes it skipped. FeedGone if `after` is behind the horizon;
-    BadPosition if it is not a position.
+    BadPosition if it is not a position. Read with an Engine or a session that has not
+    written yet: on PostgreSQL a transaction that wrote holds the frontier below itself.
     """
     pos = Position.parse(after)
     with _conn(bind) as c:

@@ -94,3 +94,28 @@ def test_config_check_shows_webhooks_with_the_secret_source_only(engine: Engine,
     r = run(cfg, "config", "check")
     assert r.exit_code == 0, r.output
     assert "ops" in r.output and "604800s" in r.output and secret not in r.output and "abc" not in r.output
+
+
+def test_deliver_once_sends_what_is_pending_and_then_nothing(engine: Engine, tmp_path: Path) -> None:
+    from syncd.service import users
+    from syncd.service.context import Actor
+    from syncd.service.tokens import ensure_directory
+    from tests.feed.helpers import settled_head
+
+    with receiver() as rcv:
+        cfg = config(tmp_path, engine, rcv.url, rcv.secret)
+        with session_scope(engine) as s:
+            ensure_directory(s, name="d", kind="scim")
+        r = run(cfg, "webhooks", "deliver", "--once")  # a new webhook starts at the head
+        assert r.exit_code == 0 and "ops: 0 delivered" in r.output
+        with session_scope(engine) as s:
+            u = users.create_user(s, actor=Actor("scim", "d"), body={"userName": "ann@x"})
+        with session_scope(engine) as s:
+            users.set_active(s, actor=Actor("scim", "d"), user_id=u.id, active=False)
+        settled_head(engine)
+        r = run(cfg, "webhooks", "deliver", "--once")
+        assert r.exit_code == 0 and "ops: 1 delivered, 0 dead-lettered" in r.output, r.output
+        assert rcv.types() == ["user.deactivated"]
+        assert "ops: 0 delivered" in run(cfg, "webhooks", "deliver", "--once").output
+        r = run(cfg, "webhooks", "deliver")
+        assert r.exit_code == EXIT_USAGE and "--once" in r.output
