@@ -44,7 +44,9 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id"),
     )
     with op.batch_alter_table("sync_runs", schema=None) as batch_op:
-        batch_op.create_index("ix_sync_runs_directory_started", ["directory", "started_at"], unique=False)
+        batch_op.create_index(
+            "ix_sync_runs_directory_started", ["directory", "started_at"], unique=False
+        )
 
     op.create_table(
         "audit_events",
@@ -63,7 +65,9 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("audit_events", schema=None) as batch_op:
         batch_op.create_index("ix_audit_at", ["at"], unique=False)
-        batch_op.create_index(batch_op.f("ix_audit_events_sync_run_id"), ["sync_run_id"], unique=False)
+        batch_op.create_index(
+            batch_op.f("ix_audit_events_sync_run_id"), ["sync_run_id"], unique=False
+        )
         batch_op.create_index("ix_audit_resource", ["resource_type", "resource_id"], unique=False)
 
     op.create_table(
