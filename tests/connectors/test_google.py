@@ -43,21 +43,16 @@ from connectors.testing.harness import running_fake
 from connectors.testing.tenant import Tenant, generate
 from syncd.reconcile.snapshot import Snapshot, UserGroups
 
-FAST = {"max_retries": 3, "time_budget": 20.0, "request_timeout": 5.0, "max_backoff": 0.2, "concurrency": 4}
+FAST = {"max_retries": 3, "time_budget": 20.0, "request_timeout": 5.0, "max_backoff": 0.2,
+        "concurrency": 4}
 
 
 def small() -> Tenant:
     return generate(users=60, groups=8, members_per_group=10, nesting_depth=2, seed=7)
 
 
-def read(
-    tenant: Tenant,
-    faults: FaultPlan | None = None,
-    fake_options: dict | None = None,
-    *,
-    login: str | None = None,
-    **options: Any,
-) -> tuple[Any, Snapshot | UserGroups]:
+def read(tenant: Tenant, faults: FaultPlan | None = None, fake_options: dict | None = None,
+         *, login: str | None = None, **options: Any) -> tuple[Any, Snapshot | UserGroups]:
     """Start the fake, run one snapshot (or one login lookup), return (fake, answer)."""
     with running_fake("google", tenant, faults, **(fake_options or {})) as (fake, url):
         conn = fake.connector(url, **{**FAST, **options})
@@ -90,7 +85,8 @@ def test_small_pages_are_all_followed_and_counted() -> None:
     fake, snap = read(tenant, page_size=7)
     assert snap.complete and not snap.problems
     assert_matches(fake, tenant, snap)
-    member_pages = sum(max(1, -(-(len(g.user_ids) + len(g.group_ids)) // 7)) for g in tenant.groups.values())
+    member_pages = sum(max(1, -(-(len(g.user_ids) + len(g.group_ids)) // 7))
+                       for g in tenant.groups.values())
     assert snap.stats.pages == -(-60 // 7) + -(-8 // 7) + member_pages
     assert snap.stats.api_calls == snap.stats.pages + 1  # + the token request
 
@@ -105,18 +101,12 @@ def test_page_size_above_google_maxima_is_capped_not_refused() -> None:
 
 def test_fake_refuses_max_results_above_the_cap_like_google() -> None:
     with running_fake("google", small()) as (fake, url):
-        creds = load_credentials(
-            info=service_account_info(url + "/token", fake.key),
-            file=None,
-            admin_email="admin@contoso.example",
-            token_url=None,
-        )
+        creds = load_credentials(info=service_account_info(url + "/token", fake.key), file=None,
+                                 admin_email="admin@contoso.example", token_url=None)
         creds.refresh(google_auth_httplib2.Request(httplib2.Http()))
-        r = httpx.get(
-            url + "/admin/directory/v1/users",
-            params={"customer": "my_customer", "maxResults": 501},
-            headers={"Authorization": f"Bearer {creds.token}"},
-        )
+        r = httpx.get(url + "/admin/directory/v1/users", params={
+            "customer": "my_customer", "maxResults": 501},
+            headers={"Authorization": f"Bearer {creds.token}"})
     assert r.status_code == 400
     assert r.json()["error"]["errors"][0]["reason"] == "invalid"
 
@@ -134,10 +124,7 @@ def test_ids_emails_and_suspension_follow_google_formats() -> None:
     u = snap.users[fake.external_id(target.id)]
     assert u.active is False and u.user_name == target.user_name
     assert (u.given_name, u.family_name, u.display_name) == (
-        target.given_name,
-        target.family_name,
-        target.display_name,
-    )
+        target.given_name, target.family_name, target.display_name)
 
 
 def test_second_snapshot_sees_changes_and_ignores_the_cursor() -> None:
@@ -184,7 +171,8 @@ def test_customer_member_expands_to_every_user() -> None:
 def test_customer_member_refused_marks_the_snapshot_incomplete() -> None:
     tenant = small()
     gid = list(tenant.groups)[-1]
-    fake, snap = read(tenant, fake_options={"customer_members": [gid]}, customer_members="refuse")
+    fake, snap = read(tenant, fake_options={"customer_members": [gid]},
+                      customer_members="refuse")
     assert not snap.complete
     assert any("CUSTOMER" in p and fake.external_id(gid) in p for p in snap.problems)
     assert snap.groups[fake.external_id(gid)].member_ids == expected_members(fake, tenant, gid)
@@ -194,11 +182,13 @@ def test_nested_group_of_another_domain_is_read_for_its_members_but_not_listed()
     tenant = small()
     parent = next(g for g in tenant.groups.values() if g.group_ids)
     child = sorted(parent.group_ids)[0]
-    fake, snap = read(tenant, fake_options={"secondary_domain_groups": [child]}, domain=tenant.domain)
+    fake, snap = read(tenant, fake_options={"secondary_domain_groups": [child]},
+                      domain=tenant.domain)
     assert snap.complete
     assert google_group_id(child) not in snap.groups
     assert len(snap.groups) == len(tenant.groups) - 1
-    assert snap.groups[google_group_id(parent.id)].member_ids == expected_members(fake, tenant, parent.id)
+    assert snap.groups[google_group_id(parent.id)].member_ids == expected_members(
+        fake, tenant, parent.id)
 
 
 def test_progress_reports_growing_counts_per_phase() -> None:
@@ -224,13 +214,8 @@ def test_progress_reports_growing_counts_per_phase() -> None:
 def test_members_outside_the_directory_are_skipped(external_type: str) -> None:
     tenant = small()
     gid = next(iter(tenant.groups))
-    fake, snap = read(
-        tenant,
-        fake_options={
-            "external_members": {gid: ["partner@elsewhere.example"]},
-            "external_type": external_type,
-        },
-    )
+    fake, snap = read(tenant, fake_options={
+        "external_members": {gid: ["partner@elsewhere.example"]}, "external_type": external_type})
     assert snap.complete
     assert_matches(fake, tenant, snap)
 
@@ -275,24 +260,17 @@ def test_access_token_always_rejected_raises_auth_error() -> None:
         read(small(), faults)
 
 
-@pytest.mark.parametrize(
-    "options, message",
-    [
-        ({"admin_email": ""}, "admin_email"),
-        ({"service_account_info": {"type": "service_account", "private_key": "nope"}}, "unusable"),
-        ({"base_url": "http://admin.example.com"}, "loopback"),
-        ({"customer_members": "maybe"}, "customer_members"),
-        ({"page_size": 0}, "page_size"),
-    ],
-)
+@pytest.mark.parametrize("options, message", [
+    ({"admin_email": ""}, "admin_email"),
+    ({"service_account_info": {"type": "service_account", "private_key": "nope"}}, "unusable"),
+    ({"base_url": "http://admin.example.com"}, "loopback"),
+    ({"customer_members": "maybe"}, "customer_members"),
+    ({"page_size": 0}, "page_size"),
+])
 def test_bad_settings_raise_config_error(options: dict, message: str) -> None:
     info = service_account_info("http://127.0.0.1:9/token")
-    kw = {
-        "admin_email": "admin@contoso.example",
-        "service_account_info": info,
-        "base_url": "http://127.0.0.1:9",
-        **options,
-    }
+    kw = {"admin_email": "admin@contoso.example", "service_account_info": info,
+          "base_url": "http://127.0.0.1:9", **options}
     with pytest.raises(ConfigError, match=message):
         GoogleConnector("t", **kw)
 
@@ -302,7 +280,8 @@ def test_service_account_file_goes_through_the_same_auth_path(tmp_path: Any) -> 
     with running_fake("google", tenant) as (fake, url):
         path = tmp_path / "sa.json"
         path.write_bytes(orjson.dumps(service_account_info(url + "/token", fake.key)))
-        conn = fake.connector(url, service_account_info=None, service_account_file=str(path), **FAST)
+        conn = fake.connector(url, service_account_info=None, service_account_file=str(path),
+                              **FAST)
         snap = asyncio.run(conn.snapshot())
         asyncio.run(conn.aclose())
     assert snap.complete
@@ -333,7 +312,8 @@ def test_endless_throttling_of_one_group_gives_up_and_marks_incomplete() -> None
     tenant = small()
     gid = next(iter(tenant.groups))
     faults = FaultPlan()
-    faults.add("throttle", path=f"/groups/{google_group_id(gid)}/members", times=None, retry_after=0.05)
+    faults.add("throttle", path=f"/groups/{google_group_id(gid)}/members", times=None,
+               retry_after=0.05)
     fake, snap = read(tenant, faults, max_retries=2)
     assert not snap.complete
     assert any("rateLimitExceeded" in p and fake.external_id(gid) in p for p in snap.problems)
@@ -384,14 +364,8 @@ def test_slow_answer_times_out_and_is_retried() -> None:
 
 def test_unreachable_server_raises_unavailable() -> None:
     info = service_account_info("http://127.0.0.1:9/token")
-    conn = GoogleConnector(
-        "t",
-        admin_email="admin@contoso.example",
-        service_account_info=info,
-        base_url="http://127.0.0.1:9",
-        max_retries=1,
-        max_backoff=0.05,
-    )
+    conn = GoogleConnector("t", admin_email="admin@contoso.example", service_account_info=info,
+                           base_url="http://127.0.0.1:9", max_retries=1, max_backoff=0.05)
     with pytest.raises(UnavailableError):
         asyncio.run(conn.snapshot())
     asyncio.run(conn.aclose())
@@ -407,7 +381,8 @@ def test_unknown_customer_raises_not_found() -> None:
 
 def test_user_groups_include_parents_of_nested_groups() -> None:
     tenant = small()
-    child = next(g for g in tenant.groups.values() if any(child in tenant.groups for child in g.group_ids))
+    child = next(g for g in tenant.groups.values()
+                 if any(child in tenant.groups for child in g.group_ids))
     nested = tenant.groups[sorted(child.group_ids)[0]]
     user_id = sorted(nested.user_ids)[0]
     expected = tenant.transitive_group_ids(user_id)
@@ -430,49 +405,41 @@ def test_user_groups_cycle_terminates() -> None:
     user_id = sorted(tenant.groups[edge[1]].user_ids)[0]
     fake, ans = read(tenant, login=tenant.users[user_id].user_name)
     assert {g.external_id for g in ans.groups} == {
-        fake.external_id(g) for g in tenant.transitive_group_ids(user_id)
-    }
+        fake.external_id(g) for g in tenant.transitive_group_ids(user_id)}
 
 
 # -- the error boundary -----------------------------------------------------------------------
 
 
 def _http_error(status: int, reason: str = "") -> HttpError:
-    body = {
-        "error": {"code": status, "message": "m", "errors": [{"reason": reason, "domain": "usageLimits"}]}
-    }
-    return HttpError(
-        httplib2.Response({"status": status}),
-        orjson.dumps(body),
-        uri="https://admin.googleapis.com/x?key=SECRET",
-    )
+    body = {"error": {"code": status, "message": "m",
+                      "errors": [{"reason": reason, "domain": "usageLimits"}]}}
+    return HttpError(httplib2.Response({"status": status}), orjson.dumps(body),
+                     uri="https://admin.googleapis.com/x?key=SECRET")
 
 
-@pytest.mark.parametrize(
-    "exc, mapped",
-    [
-        (_http_error(401, "authError"), AuthError),
-        (_http_error(403, "rateLimitExceeded"), ThrottledError),
-        (_http_error(403, "userRateLimitExceeded"), ThrottledError),
-        (_http_error(403, "quotaExceeded"), ThrottledError),
-        (_http_error(403, "forbidden"), AuthError),
-        (_http_error(404, "notFound"), NotFoundError),
-        (_http_error(410, "deleted"), CursorExpired),
-        (_http_error(429), ThrottledError),
-        (_http_error(400, "invalid"), ConfigError),
-        (_http_error(500), UnavailableError),
-        (_http_error(503), UnavailableError),
-        (gauth.RefreshError("invalid_grant: Invalid JWT Signature.", {}), AuthError),
-        (gauth.RefreshError("server_error", {}, retryable=True), UnavailableError),
-        (gauth.TransportError("boom"), UnavailableError),
-        (gauth.MalformedError("bad key"), ConfigError),
-        (TimeoutError("timed out"), UnavailableError),
-        (httplib2.ServerNotFoundError("no dns"), UnavailableError),
-        (ConnectionResetError(), UnavailableError),
-        (OSError("EHOSTUNREACH"), UnavailableError),
-        (orjson.JSONDecodeError("x", "doc", 0), BadDataError),
-    ],
-)
+@pytest.mark.parametrize("exc, mapped", [
+    (_http_error(401, "authError"), AuthError),
+    (_http_error(403, "rateLimitExceeded"), ThrottledError),
+    (_http_error(403, "userRateLimitExceeded"), ThrottledError),
+    (_http_error(403, "quotaExceeded"), ThrottledError),
+    (_http_error(403, "forbidden"), AuthError),
+    (_http_error(404, "notFound"), NotFoundError),
+    (_http_error(410, "deleted"), CursorExpired),
+    (_http_error(429), ThrottledError),
+    (_http_error(400, "invalid"), ConfigError),
+    (_http_error(500), UnavailableError),
+    (_http_error(503), UnavailableError),
+    (gauth.RefreshError("invalid_grant: Invalid JWT Signature.", {}), AuthError),
+    (gauth.RefreshError("server_error", {}, retryable=True), UnavailableError),
+    (gauth.TransportError("boom"), UnavailableError),
+    (gauth.MalformedError("bad key"), ConfigError),
+    (TimeoutError("timed out"), UnavailableError),
+    (httplib2.ServerNotFoundError("no dns"), UnavailableError),
+    (ConnectionResetError(), UnavailableError),
+    (OSError("EHOSTUNREACH"), UnavailableError),
+    (orjson.JSONDecodeError("x", "doc", 0), BadDataError),
+])
 def test_every_foreign_error_is_mapped_once(exc: Exception, mapped: type) -> None:
     with pytest.raises(ConnectorError) as err, translate("users page 1"):
         raise exc
@@ -483,6 +450,5 @@ def test_every_foreign_error_is_mapped_once(exc: Exception, mapped: type) -> Non
 
 def test_redact_hides_secret_query_values() -> None:
     url = "https://x/token?assertion=abc.def&key=K1&pageToken=p&access_token=ya29.z"
-    assert redact(url) == (
-        "https://x/token?assertion=REDACTED&key=REDACTED&pageToken=p&access_token=REDACTED"
-    )
+    assert redact(url) == ("https://x/token?assertion=REDACTED&key=REDACTED&pageToken=p"
+                           "&access_token=REDACTED")

@@ -32,10 +32,8 @@ from connectors.testing.tenant import Tenant, generate
 from syncd.reconcile.snapshot import Snapshot
 
 # msgraph-sdk and kiota define deprecated configuration classes that warn when imported
-pytestmark = [
-    pytest.mark.filterwarnings("ignore:This class is deprecated:DeprecationWarning"),
-    pytest.mark.filterwarnings("ignore:GetQueryParameters is deprecated:DeprecationWarning"),
-]
+pytestmark = [pytest.mark.filterwarnings("ignore:This class is deprecated:DeprecationWarning"),
+              pytest.mark.filterwarnings("ignore:GetQueryParameters is deprecated:DeprecationWarning")]
 
 FAST = {"time_budget": 20.0, "request_timeout": 5.0, "max_retries": 2}
 
@@ -61,12 +59,7 @@ def assert_matches(snap: Snapshot, tenant: Tenant, group_ids: set[str] | None = 
     for u in tenant.users.values():
         su = snap.users[u.id]
         assert (su.user_name, su.email, su.active, su.given_name, su.family_name) == (
-            u.user_name,
-            u.user_name,
-            u.active,
-            u.given_name,
-            u.family_name,
-        )
+            u.user_name, u.user_name, u.active, u.given_name, u.family_name)
     want = set(tenant.groups) if group_ids is None else group_ids
     assert set(snap.groups) == want
     for gid in want:
@@ -85,15 +78,9 @@ def applied(prev: Snapshot, delta: Snapshot) -> tuple[dict[str, Any], dict[str, 
 
 
 async def raw_token(http: httpx.AsyncClient, url: str, fake: Any) -> str:
-    r = await http.post(
-        f"{url}/{fake.tenant_id}/oauth2/v2.0/token",
-        data={
-            "grant_type": "client_credentials",
-            "client_id": fake.client_id,
-            "client_secret": fake.client_secret,
-            "scope": "https://graph.microsoft.com/.default",
-        },
-    )
+    r = await http.post(f"{url}/{fake.tenant_id}/oauth2/v2.0/token", data={
+        "grant_type": "client_credentials", "client_id": fake.client_id,
+        "client_secret": fake.client_secret, "scope": "https://graph.microsoft.com/.default"})
     return r.json()["access_token"]
 
 
@@ -127,10 +114,8 @@ def test_fake_pages_like_graph_and_serves_non_user_members() -> None:
             assert (await http.get(link)).json()["value"][0]["id"] != page["value"][0]["id"]
             bad = await http.get(f"{url}/v1.0/users", params={"$top": "1000"})
             assert bad.status_code == 400 and "code" in bad.json()["error"]
-            types = {
-                o["@odata.type"]
-                for o in (await http.get(f"{url}/v1.0/groups/{gid}/transitiveMembers")).json()["value"]
-            }
+            types = {o["@odata.type"] for o in (await http.get(
+                f"{url}/v1.0/groups/{gid}/transitiveMembers")).json()["value"]}
             assert {"#microsoft.graph.servicePrincipal", "#microsoft.graph.device"} <= types
             err = (await http.get(f"{url}/v1.0/groups/nope")).json()["error"]
             assert err["code"] == "Request_ResourceNotFound"
@@ -173,7 +158,8 @@ def test_app_assigned_scope_reads_groups_assigned_to_the_service_principal() -> 
 
 def test_app_assigned_without_service_principal_is_a_config_error() -> None:
     with pytest.raises(ConfigError):
-        GraphConnector("d", tenant_id="t", client_id="c", client_secret="s", group_source="app_assigned")
+        GraphConnector("d", tenant_id="t", client_id="c", client_secret="s",
+                       group_source="app_assigned")
 
 
 # -- login path -------------------------------------------------------------------------------
@@ -181,9 +167,8 @@ def test_app_assigned_without_service_principal_is_a_config_error() -> None:
 
 def test_user_groups_by_id_upn_or_mail_without_directory_roles() -> None:
     tenant = small()
-    user = next(
-        u for u in tenant.users.values() if has_directory_role(u.id) and tenant.transitive_group_ids(u.id)
-    )
+    user = next(u for u in tenant.users.values()
+                if has_directory_role(u.id) and tenant.transitive_group_ids(u.id))
     want = tenant.transitive_group_ids(user.id)
 
     async def go(fake: Any, url: str) -> None:
@@ -232,9 +217,8 @@ def test_delta_snapshot_applied_to_previous_equals_new_full() -> None:
     assert len(delta.users) < len(full.users) and len(delta.groups) < len(full.groups)
     users, groups = applied(first, delta)
     assert users == full.users
-    assert {k: (g.display_name, g.member_ids) for k, g in groups.items()} == {
-        k: (g.display_name, g.member_ids) for k, g in full.groups.items()
-    }
+    assert {k: (g.display_name, g.member_ids) for k, g in groups.items()} == \
+        {k: (g.display_name, g.member_ids) for k, g in full.groups.items()}
     assert_matches(full, tenant)
 
 
@@ -255,17 +239,15 @@ def test_delta_merges_members_split_over_pages_of_a_big_group() -> None:
 
 def test_merge_group_entries_concatenates_members_and_honours_removed() -> None:
     removed: set[str] = set()
-    merged = merge_group_entries(
-        [
-            {"id": "a", "displayName": "A", "members@delta": [{"id": "u1"}]},
-            {"id": "b", "@removed": {"reason": "changed"}},
-            {"id": "a", "members@delta": [{"id": "u2"}]},
-            {"id": "c", "members@delta": []},
-            {"id": "c", "@removed": {"reason": "deleted"}},
-        ],
-        removed,
-    )
-    assert merged == {"a": {"id": "a", "displayName": "A", "members@delta": [{"id": "u1"}, {"id": "u2"}]}}
+    merged = merge_group_entries([
+        {"id": "a", "displayName": "A", "members@delta": [{"id": "u1"}]},
+        {"id": "b", "@removed": {"reason": "changed"}},
+        {"id": "a", "members@delta": [{"id": "u2"}]},
+        {"id": "c", "members@delta": []},
+        {"id": "c", "@removed": {"reason": "deleted"}},
+    ], removed)
+    assert merged == {"a": {"id": "a", "displayName": "A",
+                            "members@delta": [{"id": "u1"}, {"id": "u2"}]}}
     assert removed == {"b", "c"}
 
 
@@ -328,13 +310,11 @@ def test_token_is_fetched_once_and_reused() -> None:
 
 def test_plain_http_only_on_loopback() -> None:
     with pytest.raises(ConfigError):
-        GraphConnector(
-            "d", tenant_id="t", client_id="c", client_secret="s", base_url="http://graph.example.com/v1.0"
-        )
+        GraphConnector("d", tenant_id="t", client_id="c", client_secret="s",
+                       base_url="http://graph.example.com/v1.0")
     with pytest.raises(ConfigError):
-        GraphConnector(
-            "d", tenant_id="t", client_id="c", client_secret="s", token_url="http://login.example.com"
-        )
+        GraphConnector("d", tenant_id="t", client_id="c", client_secret="s",
+                       token_url="http://login.example.com")
     with pytest.raises(ConfigError):
         GraphConnector("d", tenant_id="t", client_id="c")  # no secret, no certificate
 
@@ -381,15 +361,10 @@ def test_throttling_beyond_max_retries_marks_incomplete_and_keeps_the_rest() -> 
     assert all(snap.groups[g].member_ids == frozenset(tenant.transitive_user_ids(g)) for g in others)
 
 
-@pytest.mark.parametrize(
-    "kind,opts",
-    [
-        ("error", {"status": 503}),
-        ("error", {"status": 500}),
-        ("bad_json", {}),
-        ("timeout", {"delay": 1.5}),
-    ],
-)
+@pytest.mark.parametrize("kind,opts", [
+    ("error", {"status": 503}), ("error", {"status": 500}), ("bad_json", {}),
+    ("timeout", {"delay": 1.5}),
+])
 def test_one_transient_failure_is_retried_to_a_complete_snapshot(kind: str, opts: dict) -> None:
     tenant = small()
     faults = FaultPlan()
@@ -448,18 +423,12 @@ def test_progress_reports_each_phase() -> None:
 # -- pure pieces --------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    "status,code,err",
-    [
-        (401, "InvalidAuthenticationToken", AuthError),
-        (403, "Authorization_RequestDenied", AuthError),
-        (404, "Request_ResourceNotFound", NotFoundError),
-        (410, "syncStateNotFound", CursorExpired),
-        (429, "TooManyRequests", ThrottledError),
-        (503, "serviceNotAvailable", UnavailableError),
-        (400, "BadRequest", ConfigError),
-    ],
-)
+@pytest.mark.parametrize("status,code,err", [
+    (401, "InvalidAuthenticationToken", AuthError), (403, "Authorization_RequestDenied", AuthError),
+    (404, "Request_ResourceNotFound", NotFoundError), (410, "syncStateNotFound", CursorExpired),
+    (429, "TooManyRequests", ThrottledError), (503, "serviceNotAvailable", UnavailableError),
+    (400, "BadRequest", ConfigError),
+])
 def test_status_error_mapping(status: int, code: str, err: type) -> None:
     assert type(status_error(status, code, "GET /x")) is err
 
@@ -524,9 +493,8 @@ def test_one_connector_serves_several_event_loops() -> None:
 
 
 def test_production_credentials_are_built_by_azure_identity_or_refused() -> None:
-    conn = GraphConnector(
-        "d", tenant_id="contoso.onmicrosoft.com", client_id="c", client_secret="s3cr3t-value"
-    )
+    conn = GraphConnector("d", tenant_id="contoso.onmicrosoft.com", client_id="c",
+                          client_secret="s3cr3t-value")
     assert type(conn._credential).__module__.startswith("azure.identity")
     assert "s3cr3t" not in repr(conn)
     run(conn.aclose())
@@ -542,15 +510,9 @@ def _foreign_errors() -> list[Exception]:
 
     req = httpx.Request("GET", "https://graph.microsoft.com/v1.0/users")
     errors: list[Exception] = [APIError("x", status) for status in (400, 401, 403, 404, 410, 429, 500)]
-    errors += [
-        ClientAuthenticationError("refused"),
-        ServiceRequestError("down"),
-        HTTPError("Only https is supported"),
-        httpx.ReadTimeout("slow", request=req),
-        httpx.ConnectError("refused", request=req),
-        KeyError("value"),
-        ValueError("x"),
-    ]
+    errors += [ClientAuthenticationError("refused"), ServiceRequestError("down"),
+               HTTPError("Only https is supported"), httpx.ReadTimeout("slow", request=req),
+               httpx.ConnectError("refused", request=req), KeyError("value"), ValueError("x")]
     try:
         orjson.loads(b"{")
     except orjson.JSONDecodeError as exc:

@@ -29,11 +29,13 @@ from connectors.testing.tenant import Tenant, generate
 from syncd.reconcile.snapshot import Snapshot
 
 TOKEN = "fake-okta-api-token"
-FAST: dict[str, Any] = {"concurrency": 4, "max_retries": 2, "time_budget": 30.0, "request_timeout": 5.0}
+FAST: dict[str, Any] = {"concurrency": 4, "max_retries": 2, "time_budget": 30.0,
+                        "request_timeout": 5.0}
 
 
 def tenant(users: int = 40, groups: int = 6) -> Tenant:
-    return generate(seed=11, users=users, groups=groups, members_per_group=8, disabled_fraction=0.3)
+    return generate(seed=11, users=users, groups=groups, members_per_group=8,
+                    disabled_fraction=0.3)
 
 
 def run(coro: Any) -> Any:
@@ -55,9 +57,8 @@ def members(fake: FakeOkta) -> dict[str, frozenset[str]]:
 
 def test_fake_pages_with_self_then_next_link_headers_and_caps_users_at_200() -> None:
     with running_fake("okta", tenant(users=450)) as (_fake, url):
-        r = httpx.get(
-            f"{url}/api/v1/users", params={"limit": 1000}, headers={"Authorization": f"SSWS{TOKEN}"}
-        )  # the SDK's form, no space
+        r = httpx.get(f"{url}/api/v1/users", params={"limit": 1000},
+                      headers={"Authorization": f"SSWS{TOKEN}"})  # the SDK's form, no space
         links = r.headers.get_list("link")
         assert r.status_code == 200 and len(r.json()) == 200
         assert [parse_links([v]).popitem()[0] for v in links] == ["self", "next"]
@@ -72,11 +73,7 @@ def test_fake_answers_okta_error_bodies_and_rate_limit_headers() -> None:
         r = httpx.get(f"{url}/api/v1/groups", headers={"Authorization": f"SSWS{TOKEN}"})
         assert r.status_code == 429 and r.headers["content-type"] == "application/json"
         assert r.json()["errorCode"] == "E0000047" and set(r.json()) >= {
-            "errorSummary",
-            "errorLink",
-            "errorId",
-            "errorCauses",
-        }
+            "errorSummary", "errorLink", "errorId", "errorCauses"}
         assert r.headers["x-rate-limit-remaining"] == "0"
         assert int(r.headers["x-rate-limit-reset"]) >= time.time() + 25 and "date" in r.headers
         bad = httpx.get(f"{url}/api/v1/groups", headers={"Authorization": "SSWS nope"})
@@ -100,7 +97,8 @@ def test_full_snapshot_follows_next_links_with_okta_ids_and_statuses() -> None:
             assert snap.users[uid].active == (status in ACTIVE_STATUSES), status
         u = next(iter(fake.tenant.users.values()))
         got = snap.users[fake.external_id(u.id)]
-        assert (got.user_name, got.email, got.given_name) == (u.user_name, u.user_name, u.given_name)
+        assert (got.user_name, got.email, got.given_name) == (u.user_name, u.user_name,
+                                                              u.given_name)
 
 
 def test_group_types_select_teams_and_everyone_is_built_in() -> None:
@@ -109,7 +107,8 @@ def test_group_types_select_teams_and_everyone_is_built_in() -> None:
         assert set(types.values()) == {"OKTA_GROUP", "APP_GROUP"}
         only_okta = run(take(fake.connector(url, group_types=["OKTA_GROUP"], **FAST)))
         assert set(only_okta.groups) == {k for k, t in types.items() if t == "OKTA_GROUP"}
-        every = run(take(fake.connector(url, group_types=("OKTA_GROUP", "APP_GROUP", "BUILT_IN"), **FAST)))
+        every = run(take(fake.connector(
+            url, group_types=("OKTA_GROUP", "APP_GROUP", "BUILT_IN"), **FAST)))
         everyone = next(g for g in every.groups.values() if g.display_name == "Everyone")
         assert everyone.member_ids == set(every.users)
 
@@ -129,21 +128,22 @@ def _rsa_pem() -> tuple[str, str]:
     from cryptography.hazmat.primitives.asymmetric import rsa
 
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    private = key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    ).decode()
-    public = key.public_key().public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-    )
+    private = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                serialization.NoEncryption()).decode()
+    public = key.public_key().public_bytes(serialization.Encoding.PEM,
+                                           serialization.PublicFormat.SubjectPublicKeyInfo)
     return private, public.decode()
 
 
 def test_private_key_jwt_gets_a_token_and_reads_the_org() -> None:
     private, public = _rsa_pem()
     other, _ = _rsa_pem()
-    with running_fake("okta", tenant(), client_id="0oaSyncdTest", public_key=public) as (fake, url):
-        snap = run(take(fake.connector(url, client_id="0oaSyncdTest", private_key=private, **FAST)))
-        assert snap.complete and {k: g.member_ids for k, g in snap.groups.items()} == members(fake)
+    with running_fake("okta", tenant(), client_id="0oaSyncdTest", public_key=public) as (
+            fake, url):
+        snap = run(take(fake.connector(url, client_id="0oaSyncdTest", private_key=private,
+                                       **FAST)))
+        assert snap.complete and {k: g.member_ids for k, g in snap.groups.items()} == \
+            members(fake)
         assert snap.stats.api_calls == snap.stats.pages + 1  # one token request, then reads
         with pytest.raises(AuthError):  # signed with a key the org does not know
             run(take(fake.connector(url, client_id="0oaSyncdTest", private_key=other, **FAST)))
@@ -153,10 +153,8 @@ def test_revoked_client_at_the_token_endpoint_raises_auth_error() -> None:
     private, public = _rsa_pem()
     faults = FaultPlan()
     faults.add("revoked", path="/oauth2/v1/token", times=None)
-    with (
-        running_fake("okta", tenant(), faults, client_id="0oaX", public_key=public) as (fake, url),
-        pytest.raises(AuthError),
-    ):
+    with running_fake("okta", tenant(), faults, client_id="0oaX", public_key=public) as (
+            fake, url), pytest.raises(AuthError):
         run(take(fake.connector(url, client_id="0oaX", private_key=private, **FAST)))
 
 
@@ -171,22 +169,16 @@ def test_okta_env_vars_do_not_leak_into_the_sdk(monkeypatch: pytest.MonkeyPatch)
     assert dict(os.environ) == before  # nothing added (the https override) nor lost
 
 
-@pytest.mark.parametrize(
-    "kwargs",
-    [
-        {"base_url": "http://acme.okta.com", "token": "t"},
-        {
-            "base_url": "https://acme.okta.com",
-            "client_id": "0oa1",
-            "private_key": "-----BEGIN PRIVATE KEY-----\nnot-a-key\n-----END PRIVATE KEY-----\n",
-        },
-        {"base_url": "https://acme.okta.com"},
-        {"base_url": "https://acme.okta.com", "token": "t", "client_id": "c", "private_key": "k"},
-        {"base_url": "https://acme.okta.com", "token": "t", "token_url": "https://x/token"},
-        {"base_url": "https://acme.okta.com", "token": "t", "group_types": ["GROUPS"]},
-        {"base_url": "https://acme.okta.com", "token": "t", "concurrency": 0},
-    ],
-)
+@pytest.mark.parametrize("kwargs", [
+    {"base_url": "http://acme.okta.com", "token": "t"},
+    {"base_url": "https://acme.okta.com", "client_id": "0oa1", "private_key": "-----BEGIN "
+     "PRIVATE KEY-----\nnot-a-key\n-----END PRIVATE KEY-----\n"},
+    {"base_url": "https://acme.okta.com"},
+    {"base_url": "https://acme.okta.com", "token": "t", "client_id": "c", "private_key": "k"},
+    {"base_url": "https://acme.okta.com", "token": "t", "token_url": "https://x/token"},
+    {"base_url": "https://acme.okta.com", "token": "t", "group_types": ["GROUPS"]},
+    {"base_url": "https://acme.okta.com", "token": "t", "concurrency": 0},
+])
 def test_bad_settings_raise_config_error(kwargs: dict[str, Any]) -> None:
     with pytest.raises(ConfigError):
         OktaConnector("d", **kwargs)
@@ -232,9 +224,8 @@ def test_503_with_rate_limit_headers_is_retried_quickly_not_after_the_window() -
 def test_connection_refused_is_unavailable_after_retries() -> None:
     from connectors.testing.server import free_port
 
-    conn = OktaConnector(
-        "d", base_url=f"http://127.0.0.1:{free_port()}", token=TOKEN, **{**FAST, "max_retries": 1}
-    )
+    conn = OktaConnector("d", base_url=f"http://127.0.0.1:{free_port()}", token=TOKEN,
+                         **{**FAST, "max_retries": 1})
     with pytest.raises(UnavailableError):
         run(take(conn))
 
@@ -255,9 +246,8 @@ def test_next_link_to_another_host_is_refused() -> None:
 
 
 def test_redact_masks_tokens_and_assertions() -> None:
-    text = redact(
-        "GET /x?client_assertion=eyJabc.def&limit=2 Authorization: SSWS 00abcdefghijk", "00abcdefghijk"
-    )
+    text = redact("GET /x?client_assertion=eyJabc.def&limit=2 Authorization: SSWS 00abcdefghijk",
+                  "00abcdefghijk")
     assert "eyJabc" not in text and "00abcdefghijk" not in text and "limit=2" in text
 
 
@@ -305,10 +295,8 @@ def test_user_groups_by_login_email_and_unknown() -> None:
 
         async def lookups() -> Any:
             async with fake.connector(url, **FAST) as conn:
-                return (
-                    await conn.user_groups(user.user_name.upper()),
-                    await conn.user_groups("00uDoesNotExist000000"),
-                )
+                return (await conn.user_groups(user.user_name.upper()),
+                        await conn.user_groups("00uDoesNotExist000000"))
 
         found, unknown = run(lookups())
         assert found.user is not None and found.user.external_id == x(user.id)
@@ -320,10 +308,10 @@ def test_user_groups_by_login_email_and_unknown() -> None:
 def test_progress_is_reported_per_phase_as_pages_arrive() -> None:
     seen: dict[str, list[int]] = {}
     with running_fake("okta", tenant(users=450)) as (fake, url):
-
         async def go() -> Snapshot:
             async with fake.connector(url, **FAST) as conn:
-                return await conn.snapshot(progress=lambda phase, n: seen.setdefault(phase, []).append(n))
+                return await conn.snapshot(
+                    progress=lambda phase, n: seen.setdefault(phase, []).append(n))
 
         snap = run(go())
     assert seen["users"] == [200, 400, 450] and seen["groups"][-1] == len(snap.groups)
