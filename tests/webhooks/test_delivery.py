@@ -224,3 +224,35 @@ def test_a_cursor_behind_retention_skips_to_the_oldest_kept_and_says_so(store: E
         with session_scope(store, write=False) as s:
             row = s.get(FeedCursor, consumer("late"))
         assert row is not None and row.delivered == 1
+
+
+class RecordingStop(threading.Event):
+    """A stop flag whose waits return at once and are recorded (the backoff delays)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.waits: list[float] = []
+
+    def wait(self, timeout: float | None = None) -> bool:
+        self.waits.append(timeout or 0.0)
+        return self.is_set()
+
+
+def test_the_worker_waits_exponentially_longer_and_honours_retry_after(store: Engine) -> None:
+    with receiver() as rcv:
+        answers = iter([(500, {}), (500, {}), (429, {"Retry-After": "30"}), (500, {}), (200, {})])
+        rcv.answer = lambda _i, _p: next(answers)
+        stop = RecordingStop()
+        w = WebhookWorker(
+            store,
+            "slow",
+            hook(rcv, backoff="2s", max_backoff="60s", max_attempts=10),
+            signal=ChangeSignal(),
+            stop=stop,
+        )
+        w.position()
+        make_users(store, "ann@x")
+        settled_head(store)
+        w.step(wait=0)
+        assert stop.waits == [2.0, 4.0, 30.0, 16.0]
+        assert rcv.types() == ["user.created"]
