@@ -37,6 +37,7 @@ COMMANDS: dict[str, str] = {
     "runs": "cli.runs",
     "login-sync": "cli.login",
     "demo": "cli.demo",
+    "webhooks": "cli.webhooks",
 }
 
 HELP = """\

@@ -17,6 +17,7 @@ from pydantic import (
     model_validator,
 )
 
+from syncd.config.delivery import FeedSettings, WebhookSettings
 from syncd.config.types import (
     DEFAULT_LISTEN,
     DirectoryName,
@@ -257,6 +258,8 @@ class Settings(_Model):
     server: ServerSettings = Field(default_factory=lambda: ServerSettings.model_validate({}))
     log: LogSettings = LogSettings()
     directories: dict[DirectoryName, DirectorySettings] = {}
+    feed: FeedSettings = FeedSettings()
+    webhooks: dict[DirectoryName, WebhookSettings] = {}
     _source: Path | None = PrivateAttr(default=None)
 
     @property
