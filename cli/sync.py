@@ -15,7 +15,7 @@ from rich.progress import (
 )
 
 from cli.context import ConfigOption, JsonOption, fail, open_store, settings, state
-from cli.exitcodes import EXIT_OK, EXIT_PARTIAL, for_run, worst
+from cli.exitcodes import EXIT_OK, EXIT_PARTIAL, EXIT_UNREACHABLE, for_run, worst
 from cli.output import console, esc, print_json
 from cli.planview import PLAN_LINES, show_plan
 from connectors.base import ConnectorError
@@ -142,6 +142,8 @@ def _pull(
 def exit_code(r: RunResult) -> int:
     """The exit code of one directory's run (see `cli.exitcodes`): a dry run of an incomplete read
     is partial too."""
+    if r.outcome == "failed" and r.unreachable:
+        return EXIT_UNREACHABLE
     code = for_run(r.outcome, r.failure)
     return EXIT_PARTIAL if code == EXIT_OK and not r.complete else code
 

@@ -23,6 +23,9 @@ RAW = re.compile("[\x00-\x09\x0b-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u
 #: names a hostile IdP or SCIM client can send (control characters other than C0, which the
 #: service may refuse, plus Rich markup)
 HOSTILE = "[/x] [link=https://evil.example]click[/link] [bold]\x9b2J\u202egnp.exe"
+#: what the store keeps of it: the service refuses C1 controls from SCIM, and a pull strips them
+#: (syncd.service.limits, syncd.reconcile.clean); bidi overrides and markup stay, to be escaped
+STORED = HOSTILE.replace("\x9b", "")
 
 
 @pytest.mark.parametrize(
@@ -119,7 +122,7 @@ def test_hostile_names_from_scim_are_shown_not_obeyed(store_cli: Cli, engine: En
         json={
             "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
             "userName": "[/x]@e",
-            "displayName": HOSTILE,
+            "displayName": STORED,
         },
     )
     assert user.status_code == 201, user.text
@@ -128,7 +131,7 @@ def test_hostile_names_from_scim_are_shown_not_obeyed(store_cli: Cli, engine: En
         headers=auth,
         json={
             "schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"],
-            "displayName": HOSTILE,
+            "displayName": STORED,
             "members": [{"value": user.json()["id"]}],
         },
     )
@@ -136,8 +139,8 @@ def test_hostile_names_from_scim_are_shown_not_obeyed(store_cli: Cli, engine: En
     for args in (("users", "list"), ("teams", "list", "--members"), ("audit",), ("token", "list")):
         out = clean(store_cli(*args))
         assert "[/x]" in out, args
-    out = clean(store_cli("teams", "show", HOSTILE))
-    assert "[link=https://evil.example]click[/link]" in out and "\\x9b2J\\u202egnp.exe" in out
+    out = clean(store_cli("teams", "show", STORED))
+    assert "[link=https://evil.example]click[/link]" in out and "[bold]2J\\u202egnp.exe" in out
     assert "[/x]@e" in clean(store_cli("users", "show", "[/x]@e"))
 
 
@@ -148,14 +151,14 @@ def test_hostile_names_from_a_connector_are_shown_not_obeyed(review: Review) -> 
     user = next(iter(tenant.transitive_user_ids(group.id)))
     tenant.update_user(user, given_name="[/x]", family_name="\u202e[link=https://evil.example]x[/link]")
     plan = clean(review.cli("plan"))
-    assert f'+ team "{safe(HOSTILE)}"' in plan
+    assert f'+ team "{safe(STORED)}"' in plan
     assert clean(review.cli("run", "--once"))
     for args in (("users", "list"), ("teams", "list"), ("audit",), ("runs", "show", "1")):
         assert "[/x]" in clean(review.cli(*args)), args
-    shown = clean(review.cli("teams", "show", HOSTILE))
+    shown = clean(review.cli("teams", "show", STORED))
     assert tenant.users[user].user_name in shown
     login = clean(review.cli("login-sync", review.directory, tenant.users[user].user_name))
-    assert f"  {safe(HOSTILE)}  pull" in login
+    assert f"  {safe(STORED)}  pull" in login
     assert "\\u202e[link=https://evil.example]x[/link]" in clean(
         review.cli("users", "show", tenant.users[user].user_name)
     )

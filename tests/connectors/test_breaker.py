@@ -51,7 +51,7 @@ def test_the_threshold_must_be_a_positive_integer(bad: object) -> None:
         ("stopped", True, False, EXIT_STOPPED),
         ("failed", True, True, EXIT_UNREACHABLE),
         ("failed", True, False, EXIT_FAILED),
-        ("busy", True, False, EXIT_FAILED),
+        ("busy", True, False, EXIT_UNREACHABLE),  # another run has the lock: try later
     ],
 )
 def test_exit_code_of_a_run(outcome: str, complete: bool, unreachable: bool, code: int) -> None:
