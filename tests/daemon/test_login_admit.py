@@ -5,10 +5,11 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from sqlalchemy import select
 
 from connectors.base import Connector
-from syncd.daemon.login import LoginService
+from syncd.daemon.login import LoginError, LoginService
 from syncd.reconcile.snapshot import Snapshot, SnapshotGroup, SnapshotUser, UserGroups
 from syncd.store import session_scope
 from syncd.store.models import Team, User
@@ -63,3 +64,29 @@ def test_a_login_of_a_user_beyond_the_limits_writes_nothing_and_says_why(env: En
     with session_scope(env.engine, write=False) as s:
         assert s.execute(select(User).where(User.directory == "entra")).first() is None
         assert s.execute(select(Team).where(Team.directory == "entra")).first() is None
+
+
+class Down(Answer):
+    async def user_groups(self, user: str) -> UserGroups:
+        from connectors.base import ConnectorError
+
+        raise ConnectorError("the IdP is down")
+
+
+@pytest.mark.parametrize("user", ["ada\x00@x", "ada\x1b[2J@x", "a" * 600], ids=["nul", "esc", "long"])
+def test_a_login_for_a_user_key_beyond_the_limits_is_refused_on_both_stores(env: Env, user: str) -> None:
+    """The user key of a login (POST /v1/logins, `syncd login-sync`) meets the service's limits
+    before a connector or a store sees it: a NUL made PostgreSQL's stale-answer lookup raise (a
+    500 from the admin API), and a control character reached the IdP's query and the log."""
+    svc = LoginService(
+        env.engine,
+        lambda: env.settings,
+        connector_factory=lambda name, d, **kw: Down(name, UserGroups("entra", None)),
+    )
+    try:
+        with pytest.raises(LoginError) as exc:
+            svc.sync("entra", user)
+    finally:
+        svc.close()
+    assert exc.value.status == 400
+    assert "the user" in str(exc.value)
