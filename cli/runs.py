@@ -13,7 +13,7 @@ from typing import Annotated, Any
 import typer
 
 from cli.context import ConfigOption, JsonOption, fail, open_store, settings, state
-from cli.exitcodes import EXIT_FAILED
+from cli.exitcodes import EXIT_FAILED, EXIT_UNREACHABLE
 from cli.output import Column, console, kv, print_json, shown_of, table, utc, when
 from cli.planview import PLAN_LINES, show_plan
 from syncd.store.engine import session_scope
@@ -199,7 +199,7 @@ def runs_approve(
     written to it or its IdP was read since, nothing is applied and `syncd plan` shows the
     plan against its current state. The approval is a run of its own, audited as `pull:cli`.
     """
-    from syncd.reconcile.approve import ApprovalRefused, approve_run
+    from syncd.reconcile.approve import ApprovalRefused, DirectoryBusy, approve_run
 
     st = state(ctx, config=config, json=json)
     lock_dir = settings(st).state_dir
@@ -210,6 +210,8 @@ def runs_approve(
             else:
                 with _progress() as on_apply:
                     result = approve_run(engine, run_id, lock_dir=lock_dir, on_apply=on_apply)
+        except DirectoryBusy as exc:
+            fail(exc.problem, exc.fix, code=EXIT_UNREACHABLE)
         except ApprovalRefused as exc:
             fail(exc.problem, exc.fix)
     if st.json:

@@ -44,6 +44,10 @@ class ApprovalRefused(Exception):
         self.problem, self.fix = problem, fix
 
 
+class DirectoryBusy(ApprovalRefused):
+    """Another run holds the directory's lock: nothing was checked or written; try again later."""
+
+
 def _differences(kept: dict[str, Any], now: dict[str, Any], session: Session, directory: str) -> list[str]:
     why = []
     if now["audit_id"] != kept.get("audit_id"):
@@ -122,7 +126,7 @@ def approve_run(
                 new_id = run.id
             return _apply(engine, plan, new_id, run_id, kept_data, mode, on_apply, t0)
     except LockBusy as exc:
-        raise ApprovalRefused(f"{exc}", "try again when that run has finished") from None
+        raise DirectoryBusy(f"{exc}", "try again when that run has finished") from None
 
 
 def _apply(

@@ -9,7 +9,7 @@ import re
 import pytest
 from sqlalchemy import select
 
-from cli.exitcodes import EXIT_STOPPED, EXIT_USAGE
+from cli.exitcodes import EXIT_STOPPED, EXIT_UNREACHABLE, EXIT_USAGE
 from syncd.service import users as user_ops
 from syncd.service.context import Actor
 from syncd.store import session_scope
@@ -142,3 +142,20 @@ def test_only_a_stopped_run_can_be_approved(review: Review, outcome_run: str) ->
     r = review.cli("runs", "approve", str(applied) if outcome_run == "applied" else ref)
     assert r.exit_code == EXIT_USAGE
     assert ("not stopped by a safety threshold" if outcome_run == "applied" else "no sync run") in r.stderr
+
+
+def test_approve_while_another_run_holds_the_directory_exits_4_and_writes_nothing(review: Review) -> None:
+    """A locked directory is exit code 4 (cli/exitcodes), as for `run --once`; it was 2, which
+    tells a script its config or usage is wrong and not to simply try again."""
+    from syncd.config import load_config
+    from syncd.store.locks import directory_lock
+
+    run_id, victims = _stop(review)
+    lock_dir = load_config(review.cli.config).state_dir
+    with directory_lock(review.engine, review.directory, lock_dir=lock_dir):
+        busy = review.cli("runs", "approve", str(run_id))
+    assert busy.exit_code == EXIT_UNREACHABLE, busy.output
+    assert "already running" in busy.stderr and "try again" in busy.stderr
+    assert _active(review, victims) == [True] * 5
+    assert review.cli("runs", "approve", str(run_id)).exit_code == 0
+    assert _active(review, victims) == [False] * 5
