@@ -331,7 +331,9 @@ class LoginService:
     ) -> list[Team]:
         if not groups:
             return []
-        exts = [g.external_id for g in groups]
+        # an id the store cannot hold names no stored team (and PostgreSQL refuses a NUL in a
+        # query): its group gets the service's refusal as a note in `_create_team`
+        exts = [g.external_id for g in groups if limits.storable_id(g.external_id)]
         have = {
             t.external_id: t
             for t in s.execute(

@@ -90,3 +90,20 @@ def test_a_login_for_a_user_key_beyond_the_limits_is_refused_on_both_stores(env:
         svc.close()
     assert exc.value.status == 400
     assert "the user" in str(exc.value)
+
+
+def test_a_login_naming_a_group_whose_id_the_store_cannot_hold_notes_it_and_adds_the_rest(env: Env) -> None:
+    """A group external id with a control character is no team the store can hold: the login
+    notes it and still adds the user's other groups (the lookup of the stored teams by those ids
+    raised on PostgreSQL, which refuses a NUL: every login of that user failed with a 500)."""
+    groups = (SnapshotGroup("g\x00", "Eng"), SnapshotGroup("g2", "Ops"))
+    r = _login(env, UserGroups("entra", SnapshotUser("u1", "ada@x"), groups))
+    assert r.found and r.error is None, r.to_dict()
+    assert [t["display_name"] for t in r.teams] == ["Ops"]
+    assert len(r.notes) == 1 and "externalId contains the control character U+0000" in r.notes[0], r.notes
+
+
+def test_a_login_of_a_user_whose_id_the_store_cannot_hold_writes_nothing_and_says_why(env: Env) -> None:
+    r = _login(env, UserGroups("entra", SnapshotUser("u\x00", "ada@x"), (SnapshotGroup("g2", "Ops"),)))
+    assert r.found and r.user is None and r.teams == []
+    assert len(r.notes) == 1 and "externalId contains the control character U+0000" in r.notes[0], r.notes
