@@ -136,7 +136,7 @@ def _pull(
     else:
         for r in results:
             show_result(r, dry_run=dry_run, limit=None if every else PLAN_LINES)
-    return worst([for_run(r.outcome, r.failure) for r in results])
+    return worst([for_run(r.outcome, r.failure, complete=r.complete) for r in results])
 
 
 def _one(engine: Any, conn: Any, opts: Any, *, quiet: bool) -> RunResult:
