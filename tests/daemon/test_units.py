@@ -135,3 +135,14 @@ def test_tokens_and_bearer_credentials_are_masked() -> None:
     line = stream.getvalue()
     assert secret not in line and "abcdefghijklmnop123" not in line and "00abcdefghijklmnop" not in line
     assert "syncd_A1b2C3" in line  # the printable prefix stays, for finding the token
+
+
+def test_human_log_lines_show_control_characters_from_names_as_escapes() -> None:
+    """A TTY's log line carries IdP text (a login's error, a name in a message or an extra
+    field) with its control characters visible, never as escape sequences a terminal runs."""
+    record = logging.LogRecord("syncd.x", logging.WARNING, "", 0, "team %s", ("Eng\x1b[2J\u202e",), None)
+    record.error = "bad \x9b31m answer"
+    dlog.ContextFilter().filter(record)
+    line = dlog.HumanFormatter().format(record)
+    assert "\x1b" not in line and "\x9b" not in line and "\u202e" not in line
+    assert "team Eng\\x1b[2J\\u202e" in line and "error=bad \\x9b31m answer" in line
