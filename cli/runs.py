@@ -200,10 +200,21 @@ def runs_approve(
     plan against its current state. The approval is a run of its own, audited as `pull:cli`.
     """
     from syncd.reconcile.approve import ApprovalRefused, DirectoryBusy, approve_run
+    from syncd.store.models import SyncRun
 
     st = state(ctx, config=config, json=json)
-    lock_dir = settings(st).state_dir
+    conf = settings(st)
+    lock_dir = conf.state_dir
     with open_store(st) as engine:
+        with session_scope(engine, write=False) as s:
+            kept = s.get(SyncRun, run_id)
+            directory = kept.directory if kept is not None else None
+        d = conf.directories.get(directory or "")
+        if directory is not None and (d is None or d.kind == "scim"):
+            fail(
+                f"run {run_id} is of directory {directory}, which {conf.source or 'the config'} does not pull",
+                "approve it with the config that pulls that directory (its lock and settings)",
+            )
         try:
             if st.json:
                 result = approve_run(engine, run_id, lock_dir=lock_dir)

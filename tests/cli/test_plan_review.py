@@ -159,3 +159,19 @@ def test_approve_while_another_run_holds_the_directory_exits_4_and_writes_nothin
     assert _active(review, victims) == [True] * 5
     assert review.cli("runs", "approve", str(run_id)).exit_code == 0
     assert _active(review, victims) == [False] * 5
+
+
+def test_approve_with_a_config_that_does_not_pull_the_directory_is_refused(review: Review, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """A kept plan is applied only by a config that pulls its directory: another config on the
+    same store (or one the directory was removed from, to stop syncing it) has another state
+    directory, so another lock file, and no say over that directory."""
+    from tests.cli.conftest import Cli, write_config
+
+    run_id, victims = _stop(review)
+    other = Cli(
+        write_config(tmp_path / "other.toml", url=review.engine.url.render_as_string(hide_password=False))
+    )
+    refused = other("runs", "approve", str(run_id))
+    assert refused.exit_code == EXIT_USAGE, refused.output
+    assert f"directory {review.directory}" in refused.stderr and "does not pull" in refused.stderr
+    assert _active(review, victims) == [True] * 5
