@@ -212,7 +212,8 @@ def runs_approve(
         d = conf.directories.get(directory or "")
         if directory is not None and (d is None or d.kind == "scim"):
             fail(
-                f"run {run_id} is of directory {directory}, which {conf.source or 'the config'} does not pull",
+                f"run {run_id} is of directory {directory}, which {conf.source or 'the config'} "
+                "does not pull",
                 "approve it with the config that pulls that directory (its lock and settings)",
             )
         try:
