@@ -20,9 +20,9 @@ from tests.cli.conftest import Cli, Review
 
 #: what must never reach a terminal raw: C0 (but newline), DEL, C1, bidi embeddings/overrides/isolates
 RAW = re.compile("[\x00-\x09\x0b-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
-#: names a hostile IdP or SCIM client can send (control characters other than C0, which the
-#: service may refuse, plus Rich markup)
-HOSTILE = "[/x] [link=https://evil.example]click[/link] [bold]\x9b2J\u202egnp.exe"
+#: names a hostile IdP or SCIM client can send and the service stores (bidirectional controls,
+#: which are not C0/C1 controls, plus Rich markup; C0 and C1 are refused or cleaned by its limits)
+HOSTILE = "[/x] [link=https://evil.example]click[/link] [bold]\u2067\u202egnp.exe"
 
 
 @pytest.mark.parametrize(
@@ -137,7 +137,7 @@ def test_hostile_names_from_scim_are_shown_not_obeyed(store_cli: Cli, engine: En
         out = clean(store_cli(*args))
         assert "[/x]" in out, args
     out = clean(store_cli("teams", "show", HOSTILE))
-    assert "[link=https://evil.example]click[/link]" in out and "\\x9b2J\\u202egnp.exe" in out
+    assert "[link=https://evil.example]click[/link]" in out and "\\u2067\\u202egnp.exe" in out
     assert "[/x]@e" in clean(store_cli("users", "show", "[/x]@e"))
 
 
