@@ -90,6 +90,11 @@ def kept_plan(session: Session, run_id: int) -> tuple[SyncRun, Plan]:
         raise ApprovalRefused(
             f"run {run_id}'s kept plan cannot be read ({exc})", f"run `syncd plan -d {run.directory}`"
         ) from None
+    if plan.directory != run.directory:  # the lock and fingerprint guard the run's directory
+        raise ApprovalRefused(
+            f"run {run_id} is of directory {run.directory} but its kept plan is of {plan.directory}",
+            f"run `syncd plan -d {run.directory}` for a fresh plan",
+        )
     if not data.get("fingerprint"):
         raise ApprovalRefused(
             f"run {run_id}'s kept plan has no record of the directory's state",

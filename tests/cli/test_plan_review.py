@@ -175,3 +175,18 @@ def test_approve_with_a_config_that_does_not_pull_the_directory_is_refused(revie
     assert refused.exit_code == EXIT_USAGE, refused.output
     assert f"directory {review.directory}" in refused.stderr and "does not pull" in refused.stderr
     assert _active(review, victims) == [True] * 5
+
+
+def test_a_kept_plan_naming_another_directory_than_its_run_is_refused(review: Review) -> None:
+    """The lock and the fingerprint are the run's directory's; the writes are the plan's: they
+    must be one directory, or the checks guard one directory and the approval writes another."""
+    run_id, victims = _stop(review)
+    with session_scope(review.engine) as s:
+        run = s.get(SyncRun, run_id)
+        assert run is not None and run.plan is not None
+        run.plan = {**run.plan, "directory": "elsewhere"}
+        s.add(run)
+    refused = review.cli("runs", "approve", str(run_id))
+    assert refused.exit_code == EXIT_USAGE, refused.output
+    assert "elsewhere" in refused.stderr
+    assert _active(review, victims) == [True] * 5
