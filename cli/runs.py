@@ -195,9 +195,10 @@ def runs_approve(
 ) -> None:
     """Apply the plan a safety stop kept (run ID), as reviewed with `syncd runs show ID`.
 
-    Applied only while the directory is as it was when the plan was made: if anything was
-    written to it or its IdP was read since, nothing is applied and `syncd plan` shows the
-    plan against its current state. The approval is a run of its own, audited as `pull:cli`.
+    Applied only while the directory is as it was when the plan was made:
+    if anything was written to it or its IdP was read since, nothing is
+    applied and `syncd plan` shows the plan against its current state.
+    The approval is a run of its own, audited as `pull:cli`.
     """
     from syncd.reconcile.approve import ApprovalRefused, DirectoryBusy, approve_run
     from syncd.store.models import SyncRun
