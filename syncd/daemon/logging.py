@@ -100,7 +100,10 @@ class JsonFormatter(logging.Formatter):
                 out[k] = v
         if record.exc_info:
             out["exc"] = redact(self.formatException(record.exc_info))
-        return json.dumps(out, default=str, ensure_ascii=False)
+        # JSON escapes C0 but keeps DEL, C1 and bidi controls raw: as \\uXXXX they stay valid JSON
+        return _CONTROL.sub(
+            lambda m: f"\\u{ord(m.group()):04x}", json.dumps(out, default=str, ensure_ascii=False)
+        )
 
 
 #: C0/C1 controls, DEL and the bidirectional overrides (IdP names are hostile, DESIGN.md rule 8)
