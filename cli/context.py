@@ -63,11 +63,14 @@ def state(ctx: typer.Context, *, config: Path | None = None, json: bool = False)
     return st
 
 
-def fail(problem: str, fix: str | None = None) -> NoReturn:
-    """Print `syncd: error: PROBLEM; FIX` as one line on stderr and exit with code 2."""
-    line = " ".join(f"{problem}; {fix}".split() if fix else problem.split())
+def fail(problem: str, fix: str | None = None, *, code: int = EXIT_USAGE) -> NoReturn:
+    """Print `syncd: error: PROBLEM; FIX` as one line on stderr and exit with `code` (default 2).
+    Control characters in it (a name, an IdP's or a store's message) are shown as escapes."""
+    from cli.output import safe
+
+    line = safe(" ".join(f"{problem}; {fix}".split() if fix else problem.split()))
     typer.echo(f"syncd: error: {line}", err=True)
-    raise typer.Exit(EXIT_USAGE)
+    raise typer.Exit(code)
 
 
 def settings(st: CliState) -> Settings:

@@ -66,8 +66,9 @@ def demo_cmd(
 ) -> None:
     """Sync three bundled fake IdP tenants into a SQLite store and show the teams.
 
-    Starts fake Entra ID (Graph), Okta and Google Workspace tenants on 127.0.0.1, writes a
-    config for them under --state-dir, runs one sync of each and shows the largest teams.
+    Starts fake Entra ID (Graph), Okta and Google Workspace tenants on
+    127.0.0.1, writes a config for them under --state-dir, runs one sync of
+    each and shows the largest teams.
     """
     st = state(ctx, json=json)
     with ExitStack() as stack:

@@ -33,8 +33,9 @@ def worst(codes: list[int]) -> int:
     return EXIT_OK
 
 
-def for_run(outcome: str, failure: type[BaseException] | None = None) -> int:
-    """The code for one sync run's outcome; `failure` is the class of the error that failed it.
+def for_run(outcome: str, failure: type[BaseException] | None = None, *, complete: bool = True) -> int:
+    """The code for one sync run's outcome; `failure` is the class of the error that failed it,
+    `complete` whether its IdP read was (a run applied from an incomplete read is 5, partial).
 
     An IdP that cannot be reached, throttles past the budget, refuses the credentials or
     answers nonsense is 4; a connector whose settings cannot work is 2; a locked directory is
@@ -48,4 +49,6 @@ def for_run(outcome: str, failure: type[BaseException] | None = None) -> int:
         if failure is not None and issubclass(failure, ConnectorError):
             return EXIT_UNREACHABLE
         return EXIT_FAILED
+    if outcome in ("applied", "planned") and not complete:
+        return EXIT_PARTIAL
     return {"busy": EXIT_UNREACHABLE, "stopped": EXIT_STOPPED, "partial": EXIT_PARTIAL}.get(outcome, EXIT_OK)

@@ -35,7 +35,7 @@ def login_sync_cmd(
     json: JsonOption = False,
 ) -> None:
     """Sync one user's team memberships from the IdP now (what the gateway asks at SSO sign-in)."""
-    from syncd.daemon.login import LoginError, LoginService
+    from syncd.daemon.login import LoginError, LoginService, PushOnly, UnknownDirectory
 
     st = state(ctx, config=config, json=json)
     s = settings(st)
@@ -43,9 +43,11 @@ def login_sync_cmd(
         service = LoginService(engine, lambda: s)
         try:
             result = service.sync(directory, user)
-        except LoginError as exc:
+        except (UnknownDirectory, PushOnly) as exc:
             known = ", ".join(n for n, d in s.directories.items() if d.kind != "scim") or "none"
             fail(str(exc), f"pull directories configured: {known}")
+        except LoginError as exc:
+            fail(str(exc))
         finally:
             service.close()
     if st.json:

@@ -147,7 +147,9 @@ def main() -> None:
     except Exception as exc:
         if os.environ.get("SYNCD_DEBUG"):
             raise
-        msg = " ".join(str(exc).split())
+        from cli.output import safe
+
+        msg = safe(" ".join(str(exc).split()))
         typer.echo(
             f"syncd: internal error: {type(exc).__name__}: {msg}; SYNCD_DEBUG=1 shows the traceback", err=True
         )

@@ -14,7 +14,7 @@ import typer
 from rich.text import Text
 
 from cli.context import ConfigOption, JsonOption, fail, open_store, settings, state
-from cli.exitcodes import EXIT_FAILED
+from cli.exitcodes import EXIT_FAILED, EXIT_UNREACHABLE
 from cli.output import Column, console, kv, print_json, safe, shown_of, table, utc, when
 from cli.planview import PLAN_LINES, show_plan
 from syncd.store.engine import session_scope
@@ -199,21 +199,36 @@ def runs_approve(
 ) -> None:
     """Apply the plan a safety stop kept (run ID), as reviewed with `syncd runs show ID`.
 
-    Applied only while the directory is as it was when the plan was made: if anything was
-    written to it or its IdP was read since, nothing is applied and `syncd plan` shows the
-    plan against its current state. The approval is a run of its own, audited as `pull:cli`.
+    Applied only while the directory is as it was when the plan was made:
+    if anything was written to it or its IdP was read since, nothing is
+    applied and `syncd plan` shows the plan against its current state.
+    The approval is a run of its own, audited as `pull:cli`.
     """
-    from syncd.reconcile.approve import ApprovalRefused, approve_run
+    from syncd.reconcile.approve import ApprovalRefused, DirectoryBusy, approve_run
+    from syncd.store.models import SyncRun
 
     st = state(ctx, config=config, json=json)
-    lock_dir = settings(st).state_dir
+    conf = settings(st)
+    lock_dir = conf.state_dir
     with open_store(st) as engine:
+        with session_scope(engine, write=False) as s:
+            kept = s.get(SyncRun, run_id)
+            directory = kept.directory if kept is not None else None
+        d = conf.directories.get(directory or "")
+        if directory is not None and (d is None or d.kind == "scim"):
+            fail(
+                f"run {run_id} is of directory {directory}, which {conf.source or 'the config'} "
+                "does not pull",
+                "approve it with the config that pulls that directory (its lock and settings)",
+            )
         try:
             if st.json:
                 result = approve_run(engine, run_id, lock_dir=lock_dir)
             else:
                 with _progress() as on_apply:
                     result = approve_run(engine, run_id, lock_dir=lock_dir, on_apply=on_apply)
+        except DirectoryBusy as exc:
+            fail(exc.problem, exc.fix, code=EXIT_UNREACHABLE)
         except ApprovalRefused as exc:
             fail(exc.problem, exc.fix)
     if st.json:

@@ -22,7 +22,7 @@ from sqlalchemy import func, select
 
 from syncd.daemon.login import LoginError
 from syncd.daemon.runner import START_WAIT_S, AlreadyRunning, RunHandle
-from syncd.service import tokens
+from syncd.service import limits, tokens
 from syncd.store import session_scope
 from syncd.store.models import ConnectorCursor, SyncRun
 
@@ -164,6 +164,8 @@ def list_runs(
     trigger: str | None = None,
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 50,
 ) -> dict[str, Any]:
+    if any(v and not limits.storable_id(v) for v in (directory, trigger)):
+        return {"runs": []}  # no run has it (and PostgreSQL refuses a NUL in a query)
     q = select(SyncRun).order_by(SyncRun.id.desc()).limit(limit)  # type: ignore[union-attr]
     if directory:
         q = q.where(SyncRun.directory == directory)

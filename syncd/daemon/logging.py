@@ -117,10 +117,26 @@ class JsonFormatter(logging.Formatter):
                 out[k] = v
         if record.exc_info:
             out["exc"] = redact(self.formatException(record.exc_info))
-        return json.dumps(out, default=str, ensure_ascii=False)
+        # JSON escapes C0 but keeps DEL, C1 and bidi controls raw: as \\uXXXX they stay valid JSON
+        return _CONTROL.sub(
+            lambda m: f"\\u{ord(m.group()):04x}", json.dumps(out, default=str, ensure_ascii=False)
+        )
+
+
+#: C0/C1 controls, DEL and the bidirectional overrides (IdP names are hostile, DESIGN.md rule 8)
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+
+
+def visible(text: str) -> str:
+    """`text` with every control character shown as an escape (`\\x1b`, `\\u202e`)."""
+    return _CONTROL.sub(
+        lambda m: f"\\x{ord(m.group()):02x}" if ord(m.group()) < 0x100 else f"\\u{ord(m.group()):04x}", text
+    )
 
 
 class HumanFormatter(logging.Formatter):
+    """One line per record for a TTY; control characters in it (from names) are made visible."""
+
     def format(self, record: logging.LogRecord) -> str:
         ts = datetime.fromtimestamp(record.created).strftime("%H:%M:%S")
         ids = f"run={getattr(record, 'run_id', None) or '-'} req={getattr(record, 'request_id', None) or '-'}"
@@ -132,8 +148,10 @@ class HumanFormatter(logging.Formatter):
         line = f"{ts} {record.levelname:<7} {record.name} [{ids}] {record.getMessage()}"
         if extra:
             line += f"  {extra}"
+        line = visible(line)
         if record.exc_info:
-            line += "\n" + redact(self.formatException(record.exc_info))
+            trace = redact(self.formatException(record.exc_info))
+            line += "\n" + "\n".join(visible(t) for t in trace.split("\n"))
         return line
 
 

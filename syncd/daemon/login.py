@@ -43,8 +43,8 @@ from syncd.reconcile.apply import user_body
 from syncd.reconcile.clean import clean_user_groups
 from syncd.reconcile.options import run_options
 from syncd.reconcile.snapshot import SnapshotGroup, UserGroups
+from syncd.service import limits, tokens
 from syncd.service import teams as team_ops
-from syncd.service import tokens
 from syncd.service import users as user_ops
 from syncd.service.context import Actor
 from syncd.service.errors import Conflict, InvalidValue
@@ -149,6 +149,10 @@ class LoginService:
             raise UnknownDirectory(f"no directory named {directory!r}")
         if d.kind == "scim":
             raise PushOnly(f"{directory!r} is push-only (kind scim): its IdP writes through /scim/v2")
+        try:  # before the IdP's query, the store's lookup (PostgreSQL refuses a NUL) or a log sees it
+            limits.check_text(user, where="the user", max_length=limits.NAME_MAX, folded=False)
+        except InvalidValue as exc:
+            raise LoginError(f"{exc.detail}: give the user's IdP id, userName or email") from None
         result = LoginResult(directory, user)
         budget = float(d.login_time_budget)
         ug: UserGroups | None = None
@@ -332,7 +336,9 @@ class LoginService:
     ) -> list[Team]:
         if not groups:
             return []
-        exts = [g.external_id for g in groups]
+        # an id the store cannot hold names no stored team (and PostgreSQL refuses a NUL in a
+        # query): its group gets the service's refusal as a note in `_create_team`
+        exts = [g.external_id for g in groups if limits.storable_id(g.external_id)]
         have = {
             t.external_id: t
             for t in s.execute(

@@ -44,6 +44,10 @@ class ApprovalRefused(Exception):
         self.problem, self.fix = problem, fix
 
 
+class DirectoryBusy(ApprovalRefused):
+    """Another run holds the directory's lock: nothing was checked or written; try again later."""
+
+
 def _differences(kept: dict[str, Any], now: dict[str, Any], session: Session, directory: str) -> list[str]:
     why = []
     if now["audit_id"] != kept.get("audit_id"):
@@ -86,6 +90,11 @@ def kept_plan(session: Session, run_id: int) -> tuple[SyncRun, Plan]:
         raise ApprovalRefused(
             f"run {run_id}'s kept plan cannot be read ({exc})", f"run `syncd plan -d {run.directory}`"
         ) from None
+    if plan.directory != run.directory:  # the lock and fingerprint guard the run's directory
+        raise ApprovalRefused(
+            f"run {run_id} is of directory {run.directory} but its kept plan is of {plan.directory}",
+            f"run `syncd plan -d {run.directory}` for a fresh plan",
+        )
     if not data.get("fingerprint"):
         raise ApprovalRefused(
             f"run {run_id}'s kept plan has no record of the directory's state",
@@ -122,7 +131,7 @@ def approve_run(
                 new_id = run.id
             return _apply(engine, plan, new_id, run_id, kept_data, mode, on_apply, t0)
     except LockBusy as exc:
-        raise ApprovalRefused(f"{exc}", "try again when that run has finished") from None
+        raise DirectoryBusy(f"{exc}", "try again when that run has finished") from None
 
 
 def _apply(

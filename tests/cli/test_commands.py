@@ -149,3 +149,28 @@ def test_audit_since_a_duration_and_a_date(store_cli: Cli, seeded) -> None:  # t
 def test_audit_since_rejects_nonsense(store_cli: Cli, seeded) -> None:  # type: ignore[no-untyped-def]
     result = store_cli("audit", "--since", "yesterday-ish")
     assert result.exit_code == 2 and "--since" in result.output
+
+
+def test_every_commands_help_text_keeps_its_lines_within_80_columns() -> None:
+    """Typer's Rich help joins the lines of a help text's first paragraph but keeps the line
+    breaks of the others, so a line there longer than an 80-column terminal leaves (79
+    characters) is broken again mid-sentence: ragged paragraphs."""
+    from typing import Any
+
+    import typer.main
+
+    from cli.main import app
+
+    def walk(cmd: Any, path: str) -> list[tuple[str, str]]:
+        out = [(path, cmd.help or "")]
+        for name in cmd.list_commands(None) if hasattr(cmd, "list_commands") else ():
+            out += walk(cmd.get_command(None, name), f"{path} {name}")
+        return out
+
+    long = [
+        (path, line.strip())
+        for path, text in walk(typer.main.get_command(app), "syncd")
+        for line in text.partition("\n\n")[2].splitlines()
+        if len(line.strip()) > 79
+    ]
+    assert long == []

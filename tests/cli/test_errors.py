@@ -100,3 +100,31 @@ def test_the_installed_entry_point_prints_no_traceback(tmp_path: Path) -> None:
     assert proc.stdout == ""
     assert len(proc.stderr.splitlines()) == 1 and "Traceback" not in proc.stderr
     assert proc.stderr.startswith("syncd: error: cannot reach the store")
+
+
+def test_error_lines_show_control_characters_as_escapes(monkeypatch, capsys) -> None:  # type: ignore[no-untyped-def]
+    """`fail()` and the last-resort handler print messages that can carry a name or an IdP's or
+    store's text: an ESC or a bidi override in one must not reach the terminal raw."""
+    import typer
+
+    from cli import main as cli_main
+    from cli.context import fail
+
+    try:
+        fail("no team 'x\x1b[2J'", "see \u202eabc")
+    except typer.Exit as exc:
+        assert exc.exit_code == 2
+    err = capsys.readouterr().err
+    assert "\x1b" not in err and "\u202e" not in err and "x\\x1b[2J" in err and "\\u202eabc" in err
+
+    def boom(**_: object) -> None:
+        raise RuntimeError("bad \x9b31m \x1b]8;;http://evil\x07")
+
+    monkeypatch.setattr(cli_main, "app", boom)
+    monkeypatch.delenv("SYNCD_DEBUG", raising=False)
+    try:
+        cli_main.main()
+    except SystemExit as exc:
+        assert exc.code == 1
+    err = capsys.readouterr().err
+    assert not any(c in err for c in "\x1b\x9b\x07") and "bad \\x9b31m" in err, err

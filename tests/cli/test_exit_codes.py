@@ -130,3 +130,19 @@ def test_the_readme_documents_the_same_exit_codes_as_cli_exitcodes() -> None:
     documented = {int(m) for m in re.findall(r"^\| `(\d)` \|", readme, re.MULTILINE)}
     defined = {v for k, v in vars(exitcodes).items() if k.startswith("EXIT_")}
     assert documented == defined == {0, 1, 2, 3, 4, 5}
+
+
+def test_a_run_whose_idp_read_was_incomplete_exits_5(tmp_path: Path) -> None:
+    """Exit code 5 (partial) as documented: the read failed part way, the adds went in, nothing
+    was removed. It exited 0, so a cron job could not tell that removals were skipped."""
+    from contextlib import ExitStack
+
+    from tests.daemon.helpers import start_fakes
+
+    with ExitStack() as stack:
+        fakes = start_fakes(stack, tmp_path, {"gpart": "graph"}, schedule="1h")
+        cli = _store(Cli(write_config(tmp_path / "config.toml", extra=fakes.toml)))
+        fakes.faults["gpart"].add("error", path="transitiveMembers", after=2, times=None, status=503)
+        result = cli("run", "--once", "--json")
+        assert json.loads(result.stdout)[0]["complete"] is False, result.output
+        assert result.exit_code == 5, result.output

@@ -9,7 +9,7 @@ import re
 import pytest
 from sqlalchemy import select
 
-from cli.exitcodes import EXIT_STOPPED, EXIT_USAGE
+from cli.exitcodes import EXIT_STOPPED, EXIT_UNREACHABLE, EXIT_USAGE
 from syncd.service import users as user_ops
 from syncd.service.context import Actor
 from syncd.store import session_scope
@@ -142,3 +142,51 @@ def test_only_a_stopped_run_can_be_approved(review: Review, outcome_run: str) ->
     r = review.cli("runs", "approve", str(applied) if outcome_run == "applied" else ref)
     assert r.exit_code == EXIT_USAGE
     assert ("not stopped by a safety threshold" if outcome_run == "applied" else "no sync run") in r.stderr
+
+
+def test_approve_while_another_run_holds_the_directory_exits_4_and_writes_nothing(review: Review) -> None:
+    """A locked directory is exit code 4 (cli/exitcodes), as for `run --once`; it was 2, which
+    tells a script its config or usage is wrong and not to simply try again."""
+    from syncd.config import load_config
+    from syncd.store.locks import directory_lock
+
+    run_id, victims = _stop(review)
+    lock_dir = load_config(review.cli.config).state_dir
+    with directory_lock(review.engine, review.directory, lock_dir=lock_dir):
+        busy = review.cli("runs", "approve", str(run_id))
+    assert busy.exit_code == EXIT_UNREACHABLE, busy.output
+    assert "already running" in busy.stderr and "try again" in busy.stderr
+    assert _active(review, victims) == [True] * 5
+    assert review.cli("runs", "approve", str(run_id)).exit_code == 0
+    assert _active(review, victims) == [False] * 5
+
+
+def test_approve_with_a_config_that_does_not_pull_the_directory_is_refused(review: Review, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """A kept plan is applied only by a config that pulls its directory: another config on the
+    same store (or one the directory was removed from, to stop syncing it) has another state
+    directory, so another lock file, and no say over that directory."""
+    from tests.cli.conftest import Cli, write_config
+
+    run_id, victims = _stop(review)
+    other = Cli(
+        write_config(tmp_path / "other.toml", url=review.engine.url.render_as_string(hide_password=False))
+    )
+    refused = other("runs", "approve", str(run_id))
+    assert refused.exit_code == EXIT_USAGE, refused.output
+    assert f"directory {review.directory}" in refused.stderr and "does not pull" in refused.stderr
+    assert _active(review, victims) == [True] * 5
+
+
+def test_a_kept_plan_naming_another_directory_than_its_run_is_refused(review: Review) -> None:
+    """The lock and the fingerprint are the run's directory's; the writes are the plan's: they
+    must be one directory, or the checks guard one directory and the approval writes another."""
+    run_id, victims = _stop(review)
+    with session_scope(review.engine) as s:
+        run = s.get(SyncRun, run_id)
+        assert run is not None and run.plan is not None
+        run.plan = {**run.plan, "directory": "elsewhere"}
+        s.add(run)
+    refused = review.cli("runs", "approve", str(run_id))
+    assert refused.exit_code == EXIT_USAGE, refused.output
+    assert "elsewhere" in refused.stderr
+    assert _active(review, victims) == [True] * 5

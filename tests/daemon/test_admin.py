@@ -199,3 +199,11 @@ def test_metrics_parse_and_count_runs_logins_and_scim_requests(api: Api, env: En
     one = samples(scim, "syncd_scim_requests_total", route="/scim/v2/Users/{user_id}", status="404")
     assert one == [1.0]
     assert samples(fam["syncd_scim_request_duration_seconds"], "syncd_scim_request_duration_seconds_count")
+
+
+@pytest.mark.parametrize("param", ["directory", "trigger"])
+def test_runs_filtered_by_a_value_no_run_can_have_answer_empty_not_500(api: Api, param: str) -> None:
+    """A NUL in a filter made PostgreSQL refuse the query: a 500 from the admin API."""
+    r = api.get("/v1/runs", params={param: "a\x00b"})
+    assert r.status_code == 200, r.text
+    assert r.json() == {"runs": []}

@@ -5,10 +5,11 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from sqlalchemy import select
 
 from connectors.base import Connector
-from syncd.daemon.login import LoginService
+from syncd.daemon.login import LoginError, LoginService
 from syncd.reconcile.snapshot import Snapshot, SnapshotGroup, SnapshotUser, UserGroups
 from syncd.store import session_scope
 from syncd.store.models import Team, User
@@ -63,3 +64,46 @@ def test_a_login_of_a_user_beyond_the_limits_writes_nothing_and_says_why(env: En
     with session_scope(env.engine, write=False) as s:
         assert s.execute(select(User).where(User.directory == "entra")).first() is None
         assert s.execute(select(Team).where(Team.directory == "entra")).first() is None
+
+
+class Down(Answer):
+    async def user_groups(self, user: str) -> UserGroups:
+        from connectors.base import ConnectorError
+
+        raise ConnectorError("the IdP is down")
+
+
+@pytest.mark.parametrize("user", ["ada\x00@x", "ada\x1b[2J@x", "a" * 600], ids=["nul", "esc", "long"])
+def test_a_login_for_a_user_key_beyond_the_limits_is_refused_on_both_stores(env: Env, user: str) -> None:
+    """The user key of a login (POST /v1/logins, `syncd login-sync`) meets the service's limits
+    before a connector or a store sees it: a NUL made PostgreSQL's stale-answer lookup raise (a
+    500 from the admin API), and a control character reached the IdP's query and the log."""
+    svc = LoginService(
+        env.engine,
+        lambda: env.settings,
+        connector_factory=lambda name, d, **kw: Down(name, UserGroups("entra", None)),
+    )
+    try:
+        with pytest.raises(LoginError) as exc:
+            svc.sync("entra", user)
+    finally:
+        svc.close()
+    assert exc.value.status == 400
+    assert "the user" in str(exc.value)
+
+
+def test_a_login_naming_a_group_whose_id_the_store_cannot_hold_notes_it_and_adds_the_rest(env: Env) -> None:
+    """A group external id with a control character is no team the store can hold: the login
+    notes it and still adds the user's other groups (the lookup of the stored teams by those ids
+    raised on PostgreSQL, which refuses a NUL: every login of that user failed with a 500)."""
+    groups = (SnapshotGroup("g\x00", "Eng"), SnapshotGroup("g2", "Ops"))
+    r = _login(env, UserGroups("entra", SnapshotUser("u1", "ada@x"), groups))
+    assert r.found and r.error is None, r.to_dict()
+    assert [t["display_name"] for t in r.teams] == ["Ops"]
+    assert len(r.notes) == 1 and "externalId contains the control character U+0000" in r.notes[0], r.notes
+
+
+def test_a_login_of_a_user_whose_id_the_store_cannot_hold_writes_nothing_and_says_why(env: Env) -> None:
+    r = _login(env, UserGroups("entra", SnapshotUser("u\x00", "ada@x"), (SnapshotGroup("g2", "Ops"),)))
+    assert r.found and r.user is None and r.teams == []
+    assert len(r.notes) == 1 and "externalId contains the control character U+0000" in r.notes[0], r.notes

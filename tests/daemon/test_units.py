@@ -6,6 +6,7 @@ import io
 import json
 import logging
 import os
+import re
 import socket
 from datetime import UTC, datetime, timedelta
 
@@ -135,3 +136,24 @@ def test_tokens_and_bearer_credentials_are_masked() -> None:
     line = stream.getvalue()
     assert secret not in line and "abcdefghijklmnop123" not in line and "00abcdefghijklmnop" not in line
     assert "syncd_A1b2C3" in line  # the printable prefix stays, for finding the token
+
+
+def test_human_log_lines_show_control_characters_from_names_as_escapes() -> None:
+    """A TTY's log line carries IdP text (a login's error, a name in a message or an extra
+    field) with its control characters visible, never as escape sequences a terminal runs."""
+    record = logging.LogRecord("syncd.x", logging.WARNING, "", 0, "team %s", ("Eng\x1b[2J\u202e",), None)
+    record.error = "bad \x9b31m answer"
+    dlog.ContextFilter().filter(record)
+    line = dlog.HumanFormatter().format(record)
+    assert "\x1b" not in line and "\x9b" not in line and "\u202e" not in line
+    assert "team Eng\\x1b[2J\\u202e" in line and "error=bad \\x9b31m answer" in line
+
+
+def test_json_log_lines_escape_the_controls_json_leaves_raw() -> None:
+    """json.dumps escapes C0 only; DEL, C1 and bidi overrides from a name reached a terminal
+    tailing the log raw. Escaped as \\uXXXX the line is still the same JSON."""
+    record = logging.LogRecord("syncd.x", logging.INFO, "", 0, "team %s", ("a\x7fb\x9bc\u202ed\x1b",), None)
+    dlog.ContextFilter().filter(record)
+    line = dlog.JsonFormatter().format(record)
+    assert not re.search("[\x00-\x1f\x7f-\x9f\u202a-\u202e]", line), line
+    assert json.loads(line)["msg"] == "team a\x7fb\x9bc\u202ed\x1b"
