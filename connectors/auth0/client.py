@@ -80,18 +80,30 @@ class Endpoint:
 class Auth0Api:
     """One tenant's SDK client plus the request policy. Bound to the event loop of first use."""
 
-    def __init__(self, *, endpoint: Endpoint, client_id: str, client_secret: str,
-                 request_timeout: float, max_retries: int, connections: int) -> None:
+    def __init__(
+        self,
+        *,
+        endpoint: Endpoint,
+        client_id: str,
+        client_secret: str,
+        request_timeout: float,
+        max_retries: int,
+        connections: int,
+    ) -> None:
         if not client_id or not client_secret:
             raise ConfigError("Auth0 needs client_id and client_secret (a Machine-to-Machine app)")
         self.endpoint = endpoint
         self.client_id, self._secret = client_id, client_secret
-        self.request_timeout, self.max_retries, self.connections = (
-            request_timeout, max_retries, connections)
+        self.request_timeout, self.max_retries, self.connections = (request_timeout, max_retries, connections)
         self.meter = Meter()
         parts = urlsplit(endpoint.base_url)
-        self._get_token = GetToken(parts.netloc, client_id, client_secret=client_secret,
-                                   timeout=request_timeout, protocol=parts.scheme)
+        self._get_token = GetToken(
+            parts.netloc,
+            client_id,
+            client_secret=client_secret,
+            timeout=request_timeout,
+            protocol=parts.scheme,
+        )
         self._loopback = is_loopback(parts.hostname or "")
         self._token: str | None = None
         self._token_until = 0.0
@@ -112,8 +124,7 @@ class Auth0Api:
             self.meter.api_calls += 1
             what = "Auth0 token (client credentials)"
             try:
-                answer = await asyncio.to_thread(self._get_token.client_credentials,
-                                                 self.endpoint.audience)
+                answer = await asyncio.to_thread(self._get_token.client_credentials, self.endpoint.audience)
             except Exception as exc:  # Auth0Error, RateLimitError, requests errors
                 if getattr(exc, "status_code", None) == 429:
                     self.meter.throttles += 1
@@ -138,12 +149,20 @@ class Auth0Api:
             self._loop = loop
             self._token_lock = asyncio.Lock()
             self._http = httpx.AsyncClient(
-                timeout=self.request_timeout, trust_env=not self._loopback,
-                limits=httpx.Limits(max_connections=self.connections,
-                                    max_keepalive_connections=self.connections))
-            self._sdk = AsyncAuth0(base_url=self.endpoint.api_url, token="",
-                                   async_token=self._access_token, max_retries=0,
-                                   httpx_client=self._http, timeout=self.request_timeout)
+                timeout=self.request_timeout,
+                trust_env=not self._loopback,
+                limits=httpx.Limits(
+                    max_connections=self.connections, max_keepalive_connections=self.connections
+                ),
+            )
+            self._sdk = AsyncAuth0(
+                base_url=self.endpoint.api_url,
+                token="",
+                async_token=self._access_token,
+                max_retries=0,
+                httpx_client=self._http,
+                timeout=self.request_timeout,
+            )
         return self._sdk
 
     async def aclose(self) -> None:
@@ -153,22 +172,36 @@ class Auth0Api:
 
     # -- requests
 
-    async def call(self, method: str, path: str, *, what: str, deadline: Deadline,
-                   params: dict[str, Any] | None = None, json: Any = None) -> Any:
+    async def call(
+        self,
+        method: str,
+        path: str,
+        *,
+        what: str,
+        deadline: Deadline,
+        params: dict[str, Any] | None = None,
+        json: Any = None,
+    ) -> Any:
         """Send one Management API request (path under /api/v2) with the retry policy; the
         parsed JSON answer. Raises a `ConnectorError`."""
-        body = await self.raw(method, path, what=what, deadline=deadline, params=params,
-                              json=json)
+        body = await self.raw(method, path, what=what, deadline=deadline, params=params, json=json)
         with translate(what):
             return orjson.loads(body)
 
-    async def raw(self, method: str, path: str, *, what: str, deadline: Deadline,
-                  params: dict[str, Any] | None = None, json: Any = None) -> bytes:
+    async def raw(
+        self,
+        method: str,
+        path: str,
+        *,
+        what: str,
+        deadline: Deadline,
+        params: dict[str, Any] | None = None,
+        json: Any = None,
+    ) -> bytes:
         attempt, refreshed = 0, False
         while True:
             try:
-                return await self._once(method, path, what=what, deadline=deadline,
-                                        params=params, json=json)
+                return await self._once(method, path, what=what, deadline=deadline, params=params, json=json)
             except AuthError as exc:
                 used = getattr(exc, "token", None)
                 if refreshed or used is None:
@@ -180,18 +213,29 @@ class Auth0Api:
                 if attempt > self.max_retries:
                     raise
                 wait = getattr(exc, "retry_after", None)
-                delay = (wait + random.uniform(0.05, 0.25)) if wait is not None else \
-                    min(0.5 * 2 ** (attempt - 1), 10.0) * random.uniform(0.8, 1.2)
+                delay = (
+                    (wait + random.uniform(0.05, 0.25))
+                    if wait is not None
+                    else min(0.5 * 2 ** (attempt - 1), 10.0) * random.uniform(0.8, 1.2)
+                )
                 if delay >= deadline.remaining():
                     if isinstance(exc, ThrottledError):
-                        raise ThrottledError(f"{exc} (Auth0 asks to wait {delay:.0f} s, past the "
-                                             "time budget)") from exc
-                    raise BudgetExceeded(f"{what}: time budget spent while retrying ({exc})") \
-                        from exc
+                        raise ThrottledError(
+                            f"{exc} (Auth0 asks to wait {delay:.0f} s, past the time budget)"
+                        ) from exc
+                    raise BudgetExceeded(f"{what}: time budget spent while retrying ({exc})") from exc
                 await asyncio.sleep(delay)
 
-    async def _once(self, method: str, path: str, *, what: str, deadline: Deadline,
-                    params: dict[str, Any] | None, json: Any) -> bytes:
+    async def _once(
+        self,
+        method: str,
+        path: str,
+        *,
+        what: str,
+        deadline: Deadline,
+        params: dict[str, Any] | None,
+        json: Any,
+    ) -> bytes:
         sdk = self._ready()
         remaining = deadline.remaining()
         if remaining <= 0:
@@ -202,8 +246,12 @@ class Auth0Api:
             async with asyncio.timeout(remaining):
                 with translate(what, self._secret, token):
                     res = await sdk._client_wrapper.httpx_client.request(
-                        path.lstrip("/"), method=method, params=params, json=json,
-                        request_options={"max_retries": 0})
+                        path.lstrip("/"),
+                        method=method,
+                        params=params,
+                        json=json,
+                        request_options={"max_retries": 0},
+                    )
         except TimeoutError as exc:
             raise BudgetExceeded(f"{what}: time budget spent waiting for Auth0") from exc
         if res.status_code == 429:

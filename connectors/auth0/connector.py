@@ -44,11 +44,24 @@ class Auth0Connector(Connector):
     #: memberships `user_groups` reads in full for a user (login sync removes only these)
     supports_nesting: ClassVar[bool] = False
 
-    def __init__(self, directory: str, *, domain: str, client_id: str, client_secret: str,
-                 audience: str | None = None, base_url: str | None = None, teams: str = "roles",
-                 users_source: str = "auto", page_size: int = 100, concurrency: int = 4,
-                 max_retries: int = 3, time_budget: float = 900.0, request_timeout: float = 30.0,
-                 export_poll_interval: float = 1.0) -> None:
+    def __init__(
+        self,
+        directory: str,
+        *,
+        domain: str,
+        client_id: str,
+        client_secret: str,
+        audience: str | None = None,
+        base_url: str | None = None,
+        teams: str = "roles",
+        users_source: str = "auto",
+        page_size: int = 100,
+        concurrency: int = 4,
+        max_retries: int = 3,
+        time_budget: float = 900.0,
+        request_timeout: float = 30.0,
+        export_poll_interval: float = 1.0,
+    ) -> None:
         super().__init__(directory)
         domain = (domain or "").strip().removeprefix("https://").rstrip("/")
         if not domain or "/" in domain:
@@ -68,22 +81,35 @@ class Auth0Connector(Connector):
         self.page_size, self.concurrency = min(page_size, PER_PAGE_MAX), concurrency
         self.time_budget, self.poll_interval = time_budget, export_poll_interval
         endpoint = Endpoint(domain, base, audience or f"https://{domain}/api/v2/")
-        self.api = Auth0Api(endpoint=endpoint, client_id=client_id, client_secret=client_secret,
-                            request_timeout=request_timeout, max_retries=max_retries,
-                            connections=concurrency + 2)
+        self.api = Auth0Api(
+            endpoint=endpoint,
+            client_id=client_id,
+            client_secret=client_secret,
+            request_timeout=request_timeout,
+            max_retries=max_retries,
+            connections=concurrency + 2,
+        )
 
     def authoritative_for(self) -> tuple[str, ...]:
         """Which memberships `user_groups` reports completely: the configured team sources."""
         return ("roles", "organizations") if self.teams == "both" else (self.teams,)
 
-    async def snapshot(self, *, cursor: str | None = None,
-                       progress: ProgressCallback | None = None) -> Snapshot:
+    async def snapshot(
+        self, *, cursor: str | None = None, progress: ProgressCallback | None = None
+    ) -> Snapshot:
         """A full read every time: Auth0 has no delta read (a cursor is ignored)."""
         self.api.meter.api_calls = self.api.meter.throttles = 0
-        reader = SnapshotReader(self.api, self.directory, page_size=self.page_size,
-                                concurrency=self.concurrency, teams=self.teams,
-                                users_source=self.users_source, deadline=Deadline(self.time_budget),
-                                progress=progress, poll_interval=self.poll_interval)
+        reader = SnapshotReader(
+            self.api,
+            self.directory,
+            page_size=self.page_size,
+            concurrency=self.concurrency,
+            teams=self.teams,
+            users_source=self.users_source,
+            deadline=Deadline(self.time_budget),
+            progress=progress,
+            poll_interval=self.poll_interval,
+        )
         return await reader.full()
 
     async def user_groups(self, user: str) -> UserGroups:
@@ -97,25 +123,37 @@ class Auth0Connector(Connector):
         if found is not None:
             uid = found.external_id
             if self.teams in ("roles", "both"):
-                roles = await self._paged(f"/users/{uid}/roles", "roles", "the user's roles",
-                                          deadline, pages)
+                roles = await self._paged(f"/users/{uid}/roles", "roles", "the user's roles", deadline, pages)
                 groups += [role_to_group(r) for r in roles]
             if self.teams in ("organizations", "both"):
-                groups += [org_to_group(o) for o in
-                           await self._paged(f"/users/{uid}/organizations", "organizations",
-                                             "the user's organizations", deadline, pages)]
+                groups += [
+                    org_to_group(o)
+                    for o in await self._paged(
+                        f"/users/{uid}/organizations",
+                        "organizations",
+                        "the user's organizations",
+                        deadline,
+                        pages,
+                    )
+                ]
         out = UserGroups(self.directory, found, tuple(groups))
         out.stats.api_calls, out.stats.throttles, out.stats.pages = meter.api_calls, meter.throttles, pages[0]
         return out
 
-    async def _paged(self, path: str, key: str, what: str, deadline: Deadline,
-                     pages: list[int]) -> list[dict[str, Any]]:
+    async def _paged(
+        self, path: str, key: str, what: str, deadline: Deadline, pages: list[int]
+    ) -> list[dict[str, Any]]:
         """A page/per_page list read to its end (a user's roles or organizations)."""
         out: list[dict[str, Any]] = []
         page = 0
         while True:
-            doc = await self.api.call("GET", path, what=what, deadline=deadline,
-                                      params={"page": page, "per_page": 100, "include_totals": "true"})
+            doc = await self.api.call(
+                "GET",
+                path,
+                what=what,
+                deadline=deadline,
+                params={"page": page, "per_page": 100, "include_totals": "true"},
+            )
             pages[0] += 1
             if not isinstance(doc, dict) or not isinstance(doc.get(key), list):
                 raise BadDataError(f"{what}: the answer has no list {key!r}")
@@ -129,23 +167,34 @@ class Auth0Connector(Connector):
         try:
             if "|" in key:
                 try:
-                    doc = await self.api.call("GET", f"/users/{_quote(key)}", what="the user",
-                                              deadline=deadline)
+                    doc = await self.api.call(
+                        "GET", f"/users/{_quote(key)}", what="the user", deadline=deadline
+                    )
                     pages[0] += 1
                     return _user(doc)
                 except NotFoundError:
                     return None
             if "@" in key:
                 for email in dict.fromkeys((key, key.lower())):
-                    docs = await self.api.call("GET", "/users-by-email", what="user by email",
-                                               deadline=deadline, params={"email": email})
+                    docs = await self.api.call(
+                        "GET",
+                        "/users-by-email",
+                        what="user by email",
+                        deadline=deadline,
+                        params={"email": email},
+                    )
                     pages[0] += 1
                     if isinstance(docs, list) and docs:
                         return _user(docs[0])
                 return None
             q = 'username:"' + key.replace("\\", "\\\\").replace('"', '\\"') + '"'
-            doc = await self.api.call("GET", "/users", what="user by username", deadline=deadline,
-                                      params={"q": q, "search_engine": "v3", "per_page": 2})
+            doc = await self.api.call(
+                "GET",
+                "/users",
+                what="user by username",
+                deadline=deadline,
+                params={"q": q, "search_engine": "v3", "per_page": 2},
+            )
             pages[0] += 1
             return _user(doc[0]) if isinstance(doc, list) and doc else None
         except ConfigError as exc:  # a 400: the key is not a valid id, email or query

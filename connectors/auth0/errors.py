@@ -76,12 +76,14 @@ def _auth0_error(body: bytes | str | None) -> tuple[str, str]:
     return code, message[:200]
 
 
-def from_status(status: int, body: bytes | str | None, headers: Any, *, what: str,
-                token_endpoint: bool = False) -> ConnectorError:
+def from_status(
+    status: int, body: bytes | str | None, headers: Any, *, what: str, token_endpoint: bool = False
+) -> ConnectorError:
     """The connector error for a non-2xx answer to the request described by `what`."""
     code, message = _auth0_error(body)
-    detail = redact(f"{what}: HTTP {status}" + (f" {code}" if code else "")
-                    + (f" {message}" if message else ""))
+    detail = redact(
+        f"{what}: HTTP {status}" + (f" {code}" if code else "") + (f" {message}" if message else "")
+    )
     if status == 429:
         err: ConnectorError = ThrottledError(detail)
         err.retry_after = retry_after(headers)  # type: ignore[attr-defined]
@@ -126,8 +128,12 @@ def translate(what: str, *secrets: str | None) -> Iterator[None]:
         raise
     except orjson.JSONDecodeError as exc:
         raise BadDataError(f"{what}: the answer is not valid JSON") from exc
-    except (httpx.UnsupportedProtocol, httpx.InvalidURL, requests.exceptions.InvalidURL,
-            requests.exceptions.MissingSchema) as exc:
+    except (
+        httpx.UnsupportedProtocol,
+        httpx.InvalidURL,
+        requests.exceptions.InvalidURL,
+        requests.exceptions.MissingSchema,
+    ) as exc:
         raise ConfigError(redact(f"{what}: {type(exc).__name__} {exc}", *secrets)) from exc
     except (TimeoutError, httpx.TransportError, requests.RequestException, OSError) as exc:
         raise UnavailableError(redact(f"{what}: {type(exc).__name__} {exc}", *secrets)) from exc

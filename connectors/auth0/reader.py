@@ -31,14 +31,24 @@ def to_user(obj: dict[str, Any]) -> SnapshotUser:
         raise KeyError("user_id")
     given, family = obj.get("given_name"), obj.get("family_name")
     display = obj.get("name") or " ".join(x for x in (given, family) if x) or None
-    return SnapshotUser(external_id=uid, user_name=user_name(obj), active=obj.get("blocked") is not True,
-                        email=obj.get("email"), display_name=display, given_name=given,
-                        family_name=family)
+    return SnapshotUser(
+        external_id=uid,
+        user_name=user_name(obj),
+        active=obj.get("blocked") is not True,
+        email=obj.get("email"),
+        display_name=display,
+        given_name=given,
+        family_name=family,
+    )
 
 
 def role_to_group(obj: dict[str, Any], member_ids: Iterable[str] = ()) -> SnapshotGroup:
-    return SnapshotGroup(external_id=obj["id"], display_name=obj.get("name") or obj["id"],
-                         member_ids=frozenset(member_ids), description=obj.get("description") or None)
+    return SnapshotGroup(
+        external_id=obj["id"],
+        display_name=obj.get("name") or obj["id"],
+        member_ids=frozenset(member_ids),
+        description=obj.get("description") or None,
+    )
 
 
 def org_to_group(obj: dict[str, Any], member_ids: Iterable[str] = ()) -> SnapshotGroup:

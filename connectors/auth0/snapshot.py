@@ -64,9 +64,19 @@ def per_page_for(page_size: int) -> int:
 class SnapshotReader:
     """One snapshot read; not reusable."""
 
-    def __init__(self, api: Auth0Api, directory: str, *, page_size: int, concurrency: int,
-                 teams: str, users_source: str, deadline: Deadline,
-                 progress: ProgressCallback | None, poll_interval: float) -> None:
+    def __init__(
+        self,
+        api: Auth0Api,
+        directory: str,
+        *,
+        page_size: int,
+        concurrency: int,
+        teams: str,
+        users_source: str,
+        deadline: Deadline,
+        progress: ProgressCallback | None,
+        poll_interval: float,
+    ) -> None:
         self.api, self.deadline = api, deadline
         self.per_page, self.take = per_page_for(page_size), max(1, min(page_size, TAKE_MAX))
         self.teams, self.users_source, self.poll_interval = teams, users_source, poll_interval
@@ -111,14 +121,15 @@ class SnapshotReader:
         if self.users_source == "export":
             await self._export()
             return
-        params = {"page": 0, "per_page": self.per_page, "include_totals": "true",
-                  "search_engine": "v3"}
+        params = {"page": 0, "per_page": self.per_page, "include_totals": "true", "search_engine": "v3"}
         doc = await self._get("/users", params, "users")
         total = _field(doc, "total", int, "users")
         if total > OFFSET_CAP:
             if self.users_source == "list":
-                raise ConfigError(f"the tenant has {total} users; Auth0 lists at most {OFFSET_CAP}: "
-                                  "set users_source = \"export\" (or \"auto\")")
+                raise ConfigError(
+                    f"the tenant has {total} users; Auth0 lists at most {OFFSET_CAP}: "
+                    'set users_source = "export" (or "auto")'
+                )
             await self._export()
             return
         self._add_users(_field(doc, "users", list, "users"))
@@ -152,22 +163,25 @@ class SnapshotReader:
     async def _export(self) -> None:
         """Users through a users-export job; any failure raises (users are the base)."""
         body = {"format": "json", "fields": [{"name": f} for f in EXPORT_FIELDS]}
-        job = await self.api.call("POST", "/jobs/users-exports", what="users export job",
-                                  deadline=self.deadline, json=body)
+        job = await self.api.call(
+            "POST", "/jobs/users-exports", what="users export job", deadline=self.deadline, json=body
+        )
         job_id = _field(job, "id", str, "users export job")
         wait = self.poll_interval
         while job.get("status") != "completed":
             if job.get("status") == "failed":
-                raise UnavailableError(f"users export job {job_id} failed: "
-                                       f"{str(job.get('summary') or job.get('status'))[:200]}")
+                raise UnavailableError(
+                    f"users export job {job_id} failed: {str(job.get('summary') or job.get('status'))[:200]}"
+                )
             if wait >= self.deadline.remaining():
                 from connectors.base import BudgetExceeded
 
                 raise BudgetExceeded(f"users export job {job_id} not done within the time budget")
             await asyncio.sleep(wait)
             wait = min(wait * 1.5, 5.0)
-            job = await self.api.call("GET", f"/jobs/{job_id}", what="users export job",
-                                      deadline=self.deadline)
+            job = await self.api.call(
+                "GET", f"/jobs/{job_id}", what="users export job", deadline=self.deadline
+            )
             if not isinstance(job, dict):
                 raise BadDataError("users export job: not a job object")
         location = _field(job, "location", str, "users export job")
@@ -210,15 +224,19 @@ class SnapshotReader:
             if not items or seen >= total:
                 return
             if (page + 1) * self.per_page > OFFSET_CAP:
-                self.snap.mark_incomplete(f"roles: only the first {OFFSET_CAP} of {total} roles "
-                                          "can be listed")
+                self.snap.mark_incomplete(
+                    f"roles: only the first {OFFSET_CAP} of {total} roles can be listed"
+                )
                 return
 
     async def _organizations(self) -> None:
-        await self._checkpoint("/organizations", "organizations", "organizations",
-                               lambda items: self._add_teams("org", items,
-                                                             "/organizations/{id}/members", "members"),
-                               first_fatal=True)
+        await self._checkpoint(
+            "/organizations",
+            "organizations",
+            "organizations",
+            lambda items: self._add_teams("org", items, "/organizations/{id}/members", "members"),
+            first_fatal=True,
+        )
 
     def _add_teams(self, kind: str, items: list[dict[str, Any]], members_path: str, key: str) -> None:
         for obj in items:
@@ -228,8 +246,9 @@ class SnapshotReader:
                 continue
             self._teams[tid] = (kind, obj)
             self._members[tid] = set()
-            self._tasks.append(asyncio.create_task(
-                self._members_of(tid, members_path.format(id=tid), key, kind)))
+            self._tasks.append(
+                asyncio.create_task(self._members_of(tid, members_path.format(id=tid), key, kind))
+            )
         self.counts["groups"] += len(items)
         self.progress("groups", self.counts["groups"])
 
@@ -244,8 +263,15 @@ class SnapshotReader:
         async with self.sem:
             await self._checkpoint(path, key, f"members of {kind} {tid}", add, first_fatal=False)
 
-    async def _checkpoint(self, path: str, key: str, what: str,
-                          sink: Callable[[list[dict[str, Any]]], None], *, first_fatal: bool) -> None:
+    async def _checkpoint(
+        self,
+        path: str,
+        key: str,
+        what: str,
+        sink: Callable[[list[dict[str, Any]]], None],
+        *,
+        first_fatal: bool,
+    ) -> None:
         """Page a checkpoint list (`take`, `from` = previous `next`) into `sink`."""
         params: dict[str, Any] = {"take": self.take}
         first = True

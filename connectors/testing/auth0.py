@@ -42,16 +42,30 @@ from connectors.testing.faults import FaultRule
 from connectors.testing.harness import FakeIdP, register_fake
 
 JSON = b"application/json"
-_TITLES = {400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found",
-           405: "Method Not Allowed", 429: "Too Many Requests", 500: "Internal Server Error",
-           502: "Bad Gateway", 503: "Service Unavailable", 504: "Gateway Timeout"}
-USERS_CAP = ("You can only page through the first 1000 records. See "
-             "https://auth0.com/docs/users/search/v3/view-search-results-by-page#limitation")
+_TITLES = {
+    400: "Bad Request",
+    401: "Unauthorized",
+    403: "Forbidden",
+    404: "Not Found",
+    405: "Method Not Allowed",
+    429: "Too Many Requests",
+    500: "Internal Server Error",
+    502: "Bad Gateway",
+    503: "Service Unavailable",
+    504: "Gateway Timeout",
+}
+USERS_CAP = (
+    "You can only page through the first 1000 records. See "
+    "https://auth0.com/docs/users/search/v3/view-search-results-by-page#limitation"
+)
 
 
 def error_body(status: int, message: str | None = None, code: str | None = None) -> bytes:
-    doc: dict[str, Any] = {"statusCode": status, "error": _TITLES.get(status, "Error"),
-                           "message": message or _TITLES.get(status, "Error")}
+    doc: dict[str, Any] = {
+        "statusCode": status,
+        "error": _TITLES.get(status, "Error"),
+        "message": message or _TITLES.get(status, "Error"),
+    }
     if code:
         doc["errorCode"] = code
     return orjson.dumps(doc)
@@ -156,9 +170,11 @@ class FakeAuth0(FakeIdP):
     async def _send(self, send: Any, ans: Answer) -> None:
         hdrs = [(b"content-type", JSON)]
         if not any(k == b"x-ratelimit-limit" for k, _ in ans.headers):
-            hdrs += [(b"x-ratelimit-limit", str(self.rate_limit).encode()),
-                     (b"x-ratelimit-remaining", str(self.rate_limit - 1).encode()),
-                     (b"x-ratelimit-reset", str(int(time.time()) + 1).encode())]
+            hdrs += [
+                (b"x-ratelimit-limit", str(self.rate_limit).encode()),
+                (b"x-ratelimit-remaining", str(self.rate_limit - 1).encode()),
+                (b"x-ratelimit-reset", str(int(time.time()) + 1).encode()),
+            ]
         hdrs += ans.headers
         hdrs.append((b"content-length", str(len(ans.body)).encode()))
         await send({"type": "http.response.start", "status": ans.status, "headers": hdrs})
@@ -167,23 +183,36 @@ class FakeAuth0(FakeIdP):
     def _fault(self, rule: FaultRule, path: str) -> Answer | None:
         if rule.kind == "throttle":
             reset = math.ceil(time.time() + rule.retry_after)
-            return Answer(429, error_body(429, "Global limit has been reached", "too_many_requests"), [
-                (b"x-ratelimit-limit", str(self.rate_limit).encode()),
-                (b"x-ratelimit-remaining", b"0"),
-                (b"x-ratelimit-reset", str(reset).encode())])
+            return Answer(
+                429,
+                error_body(429, "Global limit has been reached", "too_many_requests"),
+                [
+                    (b"x-ratelimit-limit", str(self.rate_limit).encode()),
+                    (b"x-ratelimit-remaining", b"0"),
+                    (b"x-ratelimit-reset", str(reset).encode()),
+                ],
+            )
         if rule.kind == "error":
             return Answer(rule.status, error_body(rule.status))
         if rule.kind == "revoked":
             if path == "/oauth/token":
-                return Answer(401, orjson.dumps({"error": "access_denied",
-                                                 "error_description": "Unauthorized"}))
+                return Answer(
+                    401, orjson.dumps({"error": "access_denied", "error_description": "Unauthorized"})
+                )
             return Answer(401, _invalid_token())
         return None  # bad_json: decided after routing
 
     # -- routing
 
-    def _route(self, method: str, path: str, query: dict[str, str], headers: dict[bytes, bytes],
-               body: bytes, base: str) -> Answer:
+    def _route(
+        self,
+        method: str,
+        path: str,
+        query: dict[str, str],
+        headers: dict[bytes, bytes],
+        body: bytes,
+        base: str,
+    ) -> Answer:
         if path == "/oauth/token":
             if method != "POST":
                 return Answer(404, error_body(404))
@@ -198,7 +227,7 @@ class FakeAuth0(FakeIdP):
             return Answer(401, error_body(401, "Missing authentication"))
         if scheme != "Bearer" or cred not in self.access_tokens:
             return Answer(401, _invalid_token())
-        parts = [unquote(p) for p in path[len("/api/v2/"):].strip("/").split("/")]
+        parts = [unquote(p) for p in path[len("/api/v2/") :].strip("/").split("/")]
         idx = self.index()
         if method == "POST":
             if parts == ["jobs", "users-exports"]:
@@ -218,12 +247,17 @@ class FakeAuth0(FakeIdP):
             if rest[1:] == ["roles"]:
                 return self._offset(query, "roles", [idx.roles[r] for r in idx.user_roles.get(uid, [])])
             if rest[1:] == ["organizations"]:
-                return self._offset(query, "organizations",
-                                    [idx.orgs[o] for o in idx.user_orgs.get(uid, [])])
+                return self._offset(query, "organizations", [idx.orgs[o] for o in idx.user_orgs.get(uid, [])])
         elif res == "users-by-email" and not rest:
             if not query.get("email"):
-                return Answer(400, error_body(400, "Query validation error: 'Missing required "
-                                                   "property: email'", "invalid_query_string"))
+                return Answer(
+                    400,
+                    error_body(
+                        400,
+                        "Query validation error: 'Missing required property: email'",
+                        "invalid_query_string",
+                    ),
+                )
             ids = idx.by_email.get(query["email"], [])
             return Answer(200, b"[" + b",".join(idx.user_body[i] for i in ids) + b"]")
         elif res == "roles":
@@ -242,8 +276,10 @@ class FakeAuth0(FakeIdP):
                     return self._keyed("organizations", [orjson.dumps(idx.orgs[o]) for o in chunk], nxt)
                 return self._offset(query, "organizations", [idx.orgs[o] for o in idx.org_ids])
             if rest[0] not in idx.orgs:
-                return Answer(404, error_body(404, "No organization found by that id or name",
-                                              "inexistent_organization"))
+                return Answer(
+                    404,
+                    error_body(404, "No organization found by that id or name", "inexistent_organization"),
+                )
             if len(rest) == 1:
                 return Answer(200, orjson.dumps(idx.orgs[rest[0]]))
             if rest[1:] == ["members"]:
@@ -259,31 +295,58 @@ class FakeAuth0(FakeIdP):
         try:
             value = int(query.get(name, default))
         except ValueError:
-            raise _Refused(Answer(400, error_body(
-                400, f"Query validation error: 'Expected type integer but found type string' on "
-                     f"property {name}", "invalid_query_string"))) from None
+            raise _Refused(
+                Answer(
+                    400,
+                    error_body(
+                        400,
+                        f"Query validation error: 'Expected type integer but found type string' on "
+                        f"property {name}",
+                        "invalid_query_string",
+                    ),
+                )
+            ) from None
         if value > top or value < (0 if name == "page" else 1):
-            raise _Refused(Answer(400, error_body(
-                400, f"Query validation error: 'Number is {'greater' if value > top else 'less'} "
-                     f"than the allowed {'maximum' if value > top else 'minimum'}' on property "
-                     f"{name}", "invalid_query_string")))
+            raise _Refused(
+                Answer(
+                    400,
+                    error_body(
+                        400,
+                        f"Query validation error: 'Number is {'greater' if value > top else 'less'} "
+                        f"than the allowed {'maximum' if value > top else 'minimum'}' on property "
+                        f"{name}",
+                        "invalid_query_string",
+                    ),
+                )
+            )
         return value
 
     def _page_window(self, query: dict[str, str], message: str | None = None) -> tuple[int, int]:
         page = self._int(query, "page", 0, 10**9)
         per_page = self._int(query, "per_page", 50, 100)
         if page * per_page + per_page > 1000:
-            text = message or (f"Requesting page {page} exceeds the allowed maximum of 1000 records. "
-                               "To fetch results beyond 1000, use the checkpoint pagination method.")
+            text = message or (
+                f"Requesting page {page} exceeds the allowed maximum of 1000 records. "
+                "To fetch results beyond 1000, use the checkpoint pagination method."
+            )
             raise _Refused(Answer(400, error_body(400, text, "invalid_paging")))
         return page, per_page
 
-    def _offset(self, query: dict[str, str], key: str, items: list[dict[str, Any]],
-                bodies: list[bytes] | None = None, message: str | None = None) -> Answer:
+    def _offset(
+        self,
+        query: dict[str, str],
+        key: str,
+        items: list[dict[str, Any]],
+        bodies: list[bytes] | None = None,
+        message: str | None = None,
+    ) -> Answer:
         page, per_page = self._page_window(query, message)
         start = page * per_page
-        chunk = bodies[start:start + per_page] if bodies is not None else \
-            [orjson.dumps(i) for i in items[start:start + per_page]]
+        chunk = (
+            bodies[start : start + per_page]
+            if bodies is not None
+            else [orjson.dumps(i) for i in items[start : start + per_page]]
+        )
         total = len(bodies) if bodies is not None else len(items)
         arr = b"[" + b",".join(chunk) + b"]"
         if query.get("include_totals") == "true":
@@ -298,8 +361,9 @@ class FakeAuth0(FakeIdP):
             try:
                 last = decode_cursor(query["from"])
             except (ValueError, UnicodeDecodeError):
-                raise _Refused(Answer(400, error_body(400, "Invalid from parameter",
-                                                      "invalid_query_string"))) from None
+                raise _Refused(
+                    Answer(400, error_body(400, "Invalid from parameter", "invalid_query_string"))
+                ) from None
         return after(ids, last, take)
 
     @staticmethod
@@ -336,14 +400,18 @@ class FakeAuth0(FakeIdP):
             fmt = req.get("format", "csv")
             fields = [f["name"] for f in req.get("fields", [])]
         except (orjson.JSONDecodeError, AttributeError, KeyError, TypeError):
-            return Answer(400, error_body(400, "Payload validation error: 'Invalid JSON'",
-                                          "invalid_body"))
+            return Answer(400, error_body(400, "Payload validation error: 'Invalid JSON'", "invalid_body"))
         if fmt not in ("json", "csv") or fmt != "json":
             return Answer(400, error_body(400, "This fake serves format json only", "invalid_body"))
         job_id = "job_" + secrets.token_urlsafe(12).replace("-", "a").replace("_", "b")[:16]
-        job = {"type": "users_export", "status": "pending", "format": fmt,
-               "fields": [{"name": f} for f in fields or ["user_id", "email", "name"]],
-               "created_at": time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime()), "id": job_id}
+        job = {
+            "type": "users_export",
+            "status": "pending",
+            "format": fmt,
+            "fields": [{"name": f} for f in fields or ["user_id", "email", "name"]],
+            "created_at": time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime()),
+            "id": job_id,
+        }
         self.jobs[job_id] = {"job": job, "polls": self.export_polls}
         return Answer(201, orjson.dumps(job))
 
@@ -365,9 +433,12 @@ class FakeAuth0(FakeIdP):
 
     def _export_file(self, path: str, headers: dict[bytes, bytes]) -> Answer:
         if b"authorization" in headers:
-            return Answer(400, b"<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>InvalidArgument"
-                               b"</Code><Message>Only one auth mechanism allowed</Message></Error>",
-                          [(b"x-ratelimit-limit", b"0")])
+            return Answer(
+                400,
+                b'<?xml version="1.0" encoding="UTF-8"?><Error><Code>InvalidArgument'
+                b"</Code><Message>Only one auth mechanism allowed</Message></Error>",
+                [(b"x-ratelimit-limit", b"0")],
+            )
         data = self.files.get(path.rsplit("/", 1)[-1])
         if data is None:
             return Answer(403, b"<Error><Code>AccessDenied</Code></Error>")
@@ -381,22 +452,46 @@ class FakeAuth0(FakeIdP):
         except (orjson.JSONDecodeError, UnicodeDecodeError):
             form = {}
         if not isinstance(form, dict) or form.get("grant_type") != "client_credentials":
-            return Answer(403, orjson.dumps({"error": "unsupported_grant_type",
-                                             "error_description": "Unsupported grant type"}))
+            return Answer(
+                403,
+                orjson.dumps(
+                    {"error": "unsupported_grant_type", "error_description": "Unsupported grant type"}
+                ),
+            )
         if form.get("client_id") != self.client_id or form.get("client_secret") != self.client_secret:
             return Answer(401, orjson.dumps({"error": "access_denied", "error_description": "Unauthorized"}))
         audience = f"https://{self.domain}/api/v2/"
         if form.get("audience") != audience:
-            return Answer(403, orjson.dumps({
-                "error": "access_denied",
-                "error_description": f"Service not enabled within domain: {form.get('audience')}"}))
+            return Answer(
+                403,
+                orjson.dumps(
+                    {
+                        "error": "access_denied",
+                        "error_description": f"Service not enabled within domain: {form.get('audience')}",
+                    }
+                ),
+            )
         access = secrets.token_urlsafe(32)
         self.access_tokens.add(access)
-        return Answer(200, orjson.dumps({
-            "access_token": access, "token_type": "Bearer", "expires_in": 86400,
-            "scope": "read:users read:roles read:organizations read:organization_members"}))
+        return Answer(
+            200,
+            orjson.dumps(
+                {
+                    "access_token": access,
+                    "token_type": "Bearer",
+                    "expires_in": 86400,
+                    "scope": "read:users read:roles read:organizations read:organization_members",
+                }
+            ),
+        )
 
 
 def _invalid_token() -> bytes:
-    return orjson.dumps({"statusCode": 401, "error": "Unauthorized", "message": "Invalid token",
-                         "attributes": {"error": "Invalid token"}})
+    return orjson.dumps(
+        {
+            "statusCode": 401,
+            "error": "Unauthorized",
+            "message": "Invalid token",
+            "attributes": {"error": "Invalid token"},
+        }
+    )

@@ -57,12 +57,24 @@ def org_id(tenant_id: str) -> str:
 def user_obj(u: FakeUser) -> dict[str, Any]:
     uid = user_id(u.id)
     obj: dict[str, Any] = {
-        "user_id": uid, "email": u.user_name, "email_verified": True, "name": u.display_name,
-        "given_name": u.given_name, "family_name": u.family_name,
-        "nickname": u.user_name.split("@")[0], "picture": "https://s.gravatar.com/avatar/x.png",
-        "identities": [{"connection": "Username-Password-Authentication", "provider": "auth0",
-                        "user_id": uid.split("|", 1)[1], "isSocial": False}],
-        "created_at": CREATED, "updated_at": CREATED,
+        "user_id": uid,
+        "email": u.user_name,
+        "email_verified": True,
+        "name": u.display_name,
+        "given_name": u.given_name,
+        "family_name": u.family_name,
+        "nickname": u.user_name.split("@")[0],
+        "picture": "https://s.gravatar.com/avatar/x.png",
+        "identities": [
+            {
+                "connection": "Username-Password-Authentication",
+                "provider": "auth0",
+                "user_id": uid.split("|", 1)[1],
+                "isSocial": False,
+            }
+        ],
+        "created_at": CREATED,
+        "updated_at": CREATED,
     }
     if not u.active:
         obj["blocked"] = True
@@ -74,8 +86,12 @@ def role_obj(g: FakeGroup) -> dict[str, Any]:
 
 
 def org_obj(g: FakeGroup) -> dict[str, Any]:
-    return {"id": org_id(g.id), "name": g.name.lower(), "display_name": g.name,
-            "branding": {"colors": {"primary": "#0059d6", "page_background": "#000000"}}}
+    return {
+        "id": org_id(g.id),
+        "name": g.name.lower(),
+        "display_name": g.name,
+        "branding": {"colors": {"primary": "#0059d6", "page_background": "#000000"}},
+    }
 
 
 def encode_cursor(last: str) -> str:
@@ -89,7 +105,7 @@ def decode_cursor(cursor: str) -> str:
 def after(ids: list[str], last: str | None, take: int) -> tuple[list[str], str | None]:
     """The next `take` ids after `last` in sorted `ids`; and the cursor, None at the end."""
     start = 0 if last is None else bisect.bisect_right(ids, last)
-    chunk = ids[start:start + take]
+    chunk = ids[start : start + take]
     more = start + take < len(ids)
     return chunk, (encode_cursor(chunk[-1]) if more and chunk else None)
 
@@ -115,8 +131,10 @@ class Auth0Index:
     def build(cls, t: Tenant) -> Auth0Index:
         users = {user_id(u.id): user_obj(u) for u in t.users.values()}
         user_body = {k: orjson.dumps(v) for k, v in users.items()}
-        member_body = {k: orjson.dumps({"user_id": k, "email": v["email"], "picture": v["picture"],
-                                        "name": v["name"]}) for k, v in users.items()}
+        member_body = {
+            k: orjson.dumps({"user_id": k, "email": v["email"], "picture": v["picture"], "name": v["name"]})
+            for k, v in users.items()
+        }
         by_email: dict[str, list[str]] = {}
         for k, v in users.items():
             by_email.setdefault(v["email"], []).append(k)
@@ -131,10 +149,22 @@ class Auth0Index:
             for m in members:
                 user_roles.setdefault(m, []).append(r["id"])
                 user_orgs.setdefault(m, []).append(o["id"])
-        return cls(t.clock, users, user_body, member_body, sorted(users), by_email, roles,
-                   sorted(roles), role_members, orgs, sorted(orgs), org_members,
-                   {k: sorted(v) for k, v in user_roles.items()},
-                   {k: sorted(v) for k, v in user_orgs.items()})
+        return cls(
+            t.clock,
+            users,
+            user_body,
+            member_body,
+            sorted(users),
+            by_email,
+            roles,
+            sorted(roles),
+            role_members,
+            orgs,
+            sorted(orgs),
+            org_members,
+            {k: sorted(v) for k, v in user_roles.items()},
+            {k: sorted(v) for k, v in user_orgs.items()},
+        )
 
     def export_lines(self, fields: list[str]) -> bytes:
         """An NDJSON users export with only `fields` (absent values are left out)."""
