@@ -28,6 +28,7 @@ from pydantic import ValidationError
 
 from syncd.config.models import (
     KINDS,
+    Auth0Directory,
     DirectorySettings,
     GoogleDirectory,
     GraphDirectory,
@@ -44,6 +45,7 @@ from syncd.config.problems import ConfigError, ConfigNotFound, Problem, key_line
 from syncd.config.types import DIRECTORY_NAME, Schedule, Secret, parse_duration
 
 __all__ = [
+    "Auth0Directory",
     "DIRECTORY_NAME",
     "KINDS",
     "SEARCH_PATH",
