@@ -45,10 +45,10 @@ from syncd.config.problems import ConfigError, ConfigNotFound, Problem, key_line
 from syncd.config.types import DIRECTORY_NAME, Schedule, Secret, parse_duration
 
 __all__ = [
-    "Auth0Directory",
     "DIRECTORY_NAME",
     "KINDS",
     "SEARCH_PATH",
+    "Auth0Directory",
     "ConfigError",
     "ConfigNotFound",
     "DirectorySettings",
