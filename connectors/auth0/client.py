@@ -24,6 +24,9 @@ from __future__ import annotations
 import asyncio
 import random
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -37,13 +40,35 @@ from connectors.auth0.errors import from_status, from_token_error, redact, trans
 from connectors.base import (
     AuthError,
     BudgetExceeded,
+    CircuitOpen,
     ConfigError,
     ThrottledError,
     UnavailableError,
     is_loopback,
 )
+from connectors.breaker import Breaker
 
 TOKEN_LEEWAY_S = 60.0
+
+#: The circuit breaker of the snapshot running in this context (set before its tasks start).
+_BREAKER: ContextVar[Breaker | None] = ContextVar("auth0_breaker", default=None)
+
+
+@contextmanager
+def breaker_scope(breaker: Breaker) -> Iterator[None]:
+    """Every request of the tasks started inside the block goes through `breaker`."""
+    token = _BREAKER.set(breaker)
+    try:
+        yield
+    finally:
+        _BREAKER.reset(token)
+
+
+def _before() -> Breaker | None:
+    breaker = _BREAKER.get()
+    if breaker is not None:
+        breaker.before()
+    return breaker
 
 
 class Deadline:
@@ -121,14 +146,20 @@ class Auth0Api:
         async with self._token_lock:
             if self._token and time.monotonic() < self._token_until:
                 return self._token
+            breaker = _before()
             self.meter.api_calls += 1
             what = "Auth0 token (client credentials)"
             try:
                 answer = await asyncio.to_thread(self._get_token.client_credentials, self.endpoint.audience)
             except Exception as exc:  # Auth0Error, RateLimitError, requests errors
+                answered = hasattr(exc, "status_code")  # an Auth0Error carries the HTTP answer
+                if breaker is not None:
+                    breaker.success() if answered else breaker.failure(type(exc).__name__)
                 if getattr(exc, "status_code", None) == 429:
                     self.meter.throttles += 1
                 raise from_token_error(exc, what=what) from None
+            if breaker is not None:
+                breaker.success()
             with translate(what, self._secret):
                 token, ttl = answer["access_token"], float(answer.get("expires_in", 86400))
             if not isinstance(token, str) or not token:
@@ -202,6 +233,8 @@ class Auth0Api:
         while True:
             try:
                 return await self._once(method, path, what=what, deadline=deadline, params=params, json=json)
+            except CircuitOpen:
+                raise  # the IdP stopped answering: no retry, no wait
             except AuthError as exc:
                 used = getattr(exc, "token", None)
                 if refreshed or used is None:
@@ -241,19 +274,27 @@ class Auth0Api:
         if remaining <= 0:
             raise BudgetExceeded(f"{what}: time budget spent")
         token = await self._access_token()
+        breaker = _before()
         self.meter.api_calls += 1
         try:
             async with asyncio.timeout(remaining):
                 with translate(what, self._secret, token):
-                    res = await sdk._client_wrapper.httpx_client.request(
-                        path.lstrip("/"),
-                        method=method,
-                        params=params,
-                        json=json,
-                        request_options={"max_retries": 0},
-                    )
+                    try:
+                        res = await sdk._client_wrapper.httpx_client.request(
+                            path.lstrip("/"),
+                            method=method,
+                            params=params,
+                            json=json,
+                            request_options={"max_retries": 0},
+                        )
+                    except httpx.TransportError as exc:  # no HTTP answer at all
+                        if breaker is not None:
+                            breaker.failure(type(exc).__name__)
+                        raise
         except TimeoutError as exc:
             raise BudgetExceeded(f"{what}: time budget spent waiting for Auth0") from exc
+        if breaker is not None:
+            breaker.success()
         if res.status_code == 429:
             self.meter.throttles += 1
         if not 200 <= res.status_code < 300:
@@ -276,14 +317,24 @@ class Auth0Api:
             remaining = deadline.remaining()
             if remaining <= 0:
                 raise BudgetExceeded(f"{what}: time budget spent")
+            breaker = _before()
             self.meter.api_calls += 1
             try:
                 async with asyncio.timeout(remaining):
                     with translate(what):
-                        res = await self._http.get(url, timeout=max(self.request_timeout, 60.0))
+                        try:
+                            res = await self._http.get(url, timeout=max(self.request_timeout, 60.0))
+                        except httpx.TransportError as exc:
+                            if breaker is not None:
+                                breaker.failure(type(exc).__name__)
+                            raise
+                if breaker is not None:
+                    breaker.success()
                 if res.status_code == 200:
                     return res.content
                 raise from_status(res.status_code, None, res.headers, what=what)
+            except CircuitOpen:
+                raise
             except UnavailableError:
                 attempt += 1
                 if attempt > self.max_retries:

@@ -6,7 +6,7 @@ import logging
 from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
-from connectors.auth0.client import Auth0Api, Deadline, Endpoint
+from connectors.auth0.client import Auth0Api, Deadline, Endpoint, breaker_scope
 from connectors.auth0.reader import TEAM_SOURCES, org_to_group, role_to_group, to_user
 from connectors.auth0.snapshot import PER_PAGE_MAX, SnapshotReader
 from connectors.base import (
@@ -17,6 +17,7 @@ from connectors.base import (
     ProgressCallback,
     check_base_url,
 )
+from connectors.breaker import DEFAULT_THRESHOLD, Breaker, record
 from syncd.reconcile.snapshot import Snapshot, SnapshotGroup, SnapshotUser, UserGroups
 
 log = logging.getLogger(__name__)
@@ -37,12 +38,11 @@ class Auth0Connector(Connector):
     `page_size` (≤ 100), `concurrency` (member lists read at once; Auth0's Management API rate
     limit is per tenant and shared), `max_retries` per request, `time_budget` (seconds) per
     snapshot or login lookup, `request_timeout` (seconds) per HTTP try, `export_poll_interval`
-    (seconds, first wait between export job polls; grows to 5 s).
+    (seconds, first wait between export job polls; grows to 5 s). `max_connection_failures` in
+    a row stop a snapshot (see `connectors.breaker`).
     """
 
     kind: ClassVar[str] = "auth0"
-    #: memberships `user_groups` reads in full for a user (login sync removes only these)
-    supports_nesting: ClassVar[bool] = False
 
     def __init__(
         self,
@@ -61,8 +61,11 @@ class Auth0Connector(Connector):
         time_budget: float = 900.0,
         request_timeout: float = 30.0,
         export_poll_interval: float = 1.0,
+        max_connection_failures: int = DEFAULT_THRESHOLD,
     ) -> None:
         super().__init__(directory)
+        Breaker(max_connection_failures)  # validates
+        self.max_connection_failures = max_connection_failures
         domain = (domain or "").strip().removeprefix("https://").rstrip("/")
         if not domain or "/" in domain:
             raise ConfigError(f"domain must be a tenant domain like acme.eu.auth0.com, not {domain!r}")
@@ -90,14 +93,17 @@ class Auth0Connector(Connector):
             connections=concurrency + 2,
         )
 
-    def authoritative_for(self) -> tuple[str, ...]:
-        """Which memberships `user_groups` reports completely: the configured team sources."""
-        return ("roles", "organizations") if self.teams == "both" else (self.teams,)
-
     async def snapshot(
         self, *, cursor: str | None = None, progress: ProgressCallback | None = None
     ) -> Snapshot:
         """A full read every time: Auth0 has no delta read (a cursor is ignored)."""
+        breaker = Breaker(self.max_connection_failures)
+        with breaker_scope(breaker):
+            snap = await self._snapshot(progress)
+        record(snap, breaker)
+        return snap
+
+    async def _snapshot(self, progress: ProgressCallback | None) -> Snapshot:
         self.api.meter.api_calls = self.api.meter.throttles = 0
         reader = SnapshotReader(
             self.api,
@@ -113,7 +119,11 @@ class Auth0Connector(Connector):
         return await reader.full()
 
     async def user_groups(self, user: str) -> UserGroups:
-        """The user's roles and/or organizations (Auth0 is flat: direct = all)."""
+        """The user's roles and/or organizations (Auth0 is flat: direct = all).
+
+        `/users/{id}/roles` and `/users/{id}/organizations` list every role and organization
+        the user has, read to the end: the result reports every team (`UserGroups.complete`,
+        nothing `unseen`), which is what the snapshot's member lists say too."""
         deadline = Deadline(self.time_budget)
         meter = self.api.meter
         meter.api_calls = meter.throttles = 0

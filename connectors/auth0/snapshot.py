@@ -39,11 +39,13 @@ from connectors.auth0.reader import EXPORT_FIELDS, export_users, org_to_group, r
 from connectors.base import (
     AuthError,
     BadDataError,
+    CircuitOpen,
     ConfigError,
     ConnectorError,
     ProgressCallback,
     UnavailableError,
 )
+from connectors.breaker import died_mid_read
 from syncd.reconcile.snapshot import Snapshot
 
 OFFSET_CAP = 1000  # page/per_page reads stop at this many results
@@ -90,7 +92,7 @@ class SnapshotReader:
 
     async def full(self) -> Snapshot:
         self.snap.mode = "full"
-        streams: list[Coroutine[Any, Any, None]] = [self._users()]
+        streams: list[Coroutine[Any, Any, None]] = [self._guarded_users()]
         if self.teams in ("roles", "both"):
             streams.append(self._roles())
         if self.teams in ("organizations", "both"):
@@ -115,7 +117,22 @@ class SnapshotReader:
         self.snap.stats.pages += 1
         return doc
 
+    def _failed(self, what: str, exc: ConnectorError) -> None:
+        """Mark the snapshot incomplete; an open breaker is recorded once, by the connector."""
+        if isinstance(exc, CircuitOpen):
+            self.snap.complete = False
+        else:
+            self.snap.mark_incomplete(f"{what}: {exc}")
+
     # -- users
+
+    async def _guarded_users(self) -> None:
+        try:
+            await self._users()
+        except CircuitOpen as exc:
+            if not died_mid_read(exc, self.snap.stats.pages):
+                raise
+            self.snap.complete = False
 
     async def _users(self) -> None:
         if self.users_source == "export":
@@ -141,7 +158,7 @@ class SnapshotReader:
             except FATAL:
                 raise
             except ConnectorError as exc:
-                self.snap.mark_incomplete(f"users page {page}: {exc}")
+                self._failed(f"users page {page}", exc)
                 return
             if not items:
                 break
@@ -214,9 +231,9 @@ class SnapshotReader:
             except FATAL:
                 raise
             except ConnectorError as exc:
-                if page == 0:
+                if page == 0 and not died_mid_read(exc, self.snap.stats.pages):
                     raise
-                self.snap.mark_incomplete(f"roles page {page}: {exc}")
+                self._failed(f"roles page {page}", exc)
                 return
             self._add_teams("role", items, "/roles/{id}/users", "users")
             seen += len(items)
@@ -288,9 +305,9 @@ class SnapshotReader:
         except FATAL:
             raise
         except ConnectorError as exc:
-            if first and first_fatal:
+            if first and first_fatal and not died_mid_read(exc, self.snap.stats.pages):
                 raise
-            self.snap.mark_incomplete(f"{what}: {exc}")
+            self._failed(what, exc)
         except (KeyError, TypeError) as exc:
             self.snap.mark_incomplete(f"{what}: an object without {exc}")
 
