@@ -37,6 +37,7 @@ from auth0.authentication import GetToken
 from auth0.management.client import AsyncAuth0
 
 from connectors.auth0.errors import from_status, from_token_error, redact, translate
+from connectors.auth0.transport import transport
 from connectors.base import (
     AuthError,
     BudgetExceeded,
@@ -182,9 +183,7 @@ class Auth0Api:
             self._http = httpx.AsyncClient(
                 timeout=self.request_timeout,
                 trust_env=not self._loopback,
-                limits=httpx.Limits(
-                    max_connections=self.connections, max_keepalive_connections=self.connections
-                ),
+                transport=transport(connections=self.connections),
             )
             self._sdk = AsyncAuth0(
                 base_url=self.endpoint.api_url,
