@@ -127,13 +127,15 @@ class Auth0Connector(Connector):
         deadline = Deadline(self.time_budget)
         meter = self.api.meter
         meter.api_calls = meter.throttles = 0
-        pages = [0]
+        pages, notes = [0], []
         found = await self._find_user(user, deadline, pages)
         groups: list[SnapshotGroup] = []
         if found is not None:
             uid = found.external_id
             if self.teams in ("roles", "both"):
-                roles = await self._paged(f"/users/{uid}/roles", "roles", "the user's roles", deadline, pages)
+                roles = await self._paged(
+                    f"/users/{uid}/roles", "roles", "the user's roles", deadline, pages, notes
+                )
                 groups += [role_to_group(r) for r in roles]
             if self.teams in ("organizations", "both"):
                 groups += [
@@ -144,14 +146,16 @@ class Auth0Connector(Connector):
                         "the user's organizations",
                         deadline,
                         pages,
+                        notes,
                     )
                 ]
-        out = UserGroups(self.directory, found, tuple(groups))
+        # a truncated list cannot tell absence: the login then adds only (`UserGroups.complete`)
+        out = UserGroups(self.directory, found, tuple(groups), complete=not notes, notes=tuple(notes))
         out.stats.api_calls, out.stats.throttles, out.stats.pages = meter.api_calls, meter.throttles, pages[0]
         return out
 
     async def _paged(
-        self, path: str, key: str, what: str, deadline: Deadline, pages: list[int]
+        self, path: str, key: str, what: str, deadline: Deadline, pages: list[int], notes: list[str]
     ) -> list[dict[str, Any]]:
         """A page/per_page list read to its end (a user's roles or organizations)."""
         out: list[dict[str, Any]] = []
@@ -169,7 +173,11 @@ class Auth0Connector(Connector):
                 raise BadDataError(f"{what}: the answer has no list {key!r}")
             out += doc[key]
             page += 1
-            if not doc[key] or len(out) >= int(doc.get("total", 0)) or page * 100 >= 1000:
+            total = int(doc.get("total", 0))
+            if not doc[key] or len(out) >= total:
+                return out
+            if page * 100 >= 1000:  # Auth0 lists no further: the rest cannot be seen
+                notes.append(f"{what}: only the first 1000 of {total} can be listed")
                 return out
 
     async def _find_user(self, key: str, deadline: Deadline, pages: list[int]) -> SnapshotUser | None:

@@ -339,3 +339,17 @@ def test_incomplete_read_removes_nothing(engine: Any, tmp_path: Path) -> None:
         _, _, ms, _ = store_state(engine)
         assert (x(g0.id), x(left)) in ms  # an unread member list removes no one
         assert r.plan is not None and r.plan.counts().get("remove_members", 0) == 0
+
+
+def test_a_login_lookup_past_1000_roles_reports_no_absence() -> None:
+    t = generate(seed=6, users=2, groups=1005, members_per_group=2, nesting_depth=0)
+    with running_fake("auth0", t) as (fake, url):
+        user = next(iter(t.users.values()))
+
+        async def lookup() -> Any:
+            async with fake.connector(url, **FAST) as conn:
+                return await conn.user_groups(user.user_name)
+
+        ug = run(lookup())
+        assert len(ug.groups) == 1000 and not ug.complete and ug.notes
+        assert not any(ug.reports(fake.external_id(g)) for g in t.groups)  # a login removes nothing
