@@ -353,3 +353,30 @@ def test_a_login_lookup_past_1000_roles_reports_no_absence() -> None:
         ug = run(lookup())
         assert len(ug.groups) == 1000 and not ug.complete and ug.notes
         assert not any(ug.reports(fake.external_id(g)) for g in t.groups)  # a login removes nothing
+
+
+def test_users_changing_while_listed_make_the_read_incomplete() -> None:
+    """Offset paging over a list that grows skips a user; a skipped user must not look deleted."""
+    faults = FaultPlan()
+    with running_fake("auth0", tenant(users=60, groups=2), faults) as (fake, url):
+
+        class Grow:  # a user created between the first and the second users page
+            def __init__(self) -> None:
+                self.seen = 0
+
+            def __call__(self, method: str, path: str) -> None:
+                if path == "/api/v2/users":
+                    self.seen += 1
+                    if self.seen == 2:
+                        fake.tenant.add_user("aaa.new@contoso.example", "A", "New")
+
+        grow = Grow()
+        real_check = faults.check
+
+        def check(method: str, path: str) -> Any:
+            grow(method, path)
+            return real_check(method, path)
+
+        faults.check = check  # type: ignore[method-assign]
+        snap = run(take(fake.connector(url, page_size=10, users_source="list", **FAST)))
+        assert not snap.complete and any("changed while it was paged" in p for p in snap.problems)
