@@ -234,7 +234,7 @@ class SnapshotReader:
 
     async def _roles(self) -> None:
         params = {"page": 0, "per_page": self.per_page, "include_totals": "true"}
-        page, seen = 0, 0
+        page, seen, totals = 0, 0, set()
         while True:
             try:
                 doc = await self._get("/roles", {**params, "page": page}, "roles")
@@ -249,8 +249,13 @@ class SnapshotReader:
                 return
             self._add_teams("role", items, "/roles/{id}/users", "users")
             seen += len(items)
+            totals.add(total)
             page += 1
             if not items or seen >= total:
+                if len(totals) > 1 or seen != total:  # a role skipped would look deleted
+                    self.snap.mark_incomplete(
+                        f"roles: the role list changed while it was paged ({seen} read)"
+                    )
                 return
             if (page + 1) * self.per_page > OFFSET_CAP:
                 self.snap.mark_incomplete(
