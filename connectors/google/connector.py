@@ -141,18 +141,10 @@ class GoogleConnector(Connector):
         is not `complete` (an on-login sync then adds and never removes). With ``"refuse"``
         the direct memberships the lookup returns are exactly what a snapshot lists."""
         ctx = self._context()
-        ug, customer_id = await read_user_groups(self._pool, ctx, self.settings,
-                                                 self.directory, user)
+        ug = await read_user_groups(self._pool, ctx, self.settings, self.directory, user)
         if ug.user is None or self.settings.customer_members != "expand":
             return ug
-        customer = customer_id or (None if self.settings.customer == "my_customer"
-                                   else self.settings.customer)
-        if not customer:
-            return replace(ug, complete=False, notes=(
-                "the user's customer id is unknown, so its whole-customer groups are too: "
-                "memberships were added, none removed",))
-        known = await self._customer.get(lambda: self._discover(customer),
-                                         wait=ctx.remaining() - DISCOVERY_MARGIN)
+        known = await self._customer.get(self._discover, wait=ctx.remaining() - DISCOVERY_MARGIN)
         if known is None:
             why = self._customer.error or "still being read"
             return replace(ug, complete=False, notes=(
@@ -162,11 +154,11 @@ class GoogleConnector(Connector):
         extra = [to_group(d) for gid, d in known.items() if gid not in have]
         return replace(ug, groups=tuple(sorted((*ug.groups, *extra), key=lambda g: g.external_id)))
 
-    async def _discover(self, customer_id: str) -> Groups:
+    async def _discover(self) -> Groups:
         if self._discovery_pool is None:
             self._discovery_pool = ServicePool(self._pool.settings, self._discovery_threads)
         ctx = CallContext(time.monotonic() + self._customer_budget, self.max_backoff)
-        return await discover(self._discovery_pool, ctx, self.settings, customer_id)
+        return await discover(self._discovery_pool, ctx, self.settings)
 
     async def aclose(self) -> None:
         await asyncio.to_thread(self._pool.close)

@@ -6,8 +6,8 @@ Google's per-user lookup, ``groups.list(userKey=...)``, lists the groups a user 
 are the groups that contain such a group. A snapshot with ``customer_members="expand"`` makes
 every user a member of all of them. For a login to mean the same, it must know that set:
 
-- `discover` finds it: every group of the customer (or domain), one ``members.get(group,
-  customerId)`` each (404: no such member), then the groups above those, to closure;
+- `discover` finds it: every group of the customer (or domain), whose member lists are read
+  (types only, up to the first CUSTOMER member), then the groups above those, to closure;
 - `CustomerGroups` keeps the answer for `ttl` seconds. A login waits for a discovery at most
   as long as its own budget allows; the discovery goes on in the background (on its own
   worker threads and budget) and the next login uses it; a stale answer is served while a
@@ -25,7 +25,6 @@ from typing import Any
 
 from connectors.base import ConnectorError, NotFoundError
 from connectors.google.client import CallContext, ServicePool
-from connectors.google.errors import translate
 from connectors.google.paging import iter_pages
 from connectors.google.reader import GROUP_FIELDS, ReadSettings, all_or_nothing, ancestors
 
@@ -35,11 +34,12 @@ log = logging.getLogger(__name__)
 Groups = dict[str, dict[str, Any]]
 
 
-async def discover(pool: ServicePool, ctx: CallContext, settings: ReadSettings, customer_id: str) -> Groups:
+async def discover(pool: ServicePool, ctx: CallContext, settings: ReadSettings) -> Groups:
     """Every group that has the whole customer as a member, directly or through nested groups.
 
-    Costs one ``groups.list`` page per 200 groups, one ``members.get`` per group, and one
-    ``groups.list(userKey)`` per group found. Any failed read raises."""
+    Costs one ``groups.list`` page per 200 groups, one ``members.list`` page per 200 members
+    (fewer: a group's read stops at its CUSTOMER member), and one ``groups.list(userKey)`` per
+    group found. Any failed read raises."""
 
     def all_groups(svc: Any) -> list[dict[str, Any]]:
         params = {
@@ -53,15 +53,20 @@ async def discover(pool: ServicePool, ctx: CallContext, settings: ReadSettings, 
         return out
 
     def has_customer(svc: Any, gid: str) -> bool:
-        label = f"whole-customer member of group {gid}"
+        # members.list, the call snapshots rely on for CUSTOMER members (members.get does not
+        # document the customer id as a memberKey); only the types, and stop at the first hit
+        params = {
+            "groupKey": gid,
+            "maxResults": settings.groups_page,
+            "fields": "nextPageToken,members(type)",
+        }
         try:
-            with translate(label):
-                member = svc.members.get(groupKey=gid, memberKey=customer_id, fields="id,type").execute(
-                    num_retries=settings.num_retries
-                )
-        except NotFoundError:
+            for page in iter_pages(svc.members.list, params, f"members of group {gid}", settings.num_retries):
+                if any(m.get("type") == "CUSTOMER" for m in page.get("members", ())):
+                    return True
+        except NotFoundError:  # deleted since groups.list
             return False
-        return isinstance(member, dict) and member.get("type") == "CUSTOMER"
+        return False
 
     await pool.ensure_token(ctx)
     groups = {g["id"]: g for g in await pool.run(ctx, all_groups) if g.get("id")}

@@ -326,9 +326,9 @@ async def ancestors(pool: ServicePool, ctx: CallContext, settings: ReadSettings,
 
 
 async def read_user_groups(pool: ServicePool, ctx: CallContext, settings: ReadSettings,
-                           directory: str, user: str) -> tuple[UserGroups, str | None]:
+                           directory: str, user: str) -> UserGroups:
     """`user`'s transitive groups as its memberships show them (direct groups, then the groups
-    those are members of, ...), and the user's customer id.
+    those are members of, ...).
 
     Groups the user is in only through a member of type CUSTOMER are not among them (the
     caller adds them). Any failed read raises: a partial answer could drop memberships.
@@ -340,7 +340,7 @@ async def read_user_groups(pool: ServicePool, ctx: CallContext, settings: ReadSe
         try:
             with translate(label):
                 return expect_dict(svc.users.get(
-                    userKey=user, projection="basic", fields=f"{USER_FIELDS},customerId",
+                    userKey=user, projection="basic", fields=USER_FIELDS,
                 ).execute(num_retries=settings.num_retries), label)
         except NotFoundError:
             return None
@@ -348,8 +348,8 @@ async def read_user_groups(pool: ServicePool, ctx: CallContext, settings: ReadSe
     found = await pool.run(ctx, get_user)
     person = to_user(found) if found else None
     if person is None:
-        return UserGroups(directory, None, (), ctx.stats), None
+        return UserGroups(directory, None, (), ctx.stats)
     seen: dict[str, dict[str, Any]] = {}
     await ancestors(pool, ctx, settings, [person.external_id], seen)
     groups = tuple(to_group(d) for _, d in sorted(seen.items()))
-    return UserGroups(directory, person, groups, ctx.stats), found.get("customerId") if found else None
+    return UserGroups(directory, person, groups, ctx.stats)

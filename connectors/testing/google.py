@@ -10,8 +10,7 @@ Serves, as raw ASGI for speed, what `GoogleConnector` reads:
 - ``GET /admin/directory/v1/groups`` (``customer``|``domain`` or ``userKey``: the groups the
   user or group is a *direct* member of; ``maxResults`` 1..200).
 - ``GET /admin/directory/v1/groups/{groupKey}/members`` (direct members, ``maxResults``
-  1..200, ``includeDerivedMembership``), ``GET …/groups/{groupKey}/members/{memberKey}``
-  (members.get: one direct member, the customer id naming a CUSTOMER member).
+  1..200, ``includeDerivedMembership``).
 
 Pages end with an opaque ``nextPageToken``; an out-of-range ``maxResults`` gets Google's 400
 ``invalid``. Ids are formatted like Google's: users ``"1" + 20 digits``, groups ``"0" + 14 hex``
@@ -330,22 +329,7 @@ class FakeGoogle(FakeIdP):
         if len(parts) == 3 and parts[0] == "groups" and parts[2] == "members":
             gid = ix.group_keys.get(parts[1].lower()) or ix.group_keys.get(parts[1])
             return self._list_members(ix, gid, q) if gid else (404, not_found("groupKey"))
-        if len(parts) == 4 and parts[0] == "groups" and parts[2] == "members":
-            gid = ix.group_keys.get(parts[1].lower()) or ix.group_keys.get(parts[1])
-            return self._get_member(ix, gid, parts[3]) if gid else (404, not_found("groupKey"))
         return 404, not_found("path")
-
-    def _get_member(self, ix: _Index, gid: str, key: str) -> tuple[int, bytes]:
-        """members.get: one direct member by id or email (the customer id for a CUSTOMER
-        member); 404 ``memberKey`` when it is not a direct member."""
-        items = ix.members.get(gid)
-        if items is None:
-            items = ix.members[gid] = self._direct_members(ix, gid)
-        for raw in items:
-            m = orjson.loads(raw)
-            if key == m.get("id") or key.lower() == str(m.get("email", "")).lower():
-                return 200, raw
-        return 404, not_found("memberKey")
 
     def _scope_ok(self, ix: _Index, q: dict[str, str]) -> tuple[int, bytes] | None:
         if "customer" in q:
