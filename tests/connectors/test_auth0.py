@@ -380,3 +380,18 @@ def test_users_changing_while_listed_make_the_read_incomplete() -> None:
         faults.check = check  # type: ignore[method-assign]
         snap = run(take(fake.connector(url, page_size=10, users_source="list", **FAST)))
         assert not snap.complete and any("changed while it was paged" in p for p in snap.problems)
+
+
+def test_progress_reports_each_phase_up_to_the_totals() -> None:
+    seen: dict[str, int] = {}
+    with running_fake("auth0", tenant()) as (fake, url):
+
+        async def read() -> Snapshot:
+            async with fake.connector(url, page_size=10, **FAST) as conn:
+                return await conn.snapshot(
+                    progress=lambda phase, n: seen.__setitem__(phase, max(n, seen.get(phase, 0)))
+                )
+
+        snap = run(read())
+        assert seen["users"] == len(snap.users) and seen["groups"] == len(snap.groups)
+        assert seen["members"] == sum(len(g.member_ids) for g in snap.groups.values())
