@@ -183,7 +183,7 @@ class Auth0Api:
             self._http = httpx.AsyncClient(
                 timeout=self.request_timeout,
                 trust_env=not self._loopback,
-                transport=transport(connections=self.connections),
+                transport=transport(connections=self.connections, trust_env=not self._loopback),
             )
             self._sdk = AsyncAuth0(
                 base_url=self.endpoint.api_url,

@@ -1,57 +1,73 @@
-"""The httpx transport under auth0-python's `AsyncHttpClient`: httpx's own, with one cost removed.
+"""The wire under auth0-python's `AsyncHttpClient`: an httpx transport that sends through aiohttp.
 
-Measured (cProfile, `bench/snapshot_auth0.py`): before every request httpcore's pool asks each
-idle connection `get_extra_info("is_readable")`, and the anyio backend answers that by building
-the stream's whole `extra_attributes` mapping (a `getpeername` syscall and a dozen closures)
-to fetch the raw socket — about 1.7 ms of CPU per request with six pooled connections, the
-largest share of the connector's overhead over a raw aiohttp reader. The streams here look the
-raw socket up once per connection and answer `is_readable` / `socket` from it; everything else
-(TLS, timeouts, errors, proxies) is httpcore's anyio backend unchanged.
+auth0-python's request layer (URL building, query encoding, its headers and the bearer token
+from the token supplier) runs on an `httpx.AsyncClient`, which takes any transport. Measured
+with `bench/snapshot_auth0.py` (10k users, 1k roles, 100k memberships, 1,016 requests): with
+httpx's own transport (httpcore over anyio) the client spent ~2.7 s of CPU against ~0.7 s for a
+raw aiohttp reader of the same pages, mostly in httpcore's connection pool and anyio's stream
+attributes; sending through one aiohttp session keeps everything auth0-python does and removes
+most of that (figures in docs/benchmarks.md).
+
+Errors keep httpx's types (`ConnectError`, `ReadTimeout`, `RemoteProtocolError`), so the one
+error boundary (`connectors.auth0.errors`) and the circuit breaker see what they expect.
+Redirects are not followed; the body is read whole (Management API pages are small).
 """
 
 from __future__ import annotations
 
-import ssl
-import typing
-
-import anyio
+import aiohttp
 import httpx
-from httpcore import AsyncNetworkStream
-from httpcore._backends.anyio import AnyIOBackend, AnyIOStream
-from httpcore._utils import is_socket_readable
+
+_DROP = frozenset({"content-encoding", "content-length", "transfer-encoding"})
 
 
-class _Stream(AnyIOStream):
-    def __init__(self, inner: AnyIOStream) -> None:
-        super().__init__(inner._stream)
-        self._sock = inner._stream.extra(anyio.abc.SocketAttribute.raw_socket, None)
+class AiohttpTransport(httpx.AsyncBaseTransport):
+    """Sends every request through one aiohttp session (at most `connections` sockets)."""
 
-    def get_extra_info(self, info: str) -> typing.Any:
-        if info == "is_readable":
-            return is_socket_readable(self._sock)
-        if info == "socket":
-            return self._sock
-        return super().get_extra_info(info)
+    def __init__(self, *, connections: int, trust_env: bool) -> None:
+        self.connections, self.trust_env = connections, trust_env
+        self._session: aiohttp.ClientSession | None = None
 
-    async def start_tls(
-        self, ssl_context: ssl.SSLContext, server_hostname: str | None = None, timeout: float | None = None
-    ) -> AsyncNetworkStream:
-        tls = await super().start_tls(ssl_context, server_hostname, timeout)
-        return _Stream(tls) if isinstance(tls, AnyIOStream) else tls
+    def _ready(self) -> aiohttp.ClientSession:
+        if self._session is None or self._session.closed:
+            self._session = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(limit=self.connections),
+                trust_env=self.trust_env,
+                skip_auto_headers=("User-Agent",),
+            )
+        return self._session
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        timeout = request.extensions.get("timeout", {})
+        t = aiohttp.ClientTimeout(sock_connect=timeout.get("connect"), sock_read=timeout.get("read"))
+        headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in request.headers.raw]
+        body = await request.aread()
+        try:
+            async with self._ready().request(
+                request.method,
+                str(request.url),
+                headers=headers,
+                data=body or None,
+                timeout=t,
+                allow_redirects=False,
+            ) as r:
+                content = await r.read()
+                kept = [(k, v) for k, v in r.raw_headers if k.decode("latin-1").lower() not in _DROP]
+                return httpx.Response(r.status, headers=kept, content=content, request=request)
+        except (TimeoutError, aiohttp.ServerTimeoutError) as exc:
+            raise httpx.ReadTimeout(f"no answer in time: {exc}", request=request) from exc
+        except aiohttp.ClientConnectorError as exc:
+            raise httpx.ConnectError(str(exc), request=request) from exc
+        except aiohttp.InvalidURL as exc:
+            raise httpx.UnsupportedProtocol(str(exc), request=request) from exc
+        except aiohttp.ClientError as exc:
+            raise httpx.RemoteProtocolError(f"{type(exc).__name__}: {exc}", request=request) from exc
+
+    async def aclose(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+        self._session = None
 
 
-class _Backend(AnyIOBackend):
-    async def connect_tcp(self, *args: typing.Any, **kwargs: typing.Any) -> AsyncNetworkStream:
-        stream = await super().connect_tcp(*args, **kwargs)
-        return _Stream(stream) if isinstance(stream, AnyIOStream) else stream
-
-
-def transport(*, connections: int) -> httpx.AsyncHTTPTransport:
-    """httpx's transport with at most `connections` pooled connections, on the backend above."""
-    t = httpx.AsyncHTTPTransport(
-        limits=httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
-    )
-    pool = getattr(t, "_pool", None)
-    if pool is not None and hasattr(pool, "_network_backend"):  # else: httpx's default backend
-        pool._network_backend = _Backend()
-    return t
+def transport(*, connections: int, trust_env: bool = True) -> httpx.AsyncBaseTransport:
+    return AiohttpTransport(connections=connections, trust_env=trust_env)
