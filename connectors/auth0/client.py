@@ -6,7 +6,8 @@ Auth0 caps at 1,000 results); the snapshot needs checkpoint paging (`from`/`take
 pages. So every Management API request goes through the SDK's own request layer below the
 models — `AsyncAuth0._client_wrapper.httpx_client` (`AsyncHttpClient.request`): URL building
 from the client's base URL, query encoding, the SDK headers (`Authorization: Bearer …` from the
-token supplier, `User-Agent`, `X-Fern-*`) — and the body is parsed once with orjson.
+token supplier, `User-Agent`, `X-Fern-*`) — and the body is parsed once with orjson. The
+`httpx.AsyncClient` under it sends through aiohttp (`connectors.auth0.transport`, measured).
 
 The token comes from `auth0.authentication.GetToken.client_credentials` (POST
 `{protocol}://{domain}/oauth/token` with client id, secret and audience), cached until 60 s
