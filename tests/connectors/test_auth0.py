@@ -20,7 +20,15 @@ import pytest
 from connectors.auth0 import Auth0Connector
 from connectors.auth0.errors import from_status, retry_after
 from connectors.auth0.snapshot import per_page_for
-from connectors.base import AuthError, BadDataError, ConfigError, Connector, ThrottledError
+from connectors.base import (
+    AuthError,
+    BadDataError,
+    ConfigError,
+    Connector,
+    NotFoundError,
+    ThrottledError,
+    UnavailableError,
+)
 from connectors.factory import build_connector
 from connectors.testing.auth0 import FakeAuth0
 from connectors.testing.faults import FaultPlan
@@ -395,3 +403,35 @@ def test_progress_reports_each_phase_up_to_the_totals() -> None:
         snap = run(read())
         assert seen["users"] == len(snap.users) and seen["groups"] == len(snap.groups)
         assert seen["members"] == sum(len(g.member_ids) for g in snap.groups.values())
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "token_endpoint", "want"),
+    [
+        (401, b'{"statusCode":401,"error":"Unauthorized","message":"Invalid token"}', False, AuthError),
+        (
+            403,
+            b'{"statusCode":403,"message":"Insufficient scope","errorCode":"insufficient_scope"}',
+            False,
+            AuthError,
+        ),
+        (
+            404,
+            b'{"statusCode":404,"message":"The user does not exist.","errorCode":"inexistent_user"}',
+            False,
+            NotFoundError,
+        ),
+        (
+            400,
+            b'{"statusCode":400,"message":"You can only page through the first 1000 records"}',
+            False,
+            ConfigError,
+        ),
+        (429, b'{"statusCode":429,"errorCode":"too_many_requests"}', False, ThrottledError),
+        (503, b"<html>bad gateway</html>", False, UnavailableError),
+        (400, b'{"error":"invalid_request"}', True, AuthError),
+    ],
+)
+def test_status_mapping(status: int, body: bytes, token_endpoint: bool, want: type) -> None:
+    err = from_status(status, body, httpx.Headers(), what="x", token_endpoint=token_endpoint)
+    assert type(err) is want
