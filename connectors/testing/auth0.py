@@ -37,50 +37,20 @@ from urllib.parse import parse_qsl, unquote
 import orjson
 
 from connectors.base import Connector
-from connectors.testing.auth0_index import Auth0Index, after, decode_cursor, org_id, role_id, user_id
+from connectors.testing.auth0_index import Auth0Index, org_id, role_id, user_id
+from connectors.testing.auth0_wire import (
+    JSON,
+    USERS_CAP,
+    Answer,
+    Refused,
+    checkpoint,
+    error_body,
+    invalid_token,
+    keyed,
+    offset,
+)
 from connectors.testing.faults import FaultRule
 from connectors.testing.harness import FakeIdP, register_fake
-
-JSON = b"application/json"
-_TITLES = {
-    400: "Bad Request",
-    401: "Unauthorized",
-    403: "Forbidden",
-    404: "Not Found",
-    405: "Method Not Allowed",
-    429: "Too Many Requests",
-    500: "Internal Server Error",
-    502: "Bad Gateway",
-    503: "Service Unavailable",
-    504: "Gateway Timeout",
-}
-USERS_CAP = (
-    "You can only page through the first 1000 records. See "
-    "https://auth0.com/docs/users/search/v3/view-search-results-by-page#limitation"
-)
-
-
-def error_body(status: int, message: str | None = None, code: str | None = None) -> bytes:
-    doc: dict[str, Any] = {
-        "statusCode": status,
-        "error": _TITLES.get(status, "Error"),
-        "message": message or _TITLES.get(status, "Error"),
-    }
-    if code:
-        doc["errorCode"] = code
-    return orjson.dumps(doc)
-
-
-class Answer:
-    __slots__ = ("body", "headers", "status")
-
-    def __init__(self, status: int, body: bytes, headers: list[tuple[bytes, bytes]] | None = None) -> None:
-        self.status, self.body, self.headers = status, body, headers or []
-
-
-class _Refused(Exception):
-    def __init__(self, answer: Answer) -> None:
-        self.answer = answer
 
 
 @register_fake
@@ -161,7 +131,7 @@ class FakeAuth0(FakeIdP):
         if ans is None:
             try:
                 ans = self._route(method, path, query, headers, body, base)
-            except _Refused as exc:
+            except Refused as exc:
                 ans = exc.answer
             if rule is not None and rule.kind == "bad_json" and ans.status == 200:
                 ans = Answer(200, ans.body[: max(1, len(ans.body) // 2)], ans.headers)
@@ -199,7 +169,7 @@ class FakeAuth0(FakeIdP):
                 return Answer(
                     401, orjson.dumps({"error": "access_denied", "error_description": "Unauthorized"})
                 )
-            return Answer(401, _invalid_token())
+            return Answer(401, invalid_token())
         return None  # bad_json: decided after routing
 
     # -- routing
@@ -226,7 +196,7 @@ class FakeAuth0(FakeIdP):
         if not auth:
             return Answer(401, error_body(401, "Missing authentication"))
         if scheme != "Bearer" or cred not in self.access_tokens:
-            return Answer(401, _invalid_token())
+            return Answer(401, invalid_token())
         parts = [unquote(p) for p in path[len("/api/v2/") :].strip("/").split("/")]
         idx = self.index()
         if method == "POST":
@@ -245,9 +215,9 @@ class FakeAuth0(FakeIdP):
             if len(rest) == 1:
                 return Answer(200, idx.user_body[uid])
             if rest[1:] == ["roles"]:
-                return self._offset(query, "roles", [idx.roles[r] for r in idx.user_roles.get(uid, [])])
+                return offset(query, "roles", [idx.roles[r] for r in idx.user_roles.get(uid, [])])
             if rest[1:] == ["organizations"]:
-                return self._offset(query, "organizations", [idx.orgs[o] for o in idx.user_orgs.get(uid, [])])
+                return offset(query, "organizations", [idx.orgs[o] for o in idx.user_orgs.get(uid, [])])
         elif res == "users-by-email" and not rest:
             if not query.get("email"):
                 return Answer(
@@ -262,7 +232,7 @@ class FakeAuth0(FakeIdP):
             return Answer(200, b"[" + b",".join(idx.user_body[i] for i in ids) + b"]")
         elif res == "roles":
             if not rest:
-                return self._offset(query, "roles", [idx.roles[r] for r in idx.role_ids])
+                return offset(query, "roles", [idx.roles[r] for r in idx.role_ids])
             if rest[0] not in idx.roles:
                 return Answer(404, error_body(404, "The role does not exist.", "inexistent_role"))
             if len(rest) == 1:
@@ -272,9 +242,9 @@ class FakeAuth0(FakeIdP):
         elif res == "organizations":
             if not rest:
                 if "take" in query or "from" in query:
-                    chunk, nxt = self._checkpoint(query, idx.org_ids)
-                    return self._keyed("organizations", [orjson.dumps(idx.orgs[o]) for o in chunk], nxt)
-                return self._offset(query, "organizations", [idx.orgs[o] for o in idx.org_ids])
+                    chunk, nxt = checkpoint(query, idx.org_ids)
+                    return keyed("organizations", [orjson.dumps(idx.orgs[o]) for o in chunk], nxt)
+                return offset(query, "organizations", [idx.orgs[o] for o in idx.org_ids])
             if rest[0] not in idx.orgs:
                 return Answer(
                     404,
@@ -290,94 +260,11 @@ class FakeAuth0(FakeIdP):
 
     # -- paging
 
-    @staticmethod
-    def _int(query: dict[str, str], name: str, default: int, top: int) -> int:
-        try:
-            value = int(query.get(name, default))
-        except ValueError:
-            raise _Refused(
-                Answer(
-                    400,
-                    error_body(
-                        400,
-                        f"Query validation error: 'Expected type integer but found type string' on "
-                        f"property {name}",
-                        "invalid_query_string",
-                    ),
-                )
-            ) from None
-        if value > top or value < (0 if name == "page" else 1):
-            raise _Refused(
-                Answer(
-                    400,
-                    error_body(
-                        400,
-                        f"Query validation error: 'Number is {'greater' if value > top else 'less'} "
-                        f"than the allowed {'maximum' if value > top else 'minimum'}' on property "
-                        f"{name}",
-                        "invalid_query_string",
-                    ),
-                )
-            )
-        return value
-
-    def _page_window(self, query: dict[str, str], message: str | None = None) -> tuple[int, int]:
-        page = self._int(query, "page", 0, 10**9)
-        per_page = self._int(query, "per_page", 50, 100)
-        if page * per_page + per_page > 1000:
-            text = message or (
-                f"Requesting page {page} exceeds the allowed maximum of 1000 records. "
-                "To fetch results beyond 1000, use the checkpoint pagination method."
-            )
-            raise _Refused(Answer(400, error_body(400, text, "invalid_paging")))
-        return page, per_page
-
-    def _offset(
-        self,
-        query: dict[str, str],
-        key: str,
-        items: list[dict[str, Any]],
-        bodies: list[bytes] | None = None,
-        message: str | None = None,
-    ) -> Answer:
-        page, per_page = self._page_window(query, message)
-        start = page * per_page
-        chunk = (
-            bodies[start : start + per_page]
-            if bodies is not None
-            else [orjson.dumps(i) for i in items[start : start + per_page]]
-        )
-        total = len(bodies) if bodies is not None else len(items)
-        arr = b"[" + b",".join(chunk) + b"]"
-        if query.get("include_totals") == "true":
-            head = orjson.dumps({"start": start, "limit": per_page, "length": len(chunk), "total": total})
-            return Answer(200, head[:-1] + b',"' + key.encode() + b'":' + arr + b"}")
-        return Answer(200, arr)
-
-    def _checkpoint(self, query: dict[str, str], ids: list[str]) -> tuple[list[str], str | None]:
-        take = self._int(query, "take", 50, 100)
-        last = None
-        if query.get("from"):
-            try:
-                last = decode_cursor(query["from"])
-            except (ValueError, UnicodeDecodeError):
-                raise _Refused(
-                    Answer(400, error_body(400, "Invalid from parameter", "invalid_query_string"))
-                ) from None
-        return after(ids, last, take)
-
-    @staticmethod
-    def _keyed(key: str, bodies: list[bytes], nxt: str | None) -> Answer:
-        out = b'{"' + key.encode() + b'":[' + b",".join(bodies) + b"]"
-        if nxt is not None:
-            out += b',"next":' + orjson.dumps(nxt)
-        return Answer(200, out + b"}")
-
     def _members(self, idx: Auth0Index, query: dict[str, str], key: str, ids: list[str]) -> Answer:
         if "take" in query or "from" in query:
-            chunk, nxt = self._checkpoint(query, ids)
-            return self._keyed(key, [idx.member_body[i] for i in chunk], nxt)
-        return self._offset(query, key, [], [idx.member_body[i] for i in ids])
+            chunk, nxt = checkpoint(query, ids)
+            return keyed(key, [idx.member_body[i] for i in chunk], nxt)
+        return offset(query, key, [], [idx.member_body[i] for i in ids])
 
     def _list_users(self, idx: Auth0Index, query: dict[str, str]) -> Answer:
         self.list_requests.append(dict(query))
@@ -390,7 +277,7 @@ class FakeAuth0(FakeIdP):
                 return Answer(400, error_body(400, "Bad Request: Invalid query", "invalid_query_string"))
             value = value[1:-1].replace('\\"', '"').replace("\\\\", "\\")
             ids = [i for i in ids if idx.users[i].get(field) == value]
-        return self._offset(query, "users", [], [idx.user_body[i] for i in ids], USERS_CAP)
+        return offset(query, "users", [], [idx.user_body[i] for i in ids], USERS_CAP)
 
     # -- users export
 
@@ -484,14 +371,3 @@ class FakeAuth0(FakeIdP):
                 }
             ),
         )
-
-
-def _invalid_token() -> bytes:
-    return orjson.dumps(
-        {
-            "statusCode": 401,
-            "error": "Unauthorized",
-            "message": "Invalid token",
-            "attributes": {"error": "Invalid token"},
-        }
-    )
