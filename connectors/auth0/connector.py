@@ -131,7 +131,7 @@ class Auth0Connector(Connector):
         found = await self._find_user(user, deadline, pages)
         groups: list[SnapshotGroup] = []
         if found is not None:
-            uid = found.external_id
+            uid = _quote(found.external_id)
             if self.teams in ("roles", "both"):
                 roles = await self._paged(
                     f"/users/{uid}/roles", "roles", "the user's roles", deadline, pages, notes
