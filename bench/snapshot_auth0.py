@@ -7,10 +7,12 @@ tenant and warmed (index, JSON bytes) before anything is timed. Then, in this pr
 
 1. ``snapshot_s``: ``Auth0Connector.snapshot()`` (auth0-python's GetToken and its
    AsyncHttpClient request path; orjson on the bodies). Above 1,000 users the users come from
-   a users-export job (POST, poll, download the gzip NDJSON); roles page with page/per_page and
-   each role's users with checkpoints (``take`` 100);
+   a users-export job (POST, poll, download the gzip NDJSON); teams are organizations
+   (``teams = "organizations"``: Auth0 allows 1,000 roles per tenant but 100,000 organizations,
+   so only organizations can hold the L tenant's 10,000 teams), listed and their members read
+   with checkpoints (``take`` 100);
 2. ``floor_s``: a minimal raw aiohttp client reading the same requests (token, export job,
-   polls at the same interval, file, roles, checkpoint member pages; same concurrency), orjson,
+   polls at the same interval, file, organizations, member pages; same concurrency), orjson,
    ids only.
 
 ``peak_rss_mb`` is ``getrusage(RUSAGE_SELF).ru_maxrss`` right after the snapshot (the client
@@ -156,23 +158,23 @@ async def floor(url: str, concurrency: int) -> tuple[int, int, int]:
             async with sem:
                 params: dict[str, Any] = {"take": 100}
                 while True:
-                    doc = await get(f"/roles/{rid}/users", params)
-                    members += len({m["user_id"] for m in doc["users"]})
-                    if not doc["users"] or "next" not in doc:
+                    doc = await get(f"/organizations/{rid}/members", params)
+                    members += len({m["user_id"] for m in doc["members"]})
+                    if not doc["members"] or "next" not in doc:
                         return
                     params = {"take": 100, "from": doc["next"]}
 
-        async def read_roles() -> None:
-            tasks, page = [], 0
+        async def read_orgs() -> None:
+            tasks, params = [], {"take": 100}
             while True:
-                doc = await get("/roles", {"page": page, "per_page": 100, "include_totals": "true"})
-                tasks += [asyncio.create_task(read_members(r["id"])) for r in doc["roles"]]
-                page += 1
-                if not doc["roles"] or page * 100 >= doc["total"]:
+                doc = await get("/organizations", params)
+                tasks += [asyncio.create_task(read_members(o["id"])) for o in doc["organizations"]]
+                if not doc["organizations"] or "next" not in doc:
                     break
+                params = {"take": 100, "from": doc["next"]}
             await asyncio.gather(*tasks)
 
-        await asyncio.gather(read_users(), read_roles())
+        await asyncio.gather(read_users(), read_orgs())
     return calls, users, members
 
 
@@ -207,6 +209,7 @@ def main() -> None:
                 concurrency=args.concurrency,
                 export_poll_interval=POLL,
                 time_budget=3600.0,
+                teams="organizations",
             ) as conn:
                 got_snap.append(await conn.snapshot())
 
