@@ -22,7 +22,8 @@ read incomplete (a skipped user would otherwise look deleted). The export job ha
 Members: `/roles/{id}/users` and `/organizations/{id}/members` with checkpoint paging (`take`
 ≤ 100, `from` = the previous answer's `next`), which has no 1,000 cap; read as each team
 arrives, at most `concurrency` at a time. The team lists themselves page with page/per_page
-(roles) or checkpoints (organizations).
+(roles: Auth0 allows at most 1,000 roles per tenant, so the offset cap is never crossed) or
+checkpoints (organizations: up to 100,000 per tenant, 2,000,000 on request).
 
 Failure policy: the users read and the first page of each team list are fatal (the read means
 nothing without them); a later failure, or any member list failing, marks the snapshot
