@@ -9,6 +9,7 @@ import typer
 from cli.context import EXIT_USAGE, ConfigOption, JsonOption, state
 from cli.output import Column, console, print_json, table
 from syncd.config import (
+    Auth0Directory,
     ConfigError,
     DirectorySettings,
     GoogleDirectory,
@@ -49,6 +50,8 @@ def credentials(d: DirectorySettings) -> str:
         return d.api_token.source if d.api_token else f"OAuth key {d.private_key_file}"
     if isinstance(d, GoogleDirectory):
         return f"service account {d.service_account_file}"
+    if isinstance(d, Auth0Directory):
+        return f"client {d.client_id}, secret from {d.secret.source if d.secret else '?'}"
     return "SCIM token (`syncd token create`)"
 
 

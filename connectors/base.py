@@ -132,7 +132,7 @@ class Connector(abc.ABC):
 
 
 _REGISTRY: dict[str, type[Connector]] = {}
-BUILT_IN = ("graph", "okta", "google")
+BUILT_IN = ("graph", "okta", "google", "auth0")
 
 
 def register(cls: type[Connector]) -> type[Connector]:
@@ -142,7 +142,7 @@ def register(cls: type[Connector]) -> type[Connector]:
 
 
 def connector_class(kind: str) -> type[Connector]:
-    """The connector class for `kind` (`graph`, `okta`, `google`); imports its SDK on first use."""
+    """The connector class for `kind` (`graph`, `okta`, `google`, `auth0`); imports its SDK on first use."""
     import importlib
 
     if kind not in _REGISTRY and kind in BUILT_IN:

@@ -64,4 +64,17 @@ def build_connector(name: str, settings: Any, **overrides: Any) -> Connector:
             "customer_members": settings.customer_members,
         }
         return GoogleConnector(name, **{**common, **kw, **overrides})
+    if kind == "auth0":
+        from connectors.auth0 import Auth0Connector
+
+        kw = {
+            "domain": settings.domain,
+            "client_id": settings.client_id,
+            "client_secret": settings.secret.reveal() if settings.secret else None,
+            "audience": settings.audience,
+            "base_url": settings.base_url,
+            "teams": settings.teams,
+            "users_source": settings.users_source,
+        }
+        return Auth0Connector(name, **{**common, **kw, **overrides})
     raise ConfigError(f"directory {name!r} is of kind {kind!r}, which has no pull connector")

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from syncd.config import (
+    Auth0Directory,
     ConfigError,
     ConfigNotFound,
     GoogleDirectory,
@@ -263,6 +264,29 @@ BAD = [
         "both client_id and private_key_file",
     ),
     (
+        "auth0 no secret",
+        '[directories.a0]\nkind = "auth0"\ndomain = "x.eu.auth0.com"\nclient_id = "c"\n',
+        "directories.a0",
+        1,
+        "give exactly one of client_secret",
+    ),
+    (
+        "auth0 domain is a URL",
+        '[directories.a0]\nkind = "auth0"\ndomain = "https://x.eu.auth0.com/"\nclient_id = "c"\n'
+        'client_secret = "s"\n',
+        "directories.a0",
+        1,
+        "tenant's host name",
+    ),
+    (
+        "auth0 unknown teams",
+        '[directories.a0]\nkind = "auth0"\ndomain = "x.eu.auth0.com"\nclient_id = "c"\n'
+        'client_secret = "s"\nteams = "groups"\n',
+        "directories.a0.teams",
+        6,
+        "roles",
+    ),
+    (
         "google missing subject",
         '[directories.g]\nkind = "google"\nservice_account_file = "sa.json"\n',
         "directories.g.subject",
@@ -427,6 +451,18 @@ def test_each_kind_validates_into_its_model(tmp_path: Path) -> None:
     assert isinstance(google, GoogleDirectory) and google.customer == "my_customer"
 
 
+def test_auth0_validates_into_its_model(tmp_path: Path) -> None:
+    text = (
+        '[directories.a0]\nkind = "auth0"\ndomain = "x.eu.auth0.com"\nclient_id = "c"\n'
+        'client_secret_env = "A0_SECRET"\nteams = "both"\n'
+    )
+    settings = parse(text, tmp_path, {"A0_SECRET": "s3cret"})
+    a0 = settings.directories["a0"]
+    assert isinstance(a0, Auth0Directory)
+    assert (a0.teams, a0.users_source, a0.audience, a0.base_url) == ("both", "auto", None, None)
+    assert a0.secret is not None and a0.secret.reveal() == "s3cret" and a0.secret.source == "env A0_SECRET"
+
+
 @pytest.mark.parametrize(
     ("text", "seconds"), [("90s", 90), ("30m", 1800), ("1h30m", 5400), ("2d", 172800), (15, 15)]
 )
@@ -448,7 +484,7 @@ def test_the_example_config_is_valid_with_every_directory_uncommented(tmp_path: 
     tail = re.sub(r"(?m)^# (?=\[directories|[a-z_]+ = )", "", tail)
     for name in ("entra-contoso.secret", "google-corp.json"):
         (tmp_path / name).write_text("x")
-    s = parse(head + sep + tail, tmp_path, {"SYNCD_OKTA_TOKEN": "t"})
+    s = parse(head + sep + tail, tmp_path, {"SYNCD_OKTA_TOKEN": "t", "SYNCD_AUTH0_SECRET": "s"})
     assert sorted(d.kind for d in s.directories.values()) == sorted(KINDS)
 
 
@@ -459,6 +495,7 @@ def test_the_example_config_documents_every_key() -> None:
     classes = [models.Settings, models.StoreSettings, models.ServerSettings, models.LogSettings]
     classes += [models.ScimDirectory, models.GraphDirectory, models.OktaDirectory, models.GoogleDirectory]
     classes += [models.ScopeSettings, models.SafetySettings]
+    classes += [models.Auth0Directory]
     keys = {k for cls in classes for k in cls.model_fields} - {"store", "server", "log", "directories"}
     undocumented = sorted(k for k in keys if not re.search(rf"(?m)^[# ]*{k} *=|^#\s+{k}\s|\.{k}\]", text))
     assert undocumented == []

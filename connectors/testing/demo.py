@@ -56,8 +56,15 @@ def start_fakes(stack: ExitStack, state_dir: Path, size: DemoSize) -> str:
             domain="gws-demo.example",
         )
     )
+    # Auth0: a few dozen users, roles as teams (no nesting in Auth0)
+    auth0: Any = fake_class("auth0")(
+        generate(
+            seed=14, users=48, groups=6, members_per_group=10, nesting_depth=0, domain="auth0-demo.example"
+        ),
+        domain="auth0-demo.us.auth0.com",
+    )
     urls = {}
-    for name, fake in (("graph", graph), ("okta", okta), ("google", google)):
+    for name, fake in (("graph", graph), ("okta", okta), ("google", google), ("auth0", auth0)):
         srv = ServerThread(fake.app()).start()
         stack.callback(srv.stop)
         urls[name] = srv.url
@@ -93,4 +100,12 @@ subject = "{ADMIN_EMAIL.format(domain=google.tenant.domain)}"
 base_url = "{urls["google"]}"
 token_url = "{urls["google"]}/token"
 concurrency = 8
+
+[directories.auth0-demo]
+kind = "auth0"
+domain = "{auth0.domain}"
+client_id = "{auth0.client_id}"
+client_secret = "{auth0.client_secret}"
+base_url = "{urls["auth0"]}"
+concurrency = 4
 """

@@ -28,6 +28,7 @@ from pydantic import ValidationError
 
 from syncd.config.models import (
     KINDS,
+    Auth0Directory,
     DirectorySettings,
     GoogleDirectory,
     GraphDirectory,
@@ -47,6 +48,7 @@ __all__ = [
     "DIRECTORY_NAME",
     "KINDS",
     "SEARCH_PATH",
+    "Auth0Directory",
     "ConfigError",
     "ConfigNotFound",
     "DirectorySettings",

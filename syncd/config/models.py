@@ -36,7 +36,7 @@ from syncd.config.types import (
     context_of,
 )
 
-KINDS = ("scim", "graph", "okta", "google")
+KINDS = ("scim", "graph", "okta", "google", "auth0")
 
 
 class _Model(BaseModel):
@@ -236,8 +236,37 @@ class GoogleDirectory(PullDirectory):
     customer_members: Literal["expand", "refuse"] = "expand"
 
 
+class Auth0Directory(PullDirectory):
+    """Auth0 Management API v2: a Machine-to-Machine application (client credentials) with
+    read:users, read:roles (and read:organizations, read:organization_members for orgs)."""
+
+    kind: Literal["auth0"]
+    domain: Text
+    client_id: Text
+    client_secret: Secret | None = None
+    client_secret_env: EnvSecret | None = None
+    client_secret_file: FileSecret | None = None
+    audience: Url | None = None
+    teams: Literal["roles", "organizations", "both"] = "roles"
+    users_source: Literal["auto", "export", "list"] = "auto"
+    base_url: Url | None = None
+
+    @model_validator(mode="after")
+    def _credential(self) -> Auth0Directory:
+        self._one_of("client_secret", "client_secret_env", "client_secret_file", required=True)
+        d = self.domain
+        if "/" in d or ":" in d or "." not in d or d != d.strip():
+            raise ValueError(f"domain must be the tenant's host name (acme.eu.auth0.com), not {d!r}")
+        return self
+
+    @property
+    def secret(self) -> Secret | None:
+        return self._secret("client_secret")
+
+
 DirectorySettings = Annotated[
-    ScimDirectory | GraphDirectory | OktaDirectory | GoogleDirectory, Field(discriminator="kind")
+    ScimDirectory | GraphDirectory | OktaDirectory | GoogleDirectory | Auth0Directory,
+    Field(discriminator="kind"),
 ]
 
 
