@@ -65,12 +65,23 @@ class KeycloakApi:
     """One realm's SDK connection plus the request policy. Bound to the event loop it was first
     used in; a new loop gets a fresh SDK connection (httpx pools are per loop)."""
 
-    def __init__(self, *, server_url: str, realm: str, client_id: str, client_secret: str,
-                 request_timeout: float, max_retries: int, connections: int,
-                 token_realm: str | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        server_url: str,
+        realm: str,
+        client_id: str,
+        client_secret: str,
+        request_timeout: float,
+        max_retries: int,
+        connections: int,
+        token_realm: str | None = None,
+    ) -> None:
         if not client_id or not client_secret:
-            raise ConfigError("Keycloak needs client_id and client_secret (a confidential client "
-                              "with service accounts enabled)")
+            raise ConfigError(
+                "Keycloak needs client_id and client_secret (a confidential client "
+                "with service accounts enabled)"
+            )
         if not realm or "/" in realm:
             raise ConfigError(f"not a realm name: {realm!r}")
         # urljoin drops the last path segment of a base without a trailing slash
@@ -78,8 +89,7 @@ class KeycloakApi:
         self.server_url = server_url.rstrip("/") + "/"
         self.realm, self.token_realm = realm, token_realm or realm
         self.client_id, self.client_secret = client_id, client_secret
-        self.request_timeout, self.max_retries, self.connections = (
-            request_timeout, max_retries, connections)
+        self.request_timeout, self.max_retries, self.connections = (request_timeout, max_retries, connections)
         self.loopback = is_loopback(urlsplit(server_url).hostname or "")
         self.meter = Meter()
         self.admin_path = f"admin/realms/{quote(realm, safe='')}"
@@ -90,9 +100,15 @@ class KeycloakApi:
 
     def _build(self) -> KeycloakAdmin:
         conn = KeycloakOpenIDConnection(
-            server_url=self.server_url, realm_name=self.realm, user_realm_name=self.token_realm,
-            client_id=self.client_id, client_secret_key=self.client_secret,
-            grant_type="client_credentials", timeout=self.request_timeout, max_retries=0)
+            server_url=self.server_url,
+            realm_name=self.realm,
+            user_realm_name=self.token_realm,
+            client_id=self.client_id,
+            client_secret_key=self.client_secret,
+            grant_type="client_credentials",
+            timeout=self.request_timeout,
+            max_retries=0,
+        )
         admin = KeycloakAdmin(connection=conn)
         meter = self.meter
 
@@ -105,10 +121,14 @@ class KeycloakApi:
 
         for holder in (conn, conn.keycloak_openid.connection):
             client = httpx.AsyncClient(
-                trust_env=not self.loopback, verify=holder.verify, cert=holder.cert,
-                limits=httpx.Limits(max_connections=self.connections,
-                                    max_keepalive_connections=self.connections),
-                event_hooks={"request": [count], "response": [throttled]})
+                trust_env=not self.loopback,
+                verify=holder.verify,
+                cert=holder.cert,
+                limits=httpx.Limits(
+                    max_connections=self.connections, max_keepalive_connections=self.connections
+                ),
+                event_hooks={"request": [count], "response": [throttled]},
+            )
             holder.async_s = client
             self._clients.append(client)
         return admin
@@ -140,8 +160,9 @@ class KeycloakApi:
         """`admin/realms/{realm}/{tail}`; callers percent-encode ids placed in `tail`."""
         return f"{self.admin_path}/{tail}"
 
-    async def get(self, path: str, params: dict[str, Any] | None = None, *, what: str,
-                  deadline: Deadline) -> bytes:
+    async def get(
+        self, path: str, params: dict[str, Any] | None = None, *, what: str, deadline: Deadline
+    ) -> bytes:
         """GET `path` (relative to the server URL), retrying transient failures up to
         `max_retries` times within `deadline`: 429 waits `Retry-After` (refused if past the
         budget), 5xx/timeouts/resets back off 0.5, 1, 2, … s (±20 %). Returns the body bytes."""
@@ -154,15 +175,16 @@ class KeycloakApi:
                 if attempt > self.max_retries:
                     raise
                 wait = getattr(exc, "retry_after", None)
-                delay = wait if wait is not None else \
-                    min(0.5 * 2 ** (attempt - 1), 10.0) * random.uniform(0.8, 1.2)
+                delay = (
+                    wait
+                    if wait is not None
+                    else min(0.5 * 2 ** (attempt - 1), 10.0) * random.uniform(0.8, 1.2)
+                )
                 if delay >= deadline.remaining():
-                    raise BudgetExceeded(f"{what}: time budget spent while retrying ({exc})") \
-                        from exc
+                    raise BudgetExceeded(f"{what}: time budget spent while retrying ({exc})") from exc
                 await asyncio.sleep(delay)
 
-    async def _once(self, path: str, params: dict[str, Any], *, what: str,
-                    deadline: Deadline) -> bytes:
+    async def _once(self, path: str, params: dict[str, Any], *, what: str, deadline: Deadline) -> bytes:
         remaining = deadline.remaining()
         if remaining <= 0:
             raise BudgetExceeded(f"{what}: time budget spent")

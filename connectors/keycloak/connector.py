@@ -23,7 +23,7 @@ from connectors.keycloak.reader import (
     to_user,
 )
 from connectors.keycloak.snapshot import SnapshotReader
-from syncd.reconcile.snapshot import Snapshot, SnapshotGroup, SnapshotUser, UserGroups
+from syncd.reconcile.snapshot import Snapshot, SnapshotUser, UserGroups
 
 log = logging.getLogger(__name__)
 _UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
@@ -54,10 +54,22 @@ class KeycloakConnector(Connector):
 
     kind: ClassVar[str] = "keycloak"
 
-    def __init__(self, directory: str, *, server_url: str, realm: str, client_id: str,
-                 client_secret: str, token_realm: str | None = None, team_name: TeamName = "name",
-                 page_size: int = 500, concurrency: int = 4, max_retries: int = 3,
-                 time_budget: float = 900.0, request_timeout: float = 30.0) -> None:
+    def __init__(
+        self,
+        directory: str,
+        *,
+        server_url: str,
+        realm: str,
+        client_id: str,
+        client_secret: str,
+        token_realm: str | None = None,
+        team_name: TeamName = "name",
+        page_size: int = 500,
+        concurrency: int = 4,
+        max_retries: int = 3,
+        time_budget: float = 900.0,
+        request_timeout: float = 30.0,
+    ) -> None:
         super().__init__(directory)
         self.server_url = check_base_url(server_url)
         if page_size < 1 or concurrency < 1 or max_retries < 0:
@@ -68,18 +80,31 @@ class KeycloakConnector(Connector):
             raise ConfigError("team_name must be 'name' or 'path'")
         self.team_name: TeamName = team_name
         self.page_size, self.concurrency, self.time_budget = page_size, concurrency, time_budget
-        self.api = KeycloakApi(server_url=self.server_url, realm=realm, client_id=client_id,
-                               client_secret=client_secret, token_realm=token_realm,
-                               request_timeout=request_timeout, max_retries=max_retries,
-                               connections=concurrency + 2)
+        self.api = KeycloakApi(
+            server_url=self.server_url,
+            realm=realm,
+            client_id=client_id,
+            client_secret=client_secret,
+            token_realm=token_realm,
+            request_timeout=request_timeout,
+            max_retries=max_retries,
+            connections=concurrency + 2,
+        )
 
-    async def snapshot(self, *, cursor: str | None = None,
-                       progress: ProgressCallback | None = None) -> Snapshot:
+    async def snapshot(
+        self, *, cursor: str | None = None, progress: ProgressCallback | None = None
+    ) -> Snapshot:
         """A full read (a `cursor` is ignored; see the class docstring)."""
         self.api.meter.api_calls = self.api.meter.throttles = 0
-        reader = SnapshotReader(self.api, self.directory, page_size=self.page_size,
-                                concurrency=self.concurrency, team_name=self.team_name,
-                                deadline=Deadline(self.time_budget), progress=progress)
+        reader = SnapshotReader(
+            self.api,
+            self.directory,
+            page_size=self.page_size,
+            concurrency=self.concurrency,
+            team_name=self.team_name,
+            deadline=Deadline(self.time_budget),
+            progress=progress,
+        )
         return await reader.full()
 
     async def user_groups(self, user: str) -> UserGroups:
@@ -96,8 +121,11 @@ class KeycloakConnector(Connector):
             first = 0
             while True:
                 body = await self.api.get(
-                    path, {"first": first, "max": self.page_size, "briefRepresentation": "true"},
-                    what="the user's groups", deadline=deadline)
+                    path,
+                    {"first": first, "max": self.page_size, "briefRepresentation": "true"},
+                    what="the user's groups",
+                    deadline=deadline,
+                )
                 pages += 1
                 items = parse_list(body, "the user's groups")
                 groups.update((g["id"], g) for g in items)
@@ -105,10 +133,10 @@ class KeycloakConnector(Connector):
                     break
                 first += len(items)
             pages += await self._add_ancestors(groups, deadline)
-        out = UserGroups(self.directory, found, tuple(
-            to_group(g, frozenset(), self.team_name) for g in groups.values()))
-        out.stats.api_calls, out.stats.throttles, out.stats.pages = (
-            meter.api_calls, meter.throttles, pages)
+        out = UserGroups(
+            self.directory, found, tuple(to_group(g, frozenset(), self.team_name) for g in groups.values())
+        )
+        out.stats.api_calls, out.stats.throttles, out.stats.pages = (meter.api_calls, meter.throttles, pages)
         return out
 
     async def _add_ancestors(self, groups: dict[str, dict[str, Any]], deadline: Deadline) -> int:
@@ -122,18 +150,21 @@ class KeycloakConnector(Connector):
             if parent_id:
                 if parent_id in groups:
                     continue
-                body = await self.api.get(self.api.path(f"groups/{quote(parent_id, safe='')}"),
-                                          what="a parent group", deadline=deadline)
+                body = await self.api.get(
+                    self.api.path(f"groups/{quote(parent_id, safe='')}"),
+                    what="a parent group",
+                    deadline=deadline,
+                )
             else:
                 parts = str(g.get("path") or "").strip("/").split("/")
                 if len(parts) < 2:
                     continue  # a top-level group
                 parent_path = "/".join(quote(p, safe="") for p in parts[:-1])
-                if any(str(x.get("path", "")).strip("/") == "/".join(parts[:-1])
-                       for x in groups.values()):
+                if any(str(x.get("path", "")).strip("/") == "/".join(parts[:-1]) for x in groups.values()):
                     continue
-                body = await self.api.get(self.api.path(f"group-by-path/{parent_path}"),
-                                          what="a parent group", deadline=deadline)
+                body = await self.api.get(
+                    self.api.path(f"group-by-path/{parent_path}"), what="a parent group", deadline=deadline
+                )
             calls += 1
             parent = parse_object(body, "a parent group")
             if parent["id"] not in groups:
@@ -145,8 +176,7 @@ class KeycloakConnector(Connector):
         """By Keycloak id, else by exact username, else by exact email."""
         if _UUID.fullmatch(key):
             try:
-                body = await self.api.get(self.api.path(f"users/{key}"), what="the user",
-                                          deadline=deadline)
+                body = await self.api.get(self.api.path(f"users/{key}"), what="the user", deadline=deadline)
                 return to_user(parse_object(body, "the user"))
             except NotFoundError:
                 pass
@@ -154,9 +184,12 @@ class KeycloakConnector(Connector):
         if "@" in key:
             searches.append({"email": key, "exact": "true"})
         for params in searches:
-            body = await self.api.get(self.api.path("users"),
-                                      {**params, "briefRepresentation": "true", "max": 2},
-                                      what="user lookup", deadline=deadline)
+            body = await self.api.get(
+                self.api.path("users"),
+                {**params, "briefRepresentation": "true", "max": 2},
+                what="user lookup",
+                deadline=deadline,
+            )
             items = parse_list(body, "user lookup")
             if items:
                 return to_user(items[0])

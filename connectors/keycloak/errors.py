@@ -70,8 +70,9 @@ def retry_after(headers: Any) -> float | None:
         return None
 
 
-def from_status(status: int, body: bytes | None, headers: Any, *, what: str,
-                token_endpoint: bool = False) -> ConnectorError:
+def from_status(
+    status: int, body: bytes | None, headers: Any, *, what: str, token_endpoint: bool = False
+) -> ConnectorError:
     text = error_text(body)
     if status == 429:
         err: ConnectorError = ThrottledError(f"{what}: rate limited (HTTP 429)")
@@ -82,13 +83,15 @@ def from_status(status: int, body: bytes | None, headers: Any, *, what: str,
     if token_endpoint and status in (400, 401, 403):
         return AuthError(
             f"{what}: the realm's token endpoint refused the client credentials ({text}); check "
-            "client_id/client_secret and that the client has 'Service accounts roles' enabled")
+            "client_id/client_secret and that the client has 'Service accounts roles' enabled"
+        )
     if status == 401:
         return AuthError(f"{what}: Keycloak refused the access token (HTTP 401, {text})")
     if status == 403:
         return AuthError(
             f"{what}: the service account may not read this (HTTP 403, {text}); give it the "
-            "realm-management roles view-users and query-groups")
+            "realm-management roles view-users and query-groups"
+        )
     if status == 404:
         return NotFoundError(f"{what}: not found ({text})")
     return BadDataError(f"{what}: Keycloak refused the request (HTTP {status}, {text})")
@@ -104,8 +107,13 @@ def from_sdk(exc: BaseException, *, what: str) -> ConnectorError:
         return UnavailableError(f"{what}: cannot reach Keycloak ({detail})")
     if isinstance(exc, KeycloakError):
         # only the token request goes through the SDK's error path (raise_error_from_response)
-        return from_status(exc.response_code or 0, exc.response_body, None,
-                           what=f"{what} (access token)", token_endpoint=True)
+        return from_status(
+            exc.response_code or 0,
+            exc.response_body,
+            None,
+            what=f"{what} (access token)",
+            token_endpoint=True,
+        )
     if isinstance(exc, httpx.HTTPError):
         return UnavailableError(f"{what}: cannot reach Keycloak ({type(exc).__name__})")
     if isinstance(exc, (TypeError, ValueError)):  # the SDK got a non-object token answer

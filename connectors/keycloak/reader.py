@@ -43,9 +43,15 @@ def to_user(obj: Mapping[str, Any]) -> SnapshotUser:
     Keycloak stores lower-cased; the email is kept as given."""
     given, family = obj.get("firstName") or None, obj.get("lastName") or None
     display = " ".join(x for x in (given, family) if x) or None
-    return SnapshotUser(external_id=obj["id"], user_name=obj.get("username") or obj["id"],
-                        active=obj.get("enabled") is not False, email=obj.get("email") or None,
-                        display_name=display, given_name=given, family_name=family)
+    return SnapshotUser(
+        external_id=obj["id"],
+        user_name=obj.get("username") or obj["id"],
+        active=obj.get("enabled") is not False,
+        email=obj.get("email") or None,
+        display_name=display,
+        given_name=given,
+        family_name=family,
+    )
 
 
 def team_name(obj: Mapping[str, Any], how: TeamName) -> str:
@@ -64,8 +70,9 @@ def description(obj: Mapping[str, Any]) -> str | None:
     return str(values[0]) if values else None
 
 
-def transitive_members(children: Mapping[str, Iterable[str]],
-                       direct: Mapping[str, set[str]]) -> dict[str, frozenset[str]]:
+def transitive_members(
+    children: Mapping[str, Iterable[str]], direct: Mapping[str, set[str]]
+) -> dict[str, frozenset[str]]:
     """Each group's members through its whole subtree: a user in a subgroup is a member of every
     ancestor (Keycloak groups form a forest). Iterative post-order; a group reached twice (a
     server that broke the tree) is expanded once, so cycles end."""
@@ -92,5 +99,9 @@ def transitive_members(children: Mapping[str, Iterable[str]],
 
 
 def to_group(obj: Mapping[str, Any], members: frozenset[str], how: TeamName) -> SnapshotGroup:
-    return SnapshotGroup(external_id=obj["id"], display_name=team_name(obj, how),
-                         member_ids=members, description=description(obj))
+    return SnapshotGroup(
+        external_id=obj["id"],
+        display_name=team_name(obj, how),
+        member_ids=members,
+        description=description(obj),
+    )

@@ -35,11 +35,18 @@ FATAL = (AuthError, ConfigError)
 class SnapshotReader:
     """One snapshot read; not reusable. `page_size` is the `max` of every list request."""
 
-    def __init__(self, api: KeycloakApi, directory: str, *, page_size: int, concurrency: int,
-                 team_name: TeamName, deadline: Deadline,
-                 progress: ProgressCallback | None) -> None:
-        self.api, self.deadline, self.page_size, self.team_name = (
-            api, deadline, page_size, team_name)
+    def __init__(
+        self,
+        api: KeycloakApi,
+        directory: str,
+        *,
+        page_size: int,
+        concurrency: int,
+        team_name: TeamName,
+        deadline: Deadline,
+        progress: ProgressCallback | None,
+    ) -> None:
+        self.api, self.deadline, self.page_size, self.team_name = (api, deadline, page_size, team_name)
         self.sem = asyncio.Semaphore(concurrency)
         self.progress = progress or (lambda phase, n: None)
         self.snap = Snapshot(directory)
@@ -64,20 +71,24 @@ class SnapshotReader:
                 for t in tasks:
                     t.cancel()
             done = await asyncio.gather(*tasks, return_exceptions=True)
-            failed += [r for r in done if isinstance(r, BaseException)
-                       and not isinstance(r, asyncio.CancelledError)]
+            failed += [
+                r for r in done if isinstance(r, BaseException) and not isinstance(r, asyncio.CancelledError)
+            ]
         for r in failed:
             raise r
 
     # -- streams
 
     async def _top_groups(self) -> None:
-        await self._pages("groups", self.api.path("groups"), {"briefRepresentation": "true"},
-                          lambda items: self._add_groups(items, None))
+        await self._pages(
+            "groups",
+            self.api.path("groups"),
+            {"briefRepresentation": "true"},
+            lambda items: self._add_groups(items, None),
+        )
 
     async def _users(self) -> None:
-        await self._pages("users", self.api.path("users"), {"briefRepresentation": "true"},
-                          self._add_users)
+        await self._pages("users", self.api.path("users"), {"briefRepresentation": "true"}, self._add_users)
 
     def _add_users(self, items: list[dict[str, Any]]) -> None:
         users = self.snap.users
@@ -110,18 +121,36 @@ class SnapshotReader:
             self.counts["members"] += len(items)
             self.progress("members", self.counts["members"])
 
-        jobs = [self._pages(f"members of group {gid}", self.api.path(f"groups/{ident}/members"),
-                            {"briefRepresentation": "true"}, add_members, limited=True)]
+        jobs = [
+            self._pages(
+                f"members of group {gid}",
+                self.api.path(f"groups/{ident}/members"),
+                {"briefRepresentation": "true"},
+                add_members,
+                limited=True,
+            )
+        ]
         if sub_count is None or (isinstance(sub_count, int) and sub_count > 0):
-            jobs.append(self._pages(f"subgroups of group {gid}",
-                                    self.api.path(f"groups/{ident}/children"),
-                                    {"briefRepresentation": "true"},
-                                    lambda items: self._add_groups(items, gid), limited=True))
+            jobs.append(
+                self._pages(
+                    f"subgroups of group {gid}",
+                    self.api.path(f"groups/{ident}/children"),
+                    {"briefRepresentation": "true"},
+                    lambda items: self._add_groups(items, gid),
+                    limited=True,
+                )
+            )
         await asyncio.gather(*jobs)
 
-    async def _pages(self, what: str, path: str, params: dict[str, Any],
-                     sink: Callable[[list[dict[str, Any]]], None], *,
-                     limited: bool = False) -> None:
+    async def _pages(
+        self,
+        what: str,
+        path: str,
+        params: dict[str, Any],
+        sink: Callable[[list[dict[str, Any]]], None],
+        *,
+        limited: bool = False,
+    ) -> None:
         """Page `first`/`max` through one list into `sink`. The first page of an unlimited
         (top-level) list failing raises; any other failure marks the snapshot incomplete and
         stops this list only. Auth and config errors always raise."""

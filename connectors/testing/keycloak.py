@@ -129,29 +129,32 @@ class FakeKeycloak(FakeIdP):
         await self._send(send, ans)
 
     async def _send(self, send: Any, ans: Answer) -> None:
-        hdrs = [(b"content-type", JSON), (b"cache-control", b"no-cache"), *ans.headers,
-                (b"content-length", str(len(ans.body)).encode())]
+        hdrs = [
+            (b"content-type", JSON),
+            (b"cache-control", b"no-cache"),
+            *ans.headers,
+            (b"content-length", str(len(ans.body)).encode()),
+        ]
         await send({"type": "http.response.start", "status": ans.status, "headers": hdrs})
         await send({"type": "http.response.body", "body": ans.body})
 
     def _fault(self, rule: FaultRule, path: str) -> Answer | None:
         if rule.kind == "throttle":
             wait = str(max(1, math.ceil(rule.retry_after))).encode()
-            return Answer(429, orjson.dumps({"error": "Too Many Requests"}),
-                          [(b"retry-after", wait)])
+            return Answer(429, orjson.dumps({"error": "Too Many Requests"}), [(b"retry-after", wait)])
         if rule.kind == "error":
             return error(rule.status, "unknown_error")
         if rule.kind == "revoked":
             if path.endswith("/protocol/openid-connect/token"):
-                return oauth_error(401, "unauthorized_client",
-                                   "Invalid client or Invalid client credentials")
+                return oauth_error(401, "unauthorized_client", "Invalid client or Invalid client credentials")
             return error(401, "HTTP 401 Unauthorized")
         return None  # bad_json: decided after routing
 
     # -- routing
 
-    def _route(self, method: str, path: str, query: dict[str, str], headers: dict[bytes, bytes],
-               body: bytes) -> Answer:
+    def _route(
+        self, method: str, path: str, query: dict[str, str], headers: dict[bytes, bytes], body: bytes
+    ) -> Answer:
         parts = [unquote(p) for p in path.strip("/").split("/")]
         if parts[:1] == ["realms"] and parts[2:] == ["protocol", "openid-connect", "token"]:
             if method != "POST":
@@ -199,8 +202,15 @@ class FakeKeycloak(FakeIdP):
             for field in ("username", "email"):
                 if field in query:
                     want = query[field].lower()
-                    ids = [i for i in ids if (idx.tenant.users[i].user_name.lower() == want
-                                              if exact else want in idx.tenant.users[i].user_name.lower())]
+                    ids = [
+                        i
+                        for i in ids
+                        if (
+                            idx.tenant.users[i].user_name.lower() == want
+                            if exact
+                            else want in idx.tenant.users[i].user_name.lower()
+                        )
+                    ]
             if query.get("search"):
                 s = query["search"].lower().strip("*")
                 ids = [i for i in ids if s in bodies[i].decode().lower()]
@@ -215,8 +225,9 @@ class FakeKeycloak(FakeIdP):
         if rest[1:] == ["groups"]:
             gbrief = query.get("briefRepresentation", "true") == "true"
             gids = idx.groups_of.get(uid, [])
-            return self._page({g: idx.group_json(g, brief=gbrief) for g in gids}, gids, query,
-                              default_max=100)
+            return self._page(
+                {g: idx.group_json(g, brief=gbrief) for g in gids}, gids, query, default_max=100
+            )
         return error(404, "HTTP 404 Not Found")
 
     def _groups(self, idx: KeycloakIndex, rest: list[str], query: dict[str, str]) -> Answer:
@@ -236,8 +247,7 @@ class FakeKeycloak(FakeIdP):
         if rest[1:] == ["children"]:
             brief = query.get("briefRepresentation", "false") == "true"
             kids = idx.children.get(gid, [])
-            return self._page({g: idx.group_json(g, brief=brief) for g in kids}, kids, query,
-                              default_max=10)
+            return self._page({g: idx.group_json(g, brief=brief) for g in kids}, kids, query, default_max=10)
         if rest[1:] == ["members"]:
             brief = query.get("briefRepresentation", "false") == "true"
             bodies = idx.user_brief if brief else idx.user_full
@@ -245,13 +255,12 @@ class FakeKeycloak(FakeIdP):
         return error(404, "HTTP 404 Not Found")
 
     @staticmethod
-    def _page(bodies: dict[str, bytes], ids: list[str], query: dict[str, str], *,
-              default_max: int) -> Answer:
+    def _page(bodies: dict[str, bytes], ids: list[str], query: dict[str, str], *, default_max: int) -> Answer:
         first = int(query.get("first") or 0)
         limit = int(query.get("max") or default_max)
         if first < 0:
             raise ValueError("first")
-        chunk = ids[first:first + limit] if limit >= 0 else ids[first:]
+        chunk = ids[first : first + limit] if limit >= 0 else ids[first:]
         return Answer(200, b"[" + b",".join(bodies[i] for i in chunk) + b"]")
 
     # -- OAuth 2.0 client credentials
@@ -269,10 +278,19 @@ class FakeKeycloak(FakeIdP):
         if form.get("grant_type") != "client_credentials":
             return oauth_error(400, "unsupported_grant_type", "Unsupported grant_type")
         if cid != self.client_id or not secrets.compare_digest(secret or "", self.client_secret):
-            return oauth_error(401, "unauthorized_client",
-                               "Invalid client or Invalid client credentials")
+            return oauth_error(401, "unauthorized_client", "Invalid client or Invalid client credentials")
         access = secrets.token_urlsafe(32)
         self.tokens[access] = time.time() + self.token_lifetime
-        return Answer(200, orjson.dumps({
-            "access_token": access, "expires_in": self.token_lifetime, "refresh_expires_in": 0,
-            "token_type": "Bearer", "not-before-policy": 0, "scope": "profile email"}))
+        return Answer(
+            200,
+            orjson.dumps(
+                {
+                    "access_token": access,
+                    "expires_in": self.token_lifetime,
+                    "refresh_expires_in": 0,
+                    "token_type": "Bearer",
+                    "not-before-policy": 0,
+                    "scope": "profile email",
+                }
+            ),
+        )

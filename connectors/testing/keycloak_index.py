@@ -19,15 +19,32 @@ CREATED_MS = 1_700_000_000_000
 
 def user_json(u: FakeUser, *, brief: bool) -> dict[str, Any]:
     obj: dict[str, Any] = {
-        "id": u.id, "username": u.user_name.lower(), "firstName": u.given_name,
-        "lastName": u.family_name, "email": u.user_name.lower(), "emailVerified": True,
-        "enabled": u.active, "createdTimestamp": CREATED_MS + u.changed_at,
+        "id": u.id,
+        "username": u.user_name.lower(),
+        "firstName": u.given_name,
+        "lastName": u.family_name,
+        "email": u.user_name.lower(),
+        "emailVerified": True,
+        "enabled": u.active,
+        "createdTimestamp": CREATED_MS + u.changed_at,
     }
     if not brief:
-        obj.update({"totp": False, "disableableCredentialTypes": [], "requiredActions": [],
-                    "notBefore": 0, "attributes": {},
-                    "access": {"manageGroupMembership": True, "view": True, "mapRoles": True,
-                               "impersonate": False, "manage": True}})
+        obj.update(
+            {
+                "totp": False,
+                "disableableCredentialTypes": [],
+                "requiredActions": [],
+                "notBefore": 0,
+                "attributes": {},
+                "access": {
+                    "manageGroupMembership": True,
+                    "view": True,
+                    "mapRoles": True,
+                    "impersonate": False,
+                    "manage": True,
+                },
+            }
+        )
     return obj
 
 
@@ -39,17 +56,15 @@ class KeycloakIndex:
         self.tenant = tenant
         self.user_ids = sorted(tenant.users, key=lambda i: tenant.users[i].user_name.lower())
         self.by_username = {tenant.users[i].user_name.lower(): i for i in self.user_ids}
-        self.user_brief = {i: orjson.dumps(user_json(tenant.users[i], brief=True))
-                           for i in self.user_ids}
-        self.user_full = {i: orjson.dumps(user_json(tenant.users[i], brief=False))
-                          for i in self.user_ids}
+        self.user_brief = {i: orjson.dumps(user_json(tenant.users[i], brief=True)) for i in self.user_ids}
+        self.user_full = {i: orjson.dumps(user_json(tenant.users[i], brief=False)) for i in self.user_ids}
         by_name = sorted(tenant.groups.values(), key=lambda g: (g.name, g.id))
         self.parent: dict[str, str] = {}
         for g in by_name:
-            for child in sorted(g.group_ids, key=lambda c: (tenant.groups[c].name, c)
-                                if c in tenant.groups else ("", c)):
-                if child in tenant.groups and child not in self.parent \
-                        and not self._is_ancestor(child, g.id):
+            for child in sorted(
+                g.group_ids, key=lambda c: (tenant.groups[c].name, c) if c in tenant.groups else ("", c)
+            ):
+                if child in tenant.groups and child not in self.parent and not self._is_ancestor(child, g.id):
                     self.parent[child] = g.id
         self.children: dict[str, list[str]] = {}
         for g in by_name:
@@ -61,8 +76,9 @@ class KeycloakIndex:
             self.path[g.id] = self._path(g.id)
         self.by_path = {p: gid for gid, p in self.path.items()}
         rank = {uid: n for n, uid in enumerate(self.user_ids)}
-        self.members = {g.id: sorted((u for u in g.user_ids if u in tenant.users), key=rank.get)
-                        for g in by_name}
+        self.members = {
+            g.id: sorted((u for u in g.user_ids if u in tenant.users), key=rank.get) for g in by_name
+        }
         self.groups_of: dict[str, list[str]] = {}
         for g in by_name:
             for u in self.members[g.id]:
@@ -98,7 +114,18 @@ class KeycloakIndex:
         if g.description:
             obj["description"] = g.description
         if not brief:
-            obj.update({"attributes": {}, "realmRoles": [], "clientRoles": {},
-                        "access": {"view": True, "viewMembers": True, "manageMembers": False,
-                                   "manage": False, "manageMembership": False}})
+            obj.update(
+                {
+                    "attributes": {},
+                    "realmRoles": [],
+                    "clientRoles": {},
+                    "access": {
+                        "view": True,
+                        "viewMembers": True,
+                        "manageMembers": False,
+                        "manage": False,
+                        "manageMembership": False,
+                    },
+                }
+            )
         return orjson.dumps(obj)
