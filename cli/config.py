@@ -13,6 +13,7 @@ from syncd.config import (
     DirectorySettings,
     GoogleDirectory,
     GraphDirectory,
+    KeycloakDirectory,
     OktaDirectory,
     PullDirectory,
     Settings,
@@ -42,6 +43,8 @@ def credentials(d: DirectorySettings) -> str:
         return d.api_token.source if d.api_token else f"OAuth key {d.private_key_file}"
     if isinstance(d, GoogleDirectory):
         return f"service account {d.service_account_file}"
+    if isinstance(d, KeycloakDirectory):
+        return f"client {d.client_id}, secret from {d.secret.source if d.secret else '?'}"
     return "SCIM token (`syncd token create`)"
 
 
@@ -62,7 +65,19 @@ def summary(s: Settings) -> dict[str, Any]:
             }
             for name, d in s.directories.items()
         ],
+        "notes": notes(s),
     }
+
+
+def notes(s: Settings) -> list[str]:
+    """What a directory's settings imply that an operator may not expect (not problems)."""
+    return [
+        f"directory {name!r}: Keycloak is read in full on every run; admin events are not used "
+        "for incremental reads (they are optional per realm, expire, and name moved or deleted "
+        "groups by path only), so a realm's eventsAdminEnabled setting does not matter"
+        for name, d in s.directories.items()
+        if isinstance(d, KeycloakDirectory)
+    ]
 
 
 @config.command("check")
@@ -98,3 +113,5 @@ def check_cmd(ctx: typer.Context, config: ConfigOption = None, json: JsonOption 
         table(data["directories"], _DIRS, title="directories")
     else:
         console().print("[dim]no directories configured[/dim]")
+    for note in data["notes"]:
+        console().print(f"[dim]note: {note}[/dim]")
