@@ -60,7 +60,10 @@ def oauth_error(status: int, code: str, text: str) -> Answer:
 @register_fake
 class FakeKeycloak(FakeIdP):
     """Options: `realm`, `client_id`, `client_secret`, `token_lifetime` (seconds),
-    `forbidden` (an admin path fragment answered 403, e.g. a missing role)."""
+    `forbidden` (an admin path fragment answered 403, e.g. a missing role), `context_path`
+    (e.g. "/auth": the legacy prefix of every path), `parent_ids` (False: groups carry no
+    `parentId`, as before Keycloak 23), `revoke_tokens_after` (drop every issued access token
+    after this many admin requests, as a restart or a session purge does)."""
 
     kind = "keycloak"
     supports_nesting: ClassVar[bool] = True
@@ -73,6 +76,9 @@ class FakeKeycloak(FakeIdP):
         self.client_secret: str = options.get("client_secret", "fake-keycloak-secret")
         self.token_lifetime: int = options.get("token_lifetime", 300)
         self.forbidden: str | None = options.get("forbidden")
+        self.context_path: str = options.get("context_path", "").rstrip("/")
+        self.parent_ids: bool = options.get("parent_ids", True)
+        self.revoke_tokens_after: int | None = options.get("revoke_tokens_after")
         self.tokens: dict[str, float] = {}  # access token -> expiry (epoch s)
         self.token_requests = 0
         self.requests: list[tuple[str, dict[str, str]]] = []  # (path, query) of admin GETs
@@ -97,7 +103,7 @@ class FakeKeycloak(FakeIdP):
     def index(self) -> KeycloakIndex:
         idx = self._idx
         if idx is None or idx.clock != self.tenant.clock:
-            idx = self._idx = KeycloakIndex(self.tenant)
+            idx = self._idx = KeycloakIndex(self.tenant, parent_ids=self.parent_ids)
         return idx
 
     # -- ASGI
@@ -106,6 +112,11 @@ class FakeKeycloak(FakeIdP):
         if scope["type"] != "http":
             return
         method, path = scope["method"], scope["path"]
+        if self.context_path:
+            if not path.startswith(self.context_path + "/"):
+                await self._send(send, error(404, "HTTP 404 Not Found"))
+                return
+            path = path[len(self.context_path):]
         headers = dict(scope["headers"])
         query = dict(parse_qsl(scope.get("query_string", b"").decode(), keep_blank_values=True))
         body = b""
@@ -173,6 +184,8 @@ class FakeKeycloak(FakeIdP):
         if self.forbidden and self.forbidden in path:
             return error(403, "HTTP 403 Forbidden")
         self.requests.append((path, query))
+        if self.revoke_tokens_after is not None and len(self.requests) == self.revoke_tokens_after:
+            self.tokens.clear()
         idx, res, rest = self.index(), parts[3], parts[4:]
         try:
             if res == "users":

@@ -51,8 +51,9 @@ def user_json(u: FakeUser, *, brief: bool) -> dict[str, Any]:
 class KeycloakIndex:
     """A snapshot of the tenant as Keycloak would serve it; rebuilt when the tenant changes."""
 
-    def __init__(self, tenant: Tenant) -> None:
+    def __init__(self, tenant: Tenant, *, parent_ids: bool = True) -> None:
         self.clock = tenant.clock
+        self.parent_ids = parent_ids
         self.tenant = tenant
         self.user_ids = sorted(tenant.users, key=lambda i: tenant.users[i].user_name.lower())
         self.by_username = {tenant.users[i].user_name.lower(): i for i in self.user_ids}
@@ -107,7 +108,7 @@ class KeycloakIndex:
     def group_json(self, gid: str, *, brief: bool) -> bytes:
         g: FakeGroup = self.tenant.groups[gid]
         obj: dict[str, Any] = {"id": gid, "name": g.name, "path": self.path[gid]}
-        if gid in self.parent:
+        if gid in self.parent and self.parent_ids:
             obj["parentId"] = self.parent[gid]
         obj["subGroupCount"] = len(self.children.get(gid, ()))
         obj["subGroups"] = []  # never filled since Keycloak 23
