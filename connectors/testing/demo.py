@@ -1,6 +1,6 @@
-"""The bundled demo tenant: the three fake IdPs on 127.0.0.1 and a config that points at them.
+"""The bundled demo tenant: the fake IdPs on 127.0.0.1 and a config that points at them.
 
-Used by `syncd demo`. The fakes serve three different generated tenants (one per vendor) and
+Used by `syncd demo`. The fakes serve different generated tenants (one per vendor) and
 accept the fake credentials written into the config; nothing here reaches a real IdP.
 """
 
@@ -56,8 +56,18 @@ def start_fakes(stack: ExitStack, state_dir: Path, size: DemoSize) -> str:
             domain="gws-demo.example",
         )
     )
+    keycloak: Any = fake_class("keycloak")(
+        generate(
+            seed=14,
+            users=min(size.users, 48),  # a few dozen: the first `make demo` stays short
+            groups=min(size.groups, 8),
+            members_per_group=min(size.members, 10),
+            nesting_depth=2,
+            domain="kc-demo.example",
+        )
+    )
     urls = {}
-    for name, fake in (("graph", graph), ("okta", okta), ("google", google)):
+    for name, fake in (("graph", graph), ("okta", okta), ("google", google), ("keycloak", keycloak)):
         srv = ServerThread(fake.app()).start()
         stack.callback(srv.stop)
         urls[name] = srv.url
@@ -93,4 +103,12 @@ subject = "{ADMIN_EMAIL.format(domain=google.tenant.domain)}"
 base_url = "{urls["google"]}"
 token_url = "{urls["google"]}/token"
 concurrency = 8
+
+[directories.keycloak-demo]
+kind = "keycloak"
+server_url = "{urls["keycloak"]}"
+realm = "{keycloak.realm}"
+client_id = "{keycloak.client_id}"
+client_secret = "{keycloak.client_secret}"
+concurrency = 4
 """
