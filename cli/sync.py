@@ -21,7 +21,7 @@ from cli.planview import PLAN_LINES, show_plan
 from connectors.base import ConnectorError
 from connectors.factory import build_connector
 from syncd.reconcile.options import run_options
-from syncd.reconcile.run import RunResult, run_sync
+from syncd.reconcile.run import WROTE, RunResult, run_sync
 
 RUN_EPILOG = (
     "Exit codes: 0 applied (or planned, with --dry-run); 1 a bug; 2 bad usage, config or store; "
@@ -136,7 +136,14 @@ def _pull(
     else:
         for r in results:
             show_result(r, dry_run=dry_run, limit=None if every else PLAN_LINES)
-    return worst([for_run(r.outcome, r.failure) for r in results])
+    return worst([exit_code(r) for r in results])
+
+
+def exit_code(r: RunResult) -> int:
+    """The exit code of one directory's run (see `cli.exitcodes`); a dry run of an incomplete
+    read counts as partial, as an applied one is recorded."""
+    outcome = "partial" if r.outcome == "planned" and not r.complete else r.outcome
+    return for_run(outcome, r.failure)
 
 
 def _one(engine: Any, conn: Any, opts: Any, *, quiet: bool) -> RunResult:
@@ -181,8 +188,10 @@ def show_result(r: RunResult, *, dry_run: bool, limit: int | None = PLAN_LINES) 
         "stopped": "[yellow]stopped by safety threshold: nothing written[/]",
         "failed": "[red]failed[/]",
         "busy": "[red]skipped: another run holds the lock[/]",
+        "partial": "[yellow]partial: the read was cut short; adds and updates applied, nothing removed[/]",
     }.get(r.outcome, esc(r.outcome))
-    extra = "" if r.complete else " [yellow](snapshot incomplete: removals skipped)[/]"
+    cut = not r.complete and r.outcome != "partial"
+    extra = " [yellow](snapshot incomplete: removals skipped)[/]" if cut else ""
     out.print(
         f"[bold]{esc(r.directory)}[/] run {r.run_id or '-'}: {head}{extra} — {r.mode} read, "
         f"{r.api_calls} API calls, {r.throttles} throttled, {r.seconds:.1f}s"
@@ -200,14 +209,14 @@ def show_result(r: RunResult, *, dry_run: bool, limit: int | None = PLAN_LINES) 
                 t.add_row(
                     kind.replace("_", " "),
                     str(planned.get(kind, 0)),
-                    "-" if dry_run or r.outcome != "applied" else str(r.applied.get(kind, 0)),
+                    "-" if dry_run or r.outcome not in WROTE else str(r.applied.get(kind, 0)),
                 )
             out.print(t)
-        elif r.outcome == "applied":
+        elif r.outcome in WROTE:
             out.print("  no changes: the store matches the IdP")
         for n in (r.plan.notes if r.plan else [])[:20]:
             out.print(f"  [yellow]note:[/] {esc(n)}")
-    if r.error:
+    if r.error and r.outcome != "partial":  # a partial run's error is its first note
         out.print(f"  [red]{esc(r.error)}[/]")
 
 

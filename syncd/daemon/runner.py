@@ -234,11 +234,13 @@ class Runner:
             self.metrics.record_run(result, handle.trigger)
             counts = (
                 result.applied
-                if result.outcome == "applied"
+                if result.outcome in ("applied", "partial")
                 else (result.plan.counts() if result.plan else {})
             )
             log.log(
-                logging.WARNING if result.outcome in ("failed", "stopped", "abandoned") else logging.INFO,
+                logging.WARNING
+                if result.outcome in ("failed", "stopped", "abandoned", "partial")
+                else logging.INFO,
                 "sync finished",
                 extra={
                     "trigger": handle.trigger,
