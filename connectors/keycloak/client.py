@@ -18,7 +18,8 @@ Around the SDK: the httpx clients (admin and token) are replaced by ones that co
 do not take proxies from the environment for loopback URLs, and hold `connections` sockets; the
 first token request is made under a lock (the SDK would otherwise send one per concurrent
 request); 429 / 5xx / timeouts / resets are retried with `Retry-After` or exponential backoff,
-within the caller's deadline. SDK and httpx errors are translated in `errors` only.
+within the caller's deadline. SDK and httpx errors are translated in `errors` only. Every
+attempt (token requests included) passes the snapshot's `connectors.breaker.Breaker` first.
 """
 
 from __future__ import annotations
@@ -26,6 +27,9 @@ from __future__ import annotations
 import asyncio
 import random
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, urlsplit
@@ -35,12 +39,27 @@ from keycloak import KeycloakAdmin, KeycloakOpenIDConnection
 
 from connectors.base import (
     BudgetExceeded,
+    CircuitOpen,
     ConfigError,
     ThrottledError,
     UnavailableError,
     is_loopback,
 )
-from connectors.keycloak.errors import from_sdk, from_status
+from connectors.breaker import Breaker
+from connectors.keycloak.errors import from_sdk, from_status, no_answer
+
+#: The circuit breaker of the snapshot running in this context (set before its tasks start).
+_BREAKER: ContextVar[Breaker | None] = ContextVar("keycloak_breaker", default=None)
+
+
+@contextmanager
+def breaker_scope(breaker: Breaker) -> Iterator[None]:
+    """Every request of the tasks started inside the block goes through `breaker`."""
+    token = _BREAKER.set(breaker)
+    try:
+        yield
+    finally:
+        _BREAKER.reset(token)
 
 
 class Deadline:
@@ -116,9 +135,15 @@ class KeycloakApi:
         meter = self.meter
 
         async def count(request: httpx.Request) -> None:
+            breaker = _BREAKER.get()
+            if breaker is not None:
+                breaker.before()  # CircuitOpen: not sent (the SDK wraps it; `errors` unwraps)
             meter.api_calls += 1
 
         async def throttled(response: httpx.Response) -> None:
+            breaker = _BREAKER.get()
+            if breaker is not None:
+                breaker.success()  # any HTTP answer: the IdP is alive
             if response.status_code == 429:
                 meter.throttles += 1
 
@@ -173,6 +198,8 @@ class KeycloakApi:
         while True:
             try:
                 return await self._once(path, params or {}, what=what, deadline=deadline)
+            except CircuitOpen:
+                raise  # the IdP stopped answering: no retry, no wait
             except (UnavailableError, ThrottledError) as exc:
                 attempt += 1
                 if attempt > self.max_retries:
@@ -197,6 +224,9 @@ class KeycloakApi:
                     conn = await self._ready()
                     res = await conn.a_raw_get(path, **params)
                 except Exception as exc:  # the SDK wraps transport errors in its own types
+                    breaker = _BREAKER.get()
+                    if breaker is not None and no_answer(exc):
+                        breaker.failure(type(exc.__cause__ or exc).__name__)
                     raise from_sdk(exc, what=what) from exc
         except TimeoutError as exc:
             raise BudgetExceeded(f"{what}: time budget spent waiting for Keycloak") from exc
@@ -205,4 +235,4 @@ class KeycloakApi:
         return res.content
 
 
-__all__ = ["Deadline", "KeycloakApi", "Meter"]
+__all__ = ["Deadline", "KeycloakApi", "Meter", "breaker_scope"]

@@ -14,7 +14,8 @@ from connectors.base import (
     ProgressCallback,
     check_base_url,
 )
-from connectors.keycloak.client import Deadline, KeycloakApi
+from connectors.breaker import DEFAULT_THRESHOLD, Breaker, record
+from connectors.keycloak.client import Deadline, KeycloakApi, breaker_scope
 from connectors.keycloak.reader import (
     TeamName,
     parse_list,
@@ -44,6 +45,7 @@ class KeycloakConnector(Connector):
     request; `time_budget` (seconds) bounds a snapshot or a login lookup; `request_timeout`
     (seconds) one HTTP try. `team_name`: a team's display name is the group's `name` or its
     `path` (`/parent/child`; unique in the realm, names are unique only among siblings).
+    `max_connection_failures` in a row stop a snapshot (see `connectors.breaker`).
 
     Every read is full: the connector keeps no cursor, and a saved cursor is ignored. Keycloak's
     admin events (`/admin-events`) are recorded only when the realm enables them, expire with the
@@ -69,8 +71,11 @@ class KeycloakConnector(Connector):
         max_retries: int = 3,
         time_budget: float = 900.0,
         request_timeout: float = 30.0,
+        max_connection_failures: int = DEFAULT_THRESHOLD,
     ) -> None:
         super().__init__(directory)
+        Breaker(max_connection_failures)  # validates
+        self.max_connection_failures = max_connection_failures
         self.server_url = check_base_url(server_url)
         if page_size < 1 or concurrency < 1 or max_retries < 0:
             raise ConfigError("page_size and concurrency must be >= 1, max_retries >= 0")
@@ -96,6 +101,7 @@ class KeycloakConnector(Connector):
     ) -> Snapshot:
         """A full read (a `cursor` is ignored; see the class docstring)."""
         self.api.meter.api_calls = self.api.meter.throttles = 0
+        breaker = Breaker(self.max_connection_failures)
         reader = SnapshotReader(
             self.api,
             self.directory,
@@ -105,11 +111,18 @@ class KeycloakConnector(Connector):
             deadline=Deadline(self.time_budget),
             progress=progress,
         )
-        return await reader.full()
+        with breaker_scope(breaker):
+            snap = await reader.full()
+        record(snap, breaker)
+        return snap
 
     async def user_groups(self, user: str) -> UserGroups:
         """The user's direct groups (`/users/{id}/groups`) and all their ancestors (a member of
-        a subgroup is a member of its parents), read through `parentId`."""
+        a subgroup is a member of its parents), read through `parentId`.
+
+        That is exactly a snapshot's membership (members of a group's whole subtree), and
+        `/users/{id}/groups` lists every group the user is directly in, so the result reports
+        every group (`UserGroups.complete`, nothing `unseen`)."""
         deadline = Deadline(self.time_budget)
         meter = self.api.meter
         meter.api_calls = meter.throttles = 0

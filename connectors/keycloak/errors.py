@@ -97,10 +97,20 @@ def from_status(
     return BadDataError(f"{what}: Keycloak refused the request (HTTP {status}, {text})")
 
 
+def no_answer(exc: BaseException) -> bool:
+    """Whether an SDK exception means no HTTP answer came at all (refused, reset, timed out)."""
+    cause = exc.__cause__
+    if isinstance(cause, ConnectorError):
+        return False
+    return isinstance(exc, KeycloakConnectionError | httpx.TransportError)
+
+
 def from_sdk(exc: BaseException, *, what: str) -> ConnectorError:
     """A python-keycloak or httpx exception as a connector error."""
     if isinstance(exc, ConnectorError):
         return exc
+    if isinstance(exc.__cause__, ConnectorError):  # raised in an httpx hook (the breaker)
+        return exc.__cause__
     if isinstance(exc, KeycloakConnectionError):
         cause = exc.__cause__
         detail = type(cause).__name__ if cause is not None else "connection failed"

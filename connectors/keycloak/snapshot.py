@@ -12,7 +12,9 @@ member list and (when `subGroupCount` > 0, or unknown) its children, at most `co
 member/children requests at once. Lists page with `first`/`max` and end at the first short page.
 
 A failed member or children list marks the snapshot incomplete (the subtree's members are
-unknown) and the read goes on; the first page of the group or user list failing raises.
+unknown) and the read goes on; the first page of the group or user list failing raises, unless
+the IdP stopped answering after other pages were read (the breaker opened: the read is cut
+short, not meaningless).
 Keycloak has no read cursor here: every read is full (see the connector's docstring).
 """
 
@@ -24,7 +26,8 @@ from sys import intern
 from typing import Any
 from urllib.parse import quote
 
-from connectors.base import AuthError, ConfigError, ConnectorError, ProgressCallback
+from connectors.base import AuthError, CircuitOpen, ConfigError, ConnectorError, ProgressCallback
+from connectors.breaker import died_mid_read
 from connectors.keycloak.client import Deadline, KeycloakApi
 from connectors.keycloak.reader import TeamName, parse_list, to_group, to_user, transitive_members
 from syncd.reconcile.snapshot import Snapshot
@@ -172,9 +175,12 @@ class SnapshotReader:
         except FATAL:
             raise
         except ConnectorError as exc:
-            if first == 0 and not limited:
+            if first == 0 and not limited and not died_mid_read(exc, self.snap.stats.pages):
                 raise
-            self.snap.mark_incomplete(f"{what}: {exc}")
+            if isinstance(exc, CircuitOpen):  # recorded once, by the connector
+                self.snap.complete = False
+            else:
+                self.snap.mark_incomplete(f"{what}: {exc}")
         except KeyError as exc:
             self.snap.mark_incomplete(f"{what}: an object without {exc}")
 
