@@ -112,7 +112,7 @@ def test_an_incomplete_read_removes_nothing(engine, tmp_path, directory) -> None
         t.add_group("brand-new")
         faults.add("error", path="/members", after=5, times=None, status=503)
         r = sync(engine, fake, url, tmp_path, directory, {"max_retries": 0})
-        assert r.outcome == "applied" and not r.complete
+        assert r.outcome == "partial" and not r.complete
         us, ts, _, _ = store_state(engine, directory)
         assert us[x(gone)][1] is True  # still active: an incomplete read removes nothing
         assert any(n == "brand-new" for n, _ in ts.values())
