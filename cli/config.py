@@ -72,9 +72,10 @@ def summary(s: Settings) -> dict[str, Any]:
 def notes(s: Settings) -> list[str]:
     """What a directory's settings imply that an operator may not expect (not problems)."""
     return [
-        f"directory {name!r}: Keycloak is read in full on every run; admin events are not used "
-        "for incremental reads (they are optional per realm, expire, and name moved or deleted "
-        "groups by path only), so a realm's eventsAdminEnabled setting does not matter"
+        f"directory {name!r}: Keycloak is read in full on every run. Admin events are not used "
+        "for incremental reads, whether or not the realm records them (adminEventsEnabled): "
+        "they miss self-registration, identity-provider logins and mappers, and LDAP/user "
+        "federation imports"
         for name, d in s.directories.items()
         if isinstance(d, KeycloakDirectory)
     ]

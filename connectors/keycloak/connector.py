@@ -48,10 +48,14 @@ class KeycloakConnector(Connector):
     `max_connection_failures` in a row stop a snapshot (see `connectors.breaker`).
 
     Every read is full: the connector keeps no cursor, and a saved cursor is ignored. Keycloak's
-    admin events (`/admin-events`) are recorded only when the realm enables them, expire with the
-    realm's `adminEventsExpiration`, and record group moves and deletions by path only, so they
-    cannot prove a delta complete; a full read of 100k users is minutes at most (see
-    docs/benchmarks.md).
+    admin events (`/admin-events`) would be the only change feed, and they cannot prove a delta
+    complete: they are recorded only when the realm enables them (`adminEventsEnabled`), expire
+    (`adminEventsExpiration`), and record only changes made through the admin API. Users created
+    by self-registration or by a first login through an identity provider, group memberships
+    set by identity-provider mappers at login, and users and groups imported by user federation
+    (LDAP, Kerberos) change the realm without any admin event; a delta built from them would
+    miss those changes silently, and a missed disable keeps a leaver's access. A full read of
+    100k users is a few thousand requests (see docs/benchmarks.md).
     """
 
     kind: ClassVar[str] = "keycloak"
