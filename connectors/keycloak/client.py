@@ -11,14 +11,16 @@ those methods, as was done for Okta:
   endpoint (`{server}/realms/{realm}/protocol/openid-connect/token`), sets
   `Authorization: Bearer …` on the connection, and renews the token at 90 % of its lifetime
   (and once more on a 401);
-- `KeycloakOpenIDConnection.a_raw_get` sends each GET through the SDK's httpx client with those
-  headers; pages are read as bytes and parsed once with orjson by the caller.
+- `KeycloakOpenIDConnection.a_raw_get` sends each GET with those headers; pages are read as
+  bytes and parsed once with orjson by the caller.
 
-Around the SDK: the httpx clients (admin and token) are replaced by ones that count every call,
-do not take proxies from the environment for loopback URLs, and hold `connections` sockets; the
-first token request is made under a lock (the SDK would otherwise send one per concurrent
-request); 429 / 5xx / timeouts / resets are retried with `Retry-After` or exponential backoff,
-within the caller's deadline. SDK and httpx errors are translated in `errors` only. Every
+Below the connection manager, the SDK's httpx clients (admin and token) are replaced by
+`transport.AiohttpClient` (see there for why: httpx alone made a read ~3 times its floor); it
+counts every call, takes no proxies from the environment for loopback URLs, and holds
+`connections` sockets. The first token request is made under a lock (the SDK would otherwise
+send one per concurrent request); 429 / 5xx / timeouts / resets are retried with
+`Retry-After` or exponential backoff, within the caller's deadline. SDK and transport errors
+are translated in `errors` only. Every
 attempt (token requests included) passes the snapshot's `connectors.breaker.Breaker` first.
 """
 
@@ -47,6 +49,7 @@ from connectors.base import (
 )
 from connectors.breaker import Breaker
 from connectors.keycloak.errors import from_sdk, from_status, no_answer
+from connectors.keycloak.transport import AiohttpClient
 
 #: The circuit breaker of the snapshot running in this context (set before its tasks start).
 _BREAKER: ContextVar[Breaker | None] = ContextVar("keycloak_breaker", default=None)
@@ -115,7 +118,8 @@ class KeycloakApi:
         self._admin: KeycloakAdmin | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._lock: asyncio.Lock | None = None
-        self._clients: list[httpx.AsyncClient] = []
+        self._clients: list[AiohttpClient] = []
+        self._unused: list[httpx.AsyncClient] = []  # the SDK's own, never opened
 
     def _build(self) -> KeycloakAdmin:
         conn = KeycloakOpenIDConnection(
@@ -127,38 +131,38 @@ class KeycloakApi:
             grant_type="client_credentials",
             timeout=self.request_timeout,
             max_retries=0,
-            # plain http (loopback only) has no certificate to check: skip loading the CA
-            # bundle (~25 ms per httpx client; the SDK builds two, this module two more)
+            # plain http (loopback only) has no certificate to check: the SDK's own httpx
+            # clients (replaced below, never used) then skip loading the CA bundle (~25 ms each)
             verify=urlsplit(self.server_url).scheme == "https",
         )
         admin = KeycloakAdmin(connection=conn)
         meter = self.meter
 
-        async def count(request: httpx.Request) -> None:
+        async def before() -> None:
             breaker = _BREAKER.get()
             if breaker is not None:
                 breaker.before()  # CircuitOpen: not sent (the SDK wraps it; `errors` unwraps)
             meter.api_calls += 1
 
-        async def throttled(response: httpx.Response) -> None:
+        async def after(status: int) -> None:
             breaker = _BREAKER.get()
             if breaker is not None:
                 breaker.success()  # any HTTP answer: the IdP is alive
-            if response.status_code == 429:
+            if status == 429:
                 meter.throttles += 1
 
         for holder in (conn, conn.keycloak_openid.connection):
-            client = httpx.AsyncClient(
+            old = holder.async_s
+            client = AiohttpClient(
+                connections=self.connections,
                 trust_env=not self.loopback,
-                verify=holder.verify,
-                cert=holder.cert,
-                limits=httpx.Limits(
-                    max_connections=self.connections, max_keepalive_connections=self.connections
-                ),
-                event_hooks={"request": [count], "response": [throttled]},
+                verify=bool(holder.verify),
+                before=before,
+                after=after,
             )
             holder.async_s = client
             self._clients.append(client)
+            self._unused.append(old)
         return admin
 
     async def _ready(self) -> KeycloakOpenIDConnection:
@@ -177,7 +181,8 @@ class KeycloakApi:
 
     async def aclose(self) -> None:
         clients, self._clients = self._clients, []
-        for c in clients:
+        unused, self._unused = self._unused, []
+        for c in [*clients, *unused]:
             try:
                 await c.aclose()
             except RuntimeError:  # its loop is gone: nothing left to release

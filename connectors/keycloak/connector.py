@@ -18,8 +18,8 @@ from connectors.breaker import DEFAULT_THRESHOLD, Breaker, record
 from connectors.keycloak.client import Deadline, KeycloakApi, breaker_scope
 from connectors.keycloak.reader import (
     TeamName,
-    parse_list,
     parse_object,
+    parse_objects,
     to_group,
     to_user,
 )
@@ -144,7 +144,7 @@ class KeycloakConnector(Connector):
                     deadline=deadline,
                 )
                 pages += 1
-                items = parse_list(body, "the user's groups")
+                items = parse_objects(body, "the user's groups")
                 groups.update((g["id"], g) for g in items)
                 if len(items) < self.page_size:
                     break
@@ -207,7 +207,7 @@ class KeycloakConnector(Connector):
                 what="user lookup",
                 deadline=deadline,
             )
-            items = parse_list(body, "user lookup")
+            items = parse_objects(body, "user lookup")
             if items:
                 return to_user(items[0])
         return None

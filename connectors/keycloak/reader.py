@@ -17,12 +17,21 @@ TeamName = Literal["name", "path"]
 
 
 def parse_list(body: bytes, what: str) -> list[dict[str, Any]]:
-    """The JSON array of objects of one page; anything else is `BadDataError`."""
+    """The JSON array of one page; anything else is `BadDataError`. Items are checked where
+    they are used (an item without an id raises KeyError or TypeError there)."""
     try:
         items = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
         raise BadDataError(f"{what}: the answer is not valid JSON") from exc
-    if not isinstance(items, list) or not all(isinstance(i, dict) and "id" in i for i in items):
+    if not isinstance(items, list):
+        raise BadDataError(f"{what}: expected a JSON array")
+    return items
+
+
+def parse_objects(body: bytes, what: str) -> list[dict[str, Any]]:
+    """`parse_list`, every item checked to be an object with an id (for small answers)."""
+    items = parse_list(body, what)
+    if not all(isinstance(i, dict) and "id" in i for i in items):
         raise BadDataError(f"{what}: expected a JSON array of objects with an id")
     return items
 

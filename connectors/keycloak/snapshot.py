@@ -181,8 +181,8 @@ class SnapshotReader:
                 self.snap.complete = False
             else:
                 self.snap.mark_incomplete(f"{what}: {exc}")
-        except KeyError as exc:
-            self.snap.mark_incomplete(f"{what}: an object without {exc}")
+        except (KeyError, TypeError) as exc:
+            self.snap.mark_incomplete(f"{what}: an item that is not an object with an id ({exc!r})")
 
     def _finish(self) -> Snapshot:
         snap = self.snap
