@@ -8,12 +8,13 @@ share one GIL; it is built from the same seeded tenant (nested groups: chains of
 every tenth group) and warmed before anything is timed. Then, in this process:
 
 1. ``snapshot_s``: ``KeycloakConnector.snapshot()`` (python-keycloak's connection manager:
-   client-credentials token, its httpx client and headers; orjson on the page bytes);
+   client-credentials token, headers, renewal; over the connector's aiohttp transport; orjson
+   on the page bytes);
 2. ``floor_s``: a minimal raw aiohttp client reading the same pages (top-level groups,
    `/children`, `/members`, `/users`, same `max`, same concurrency), orjson, ids only, no
    nesting expansion;
-3. ``floor_httpx_s``: the same reads over a bare ``httpx.AsyncClient``, the transport
-   python-keycloak is built on (``ratio_vs_httpx``: what the SDK layer and the connector add).
+3. ``floor_httpx_s``: the same reads over a bare ``httpx.AsyncClient``, python-keycloak's own
+   transport (why the connector swaps it for aiohttp: compare ``floor_httpx_cpu_s``).
 
 ``peak_rss_mb`` is ``getrusage(RUSAGE_SELF).ru_maxrss`` right after the snapshot. CPU seconds of
 this process and of the server are reported too (wall time swings on a shared machine).

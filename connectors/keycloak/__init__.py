@@ -1,6 +1,7 @@
 """Keycloak pull connector over the official `python-keycloak` SDK (see `connectors.keycloak.connector`).
 
-Modules: `client` (SDK setup and the request path), `errors` (the one error boundary),
+Modules: `client` (SDK setup and the request path), `transport` (aiohttp under the SDK's
+connection manager), `errors` (the one error boundary),
 `reader` (JSON → snapshot values, nesting expansion; pure), `snapshot` (the full read),
 `connector` (the `Connector` implementation).
 
