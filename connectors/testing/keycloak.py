@@ -60,7 +60,8 @@ def oauth_error(status: int, code: str, text: str) -> Answer:
 @register_fake
 class FakeKeycloak(FakeIdP):
     """Options: `realm`, `client_id`, `client_secret`, `token_lifetime` (seconds),
-    `forbidden` (an admin path fragment answered 403, e.g. a missing role), `context_path`
+    `forbidden` (an admin path fragment answered 403, e.g. a missing role), `token_realm`
+    (the realm whose token endpoint knows the client, e.g. "master"), `context_path`
     (e.g. "/auth": the legacy prefix of every path), `parent_ids` (False: groups carry no
     `parentId`, as before Keycloak 23), `revoke_tokens_after` (drop every issued access token
     after this many admin requests, as a restart or a session purge does)."""
@@ -77,6 +78,7 @@ class FakeKeycloak(FakeIdP):
         self.token_lifetime: int = options.get("token_lifetime", 300)
         self.forbidden: str | None = options.get("forbidden")
         self.context_path: str = options.get("context_path", "").rstrip("/")
+        self.token_realm: str = options.get("token_realm", self.realm)  # where the client lives
         self.parent_ids: bool = options.get("parent_ids", True)
         self.revoke_tokens_after: int | None = options.get("revoke_tokens_after")
         self.tokens: dict[str, float] = {}  # access token -> expiry (epoch s)
@@ -116,7 +118,7 @@ class FakeKeycloak(FakeIdP):
             if not path.startswith(self.context_path + "/"):
                 await self._send(send, error(404, "HTTP 404 Not Found"))
                 return
-            path = path[len(self.context_path):]
+            path = path[len(self.context_path) :]
         headers = dict(scope["headers"])
         query = dict(parse_qsl(scope.get("query_string", b"").decode(), keep_blank_values=True))
         body = b""
@@ -170,8 +172,10 @@ class FakeKeycloak(FakeIdP):
         if parts[:1] == ["realms"] and parts[2:] == ["protocol", "openid-connect", "token"]:
             if method != "POST":
                 return error(405, "HTTP 405 Method Not Allowed")
-            if parts[1] != self.realm:
+            if parts[1] not in (self.realm, self.token_realm, "master"):
                 return error(404, "Realm does not exist")
+            if parts[1] != self.token_realm:  # the realm exists, the client is not in it
+                return oauth_error(401, "invalid_client", "Invalid client or Invalid client credentials")
             return self._token(body, headers)
         if parts[:2] != ["admin", "realms"] or len(parts) < 4:
             return error(404, "HTTP 404 Not Found")

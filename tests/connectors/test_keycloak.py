@@ -230,3 +230,22 @@ def test_transitive_members(
     assert set(got) == set(direct)
     if want is not None:
         assert {k: set(v) for k, v in got.items()} == want
+
+
+def test_a_client_in_the_master_realm_reads_another_realm() -> None:
+    t, g = forest()
+    with running_fake("keycloak", t, token_realm="master") as (fake, url):
+        snap = run(take(fake.connector(url, token_realm="master", **FAST)))
+        assert snap.complete and g["leaf"] in snap.groups
+        with pytest.raises(AuthError, match="invalid_client"):
+            run(take(fake.connector(url, **FAST)))  # token asked of the realm read: unknown client
+
+
+def test_retry_after_in_seconds_or_as_an_http_date() -> None:
+    from email.utils import formatdate
+
+    from connectors.keycloak.errors import retry_after
+
+    assert 0.0 <= retry_after({"retry-after": formatdate(usegmt=True)}) < 2.0
+    assert retry_after({"retry-after": "3"}) == 3.0
+    assert retry_after({"retry-after": "soon"}) is None and retry_after({}) is None
