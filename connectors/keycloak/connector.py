@@ -31,7 +31,8 @@ _UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}
 
 
 class KeycloakConnector(Connector):
-    """One Keycloak realm (Keycloak 23 or later: the `/groups/{id}/children` endpoint).
+    """One Keycloak realm (subgroups from `/groups/{id}/children` on Keycloak 23+, from the
+    `subGroups` a server before 23 fills in `GET /groups`).
 
     Credentials: a confidential client with *Service accounts roles* enabled (`client_id`,
     `client_secret`); the SDK gets tokens with the client credentials grant from

@@ -3,12 +3,14 @@
 Keycloak groups form a forest. Since Keycloak 23, `GET /groups` returns the top-level groups
 only, with `subGroups` left empty and a `subGroupCount`; each level below is read from
 `GET /groups/{id}/children` (paged with `first`/`max`; its default `max` is 10, so it is always
-sent). `GET /groups/{id}/members` lists direct members only (paged, `briefRepresentation`), so
-each team's members are its own plus those of every group below it (`reader.transitive_members`).
+sent). A server older than 23 sends no `subGroupCount` and has no `/children`, but fills
+`subGroups` with the whole subtree, which is then used as it comes.
+`GET /groups/{id}/members` lists direct members only (paged, `briefRepresentation`), so each
+team's members are its own plus those of every group below it (`reader.transitive_members`).
 
 Three streams run concurrently: the top-level group list, the user list (`GET /users`, every
 user, disabled ones included, `briefRepresentation=true`), and, as each group arrives, its
-member list and (when `subGroupCount` > 0, or unknown) its children, at most `concurrency`
+member list and (when `subGroupCount` > 0) its children, at most `concurrency`
 member/children requests at once. Lists page with `first`/`max` and end at the first short page.
 
 A failed member or children list marks the snapshot incomplete (the subtree's members are
@@ -111,7 +113,9 @@ class SnapshotReader:
             self._members[gid] = set()
             if parent is not None:
                 self._children.setdefault(parent, []).append(gid)
-            self._tasks.append(asyncio.create_task(self._group(gid, g.get("subGroupCount"))))
+            self._tasks.append(asyncio.create_task(self._group(gid, g.get("subGroupCount", 0))))
+            if "subGroupCount" not in g and g.get("subGroups"):
+                self._add_groups(g["subGroups"], gid)  # Keycloak < 23 sends the whole subtree
         self.counts["groups"] += len(items)
         self.progress("groups", self.counts["groups"])
 
@@ -133,7 +137,7 @@ class SnapshotReader:
                 limited=True,
             )
         ]
-        if sub_count is None or (isinstance(sub_count, int) and sub_count > 0):
+        if isinstance(sub_count, int) and sub_count > 0:
             jobs.append(
                 self._pages(
                     f"subgroups of group {gid}",

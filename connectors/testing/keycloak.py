@@ -63,8 +63,9 @@ class FakeKeycloak(FakeIdP):
     `forbidden` (an admin path fragment answered 403, e.g. a missing role), `token_realm`
     (the realm whose token endpoint knows the client, e.g. "master"), `context_path`
     (e.g. "/auth": the legacy prefix of every path), `parent_ids` (False: groups carry no
-    `parentId`, as before Keycloak 23), `revoke_tokens_after` (drop every issued access token
-    after this many admin requests, as a restart or a session purge does)."""
+    `parentId`), `legacy` (a server before Keycloak 23: `subGroups` filled with the whole
+    subtree, no `subGroupCount`, no `parentId`, no `/children`), `revoke_tokens_after` (drop
+    every issued access token after this many admin requests, as a restart or a purge does)."""
 
     kind = "keycloak"
     supports_nesting: ClassVar[bool] = True
@@ -80,6 +81,7 @@ class FakeKeycloak(FakeIdP):
         self.context_path: str = options.get("context_path", "").rstrip("/")
         self.token_realm: str = options.get("token_realm", self.realm)  # where the client lives
         self.parent_ids: bool = options.get("parent_ids", True)
+        self.legacy: bool = options.get("legacy", False)  # a server older than Keycloak 23
         self.revoke_tokens_after: int | None = options.get("revoke_tokens_after")
         self.tokens: dict[str, float] = {}  # access token -> expiry (epoch s)
         self.token_requests = 0
@@ -105,7 +107,7 @@ class FakeKeycloak(FakeIdP):
     def index(self) -> KeycloakIndex:
         idx = self._idx
         if idx is None or idx.clock != self.tenant.clock:
-            idx = self._idx = KeycloakIndex(self.tenant, parent_ids=self.parent_ids)
+            idx = self._idx = KeycloakIndex(self.tenant, parent_ids=self.parent_ids, legacy=self.legacy)
         return idx
 
     # -- ASGI
@@ -261,7 +263,7 @@ class FakeKeycloak(FakeIdP):
             return error(404, "Could not find group by id")
         if len(rest) == 1:
             return Answer(200, idx.group_json(gid, brief=False))
-        if rest[1:] == ["children"]:
+        if rest[1:] == ["children"] and not idx.legacy:
             brief = query.get("briefRepresentation", "false") == "true"
             kids = idx.children.get(gid, [])
             return self._page({g: idx.group_json(g, brief=brief) for g in kids}, kids, query, default_max=10)

@@ -51,9 +51,10 @@ def user_json(u: FakeUser, *, brief: bool) -> dict[str, Any]:
 class KeycloakIndex:
     """A snapshot of the tenant as Keycloak would serve it; rebuilt when the tenant changes."""
 
-    def __init__(self, tenant: Tenant, *, parent_ids: bool = True) -> None:
+    def __init__(self, tenant: Tenant, *, parent_ids: bool = True, legacy: bool = False) -> None:
         self.clock = tenant.clock
-        self.parent_ids = parent_ids
+        self.parent_ids = parent_ids and not legacy
+        self.legacy = legacy
         self.tenant = tenant
         self.user_ids = sorted(tenant.users, key=lambda i: tenant.users[i].user_name.lower())
         self.by_username = {tenant.users[i].user_name.lower(): i for i in self.user_ids}
@@ -106,12 +107,20 @@ class KeycloakIndex:
         return "/" + "/".join(reversed(names))
 
     def group_json(self, gid: str, *, brief: bool) -> bytes:
+        return orjson.dumps(self.group_obj(gid, brief=brief))
+
+    def group_obj(self, gid: str, *, brief: bool) -> dict[str, Any]:
+        """Keycloak 23+: `subGroupCount`, `subGroups` always empty. `legacy` (before 23): no
+        count, no `parentId`, and `subGroups` filled with the whole subtree."""
         g: FakeGroup = self.tenant.groups[gid]
         obj: dict[str, Any] = {"id": gid, "name": g.name, "path": self.path[gid]}
         if gid in self.parent and self.parent_ids:
             obj["parentId"] = self.parent[gid]
-        obj["subGroupCount"] = len(self.children.get(gid, ()))
-        obj["subGroups"] = []  # never filled since Keycloak 23
+        if self.legacy:
+            obj["subGroups"] = [self.group_obj(c, brief=brief) for c in self.children.get(gid, ())]
+        else:
+            obj["subGroupCount"] = len(self.children.get(gid, ()))
+            obj["subGroups"] = []  # never filled since Keycloak 23
         if g.description:
             obj["description"] = g.description
         if not brief:
@@ -129,4 +138,4 @@ class KeycloakIndex:
                     },
                 }
             )
-        return orjson.dumps(obj)
+        return obj

@@ -249,3 +249,20 @@ def test_retry_after_in_seconds_or_as_an_http_date() -> None:
     assert 0.0 <= retry_after({"retry-after": formatdate(usegmt=True)}) < 2.0
     assert retry_after({"retry-after": "3"}) == 3.0
     assert retry_after({"retry-after": "soon"}) is None and retry_after({}) is None
+
+
+def test_a_server_older_than_23_gives_its_subtree_in_subgroups() -> None:
+    t, g = forest()
+    with running_fake("keycloak", t, legacy=True) as (fake, url):
+        snap = run(take(fake.connector(url, **FAST)))
+        assert snap.complete, snap.problems
+        uids = list(t.users)
+        assert snap.groups[g["root"]].member_ids == frozenset(uids[:3])
+        assert len(snap.groups) == 29
+        assert not [p for p, _ in fake.requests if p.endswith("/children")]
+
+        async def login() -> Any:
+            async with fake.connector(url, **FAST) as conn:
+                return await conn.user_groups(uids[2])
+
+        assert {x.external_id for x in run(login()).groups} == {g["root"], g["mid"], g["leaf"]}
