@@ -14,6 +14,7 @@ from syncd.config import (
     DirectorySettings,
     GoogleDirectory,
     GraphDirectory,
+    KeycloakDirectory,
     OktaDirectory,
     PullDirectory,
     Settings,
@@ -50,7 +51,7 @@ def credentials(d: DirectorySettings) -> str:
         return d.api_token.source if d.api_token else f"OAuth key {d.private_key_file}"
     if isinstance(d, GoogleDirectory):
         return f"service account {d.service_account_file}"
-    if isinstance(d, Auth0Directory):
+    if isinstance(d, Auth0Directory | KeycloakDirectory):
         return f"client {d.client_id}, secret from {d.secret.source if d.secret else '?'}"
     return "SCIM token (`syncd token create`)"
 
@@ -83,7 +84,20 @@ def summary(s: Settings) -> dict[str, Any]:
             }
             for name, w in s.webhooks.items()
         ],
+        "notes": notes(s),
     }
+
+
+def notes(s: Settings) -> list[str]:
+    """What a directory's settings imply that an operator may not expect (not problems)."""
+    return [
+        f"directory {name!r}: Keycloak is read in full on every run. Admin events are not used "
+        "for incremental reads, whether or not the realm records them (adminEventsEnabled): "
+        "they miss self-registration, identity-provider logins and mappers, and LDAP/user "
+        "federation imports"
+        for name, d in s.directories.items()
+        if isinstance(d, KeycloakDirectory)
+    ]
 
 
 @config.command("check")
@@ -125,3 +139,5 @@ def check_cmd(ctx: typer.Context, config: ConfigOption = None, json: JsonOption 
         console().print("[dim]no directories configured[/dim]")
     if data["webhooks"]:
         table(data["webhooks"], _HOOKS, title="webhooks")
+    for note in data["notes"]:
+        console().print(f"[dim]note: {note}[/dim]")

@@ -95,7 +95,7 @@ def _start(stack: ExitStack, state_dir: Path, *, users: int, groups: int, quiet:
     from syncd.store.engine import make_engine, upgrade
 
     if not quiet:
-        typer.echo("syncd demo: starting fake Entra ID, Okta and Google tenants on 127.0.0.1", err=True)
+        typer.echo("syncd demo: starting the fake IdP tenants on 127.0.0.1", err=True)
     text = start_fakes(stack, state_dir, DemoSize(users, groups, min(30, users)))
     cfg = state_dir / "config.toml"
     cfg.write_text(CONFIG_NOTE + text)

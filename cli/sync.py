@@ -186,7 +186,6 @@ def show_result(r: RunResult, *, dry_run: bool, limit: int | None = PLAN_LINES) 
     out = console()
     head = {
         "applied": "[green]applied[/]",
-        "partial": "[yellow]partial: the read was cut short; adds and updates applied, nothing removed[/]",
         "planned": "[cyan]planned (dry run: nothing written)[/]",
         "stopped": "[yellow]stopped by safety threshold: nothing written[/]",
         "failed": "[red]failed[/]",

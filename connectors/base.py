@@ -132,7 +132,7 @@ class Connector(abc.ABC):
 
 
 _REGISTRY: dict[str, type[Connector]] = {}
-BUILT_IN = ("graph", "okta", "google", "auth0")
+BUILT_IN = ("graph", "okta", "google", "auth0", "keycloak")
 
 
 def register(cls: type[Connector]) -> type[Connector]:

@@ -77,4 +77,16 @@ def build_connector(name: str, settings: Any, **overrides: Any) -> Connector:
             "users_source": settings.users_source,
         }
         return Auth0Connector(name, **{**common, **kw, **overrides})
+    if kind == "keycloak":
+        from connectors.keycloak import KeycloakConnector
+
+        kw = {
+            "server_url": settings.server_url,
+            "realm": settings.realm,
+            "client_id": settings.client_id,
+            "client_secret": settings.secret.reveal(),
+            "token_realm": settings.token_realm,
+            "team_name": settings.team_name,
+        }
+        return KeycloakConnector(name, **{**common, **kw, **overrides})
     raise ConfigError(f"directory {name!r} is of kind {kind!r}, which has no pull connector")

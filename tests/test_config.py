@@ -484,7 +484,8 @@ def test_the_example_config_is_valid_with_every_directory_uncommented(tmp_path: 
     tail = re.sub(r"(?m)^# (?=\[directories|[a-z_]+ = )", "", tail)
     for name in ("entra-contoso.secret", "google-corp.json"):
         (tmp_path / name).write_text("x")
-    s = parse(head + sep + tail, tmp_path, {"SYNCD_OKTA_TOKEN": "t", "SYNCD_AUTH0_SECRET": "s"})
+    env = {"SYNCD_OKTA_TOKEN": "t", "SYNCD_AUTH0_SECRET": "s", "SYNCD_KEYCLOAK_SECRET": "s"}
+    s = parse(head + sep + tail, tmp_path, env)
     assert sorted(d.kind for d in s.directories.values()) == sorted(KINDS)
 
 
@@ -555,3 +556,39 @@ def test_config_check_validates_the_store_url_sources_and_never_prints_the_passw
     assert ok.exit_code == 0 and "env SYNCD_DB" in ok.stdout and "s3cr" not in ok.output
     bad = Cli(cfg)("config", "check", env={"SYNCD_DB": "mysql://u:topsecret@h/x"})
     assert bad.exit_code == 2 and "store.url_env" in bad.output and "topsecret" not in bad.output
+# ------------------------------------------------------------------ keycloak
+
+KEYCLOAK = (
+    '[directories.kc]\nkind = "keycloak"\nserver_url = "https://sso.example.com/auth/"\nrealm = "acme"\n'
+)
+
+
+def test_keycloak_validates_with_a_secret_from_the_environment(tmp_path: Path) -> None:
+    from syncd.config import KeycloakDirectory
+
+    text = KEYCLOAK + 'client_id = "syncd"\nclient_secret_env = "KC_SECRET"\nteam_name = "path"\n'
+    kc = parse(text, tmp_path, {"KC_SECRET": "s3"}).directories["kc"]
+    assert isinstance(kc, KeycloakDirectory)
+    assert (kc.server_url, kc.realm, kc.team_name, kc.token_realm) == (
+        "https://sso.example.com/auth", "acme", "path", None)
+    assert kc.secret is not None and kc.secret.reveal() == "s3"
+
+
+@pytest.mark.parametrize(
+    ("extra", "key", "message"),
+    [
+        ('client_id = "c"\n', "directories.kc", "exactly one of client_secret"),
+        ('client_id = "c"\nclient_secret = "a"\nclient_secret_env = "B"\n', "directories.kc",
+         "exactly one of client_secret"),
+        ('client_id = "c"\nclient_secret = "a"\nteam_name = "id"\n', "directories.kc.team_name", "'name'"),
+        ('client_secret = "a"\n', "directories.kc.client_id", "missing required key"),
+    ],
+)
+def test_keycloak_problems(tmp_path: Path, extra: str, key: str, message: str) -> None:
+    found = problems(KEYCLOAK + extra, tmp_path, {"B": "b"})
+    assert any(k == key and message in m for k, _, m in found), found
+
+
+def test_keycloak_realm_must_be_a_name(tmp_path: Path) -> None:
+    text = KEYCLOAK.replace('"acme"', '"realms/acme"') + 'client_id = "c"\nclient_secret = "s"\n'
+    assert any("realm's name" in m for _, _, m in problems(text, tmp_path))

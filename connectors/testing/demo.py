@@ -1,6 +1,6 @@
-"""The bundled demo tenant: the three fake IdPs on 127.0.0.1 and a config that points at them.
+"""The bundled demo tenant: the fake IdPs on 127.0.0.1 and a config that points at them.
 
-Used by `syncd demo`. The fakes serve three different generated tenants (one per vendor) and
+Used by `syncd demo`. The fakes serve different generated tenants (one per vendor) and
 accept the fake credentials written into the config; nothing here reaches a real IdP.
 """
 
@@ -56,6 +56,16 @@ def start_fakes(stack: ExitStack, state_dir: Path, size: DemoSize) -> str:
             domain="gws-demo.example",
         )
     )
+    keycloak: Any = fake_class("keycloak")(
+        generate(
+            seed=14,
+            users=min(size.users, 48),  # a few dozen: the first `make demo` stays short
+            groups=min(size.groups, 8),
+            members_per_group=min(size.members, 10),
+            nesting_depth=2,
+            domain="kc-demo.example",
+        )
+    )
     # Auth0: a few dozen users, roles as teams (no nesting in Auth0)
     auth0: Any = fake_class("auth0")(
         generate(
@@ -64,7 +74,8 @@ def start_fakes(stack: ExitStack, state_dir: Path, size: DemoSize) -> str:
         domain="auth0-demo.us.auth0.com",
     )
     urls = {}
-    for name, fake in (("graph", graph), ("okta", okta), ("google", google), ("auth0", auth0)):
+    fakes = (("graph", graph), ("okta", okta), ("google", google), ("keycloak", keycloak), ("auth0", auth0))
+    for name, fake in fakes:
         srv = ServerThread(fake.app()).start()
         stack.callback(srv.stop)
         urls[name] = srv.url
@@ -72,7 +83,7 @@ def start_fakes(stack: ExitStack, state_dir: Path, size: DemoSize) -> str:
     sa_file.write_text(json.dumps(service_account_info(urls["google"] + "/token", google.key)))
     sa_file.chmod(0o600)
     db = (state_dir / "syncd.db").resolve()
-    return f"""# Written by `syncd demo`: three fake IdP tenants served on 127.0.0.1 while the demo runs.
+    return f"""# Written by `syncd demo`: fake IdP tenants served on 127.0.0.1 while the demo runs.
 state_dir = "{state_dir.resolve()}"
 
 [store]
@@ -100,6 +111,14 @@ subject = "{ADMIN_EMAIL.format(domain=google.tenant.domain)}"
 base_url = "{urls["google"]}"
 token_url = "{urls["google"]}/token"
 concurrency = 8
+
+[directories.keycloak-demo]
+kind = "keycloak"
+server_url = "{urls["keycloak"]}"
+realm = "{keycloak.realm}"
+client_id = "{keycloak.client_id}"
+client_secret = "{keycloak.client_secret}"
+concurrency = 4
 
 [directories.auth0-demo]
 kind = "auth0"

@@ -36,7 +36,7 @@ from syncd.config.types import (
     context_of,
 )
 
-KINDS = ("scim", "graph", "okta", "google", "auth0")
+KINDS = ("scim", "graph", "okta", "google", "auth0", "keycloak")
 
 
 class _Model(BaseModel):
@@ -264,8 +264,36 @@ class Auth0Directory(PullDirectory):
         return self._secret("client_secret")
 
 
+class KeycloakDirectory(PullDirectory):
+    """Keycloak Admin REST API: a confidential client with a service account (client
+    credentials). `server_url` is the server root (with `/auth` on the legacy context path);
+    `token_realm` is the realm that issues the token, when the client lives in another realm
+    (e.g. `master`); `team_name` is the group's `name` or its unique `path`."""
+
+    kind: Literal["keycloak"]
+    server_url: Url
+    realm: Text
+    client_id: Text
+    client_secret: Secret | None = None
+    client_secret_env: EnvSecret | None = None
+    client_secret_file: FileSecret | None = None
+    token_realm: Text | None = None
+    team_name: Literal["name", "path"] = "name"
+
+    @model_validator(mode="after")
+    def _credential(self) -> KeycloakDirectory:
+        self._one_of("client_secret", "client_secret_env", "client_secret_file", required=True)
+        if "/" in self.realm or (self.token_realm and "/" in self.token_realm):
+            raise ValueError("realm is the realm's name (as in /realms/NAME), not a URL or path")
+        return self
+
+    @property
+    def secret(self) -> Secret | None:
+        return self._secret("client_secret")
+
+
 DirectorySettings = Annotated[
-    ScimDirectory | GraphDirectory | OktaDirectory | GoogleDirectory | Auth0Directory,
+    ScimDirectory | GraphDirectory | OktaDirectory | GoogleDirectory | Auth0Directory | KeycloakDirectory,
     Field(discriminator="kind"),
 ]
 

@@ -118,3 +118,16 @@ def test_problems_as_json(tmp_path: Path) -> None:
             "column": None,
         }
     ]
+
+
+def test_a_keycloak_directory_is_noted_as_read_in_full(tmp_path: Path) -> None:
+    text = GOOD + (
+        '\n[directories.kc]\nkind = "keycloak"\nserver_url = "https://sso.example.com"\n'
+        'realm = "acme"\nclient_id = "syncd"\nclient_secret_env = "KC_SECRET"\n'
+    )
+    result = check(tmp_path, text, "--json", env={"ENTRA_SECRET": "x", "KC_SECRET": "kc-secret-value"})
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["directories"][-1]["credentials"] == "client syncd, secret from env KC_SECRET"
+    assert any("'kc'" in n and "read in full" in n for n in data["notes"])
+    assert "kc-secret-value" not in result.stdout

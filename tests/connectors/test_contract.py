@@ -17,10 +17,15 @@ from connectors.testing.harness import FakeIdP, running_fake
 from connectors.testing.tenant import Tenant, generate
 from syncd.reconcile.snapshot import Snapshot
 
-KINDS = ["graph", "okta", "google", "auth0"]
+KINDS = ["graph", "okta", "google", "auth0", "keycloak"]
 #: a path fragment that only member reads contain, per vendor
-MEMBERS_PATH = {"graph": "transitiveMembers", "okta": "/groups/", "google": "/members"}
-MEMBERS_PATH["auth0"] = "/roles/rol_"
+MEMBERS_PATH = {
+    "graph": "transitiveMembers",
+    "okta": "/groups/",
+    "google": "/members",
+    "auth0": "/roles/rol_",
+    "keycloak": "/members",
+}
 FAST = {"page_size": 7, "concurrency": 4, "max_retries": 3, "time_budget": 60.0, "request_timeout": 5.0}
 
 

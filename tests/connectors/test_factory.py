@@ -30,3 +30,24 @@ def test_an_unreadable_key_file_is_a_config_error_naming_the_file(kind: str, tmp
         )  # fmt: skip
     with pytest.raises(ConfigError, match=r"key\.pem"):
         build_connector("d", settings)
+
+
+def test_a_keycloak_directory_builds_its_connector_from_the_validated_settings(tmp_path: Path) -> None:
+    from connectors.keycloak import KeycloakConnector
+    from syncd.config import parse_config
+
+    text = (
+        '[directories.kc]\nkind = "keycloak"\nserver_url = "https://sso.example.com/auth"\n'
+        'realm = "acme"\nclient_id = "syncd"\nclient_secret_env = "KC"\ntoken_realm = "master"\n'
+        'team_name = "path"\nconcurrency = 3\nmax_connection_failures = 7\n'
+    )
+    settings = parse_config(text, source=tmp_path / "c.toml", environ={"KC": "s3cret", "HOME": str(tmp_path)})
+    conn = build_connector("kc", settings.directories["kc"])
+    assert isinstance(conn, KeycloakConnector)
+    assert (conn.server_url, conn.team_name, conn.concurrency, conn.max_connection_failures) == (
+        "https://sso.example.com/auth",
+        "path",
+        3,
+        7,
+    )
+    assert (conn.api.realm, conn.api.token_realm, conn.api.client_secret) == ("acme", "master", "s3cret")
