@@ -57,7 +57,7 @@ class RetryPolicy:
     def wait(self, attempt: int, err: TargetError) -> float:
         if isinstance(err, Throttled) and err.retry_after is not None:
             return min(err.retry_after, self.max_retry_after)
-        return random.uniform(0, min(self.cap, self.base * 2**attempt))  # noqa: S311 - jitter
+        return random.uniform(0, min(self.cap, self.base * 2**attempt))
 
 
 @dataclass
@@ -236,7 +236,12 @@ class ScimClient:
     # -- resources ----------------------------------------------------------------------------
 
     def list_page(
-        self, resource: str, *, start: int, count: int, filter: str | None = None,
+        self,
+        resource: str,
+        *,
+        start: int,
+        count: int,
+        filter: str | None = None,
         attributes: str | None = None,
     ) -> tuple[list[dict[str, Any]], int | None]:
         """One page of `resource` ("Users"/"Groups"): (resources, totalResults as answered)."""

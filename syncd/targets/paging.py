@@ -58,8 +58,9 @@ class IndexPaging:
             raise BadResponse(f"more than {self.max_pages} pages: the read is incomplete")
         return fresh
 
-    def pages(self, client: ScimClient, resource: str, *, filter: str | None = None,
-              excluded: str | None = None) -> Iterator[list[dict[str, Any]]]:
+    def pages(
+        self, client: ScimClient, resource: str, *, filter: str | None = None, excluded: str | None = None
+    ) -> Iterator[list[dict[str, Any]]]:
         while self.has_next:
             items, total = client.list_page(resource, filter=filter, attributes=excluded, **self.request())
             fresh = self.update(items, total)
