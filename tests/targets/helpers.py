@@ -1,0 +1,69 @@
+"""Builders for delivery tests: store rows written through the service layer, a target's
+settings, and the desired state a target must end up equal to."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Engine
+
+from syncd.config.models import ScimTarget
+from syncd.service import members, teams, tokens, users
+from syncd.service.context import Actor
+from syncd.store import session_scope
+from syncd.targets.desired import load_desired
+
+TOKEN = "sk-test-scim"
+
+
+def actor(directory: str) -> Actor:
+    return Actor("pull", directory, directory)
+
+
+def setup_dirs(engine: Engine, *names: str) -> None:
+    with session_scope(engine) as s:
+        for n in names:
+            tokens.ensure_directory(s, name=n, kind="graph")
+
+
+def add_user(engine: Engine, directory: str, user_name: str, *, email: str | None = None,
+             active: bool = True, ext: str | None = None, **extra: Any) -> str:
+    body = {
+        "userName": user_name,
+        "externalId": ext or f"ext-{user_name}",
+        "active": active,
+        "emails": [{"value": email or user_name, "type": "work", "primary": True}],
+        "name": {"givenName": user_name.split("@")[0].title(), "familyName": "Test"},
+        **extra,
+    }
+    with session_scope(engine) as s:
+        return users.create_user(s, actor=actor(directory), body=body).id
+
+
+def add_team(engine: Engine, directory: str, name: str, member_ids: list[str] = ()) -> str:  # type: ignore[assignment]
+    with session_scope(engine) as s:
+        t = teams.create_team(s, actor=actor(directory), body={"displayName": name, "externalId": f"g-{name}"})
+        if member_ids:
+            members.add_members(s, actor=actor(directory), team=t, user_ids=list(member_ids))
+        return t.id
+
+
+def target(url: str, **kw: Any) -> ScimTarget:
+    return ScimTarget.model_validate({"kind": "scim", "url": url, "token": TOKEN, "concurrency": 2, **kw})
+
+
+def expected(engine: Engine, settings: ScimTarget) -> tuple[dict[str, str | None], dict[str, frozenset[str]]]:
+    """({userName casefolded: primary email}, {team name: member userNames casefolded})."""
+    with session_scope(engine, write=False) as s:
+        d = load_desired(s, settings)
+    us = {u.user_name.casefold(): u.email for u in d.users.values()}
+    ts = {t.display_name: frozenset(d.users[m].user_name.casefold() for m in t.members) for t in d.teams.values()}
+    return us, ts
+
+
+def gateway_state(gw: Any) -> tuple[dict[str, str | None], dict[str, frozenset[str]]]:
+    """The gateway fake's active users and its teams, in the shape of `expected`."""
+    users_, teams_ = gw.snapshot()
+    us = {n.casefold(): e for n, e, active in users_.values() if active}
+    ts = {alias: frozenset(m.casefold() for m in ms) for alias, ms in teams_.values()}
+    return us, ts
