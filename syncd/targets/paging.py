@@ -4,7 +4,7 @@ Targets are trusted for nothing but the resources they return:
 - `count` is at most 100 (LiteLLM-style gateways cap it there; larger asks are cut silently);
 - `totalResults` may be wrong (it may count a filter the target ignored, or change under
   concurrent writes): the read ends on an empty page, or on a short page that also reaches the
-  announced total;
+  announced total exactly (a total below what was already read is a lie, not an end);
 - a resource seen twice (newest-first order shifting under concurrent creates) is kept once;
 - a target that ignores `startIndex` (the same page again) ends the read as incomplete.
 """
@@ -53,7 +53,7 @@ class IndexPaging:
         end = self.start + len(items) - 1
         self.start += len(items)
         short = len(items) < self.count
-        self.has_next = bool(items) and not (short and total is not None and end >= total)
+        self.has_next = bool(items) and not (short and total is not None and end == total)
         if self.pages_read >= self.max_pages:
             raise BadResponse(f"more than {self.max_pages} pages: the read is incomplete")
         return fresh
