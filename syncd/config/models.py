@@ -17,6 +17,7 @@ from pydantic import (
     model_validator,
 )
 
+from syncd.config.delivery import FeedSettings, WebhookSettings
 from syncd.config.types import (
     DEFAULT_LISTEN,
     DirectoryName,
@@ -277,6 +278,8 @@ class Settings(_Model):
     log: LogSettings = LogSettings()
     directories: dict[DirectoryName, DirectorySettings] = {}
     targets: dict[DirectoryName, TargetSettings] = {}
+    feed: FeedSettings = FeedSettings()
+    webhooks: dict[DirectoryName, WebhookSettings] = {}
     _source: Path | None = PrivateAttr(default=None)
 
     @property

@@ -1,4 +1,8 @@
-"""Audit events: one per change, written in the same transaction as the change."""
+"""Audit events: one per change, written in the same transaction as the change.
+
+Every audit event of a user or team also enters the change feed (`syncd.feed.writer`), in
+the same transaction: the feed is exactly the committed changes.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +10,7 @@ from typing import Any
 
 from sqlmodel import Session
 
+from syncd.feed import writer as feed
 from syncd.service.context import Actor
 from syncd.store.models import AuditEvent
 
@@ -32,4 +37,10 @@ def record(
             after=after,
             sync_run_id=actor.sync_run_id,
         )
+    )
+    feed.record(
+        session,
+        directory=actor.directory,
+        actor=actor.label,
+        events=[(action, resource_type, resource_id, before, after)],
     )

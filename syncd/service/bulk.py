@@ -37,6 +37,7 @@ from sqlalchemy import bindparam, insert, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
+from syncd.feed import writer as feed
 from syncd.service.common import chunks, in_scope, new_id
 from syncd.service.context import Actor
 from syncd.service.errors import Conflict, InvalidValue, NotFound
@@ -463,3 +464,4 @@ def _audit(session: Session, actor: Actor, now: Any, events: list[tuple[str, str
             for action, rtype, rid, before, after in events
         ],
     )
+    feed.record(session, directory=actor.directory, actor=actor.label, events=events, at=now)

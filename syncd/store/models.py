@@ -17,7 +17,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Column, DateTime, ForeignKey, Index, String, func
+from sqlalchemy import JSON, BigInteger, Column, DateTime, ForeignKey, Index, Integer, String, func
 from sqlmodel import Field, SQLModel
 
 
@@ -26,9 +26,7 @@ def utcnow() -> datetime:
 
 
 def _ts(**kw: Any) -> Any:
-    return Field(
-        default_factory=utcnow, sa_column=Column(DateTime(timezone=True), nullable=False, **kw)
-    )
+    return Field(default_factory=utcnow, sa_column=Column(DateTime(timezone=True), nullable=False, **kw))
 
 
 def _dir_fk(nullable: bool = True) -> Any:
@@ -92,9 +90,7 @@ class UserEmail(SQLModel, table=True):
 
     id: int | None = Field(default=None, primary_key=True)
     user_id: str = Field(
-        sa_column=Column(
-            String(64), ForeignKey("users.id", ondelete="CASCADE"), nullable=False, index=True
-        )
+        sa_column=Column(String(64), ForeignKey("users.id", ondelete="CASCADE"), nullable=False, index=True)
     )
     value: str = Field(max_length=512)
     value_key: str = Field(max_length=512)
@@ -211,9 +207,7 @@ class ConnectorCursor(SQLModel, table=True):
     __tablename__ = "connector_cursors"
 
     directory: str = Field(
-        sa_column=Column(
-            String(128), ForeignKey("directories.name", ondelete="CASCADE"), primary_key=True
-        )
+        sa_column=Column(String(128), ForeignKey("directories.name", ondelete="CASCADE"), primary_key=True)
     )
     name: str = Field(default="default", primary_key=True, max_length=64)
     value: str
@@ -256,3 +250,80 @@ class TargetState(SQLModel, table=True):
     last_error_at: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True)))
     delivered: int = 0
     updated_at: datetime = _ts()
+
+
+# -- change feed (syncd.feed) and its readers ------------------------------------------------
+
+#: 64-bit ids; INTEGER on SQLite so that the primary key is the rowid (autoincrementing).
+_BIGID = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class Change(SQLModel, table=True):
+    """One committed change, written in the transaction of the change itself (see syncd.feed).
+
+    Feed order is (xid, id): `xid` is the writing transaction's id on PostgreSQL
+    (`pg_current_xact_id()`, 64 bits, never wraps) and 0 on SQLite, where writers are
+    serialised so that `id` order is commit order.
+    """
+
+    __tablename__ = "changes"
+    __table_args__ = (
+        Index("ix_changes_position", "xid", "id"),
+        Index("ix_changes_at", "at"),
+        {"sqlite_autoincrement": True},  # ids are never reused, even after a prune empties the table
+    )
+
+    id: int | None = Field(default=None, sa_column=Column(_BIGID, primary_key=True, autoincrement=True))
+    xid: int = Field(default=0, sa_column=Column(BigInteger, nullable=False))
+    at: datetime = _ts()
+    directory: str | None = Field(default=None, max_length=128)
+    kind: str = Field(max_length=32)  # e.g. user.created, team.members_added
+    resource_type: str = Field(max_length=16)  # user | team
+    resource_id: str = Field(max_length=64)
+    name: str | None = Field(default=None, max_length=512)  # userName | displayName
+    data: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON))
+    actor: str = Field(default="", max_length=256)
+
+
+class FeedHorizon(SQLModel, table=True):
+    """The last position pruned from the feed (one row, id 1): a reader behind it is gone."""
+
+    __tablename__ = "feed_horizon"
+
+    id: int = Field(default=1, primary_key=True)
+    xid: int = Field(default=0, sa_column=Column(BigInteger, nullable=False))
+    change_id: int = Field(default=0, sa_column=Column(BigInteger, nullable=False))
+    pruned_at: datetime = _ts()
+
+
+class FeedCursor(SQLModel, table=True):
+    """A feed reader's saved position (e.g. consumer "webhook:alerts") and delivery state."""
+
+    __tablename__ = "feed_cursors"
+
+    consumer: str = Field(primary_key=True, max_length=200)
+    position: str = Field(max_length=64)
+    updated_at: datetime = _ts()
+    attempts: int = 0  # failed attempts of the change after `position`
+    last_error: str | None = None
+    last_success_at: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True)))
+    delivered: int = Field(default=0, sa_column=Column(BigInteger, nullable=False))
+
+
+class WebhookDeadLetter(SQLModel, table=True):
+    """An event a webhook gave up on after its last attempt; kept for review and replay."""
+
+    __tablename__ = "webhook_dead_letters"
+    __table_args__ = (Index("ix_webhook_dead_letters_webhook", "webhook", "id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    webhook: str = Field(max_length=128)
+    event_id: str = Field(max_length=64)
+    position: str = Field(max_length=64)
+    kind: str = Field(max_length=32)
+    resource_type: str = Field(max_length=16)
+    resource_id: str = Field(max_length=64)
+    payload: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    attempts: int = 0
+    error: str = ""
+    created_at: datetime = _ts()
