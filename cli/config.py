@@ -28,6 +28,12 @@ _DIRS = (
     Column("schedule", "schedule"),
     Column("credentials", "credentials"),
 )
+_TARGETS = (
+    Column("name", "target", style="bold"),
+    Column("url", "url"),
+    Column("sources", "sources"),
+    Column("credentials", "credentials"),
+)
 
 
 def register(app: typer.Typer) -> None:
@@ -61,6 +67,15 @@ def summary(s: Settings) -> dict[str, Any]:
                 "credentials": credentials(d),
             }
             for name, d in s.directories.items()
+        ],
+        "targets": [
+            {
+                "name": name,
+                "url": t.url,
+                "sources": ", ".join(t.sources) if t.sources is not None else "every directory",
+                "credentials": t.secret.source,
+            }
+            for name, t in s.targets.items()
         ],
     }
 
@@ -98,3 +113,5 @@ def check_cmd(ctx: typer.Context, config: ConfigOption = None, json: JsonOption 
         table(data["directories"], _DIRS, title="directories")
     else:
         console().print("[dim]no directories configured[/dim]")
+    if data["targets"]:
+        table(data["targets"], _TARGETS, title="delivery targets")

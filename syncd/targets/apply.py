@@ -311,12 +311,25 @@ class Applier:
         m = self.idmap.get(("user", lid))
         return m.remote_id if m is not None else None
 
+    def _resolve(self, user_lids: Iterable[str]) -> None:
+        """Load the map rows of users this apply was not given (an incremental apply holds only
+        the touched objects; recreating a team needs every member's remote id)."""
+        missing = [u for u in user_lids if ("user", u) not in self.idmap]
+        if missing:
+            got = st.load_some(self.engine, self.name, [("user", u) for u in missing])
+            with self._lock:
+                for k, m in got.items():
+                    self.idmap.setdefault(k, m)
+                    if m.remote_id is not None:
+                        self._owners.setdefault(("user", m.remote_id), m.local_id)
+
     def _lookup_team(self, t: DesiredTeam) -> dict[str, Any] | None:
         found = self.client.find("Groups", "displayName", t.display_name)
         return found[0] if len(found) == 1 else None
 
     def _create_team(self, t: DesiredTeam, adds: dict[str, list[str]], *, look_first: bool) -> None:
         wanted = adds.get(t.local_id, sorted(t.members))
+        self._resolve(wanted)
         ids = [r for r in (self._remote_user(u) for u in wanted) if r]
         first = ids[: self.settings.member_chunk]
         for attempt in range(LOOKUP_RETRIES):
@@ -392,6 +405,7 @@ class Applier:
         if m is None or m.remote_id is None:
             return  # its create failed and was reported
         ids = []
+        self._resolve(user_lids)
         for u in user_lids:
             r = self._remote_user(u)
             if r is None:

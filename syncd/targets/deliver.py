@@ -57,6 +57,11 @@ def _members_of_gone_teams(
                     t.members.setdefault(tid, set()).add(owner)
 
 
+def _unmapped(idmap: st.IdMap, kind: str, local_id: str) -> bool:
+    m = idmap.get((kind, local_id))
+    return m is None or m.remote_id is None
+
+
 def deliver_page(
     engine: Engine,
     name: str,
@@ -70,24 +75,16 @@ def deliver_page(
     keys = [("user", u) for u in t.users] + [("team", x) for x in t.teams]
     idmap = st.load_some(engine, name, keys)
     _members_of_gone_teams(engine, name, client, t, idmap)
+    idmap.update(st.load_some(engine, name, [("user", u) for u in t.users if ("user", u) not in idmap]))
     with session_scope(engine, write=False) as s:
         desired = load_subset(s, settings, user_ids=t.users, team_ids=t.teams)
-        # members of teams about to be created must exist on the target first
-        new_teams = [
-            d
-            for tid, d in desired.teams.items()
-            if (idmap.get(("team", tid)) or st.Mapped("", "", None)).remote_id is None
-        ]
+        # members of teams about to be created must be delivered (and active) on the target first
+        new_teams = [d for tid, d in desired.teams.items() if _unmapped(idmap, "team", tid)]
         extra = {u for d in new_teams for u in d.members} - t.users
         if extra:
-            more = st.load_some(engine, name, [("user", u) for u in extra])
-            idmap.update(more)
-            unmapped = {
-                u for u in extra if more.get(("user", u)) is None or more[("user", u)].remote_id is None
-            }
-            if unmapped:
-                t.users |= unmapped
-                desired = load_subset(s, settings, user_ids=t.users, team_ids=t.teams)
+            idmap.update(st.load_some(engine, name, [("user", u) for u in extra]))
+            t.users |= extra
+            desired = load_subset(s, settings, user_ids=t.users, team_ids=t.teams)
     plan = plan_changes(desired, idmap, t, settings)
     applier = Applier(engine, name, settings, client, idmap, on_progress=on_progress)
     res = applier.apply(plan, desired)

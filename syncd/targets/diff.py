@@ -4,8 +4,9 @@ Matching, in order, each remote object claimed at most once:
   users: id map → externalId → userName → email (case-insensitive);
   teams: id map → externalId → displayName.
 What matched without a map row is adopted (a map row is written, nothing is created).
-Only mapped (managed) remote objects are ever deactivated, deleted or removed from a team:
-users and teams that IdP push or a person made on the target are left alone.
+Only mapped (managed) remote objects are ever deactivated or deleted, and only desired users
+are ever removed from a team: users and teams that IdP push or a person made on the target
+are left alone, and a user that left keeps its teams (`on_user_left` handles it).
 A mapped object missing from a complete read is created again and remapped; an incomplete
 read drops every removal (see `safety`).
 """
@@ -110,8 +111,9 @@ def diff(
         elif on_user_left == "delete" or not (m.left and m.active is False):
             plan.leave_users.append((lid, m.remote_id))
 
-    managed_remote_users = {m.remote_id for (k, _), m in idmap.items() if k == "user" and m.remote_id}
-    managed_remote_users |= set(user_remote.values())
+    # removals from a team only for users that stay desired: one that left is handled by
+    # on_user_left alone (deactivated users keep their teams; a deleted one loses them anyway)
+    managed_remote_users = set(user_remote.values())
     free_groups = [g for g in remote.groups.values() if g.id not in claimed_groups]
     g_by_ext = _unique_index(free_groups, lambda g: [g.external_id] if g.external_id else [])
     g_by_name = _unique_index(free_groups, lambda g: [g.display_name.casefold()] if g.display_name else [])

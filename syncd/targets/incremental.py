@@ -86,12 +86,11 @@ def plan_changes(desired: Desired, idmap: IdMap, touched: Touched, settings: Sci
                 plan.rename_teams.append((t, m.remote_id))
             adds, removes = [], []
             for uid in sorted(touched.members.get(tid, ())):
+                mu = idmap.get(("user", uid))
                 if uid in t.members:
                     adds.append(uid)
-                else:
-                    mu = idmap.get(("user", uid))
-                    if mu is not None and mu.remote_id is not None:
-                        removes.append(mu.remote_id)
+                elif uid in desired.users and mu is not None and mu.remote_id is not None:
+                    removes.append(mu.remote_id)  # a user that left is on_user_left's alone
             if adds:
                 plan.add_members[tid] = adds
             if removes:

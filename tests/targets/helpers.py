@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import Engine
 
 from syncd.config.models import ScimTarget
-from syncd.service import members, teams, tokens, users
+from syncd.service import teams, tokens, users
 from syncd.service.context import Actor
 from syncd.store import session_scope
 from syncd.targets.desired import load_desired
@@ -26,8 +26,16 @@ def setup_dirs(engine: Engine, *names: str) -> None:
             tokens.ensure_directory(s, name=n, kind="graph")
 
 
-def add_user(engine: Engine, directory: str, user_name: str, *, email: str | None = None,
-             active: bool = True, ext: str | None = None, **extra: Any) -> str:
+def add_user(
+    engine: Engine,
+    directory: str,
+    user_name: str,
+    *,
+    email: str | None = None,
+    active: bool = True,
+    ext: str | None = None,
+    **extra: Any,
+) -> str:
     body = {
         "userName": user_name,
         "externalId": ext or f"ext-{user_name}",
@@ -42,9 +50,11 @@ def add_user(engine: Engine, directory: str, user_name: str, *, email: str | Non
 
 def add_team(engine: Engine, directory: str, name: str, member_ids: list[str] = ()) -> str:  # type: ignore[assignment]
     with session_scope(engine) as s:
-        t = teams.create_team(s, actor=actor(directory), body={"displayName": name, "externalId": f"g-{name}"})
+        t = teams.create_team(
+            s, actor=actor(directory), body={"displayName": name, "externalId": f"g-{name}"}
+        )
         if member_ids:
-            members.add_members(s, actor=actor(directory), team=t, user_ids=list(member_ids))
+            teams.change_members(s, actor=actor(directory), team_id=t.id, add=list(member_ids))
         return t.id
 
 
@@ -57,13 +67,17 @@ def expected(engine: Engine, settings: ScimTarget) -> tuple[dict[str, str | None
     with session_scope(engine, write=False) as s:
         d = load_desired(s, settings)
     us = {u.user_name.casefold(): u.email for u in d.users.values()}
-    ts = {t.display_name: frozenset(d.users[m].user_name.casefold() for m in t.members) for t in d.teams.values()}
+    ts = {
+        t.display_name: frozenset(d.users[m].user_name.casefold() for m in t.members)
+        for t in d.teams.values()
+    }
     return us, ts
 
 
 def gateway_state(gw: Any) -> tuple[dict[str, str | None], dict[str, frozenset[str]]]:
-    """The gateway fake's active users and its teams, in the shape of `expected`."""
+    """The gateway fake's active users and its teams with their active members, in the shape of
+    `expected` (a deactivated user keeps its teams on the target)."""
     users_, teams_ = gw.snapshot()
     us = {n.casefold(): e for n, e, active in users_.values() if active}
-    ts = {alias: frozenset(m.casefold() for m in ms) for alias, ms in teams_.values()}
+    ts = {alias: frozenset(m.casefold() for m in ms if m.casefold() in us) for alias, ms in teams_.values()}
     return us, ts

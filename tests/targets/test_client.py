@@ -12,8 +12,14 @@ from syncd.targets.paging import IndexPaging
 
 def client(handler, **kw) -> ScimClient:
     waits: list[float] = []
-    c = ScimClient("http://t.example/scim/v2", "tok", transport=httpx.MockTransport(handler),
-                   sleep=waits.append, retry=kw.pop("retry", RetryPolicy(attempts=3)), **kw)
+    c = ScimClient(
+        "http://t.example/scim/v2",
+        "tok",
+        transport=httpx.MockTransport(handler),
+        sleep=waits.append,
+        retry=kw.pop("retry", RetryPolicy(attempts=3)),
+        **kw,
+    )
     c.waits = waits  # type: ignore[attr-defined]
     return c
 
@@ -21,15 +27,39 @@ def client(handler, **kw) -> ScimClient:
 @pytest.mark.parametrize(
     ("status", "body", "headers", "error", "text"),
     [
-        (401, {"detail": {"error": "Authentication Error, Invalid proxy server token passed."}}, {}, E.Refused,
-         "Invalid proxy server token"),
-        (403, {"detail": {"error": "You must be a LiteLLM Enterprise user to use this feature."}}, {}, E.Refused,
-         "enterprise licence"),
+        (
+            401,
+            {"detail": {"error": "Authentication Error, Invalid proxy server token passed."}},
+            {},
+            E.Refused,
+            "Invalid proxy server token",
+        ),
+        (
+            403,
+            {"detail": {"error": "You must be a LiteLLM Enterprise user to use this feature."}},
+            {},
+            E.Refused,
+            "enterprise licence",
+        ),
         (400, {"detail": "You must be a LiteLLM Enterprise user"}, {}, E.Refused, "licence"),
-        (404, {"schemas": ["urn:ietf:params:scim:api:messages:2.0:Error"], "status": "404", "detail": "nope"}, {},
-         E.Gone, "nope"),
-        (409, {"schemas": ["urn:ietf:params:scim:api:messages:2.0:Error"], "scimType": "uniqueness",
-               "detail": "in use"}, {}, E.Conflict, "in use"),
+        (
+            404,
+            {"schemas": ["urn:ietf:params:scim:api:messages:2.0:Error"], "status": "404", "detail": "nope"},
+            {},
+            E.Gone,
+            "nope",
+        ),
+        (
+            409,
+            {
+                "schemas": ["urn:ietf:params:scim:api:messages:2.0:Error"],
+                "scimType": "uniqueness",
+                "detail": "in use",
+            },
+            {},
+            E.Conflict,
+            "in use",
+        ),
         (400, {"scimType": "uniqueness", "detail": "taken"}, {}, E.Conflict, "taken"),
         (400, {"detail": [{"msg": "field required"}]}, {}, E.Rejected, "field required"),
         (429, {"detail": "slow down"}, {"Retry-After": "7"}, E.Throttled, "slow down"),
@@ -105,7 +135,9 @@ def test_find_checks_every_result_client_side() -> None:
 
     def handler(req):
         start, count = int(req.url.params["startIndex"]), min(int(req.url.params["count"]), 100)
-        return httpx.Response(200, json={"totalResults": 250, "Resources": everyone[start - 1 : start - 1 + count]})
+        return httpx.Response(
+            200, json={"totalResults": 250, "Resources": everyone[start - 1 : start - 1 + count]}
+        )
 
     c = client(handler)
     assert [r["id"] for r in c.find("Users", "userName", "USER137@x")] == ["u137"]
@@ -117,7 +149,9 @@ def test_paging_ignores_a_wrong_total_and_a_capped_count() -> None:
 
     def handler(req):
         start, count = int(req.url.params["startIndex"]), min(int(req.url.params["count"]), 50)
-        return httpx.Response(200, json={"totalResults": 10, "Resources": data[start - 1 : start - 1 + count]})
+        return httpx.Response(
+            200, json={"totalResults": 10, "Resources": data[start - 1 : start - 1 + count]}
+        )
 
     got = [r["id"] for page in IndexPaging(count=500).pages(client(handler), "Groups") for r in page]
     assert got == [d["id"] for d in data]

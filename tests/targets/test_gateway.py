@@ -71,7 +71,7 @@ def test_adopts_what_the_gateway_holds_and_duplicates_nothing(engine, gateway) -
     out = full_reconcile(engine, "gw", t, client(gateway.url))
     assert {"adopt_user", "adopt_team"} <= set(out.applied) or out.plan.adopt
     no_duplicates(gateway)
-    users, teams = gw.snapshot()
+    users, _teams = gw.snapshot()
     assert users[a["id"]][0] == "USER1@entra.example"  # adopted, kept its id
     assert users[b["id"]][0] == "user2@entra.example"  # adopted by email, userName put right
     assert admin["id"] in {m for m in gw.teams[g["id"]].members}  # not syncd's: left in the team
@@ -103,8 +103,10 @@ def test_a_create_upserted_by_email_keeps_the_gateway_id(engine, gateway) -> Non
     twin = add_user(engine, "entra", "twin@x", email="shared@x")
     idmap: dict = {}
     ap = Applier(engine, "gw", target(gateway.url, concurrency=1), c, idmap)
-    users = [DesiredUser(lid, "new-name@x", "e1", emails=(("shared@x", "work", True),)),
-             DesiredUser(twin, "twin@x", "e2", emails=(("shared@x", "work", True),))]
+    users = [
+        DesiredUser(lid, "new-name@x", "e1", emails=(("shared@x", "work", True),)),
+        DesiredUser(twin, "twin@x", "e2", emails=(("shared@x", "work", True),)),
+    ]
     res = ap.apply(TargetPlan(create_users=users), desired=None)  # type: ignore[arg-type]
     assert idmap[("user", lid)].remote_id == old["id"]
     assert len(gateway.gw.users) == 1
