@@ -113,6 +113,9 @@ class Daemon:
         )
         self.watchdog: Watchdog | None = None
         self._reload_lock = threading.Lock()
+        from syncd.targets.worker import TargetWorkers
+
+        self.targets = TargetWorkers(engine, self.config.get, self.metrics.registry)
 
     def _pull_names(self) -> list[str]:
         return [n for n, d in self.config.get().directories.items() if d.kind != "scim"]
@@ -121,6 +124,7 @@ class Daemon:
         s = self.config.get()
         self.scheduler.apply(s.directories)
         self.scheduler.start()
+        self.targets.start()
         pulls = self._pull_names()
         log.info("syncd ready", extra={"listen": s.server.listen, "pull_directories": pulls})
         notify(f"READY=1\nSTATUS=serving on {s.server.listen}; {len(pulls)} pull directories scheduled")
@@ -157,6 +161,7 @@ class Daemon:
             self.login.reset()
             if not self.state.stopping:
                 self.scheduler.apply(new.directories)
+                self.targets.apply()
             log.info("config reloaded", extra={"pull_directories": self._pull_names()})
             notify("READY=1")
 
@@ -164,6 +169,7 @@ class Daemon:
         self.begin_stop("server stopped")
         self.scheduler.shutdown()
         clean = self.runner.shutdown(STOP_TIMEOUT_S)
+        self.targets.shutdown(STOP_TIMEOUT_S)
         if not clean:
             log.warning("a sync did not reach a safe point in time; its open batch is rolled back")
         if self.watchdog is not None:

@@ -201,7 +201,11 @@ class Applier:
     # -- users --------------------------------------------------------------------------------
 
     def _lookup_user(self, d: DesiredUser) -> dict[str, Any] | None:
+        """The target's copy of a user whose create may have happened: by userName, then by
+        externalId (where the target filters on it), then by email."""
         found = self.client.find("Users", "userName", d.user_name)
+        if not found:
+            found = self.client.find("Users", "externalId", d.external_id, scan=False)
         if not found and d.email:
             want = d.email.casefold()
             found = [
@@ -324,7 +328,19 @@ class Applier:
                         self._owners.setdefault(("user", m.remote_id), m.local_id)
 
     def _lookup_team(self, t: DesiredTeam) -> dict[str, Any] | None:
+        """The target's copy of a team whose create may have happened (it may have been renamed
+        since): by displayName, by externalId, then as the id (LiteLLM makes the externalId
+        the team id)."""
         found = self.client.find("Groups", "displayName", t.display_name)
+        if not found:
+            found = self.client.find("Groups", "externalId", t.external_id, scan=False)
+        if not found:
+            try:
+                got = self.client.get("Groups", t.external_id)
+            except (Gone, Rejected):
+                return None
+            owner = self._owner("team", got["id"])
+            found = [got] if owner in (None, t.local_id) else []
         return found[0] if len(found) == 1 else None
 
     def _create_team(self, t: DesiredTeam, adds: dict[str, list[str]], *, look_first: bool) -> None:

@@ -276,19 +276,26 @@ class ScimClient:
     def delete(self, resource: str, rid: str) -> None:
         self.request("DELETE", f"{resource}/{_seg(rid)}")
 
-    def find(self, resource: str, attr: str, value: str) -> list[dict[str, Any]]:
+    def find(self, resource: str, attr: str, value: str, *, scan: bool = True) -> list[dict[str, Any]]:
         """Resources whose `attr` equals `value` (case-insensitive), checked here whatever the
-        target did with the filter; pages through every answer (an ignored filter lists all)."""
+        target did with the filter. A target that ignores the filter lists everything: with
+        `scan` every page is read; without, the search stops at the first page that shows the
+        filter was ignored (a resource that does not match)."""
         from syncd.targets.paging import IndexPaging
 
         quoted = value.replace("\\", "\\\\").replace('"', '\\"')
         want = value.casefold()
         found = []
         for page in IndexPaging().pages(self, resource, filter=f'{attr} eq "{quoted}"'):
+            ignored = False
             for r in page:
                 got = r.get(attr)
                 if isinstance(got, str) and got.casefold() == want:
                     found.append(r)
+                else:
+                    ignored = True
+            if ignored and not scan:
+                break
         return found
 
     def _resource(self, method: str, path: str, body: Any = None) -> dict[str, Any]:

@@ -81,3 +81,21 @@ def gateway_state(gw: Any) -> tuple[dict[str, str | None], dict[str, frozenset[s
     us = {n.casefold(): e for n, e, active in users_.values() if active}
     ts = {alias: frozenset(m.casefold() for m in ms if m.casefold() in us) for alias, ms in teams_.values()}
     return us, ts
+
+
+def differences(got: Any, want: Any) -> list[str]:
+    """What differs between two `expected`-shaped states, readably (for assertion messages)."""
+    (gu, gt), (wu, wt) = got, want
+    out = [
+        f"user {k}: target {gu.get(k)!r}, store {wu.get(k)!r}"
+        for k in sorted(set(gu) | set(wu))
+        if gu.get(k) != wu.get(k)
+    ]
+    for k in sorted(set(gt) | set(wt)):
+        if gt.get(k) != wt.get(k):
+            g, w = gt.get(k), wt.get(k)
+            if g is None or w is None:
+                out.append(f"team {k}: {'missing on the target' if g is None else 'not in the store'}")
+            else:
+                out.append(f"team {k}: extra {sorted(g - w)}, missing {sorted(w - g)}")
+    return out

@@ -38,7 +38,8 @@ def scim2_server() -> Iterator[str]:
     port = free_port()
     proc = subprocess.Popen(
         [scim2_server_bin(), "--port", str(port), "--bearer-token", TOKEN],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
     )
     url = f"http://127.0.0.1:{port}/v2"
     deadline = time.monotonic() + 30
@@ -65,7 +66,9 @@ def target_state(url: str) -> tuple[dict[str, str | None], dict[str, frozenset[s
     assert r.complete
     users = {u.user_name.casefold(): u for u in r.users.values() if u.active is not False}
     by_id = {u.id: u.user_name.casefold() for u in r.users.values()}
-    teams = {g.display_name: frozenset(by_id[m] for m in g.members if by_id[m] in users) for g in r.groups.values()}
+    teams = {
+        g.display_name: frozenset(by_id[m] for m in g.members if by_id[m] in users) for g in r.groups.values()
+    }
     assert len(teams) == len(r.groups), "a team name appears twice: a duplicate"
     assert len(users) == len({u.user_name.casefold() for u in r.users.values()})
     return {n: sorted(u.emails)[0] if u.emails else None for n, u in users.items()}, teams
@@ -75,8 +78,14 @@ def target_state(url: str) -> tuple[dict[str, str | None], dict[str, frozenset[s
 def test_a_pulled_tenant_lands_on_scim2_server_and_a_second_push_writes_nothing(
     engine, tmp_path, scim2_server, kind
 ) -> None:
-    tenant = generate(seed=21, users=40, groups=6, members_per_group=8, nesting_depth=1 if kind == "graph" else 0,
-                      domain=f"{kind}.example")
+    tenant = generate(
+        seed=21,
+        users=40,
+        groups=6,
+        members_per_group=8,
+        nesting_depth=1 if kind == "graph" else 0,
+        domain=f"{kind}.example",
+    )
     with running_fake(kind, tenant) as (fake, url):
         r = run_sync(engine, fake.connector(url, directory=kind, **PULL), RunOptions(lock_dir=tmp_path))
         assert r.outcome == "applied", r.error
