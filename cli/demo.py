@@ -67,12 +67,16 @@ def demo_cmd(
                 .order_by(Team.member_count.desc(), Team.display_name)  # type: ignore[attr-defined]
                 .limit(15)
             ).all()
+        from cli.push import demo_delivery
+
+        deliveries, show_delivery = demo_delivery(stack, state_dir, engine, quiet=st.json)
         engine.dispose()
         if st.json:
             print_json(
                 {
                     "config": str(cfg),
                     "runs": [r.to_dict() for r in results],
+                    "delivery": [r.to_dict() for r in deliveries],
                     "largest_teams": [
                         dict(zip(("directory", "team", "members"), t, strict=True)) for t in teams
                     ],
@@ -80,7 +84,8 @@ def demo_cmd(
             )
         else:
             _report(results, teams, cfg)
-        if any(r.outcome != "applied" for r in results):
+            show_delivery()
+        if any(r.outcome != "applied" for r in results + deliveries):
             raise typer.Exit(EXIT_FAILED)
         if keep_running:
             console().print("[dim]fake IdPs running; Ctrl-C stops them[/]")

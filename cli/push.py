@@ -190,3 +190,41 @@ def show(r: Outcome, *, dry_run: bool) -> None:
         out.print(f"  [red]error:[/] {escape(e)}")
     if r.error:
         out.print(f"  [red]{escape(r.error)}[/]")
+
+
+def demo_delivery(stack: Any, state_dir: Any, engine: Any, *, quiet: bool) -> tuple[list[Outcome], Any]:
+    """The demo's last step: deliver the pulled teams to a stand-in gateway (the LiteLLM-style
+    fake, its state kept in `state_dir/gateway.json`), so a second run delivers nothing.
+    Returns the outcomes and a function that prints them."""
+    import json
+    from pathlib import Path
+
+    from connectors.testing.gateway import Gateway
+    from connectors.testing.server import ServerThread
+    from syncd.config.models import ScimTarget
+    from syncd.targets.run import push_once
+
+    saved = Path(state_dir) / "gateway.json"
+    gw = Gateway("sk-demo-gateway-scim")
+    if saved.is_file():
+        gw.load(json.loads(saved.read_text()))
+    srv = ServerThread(gw.app()).start()
+    stack.callback(srv.stop)
+    target = ScimTarget.model_validate(
+        {"kind": "scim", "url": f"{srv.url}/scim/v2", "token": gw.token, "team_name": "{directory}/{name}"}
+    )
+    with _progress("demo-gateway", quiet=quiet) as on_progress:
+        results = push_once(engine, "demo-gateway", target, lock_dir=Path(state_dir), on_progress=on_progress)
+    saved.write_text(json.dumps(gw.dump()))
+    teams, users = len(gw.teams), len(gw.users)
+
+    def report() -> None:
+        out = console()
+        out.print(
+            "\n[bold]delivery[/] to a stand-in gateway (a LiteLLM-style SCIM fake; see docs/gateway.md):"
+        )
+        for r in results:
+            show(r, dry_run=False)
+        out.print(f"  the gateway now has {teams} teams and {users} users")
+
+    return results, report

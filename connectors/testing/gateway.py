@@ -387,6 +387,43 @@ class Gateway:
 
         return app
 
+    # -- persistence (the demo keeps its stand-in gateway between runs) ---------------------
+
+    def dump(self) -> dict[str, Any]:
+        with self._lock:
+            return {
+                "users": [
+                    {
+                        k: getattr(u, k)
+                        for k in (
+                            "id",
+                            "user_name",
+                            "email",
+                            "given_name",
+                            "family_name",
+                            "sso_id",
+                            "active",
+                            "placeholder",
+                        )
+                    }
+                    for u in self.users.values()
+                ],
+                "teams": [{"id": t.id, "alias": t.alias, "members": t.members} for t in self.teams.values()],
+            }
+
+    def load(self, data: dict[str, Any]) -> None:
+        with self._lock:
+            for raw in data.get("users", []):
+                u = GwUser(**raw)
+                self.users[u.id] = u
+                self._index(u)
+            for raw in data.get("teams", []):
+                t = GwTeam(raw["id"], raw["alias"])
+                self.teams[t.id] = t
+                self._add_members(t, list(raw["members"]))
+            self._changed("users")
+            self._changed("teams")
+
     # -- for assertions -------------------------------------------------------------------
 
     def snapshot(

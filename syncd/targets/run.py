@@ -13,6 +13,7 @@ past the retries → "unreachable"; a safety stop → "stopped" (nothing written
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -72,6 +73,23 @@ def full_due(settings: ScimTarget, last_full_at: datetime | None, *, now: dateti
     return fire is not None and fire <= now
 
 
+class _Outcomes(list[Outcome]):
+    """Outcomes of one pass, each stamped with its share of the client's request counts."""
+
+    def __init__(self, client: ScimClient) -> None:
+        super().__init__()
+        self.client = client
+        self.seen: tuple[int, int, Counter[str]] = (0, 0, Counter())
+
+    def append(self, o: Outcome) -> None:
+        stats = self.client.stats
+        requests, writes, by_status = self.seen
+        o.requests, o.writes = stats.requests - requests, stats.writes - writes
+        o.by_status = dict(stats.by_status - by_status)
+        self.seen = (stats.requests, stats.writes, Counter(stats.by_status))
+        super().append(o)
+
+
 def push_once(
     engine: Engine,
     name: str,
@@ -87,7 +105,7 @@ def push_once(
 ) -> list[Outcome]:
     own = client is None
     client = client or make_client(settings)
-    outcomes: list[Outcome] = []
+    outcomes: list[Outcome] = _Outcomes(client)
     try:
         with directory_lock(engine, lock_key(name), lock_dir=lock_dir):
             _pass(
@@ -105,12 +123,6 @@ def push_once(
     except LockBusy as exc:
         outcomes.append(Outcome(name, "incremental", outcome="busy", error=str(exc)))
     finally:
-        for o in outcomes:
-            o.requests, o.writes, o.by_status = (
-                client.stats.requests,
-                client.stats.writes,
-                dict(client.stats.by_status),
-            )
         if own:
             client.close()
     return outcomes
