@@ -122,6 +122,8 @@ def translate(resp: httpx.Response, what: str) -> TargetError:
     if status in (401, 403):
         if any(w in msg.lower() for w in _LICENCE_WORDS):
             text += " (the gateway's SCIM routes need its enterprise licence)"
+        else:
+            text += " (check the target's token: a gateway makes it on Admin Settings > SCIM)"
         return Refused(text, status=status, scim_type=scim_type)
     if status == 429:
         return Throttled(text, retry_after=_retry_after(resp))
