@@ -3,6 +3,7 @@ settings, and the desired state a target must end up equal to."""
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 from sqlalchemy import Engine
@@ -14,6 +15,8 @@ from syncd.store import session_scope
 from syncd.targets.desired import load_desired
 
 TOKEN = "sk-test-scim"
+#: the target's name: unique per test process, since PostgreSQL advisory locks are database-wide
+NAME = f"gw-{uuid.uuid4().hex[:10]}"
 
 
 def actor(directory: str) -> Actor:

@@ -9,7 +9,17 @@ from typer.testing import CliRunner
 from cli.main import app
 from syncd.service import teams
 from syncd.store import session_scope
-from tests.targets.helpers import TOKEN, actor, add_team, add_user, expected, gateway_state, setup_dirs, target
+from tests.targets.helpers import (
+    NAME,
+    TOKEN,
+    actor,
+    add_team,
+    add_user,
+    expected,
+    gateway_state,
+    setup_dirs,
+    target,
+)
 
 
 def run(cfg, *args: str):
@@ -25,7 +35,7 @@ def config(tmp_path, engine, url: str, extra: str = "") -> object:
     store = engine.url.render_as_string(hide_password=False)
     cfg.write_text(
         f'state_dir = "{tmp_path}"\n[store]\nurl = "{store}"\n[directories.entra]\nkind = "scim"\n'
-        f'[targets.gw]\nkind = "scim"\nurl = "{url}"\ntoken = "{TOKEN}"\n{extra}'
+        f'[targets.{NAME}]\nkind = "scim"\nurl = "{url}"\ntoken = "{TOKEN}"\n{extra}'
     )
     return cfg
 
@@ -33,7 +43,10 @@ def config(tmp_path, engine, url: str, extra: str = "") -> object:
 def seed(engine) -> tuple[list[str], list[str]]:
     setup_dirs(engine, "entra")
     ids = [add_user(engine, "entra", f"u{i}@x") for i in range(25)]
-    tids = [add_team(engine, "entra", name, ids[i * 5 : i * 5 + 10]) for i, name in enumerate(["eng", "<b>ops</b>"])]
+    tids = [
+        add_team(engine, "entra", name, ids[i * 5 : i * 5 + 10])
+        for i, name in enumerate(["eng", "<b>ops</b>"])
+    ]
     return ids, tids
 
 
@@ -44,21 +57,21 @@ def test_dry_run_shows_each_object_then_push_delivers_and_targets_reports(engine
     assert r.exit_code == 0, r.output
     assert "planned (dry run" in r.stdout and "create team" in r.stdout and "<b>ops</b>" in r.stdout
     assert gateway.gw.writes == 0
-    r = run(cfg, "push", "--once", "--target", "gw")
+    r = run(cfg, "push", "--once", "--target", NAME)
     assert r.exit_code == 0, r.output
     assert "delivered" in r.stdout
     assert gateway_state(gateway.gw) == expected(engine, target(gateway.url))
     rows = json.loads(run(cfg, "targets", "--json").stdout)
-    assert rows[0]["target"] == "gw" and rows[0]["connected"] and rows[0]["last_full_at"]
+    assert rows[0]["target"] == NAME and rows[0]["connected"] and rows[0]["last_full_at"]
     r = run(cfg, "targets")
-    assert r.exit_code == 0 and "gw" in r.stdout
+    assert r.exit_code == 0 and NAME in r.stdout
     out = json.loads(run(cfg, "push", "--once", "--json").stdout)
     assert out[-1]["writes"] == 0
 
 
 def test_a_safety_stop_exits_3_and_writes_nothing(engine, gateway, tmp_path) -> None:
     ids, tids = seed(engine)
-    cfg = config(tmp_path, engine, gateway.url, "[targets.gw.safety]\nmax_removals = 2\n")
+    cfg = config(tmp_path, engine, gateway.url, f"[targets.{NAME}.safety]\nmax_removals = 2\n")
     assert run(cfg, "push", "--once").exit_code == 0
     with session_scope(engine) as s:
         teams.change_members(s, actor=actor("entra"), team_id=tids[0], remove=ids[5:10])
@@ -90,4 +103,4 @@ def test_usage_errors(engine, gateway, tmp_path) -> None:
     r = run(cfg, "push", "--once", "--target", "nope")
     assert r.exit_code == 2 and "no target named nope" in r.output
     r = run(cfg, "config", "check")
-    assert r.exit_code == 0 and "delivery targets" in r.stdout and "gw" in r.stdout
+    assert r.exit_code == 0 and "delivery targets" in r.stdout and NAME in r.stdout

@@ -21,10 +21,12 @@ from syncd.targets.client import RetryPolicy
 from syncd.targets.reconcile import full_reconcile
 from syncd.targets.run import make_client, push_once
 from tests.targets.helpers import (
+    NAME,
     TOKEN,
     actor,
     add_team,
     add_user,
+    differences,
     expected,
     gateway_state,
     setup_dirs,
@@ -41,8 +43,9 @@ def write_config(tmp_path: Path, engine, url: str) -> Path:
     cfg.write_text(
         f'state_dir = "{tmp_path}"\n[store]\nurl = "{store}"\n'
         '[directories.entra]\nkind = "scim"\n'
-        f'[targets.gw]\nkind = "scim"\nurl = "{url}"\ntoken = "{TOKEN}"\nconcurrency = 3\nmember_chunk = 4\n'
-        "[targets.gw.safety]\nallow_deletes = true\n"
+        f'[targets.{NAME}]\nkind = "scim"\nurl = "{url}"\ntoken = "{TOKEN}"\n'
+        "concurrency = 3\nmember_chunk = 4\n"
+        f"[targets.{NAME}.safety]\nallow_deletes = true\n"
     )
     return cfg
 
@@ -110,7 +113,7 @@ def test_sigkill_of_push_at_random_points_then_the_next_push_converges(
     c = make_client(t, retry=RetryPolicy(attempts=3, base=0.01))
     deadline = time.monotonic() + 60
     while True:  # incremental only: proves the cursor lost no change (PostgreSQL may withhold some a while)
-        outs = push_once(engine, "gw", t, lock_dir=tmp_path, client=c)
+        outs = push_once(engine, NAME, t, lock_dir=tmp_path, client=c)
         assert all(o.outcome == "applied" for o in outs), [o.error for o in outs]
         if gateway_state(gateway.gw) == expected(engine, t) or time.monotonic() > deadline:
             break
@@ -120,8 +123,8 @@ def test_sigkill_of_push_at_random_points_then_the_next_push_converges(
     )
     no_duplicates(gateway)
     check = make_client(t)
-    assert full_reconcile(engine, "gw", t, check, dry_run=True).plan.is_empty()
-    assert st.get_state(engine, "gw").position is not None
+    assert full_reconcile(engine, NAME, t, check, dry_run=True).plan.is_empty()
+    assert st.get_state(engine, NAME).position is not None
 
 
 def test_a_target_restarted_mid_push_converges(engine, gateway, tmp_path) -> None:
@@ -142,10 +145,10 @@ def test_a_target_restarted_mid_push_converges(engine, gateway, tmp_path) -> Non
 
     th = threading.Thread(target=bounce)
     th.start()
-    outs = push_once(engine, "gw", t, lock_dir=tmp_path, client=c)
+    outs = push_once(engine, NAME, t, lock_dir=tmp_path, client=c)
     th.join()
     if any(o.outcome != "applied" for o in outs):  # the retries ran out while it was down: resume
-        outs = push_once(engine, "gw", t, lock_dir=tmp_path, client=make_client(t))
+        outs = push_once(engine, NAME, t, lock_dir=tmp_path, client=make_client(t))
     assert all(o.outcome == "applied" for o in outs), [o.error for o in outs]
     assert gateway_state(gateway.gw) == expected(engine, t)
     no_duplicates(gateway)

@@ -12,7 +12,7 @@ from syncd.store import session_scope
 from syncd.targets import state as st
 from syncd.targets.client import RetryPolicy
 from syncd.targets.run import make_client, push_once
-from tests.targets.helpers import actor, add_team, add_user, expected, gateway_state, setup_dirs, target
+from tests.targets.helpers import NAME, actor, add_team, add_user, expected, gateway_state, setup_dirs, target
 
 FAST = RetryPolicy(attempts=3, base=0.01, cap=0.05)
 
@@ -20,7 +20,7 @@ FAST = RetryPolicy(attempts=3, base=0.01, cap=0.05)
 def _push(engine, t, tmp_path, **kw):
     c = make_client(t, retry=FAST)
     try:
-        outs = push_once(engine, "gw", t, lock_dir=tmp_path, client=c, **kw)
+        outs = push_once(engine, NAME, t, lock_dir=tmp_path, client=c, **kw)
     finally:
         c.close()
     return outs, c
@@ -59,7 +59,7 @@ def world(engine, gateway, tmp_path):
     outs, _ = push(engine, t, tmp_path)
     assert [o.mode for o in outs] == ["full", "incremental"] and outs[0].outcome == "applied"
     assert gateway_state(gateway.gw) == expected(engine, t)
-    assert st.get_state(engine, "gw").position is not None
+    assert st.get_state(engine, NAME).position is not None
     return engine, gateway, t, ids, eng, ops, tmp_path
 
 
@@ -79,19 +79,19 @@ def test_each_change_costs_the_fewest_writes(world) -> None:
             team_id=eng,
             operations=[{"op": "replace", "path": "displayName", "value": "engineering"}],
         )
-    outs, c = push(engine, t, tmp_path, gateway=gateway)
+    _, c = push(engine, t, tmp_path, gateway=gateway)
     assert c.stats.writes == 1
     new = [add_user(engine, "entra", f"new{i}@x") for i in range(3)]
     with session_scope(engine) as s:  # three members added to one team in one transaction
         teams.change_members(s, actor=a, team_id=ops, add=new)
-    outs, c = push(engine, t, tmp_path, gateway=gateway)
+    _, c = push(engine, t, tmp_path, gateway=gateway)
     assert c.stats.writes == 3 + 1  # three users created, one PATCH for the three members
     assert gateway_state(gateway.gw) == expected(engine, t)
     with session_scope(engine) as s:  # a deactivation: one PATCH active=false
         users.set_active(s, actor=a, user_id=ids[0], active=False)
     _, c = push(engine, t, tmp_path, gateway=gateway)
     assert c.stats.writes == 1
-    assert gateway.gw.users[st.load_map(engine, "gw")[("user", ids[0])].remote_id].active is False
+    assert gateway.gw.users[st.load_map(engine, NAME)[("user", ids[0])].remote_id].active is False
     assert gateway_state(gateway.gw) == expected(engine, t)
     with session_scope(engine) as s:  # back: one PATCH active=true
         users.set_active(s, actor=a, user_id=ids[0], active=True)
@@ -123,31 +123,31 @@ def test_deletes_archives_and_out_of_scope_changes(world) -> None:
 
 def test_a_team_deleted_behind_syncds_back_is_recreated_and_remapped(world) -> None:
     engine, gateway, t, ids, eng, _ops, tmp_path = world
-    old = st.load_map(engine, "gw")[("team", eng)].remote_id
+    old = st.load_map(engine, NAME)[("team", eng)].remote_id
     with gateway.gw._lock:
         del gateway.gw.teams[old]
         gateway.gw._changed("teams")
     with session_scope(engine) as s:
         teams.change_members(s, actor=actor("entra"), team_id=eng, add=[ids[7]])
     _outs, _ = push(engine, t, tmp_path, gateway=gateway)
-    new = st.load_map(engine, "gw")[("team", eng)].remote_id
+    new = st.load_map(engine, NAME)[("team", eng)].remote_id
     assert new in gateway.gw.teams  # (this gateway takes the externalId as the id: it may be the old one)
     assert gateway_state(gateway.gw) == expected(engine, t)
 
 
 def test_the_cursor_waits_for_the_target_and_delivery_resumes(world) -> None:
     engine, gateway, t, ids, eng, _ops, tmp_path = world
-    before = st.get_state(engine, "gw").position
+    before = st.get_state(engine, NAME).position
     add_user(engine, "entra", "late@x")
     with session_scope(engine) as s:
         teams.change_members(s, actor=actor("entra"), team_id=eng, add=[ids[5]])
     gateway.srv.stop()
     outs, _ = push(engine, t, tmp_path)
     assert outs[-1].outcome == "unreachable"
-    state = st.get_state(engine, "gw")
+    state = st.get_state(engine, NAME)
     assert state.position == before and "cannot connect" in (state.last_error or "")
     gateway.restart()
     outs, _ = push(engine, t, tmp_path, gateway=gateway)
     assert outs[-1].outcome == "applied"
     assert gateway_state(gateway.gw) == expected(engine, t)
-    assert st.get_state(engine, "gw").position != before
+    assert st.get_state(engine, NAME).position != before

@@ -15,7 +15,7 @@ from syncd.targets.desired import DesiredUser
 from syncd.targets.errors import Refused
 from syncd.targets.plan import TargetPlan
 from syncd.targets.reconcile import full_reconcile
-from tests.targets.helpers import TOKEN, add_team, add_user, expected, gateway_state, setup_dirs, target
+from tests.targets.helpers import NAME, TOKEN, add_team, add_user, expected, gateway_state, setup_dirs, target
 
 FAST = RetryPolicy(attempts=6, base=0.01, cap=0.05)
 
@@ -47,12 +47,12 @@ def test_delivers_past_the_100_cap_and_a_second_pass_writes_nothing(engine, gate
     populate(engine, n_users=210, n_teams=3)
     t = target(gateway.url, users="all")
     c = client(gateway.url)
-    out = full_reconcile(engine, "gw", t, c)
+    out = full_reconcile(engine, NAME, t, c)
     assert out.errors == []
     assert gateway_state(gateway.gw) == expected(engine, t)
     assert len(gateway.gw.users) == 210
     again = client(gateway.url)
-    out = full_reconcile(engine, "gw", t, again)
+    out = full_reconcile(engine, NAME, t, again)
     assert out.plan.is_empty() and again.stats.writes == 0
     assert again.stats.by_status["200"] >= 3  # 210 users cannot come back in fewer than 3 pages
 
@@ -68,7 +68,7 @@ def test_adopts_what_the_gateway_holds_and_duplicates_nothing(engine, gateway) -
     admin = pre.create("Users", {"userName": "admin@gw", "emails": [{"value": "admin@gw"}]})
     pre.patch("Groups", g["id"], [{"op": "add", "path": "members", "value": [{"value": admin["id"]}]}])
     t = target(gateway.url)
-    out = full_reconcile(engine, "gw", t, client(gateway.url))
+    out = full_reconcile(engine, NAME, t, client(gateway.url))
     assert {"adopt_user", "adopt_team"} <= set(out.applied) or out.plan.adopt
     no_duplicates(gateway)
     users, _teams = gw.snapshot()
@@ -79,7 +79,7 @@ def test_adopts_what_the_gateway_holds_and_duplicates_nothing(engine, gateway) -
     got_users, got_teams = gateway_state(gw)
     assert {k: v for k, v in got_users.items() if k != "admin@gw"} == exp_users
     assert got_teams["team-0"] - {"admin@gw"} == exp_teams["team-0"]
-    idmap = st.load_map(engine, "gw")
+    idmap = st.load_map(engine, NAME)
     assert len({m.remote_id for m in idmap.values()}) == len(idmap)
 
 
@@ -102,7 +102,7 @@ def test_a_create_upserted_by_email_keeps_the_gateway_id(engine, gateway) -> Non
     lid = add_user(engine, "entra", "new-name@x", email="shared@x")
     twin = add_user(engine, "entra", "twin@x", email="shared@x")
     idmap: dict = {}
-    ap = Applier(engine, "gw", target(gateway.url, concurrency=1), c, idmap)
+    ap = Applier(engine, NAME, target(gateway.url, concurrency=1), c, idmap)
     users = [
         DesiredUser(lid, "new-name@x", "e1", emails=(("shared@x", "work", True),)),
         DesiredUser(twin, "twin@x", "e2", emails=(("shared@x", "work", True),)),
@@ -111,7 +111,7 @@ def test_a_create_upserted_by_email_keeps_the_gateway_id(engine, gateway) -> Non
     assert idmap[("user", lid)].remote_id == old["id"]
     assert len(gateway.gw.users) == 1
     assert any("twin@x" in e and "same email" in e for e in res.errors)
-    assert st.load_map(engine, "gw")[("user", twin)].remote_id is None or ("user", twin) not in idmap
+    assert st.load_map(engine, NAME)[("user", twin)].remote_id is None or ("user", twin) not in idmap
 
 
 def test_a_gateway_without_its_licence_is_refused_not_retried(engine, gateway) -> None:
@@ -119,7 +119,7 @@ def test_a_gateway_without_its_licence_is_refused_not_retried(engine, gateway) -
     gateway.gw.licensed = False
     c = client(gateway.url)
     with pytest.raises(Refused, match="enterprise licence"):
-        full_reconcile(engine, "gw", target(gateway.url), c)
+        full_reconcile(engine, NAME, target(gateway.url), c)
     assert c.stats.requests == 1
 
 
@@ -141,9 +141,9 @@ def test_faults_are_retried_and_the_target_converges(engine, gateway, fault) -> 
     gateway.gw.faults.add(rule.pop("kind"), after=2, **rule)
     t = target(gateway.url, member_chunk=5)
     c = client(gateway.url, timeout=0.5)
-    full_reconcile(engine, "gw", t, c)
+    full_reconcile(engine, NAME, t, c)
     assert gateway.gw.faults.rules[0].fired > 0
     assert gateway_state(gateway.gw) == expected(engine, t)
     no_duplicates(gateway)
     again = client(gateway.url)
-    assert full_reconcile(engine, "gw", t, again).plan.is_empty() and again.stats.writes == 0
+    assert full_reconcile(engine, NAME, t, again).plan.is_empty() and again.stats.writes == 0

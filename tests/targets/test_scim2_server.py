@@ -8,6 +8,7 @@ import shutil
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,7 +22,7 @@ from syncd.reconcile.run import RunOptions, run_sync
 from syncd.targets.client import RetryPolicy, ScimClient
 from syncd.targets.remote import read_target
 from syncd.targets.run import make_client, push_once
-from tests.targets.helpers import TOKEN, expected, target
+from tests.targets.helpers import NAME, TOKEN, expected, target
 
 PULL = {"concurrency": 4, "max_retries": 3, "time_budget": 120.0, "request_timeout": 30.0}
 
@@ -87,16 +88,20 @@ def test_a_pulled_tenant_lands_on_scim2_server_and_a_second_push_writes_nothing(
         domain=f"{kind}.example",
     )
     with running_fake(kind, tenant) as (fake, url):
-        r = run_sync(engine, fake.connector(url, directory=kind, **PULL), RunOptions(lock_dir=tmp_path))
+        r = run_sync(
+            engine,
+            fake.connector(url, directory=f"{kind}-{uuid.uuid4().hex[:8]}", **PULL),
+            RunOptions(lock_dir=tmp_path),
+        )
         assert r.outcome == "applied", r.error
     t = target(scim2_server, users="all")
-    outs = push_once(engine, "scim2", t, lock_dir=tmp_path, client=make_client(t))
+    outs = push_once(engine, NAME, t, lock_dir=tmp_path, client=make_client(t))
     assert [o.outcome for o in outs] == ["applied", "applied"], [o.error or o.errors for o in outs]
     want_users, want_teams = expected(engine, t)
     got_users, got_teams = target_state(scim2_server)
     assert got_users == {n: (e or "").casefold() or None for n, e in want_users.items()}
     assert got_teams == want_teams
     c = make_client(t)
-    again = push_once(engine, "scim2", t, lock_dir=tmp_path, client=c, full=True)
+    again = push_once(engine, NAME, t, lock_dir=tmp_path, client=c, full=True)
     assert again[0].plan is not None and again[0].plan.is_empty(), again[0].plan.counts()
     assert c.stats.writes == 0

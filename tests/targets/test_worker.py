@@ -11,13 +11,13 @@ from syncd.config import parse_config
 from syncd.service import teams
 from syncd.store import session_scope
 from syncd.targets.worker import TargetWorkers
-from tests.targets.helpers import TOKEN, actor, add_team, add_user, expected, gateway_state, setup_dirs
+from tests.targets.helpers import NAME, TOKEN, actor, add_team, add_user, expected, gateway_state, setup_dirs
 
 
 def settings_for(url: str, tmp_path):
     return parse_config(
         f'state_dir = "{tmp_path}"\n[directories.entra]\nkind = "scim"\n'
-        f'[targets.gw]\nkind = "scim"\nurl = "{url}"\ntoken = "{TOKEN}"\n'
+        f'[targets.{NAME}]\nkind = "scim"\nurl = "{url}"\ntoken = "{TOKEN}"\n'
     )
 
 
@@ -35,7 +35,7 @@ def test_workers_deliver_changes_as_they_commit(engine, gateway, tmp_path) -> No
     ids = [add_user(engine, "entra", f"u{i}@x") for i in range(5)]
     team = add_team(engine, "entra", "eng", ids[:3])
     s = settings_for(gateway.url, tmp_path)
-    t = s.targets["gw"]
+    t = s.targets[NAME]
     registry = CollectorRegistry()
     workers = TargetWorkers(engine, lambda: s, registry)
     workers.start()
@@ -45,9 +45,9 @@ def test_workers_deliver_changes_as_they_commit(engine, gateway, tmp_path) -> No
             teams.change_members(sess, actor=actor("entra"), team_id=team, add=ids[3:])
         assert wait_for(lambda: gateway_state(gateway.gw) == expected(engine, t))
         text = generate_latest(registry).decode()
-        assert 'syncd_target_changes_delivered_total{target="gw"}' in text
-        assert 'syncd_target_requests_total{method="POST",status="201",target="gw"}' in text
-        assert 'syncd_target_lag_changes{target="gw"}' in text
+        assert f'syncd_target_changes_delivered_total{{target="{NAME}"}}' in text
+        assert f'syncd_target_requests_total{{method="POST",status="201",target="{NAME}"}}' in text
+        assert f'syncd_target_lag_changes{{target="{NAME}"}}' in text
     finally:
         workers.shutdown(10)
     assert all(not w.is_alive() for w in workers.workers.values())
