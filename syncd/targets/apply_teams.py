@@ -66,7 +66,7 @@ class TeamWrites(_Base):
             if look_first or attempt:
                 got = self._lookup_team(t)
                 if got is not None:
-                    self._adopt_team(t, got["id"], adds)
+                    self._adopt_team(t, got, adds)
                     return
             try:
                 got = self.client.create("Groups", t.body(first))
@@ -79,7 +79,7 @@ class TeamWrites(_Base):
                 if found is None:
                     self._error(f"team {t.display_name}: {exc.message}; no matching team found to adopt")
                     return
-                self._adopt_team(t, found["id"], adds)
+                self._adopt_team(t, found, adds)
                 return
             except Rejected as exc:
                 self._error(f"team {t.display_name}: {exc.message}")
@@ -92,13 +92,20 @@ class TeamWrites(_Base):
             self._count("add_members", len(first))
             return
 
-    def _adopt_team(self, t: DesiredTeam, rid: str, adds: dict[str, list[str]]) -> None:
+    def _adopt_team(self, t: DesiredTeam, found: dict[str, Any], adds: dict[str, list[str]]) -> None:
+        """Take over the target's copy (found by a lookup): renamed if its name differs, and
+        every desired member added (adds of present members are no-ops)."""
+        rid = found["id"]
         owner = self._owner("team", rid)
         if owner is not None and owner != t.local_id:
             self._error(f"team {t.display_name}: the target's {rid} is already mapped to local id {owner}")
             return
-        self._record(Mapped("team", t.local_id, rid, t.digest()))
+        self._record(Mapped("team", t.local_id, rid, None))
         self._count("adopt_team")
+        if found.get("displayName") != t.display_name:
+            self._rename_team(t, rid, Desired(teams={t.local_id: t}))
+        else:
+            self._record(Mapped("team", t.local_id, rid, t.digest()))
         with self._lock:
             adds[t.local_id] = sorted(t.members)
 
