@@ -147,3 +147,29 @@ def test_faults_are_retried_and_the_target_converges(engine, gateway, fault) -> 
     no_duplicates(gateway)
     again = client(gateway.url)
     assert full_reconcile(engine, NAME, t, again).plan.is_empty() and again.stats.writes == 0
+
+
+def test_a_team_created_before_a_crash_and_renamed_since_is_adopted_and_renamed(engine, gateway) -> None:
+    setup_dirs(engine, "entra")
+    ids = [add_user(engine, "entra", f"u{i}@x") for i in range(3)]
+    tid = add_team(engine, "entra", "eng", ids)
+    t = target(gateway.url)
+    full_reconcile(engine, NAME, t, client(gateway.url))
+    rid = st.load_map(engine, NAME)[("team", tid)].remote_id
+    # as if the team's create had been sent and the process killed before its id was saved
+    st.save(engine, NAME, [st.Mapped("team", tid, None)])
+    from syncd.service import teams
+    from syncd.store import session_scope
+    from tests.targets.helpers import actor
+
+    with session_scope(engine) as s:
+        teams.patch_team(
+            s,
+            actor=actor("entra"),
+            team_id=tid,
+            operations=[{"op": "replace", "path": "displayName", "value": "engineering"}],
+        )
+    full_reconcile(engine, NAME, t, client(gateway.url))
+    assert st.load_map(engine, NAME)[("team", tid)].remote_id == rid
+    assert gateway_state(gateway.gw) == expected(engine, t)
+    no_duplicates(gateway)
