@@ -55,3 +55,15 @@ def test_bad_target_settings_are_named(extra: str, problem: str) -> None:
     with pytest.raises(ConfigError) as got:
         parse_config(BASE + extra)
     assert problem in str(got.value)
+
+
+def test_the_example_target_is_valid_when_uncommented() -> None:
+    text = (ROOT / "config.example.toml").read_text()
+    section = text[text.index("# [targets.gateway]") :]
+    body = re.sub(r"(?m)^#\s*(?=\[targets|[a-z_]+ = )", "", section)
+    s = parse_config(
+        '[directories.entra-contoso]\nkind = "scim"\n[directories.google-corp]\nkind = "scim"\n' + body,
+        environ={"SYNCD_GATEWAY_TOKEN": "sk-x"},
+    )
+    t = s.targets["gateway"]
+    assert t.sources == ("entra-contoso", "google-corp") and t.safety.max_removals == 500
