@@ -35,6 +35,13 @@ _TARGETS = (
     Column("credentials", "credentials"),
 )
 
+_HOOKS = (
+    Column("name", "webhook", style="bold"),
+    Column("url", "url"),
+    Column("events", "events"),
+    Column("secret", "secret"),
+)
+
 
 def register(app: typer.Typer) -> None:
     app.add_typer(config)
@@ -77,6 +84,16 @@ def summary(s: Settings) -> dict[str, Any]:
             }
             for name, t in s.targets.items()
         ],
+        "feed": s.feed.model_dump(),
+        "webhooks": [
+            {
+                "name": name,
+                "url": w.url.split("?", 1)[0],
+                "events": ", ".join(w.events),
+                "secret": w.signing_secret.source,
+            }
+            for name, w in s.webhooks.items()
+        ],
     }
 
 
@@ -107,6 +124,7 @@ def check_cmd(ctx: typer.Context, config: ConfigOption = None, json: JsonOption 
         ("server.public_url", server["public_url"]),
         ("server.max_body_bytes", server["max_body_bytes"]),
         ("log", f"{log['level']}, {log['format']}"),
+        ("feed.retention", f"{data['feed']['retention']}s"),
     ]
     table([{"key": k, "value": str(v)} for k, v in rows], _KV, title="settings")
     if data["directories"]:
@@ -115,3 +133,5 @@ def check_cmd(ctx: typer.Context, config: ConfigOption = None, json: JsonOption 
         console().print("[dim]no directories configured[/dim]")
     if data["targets"]:
         table(data["targets"], _TARGETS, title="delivery targets")
+    if data["webhooks"]:
+        table(data["webhooks"], _HOOKS, title="webhooks")

@@ -13,13 +13,27 @@ from importlib.metadata import PackageNotFoundError, version
 
 import typer
 
-from cli import audit, db, demo, login, serve, sync, teams, tokens, users
+from cli import audit, db, demo, login, serve, sync, teams, tokens, users, webhooks
 from cli import config as config_cmd
 from cli import push as push_cmd
 from cli import targets as targets_cmd
 from cli.context import EXIT_FAILED, ConfigOption, JsonOption, state
 
-COMMANDS = (db, users, teams, audit, config_cmd, tokens, serve, sync, login, demo, push_cmd, targets_cmd)
+COMMANDS = (
+    db,
+    users,
+    teams,
+    audit,
+    config_cmd,
+    tokens,
+    serve,
+    sync,
+    login,
+    demo,
+    webhooks,
+    push_cmd,
+    targets_cmd,
+)
 
 HELP = """\
 syncd keeps the users and teams of an LLM gateway in step with your identity providers

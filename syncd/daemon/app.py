@@ -21,7 +21,7 @@ from sqlalchemy import Engine
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from syncd.config import Settings
-from syncd.daemon import admin, health
+from syncd.daemon import admin, feed_api, health
 from syncd.daemon import logging as dlog
 from syncd.daemon.login import LoginService
 from syncd.daemon.metrics import HttpMetrics, Metrics
@@ -117,5 +117,6 @@ def build_app(state: DaemonState, *, public_url: str, max_body_bytes: int) -> AS
     app.state.daemon = state
     app.include_router(health.router)
     app.include_router(admin.router)
+    app.include_router(feed_api.router)
     app.mount("/", create_app(state.engine, public_url=public_url, max_body_bytes=max_body_bytes))
     return RequestContext(HttpMetrics(app, state.metrics))

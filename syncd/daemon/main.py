@@ -30,6 +30,7 @@ import uvicorn
 from syncd.config import ConfigError, Settings, load_config
 from syncd.daemon import logging as dlog
 from syncd.daemon.app import BEAT_S, DaemonState, build_app
+from syncd.daemon.feed_workers import FeedWorkers
 from syncd.daemon.login import LoginService
 from syncd.daemon.metrics import Metrics
 from syncd.daemon.notify import Watchdog, notify, watchdog_interval
@@ -111,6 +112,7 @@ class Daemon:
         self.state = DaemonState(
             engine, self.config.get, self.metrics, self.runner, self.scheduler, self.login
         )
+        self.feed_workers = FeedWorkers(engine, self.config.get, self.metrics.registry)
         self.watchdog: Watchdog | None = None
         self._reload_lock = threading.Lock()
         from syncd.targets.worker import TargetWorkers
@@ -125,6 +127,7 @@ class Daemon:
         self.scheduler.apply(s.directories)
         self.scheduler.start()
         self.targets.start()
+        self.feed_workers.start()
         pulls = self._pull_names()
         log.info("syncd ready", extra={"listen": s.server.listen, "pull_directories": pulls})
         notify(f"READY=1\nSTATUS=serving on {s.server.listen}; {len(pulls)} pull directories scheduled")
@@ -162,6 +165,7 @@ class Daemon:
             if not self.state.stopping:
                 self.scheduler.apply(new.directories)
                 self.targets.apply()
+                self.feed_workers.reload()
             log.info("config reloaded", extra={"pull_directories": self._pull_names()})
             notify("READY=1")
 
@@ -175,6 +179,7 @@ class Daemon:
         if self.watchdog is not None:
             self.watchdog.stop()
         self.login.close()
+        self.feed_workers.stop()
         return clean
 
 

@@ -9,7 +9,8 @@ Kinds (`syncd.feed.kinds`): user.created, user.updated, user.deactivated, user.r
 user.deleted, team.created, team.renamed, team.updated, team.archived, team.unarchived,
 team.deleted, team.members_added, team.members_removed. Each change carries its directory,
 resource type, id and name (userName / displayName), `data` (member changes:
-`{"members": [{"id", "userName"}]}`; updates: `{"changed": [attribute, ...]}`), the actor,
+`{"members": [{"id", "userName"}]}`, the userName as of reading, null once deleted;
+updates: `{"changed": [attribute, ...]}`), the actor,
 its time and its position. Bulk member writes give one member change per team per batch.
 
 Reading (any number of readers, each with its own cursor):

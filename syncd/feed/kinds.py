@@ -11,8 +11,8 @@ zero or more `Spec`s, in the order a reader should apply them. Invariants:
 - Deleting a user or a team implies the removal of its memberships; no member change is
   written for them (`user.deleted` lists the `team_ids` the user left).
 - `name` is the userName / displayName when the event carries it; the writer looks it up
-  otherwise. Member changes carry `data["members"]` as user ids here; the writer turns them
-  into `{"id", "userName"}` objects.
+  otherwise. Member changes carry `data["members"]` as user ids (so are they stored); the
+  reader turns them into `{"id", "userName"}` objects (userName null for a user deleted since).
 """
 
 from __future__ import annotations

@@ -23,11 +23,14 @@ from typing import Any
 from sqlalchemy import Connection, Engine, and_, delete, func, or_, select, text
 from sqlalchemy.orm import Session
 
+from syncd.feed.kinds import TEAM_MEMBERS_ADDED, TEAM_MEMBERS_REMOVED
+from syncd.feed.names import names
 from syncd.feed.position import START, Position
 from syncd.store.models import Change, FeedHorizon, utcnow
 
 CHANGES = Change.__table__  # type: ignore[attr-defined]
 HORIZON = FeedHorizon.__table__  # type: ignore[attr-defined]
+MEMBER_KINDS = (TEAM_MEMBERS_ADDED, TEAM_MEMBERS_REMOVED)
 _XMIN = "pg_snapshot_xmin(pg_current_snapshot())::text::bigint"
 
 Bind = Engine | Connection | Session
@@ -76,6 +79,9 @@ class FeedChange:
 class FeedPage:
     changes: list[FeedChange]
     next: str  # the position to read after next time (the given one if nothing is new)
+    #: committed changes are withheld behind an older open transaction (PostgreSQL): they
+    #: become readable when it ends, which may send no notification, so poll soon
+    pending: bool = False
 
 
 @dataclass(frozen=True)
@@ -118,6 +124,11 @@ def _frontier(c: Connection | Session) -> Position | None:
     return Position(row[0], row[1]) if row else None
 
 
+def _withheld(c: Connection | Session) -> bool:
+    q = select(CHANGES.c.id).where(CHANGES.c.xid >= text(_XMIN)).limit(1)
+    return c.execute(q).first() is not None
+
+
 def _horizon(c: Connection | Session) -> Position | None:
     row = c.execute(select(HORIZON.c.xid, HORIZON.c.change_id).where(HORIZON.c.id == 1)).first()
     return Position(row[0], row[1]) if row else None
@@ -130,7 +141,8 @@ def read(
 
     `directories` keeps only changes of those directories (local changes have none); `next`
     then also moves past changes it skipped. FeedGone if `after` is behind the horizon;
-    BadPosition if it is not a position.
+    BadPosition if it is not a position. Read with an Engine or a session that has not
+    written yet: on PostgreSQL a transaction that wrote holds the frontier below itself.
     """
     pos = Position.parse(after)
     with _conn(bind) as c:
@@ -144,9 +156,14 @@ def read(
             rows = list(c.execute(q).mappings())
         # read after the rows: a prune that committed before them is seen here
         horizon = _horizon(c)
+        pending = _pg(c) and len(rows) < max(1, limit) and _withheld(c)
+        member_ids = {
+            u for r in rows if r["kind"] in MEMBER_KINDS for u in (r["data"] or {}).get("members", ())
+        }
+        user_names = names(c, "users", "user_name", member_ids) if member_ids else {}
     if horizon is not None and after and pos < horizon:
         raise FeedGone(str(pos), str(horizon))
-    changes = [_change(r) for r in rows]
+    changes = [_change(r, user_names) for r in rows]
     if len(rows) >= max(1, limit):
         nxt = Position(rows[-1]["xid"], rows[-1]["id"])
     elif frontier is not None and frontier > pos:
@@ -155,10 +172,13 @@ def read(
         nxt = pos
     if horizon is not None and nxt < horizon:
         nxt = horizon
-    return FeedPage(changes, str(nxt))
+    return FeedPage(changes, str(nxt), pending)
 
 
-def _change(r: Any) -> FeedChange:
+def _change(r: Any, user_names: dict[str, str]) -> FeedChange:
+    data = dict(r["data"] or {})
+    if r["kind"] in MEMBER_KINDS:
+        data["members"] = [{"id": u, "userName": user_names.get(u)} for u in data.get("members", ())]
     return FeedChange(
         position=str(Position(r["xid"], r["id"])),
         id=r["id"],
@@ -168,7 +188,7 @@ def _change(r: Any) -> FeedChange:
         resource_type=r["resource_type"],
         resource_id=r["resource_id"],
         name=r["name"],
-        data=r["data"] or {},
+        data=data,
         actor=r["actor"],
     )
 

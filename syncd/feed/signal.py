@@ -149,9 +149,9 @@ class ChangeSignal:
                     conn = sa_conn.connection.driver_connection
                     assert isinstance(conn, psycopg.Connection)
                     conn.execute(f"LISTEN {CHANNEL}")
-                    self._conn = conn
                     delay = 0.5
                     self.bump()  # anything committed while not listening
+                    self._conn = conn
                     while not self._stop.is_set():
                         got = False
                         for _ in conn.notifies(timeout=1.0):

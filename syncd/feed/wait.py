@@ -2,7 +2,8 @@
 again, until something comes or the time is up. Neither holds a database connection while
 waiting. `POLL_S` bounds each wait so that changes no signal announces (another SQLite
 process, a PostgreSQL replica without LISTEN, a frontier released by a non-feed commit) are
-still seen within that many seconds.
+still seen within that many seconds; `PENDING_POLL_S` while the feed reports committed
+changes withheld behind an older transaction (they are released without a signal).
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ from syncd.feed.signal import ChangeSignal
 
 #: Longest wait between two reads of a waiting reader, seconds.
 POLL_S = 0.5
+#: The wait while committed changes are withheld behind an older open transaction, seconds.
+PENDING_POLL_S = 0.05
 
 
 def wait_for_changes(
@@ -41,7 +44,7 @@ def wait_for_changes(
         if page.changes or left <= 0 or (stop is not None and stop.is_set()):
             return page
         after = page.next
-        signal.wait(min(left, poll), since=gen)
+        signal.wait(min(left, PENDING_POLL_S if page.pending else poll), since=gen)
 
 
 async def await_changes(
@@ -63,4 +66,4 @@ async def await_changes(
         if page.changes or left <= 0:
             return page
         after = page.next
-        await signal.wait_async(min(left, poll), since=gen)
+        await signal.wait_async(min(left, PENDING_POLL_S if page.pending else poll), since=gen)

@@ -26,7 +26,9 @@ def utcnow() -> datetime:
 
 
 def _ts(**kw: Any) -> Any:
-    return Field(default_factory=utcnow, sa_column=Column(DateTime(timezone=True), nullable=False, **kw))
+    return Field(
+        default_factory=utcnow, sa_column=Column(DateTime(timezone=True), nullable=False, **kw)
+    )
 
 
 def _dir_fk(nullable: bool = True) -> Any:
@@ -90,7 +92,9 @@ class UserEmail(SQLModel, table=True):
 
     id: int | None = Field(default=None, primary_key=True)
     user_id: str = Field(
-        sa_column=Column(String(64), ForeignKey("users.id", ondelete="CASCADE"), nullable=False, index=True)
+        sa_column=Column(
+            String(64), ForeignKey("users.id", ondelete="CASCADE"), nullable=False, index=True
+        )
     )
     value: str = Field(max_length=512)
     value_key: str = Field(max_length=512)
@@ -207,7 +211,9 @@ class ConnectorCursor(SQLModel, table=True):
     __tablename__ = "connector_cursors"
 
     directory: str = Field(
-        sa_column=Column(String(128), ForeignKey("directories.name", ondelete="CASCADE"), primary_key=True)
+        sa_column=Column(
+            String(128), ForeignKey("directories.name", ondelete="CASCADE"), primary_key=True
+        )
     )
     name: str = Field(default="default", primary_key=True, max_length=64)
     value: str

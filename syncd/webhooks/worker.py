@@ -120,7 +120,7 @@ class WebhookWorker:
         the change being retried).
         """
         done = Delivery()
-        pos = self._position()
+        pos = self.position()
         try:
             page = feed.wait_for_changes(
                 self.engine,
@@ -151,7 +151,7 @@ class WebhookWorker:
                     feed.save_cursor(s, self.consumer, page.next)
         return done
 
-    def _position(self) -> str:
+    def position(self) -> str:
         """The cursor; a new webhook's is the feed's head (it gets what commits from now on)."""
         with session_scope(self.engine) as s:
             row = s.get(FeedCursor, self.consumer)

@@ -81,7 +81,8 @@ def test_service_operations_write_their_changes_in_order(engine: Engine) -> None
     added = page.changes[3]
     assert added.directory == "dir-a" and added.resource_id == t.id
     assert added.data["members"] == [{"id": u.id, "userName": "ann@x"}]
-    assert page.changes[8].data["members"] == [{"id": v.id, "userName": "bob@x"}]
+    # userNames are as of reading: bob@x was deleted since, his id remains
+    assert page.changes[8].data["members"] == [{"id": v.id, "userName": None}]
     assert page.changes[12].data["team_ids"] == [t.id]
     assert page.changes[4].data["changed"] == ["displayName"]
     assert all(c.actor == "scim:t1" for c in page.changes)
@@ -186,3 +187,24 @@ def test_prune_moves_the_horizon_and_an_older_position_is_gone(engine: Engine) -
 def test_a_position_the_feed_never_issued_is_refused(engine: Engine, bad: str) -> None:
     with pytest.raises(feed.BadPosition):
         feed.read(engine, after=bad, limit=1)
+
+
+def test_the_daemons_prune_deletes_only_changes_older_than_retention(engine: Engine) -> None:
+    from sqlalchemy import update
+
+    from syncd.config.delivery import FeedSettings
+    from syncd.feed.retention import prune_once
+    from syncd.store.models import Change
+
+    setup_dirs(engine)
+    with session_scope(engine) as s:
+        users.create_user(s, actor=A, body={"userName": "old@x"})
+    settled_head(engine)
+    with session_scope(engine) as s:
+        s.execute(update(Change).values(at=utcnow() - timedelta(days=31)))
+    with session_scope(engine) as s:
+        users.create_user(s, actor=A, body={"userName": "new@x"})
+    settled_head(engine)
+    assert prune_once(engine, FeedSettings(retention=30 * 86400)) == 1
+    assert kinds(engine) == [("user.created", "new@x")]
+    assert prune_once(engine, FeedSettings(retention=30 * 86400)) == 0

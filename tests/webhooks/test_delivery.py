@@ -67,7 +67,7 @@ def test_changes_arrive_signed_in_feed_order_and_only_the_subscribed_kinds(store
     with receiver() as rcv:
         w = worker(store, "all", hook(rcv))
         only = worker(store, "offboard", hook(rcv, events=["user.deactivated"]))
-        w._position(), only._position()  # both start at the head: nothing before this is sent
+        w.position(), only.position()  # both start at the head: nothing before this is sent
         (ann, bob) = make_users(store, "ann@x", "bob@x")
         with session_scope(store) as s:
             t = teams.create_team(s, actor=A, body={"displayName": "eng", "members": [{"value": ann}]})
@@ -103,7 +103,7 @@ def test_a_failing_receiver_gets_the_same_event_again_until_it_accepts_it(store:
         answers = iter([503, 500, 200])
         rcv.answer = lambda _i, _p: (next(answers, 200), {})
         w = worker(store, "flaky", hook(rcv, max_attempts=5))
-        w._position()
+        w.position()
         make_users(store, "ann@x", "bob@x")
         drain(store, w)
         ids = [r.msg_id for r in rcv.received]
@@ -119,7 +119,7 @@ def test_an_event_that_keeps_failing_goes_to_the_dead_letters_and_delivery_goes_
     with receiver() as rcv:
         rcv.answer = lambda _i, p: (500 if p["data"]["resource"]["name"] == "bad@x" else 200, {})
         w = worker(store, "dl", hook(rcv, max_attempts=3))
-        w._position()
+        w.position()
         make_users(store, "ann@x", "bad@x", "cid@x")
         drain(store, w)
         assert [r.payload["data"]["resource"]["name"] for r in rcv.delivered()] == ["ann@x", "cid@x"]
@@ -135,7 +135,7 @@ def test_an_event_that_keeps_failing_goes_to_the_dead_letters_and_delivery_goes_
 def test_a_restarted_worker_resumes_from_its_cursor_and_keeps_counting_failures(store: Engine) -> None:
     with receiver() as rcv:
         w = worker(store, "r", hook(rcv, max_attempts=4))
-        w._position()
+        w.position()
         make_users(store, "ann@x", "bob@x")
         drain(store, w)
         # the receiver goes down; the worker fails twice, then is stopped mid-backoff
@@ -171,7 +171,7 @@ def test_a_failure_count_kept_across_a_restart_still_ends_in_the_dead_letters(st
     with receiver() as rcv:
         rcv.answer = lambda _i, _p: (500, {})
         w = worker(store, "k", hook(rcv, max_attempts=3))
-        w._position()
+        w.position()
         make_users(store, "ann@x")
         settled_head(store)
         with session_scope(store) as s:  # two failures recorded by a previous process
@@ -189,7 +189,7 @@ def test_directory_filter_and_a_new_webhook_start_at_the_head(store: Engine) -> 
     make_users(store, "before@x")
     with receiver() as rcv:
         w = worker(store, "b-only", hook(rcv, directories=["dir-b"]))
-        w._position()
+        w.position()
         make_users(store, "a@x")
         make_users(store, "b@x", actor=Actor("pull", "dir-b", "okta"))
         drain(store, w)
@@ -204,3 +204,55 @@ def test_backoff_doubles_up_to_the_cap_and_honours_retry_after(
     attempt: int, retry_after: float | None, expected: float
 ) -> None:
     assert backoff(attempt, base=1.0, cap=300.0, retry_after=retry_after) == expected
+
+
+def test_a_cursor_behind_retention_skips_to_the_oldest_kept_and_says_so(store: Engine) -> None:
+    from datetime import timedelta
+
+    from syncd.store.models import utcnow
+
+    with receiver() as rcv:
+        w = worker(store, "late", hook(rcv))
+        w.position()
+        make_users(store, "gone@x")
+        settled_head(store)
+        with session_scope(store) as s:
+            feed.prune(s, older_than=utcnow() + timedelta(seconds=1))
+        make_users(store, "kept@x")
+        drain(store, w)
+        assert [r.payload["data"]["resource"]["name"] for r in rcv.delivered()] == ["kept@x"]
+        with session_scope(store, write=False) as s:
+            row = s.get(FeedCursor, consumer("late"))
+        assert row is not None and row.delivered == 1
+
+
+class RecordingStop(threading.Event):
+    """A stop flag whose waits return at once and are recorded (the backoff delays)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.waits: list[float] = []
+
+    def wait(self, timeout: float | None = None) -> bool:
+        self.waits.append(timeout or 0.0)
+        return self.is_set()
+
+
+def test_the_worker_waits_exponentially_longer_and_honours_retry_after(store: Engine) -> None:
+    with receiver() as rcv:
+        answers = iter([(500, {}), (500, {}), (429, {"Retry-After": "30"}), (500, {}), (200, {})])
+        rcv.answer = lambda _i, _p: next(answers)
+        stop = RecordingStop()
+        w = WebhookWorker(
+            store,
+            "slow",
+            hook(rcv, backoff="2s", max_backoff="60s", max_attempts=10),
+            signal=ChangeSignal(),
+            stop=stop,
+        )
+        w.position()
+        make_users(store, "ann@x")
+        settled_head(store)
+        w.step(wait=0)
+        assert stop.waits == [2.0, 4.0, 30.0, 16.0]
+        assert rcv.types() == ["user.created"]
