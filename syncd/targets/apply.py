@@ -62,6 +62,7 @@ class Applier(TeamWrites):
         self.on_progress = on_progress
         self.result = ApplyResult()
         self._lock = threading.Lock()
+        self._flush_lock = threading.Lock()
         self._buffer: dict[tuple[str, str], Mapped] = {}
         self._owners = {
             (m.kind, m.remote_id): lid for (_, lid), m in idmap.items() if m.remote_id is not None
@@ -91,9 +92,12 @@ class Applier(TeamWrites):
             self.flush()
 
     def flush(self) -> None:
-        with self._lock:
-            rows, self._buffer = list(self._buffer.values()), {}
-        st.save(self.engine, self.name, rows)
+        """Write the buffered map rows. Flushes are serialised in buffer order: two racing
+        flushes committing out of order would let an older row of an object overwrite a newer."""
+        with self._flush_lock:
+            with self._lock:
+                rows, self._buffer = list(self._buffer.values()), {}
+            st.save(self.engine, self.name, rows)
 
     def _owner(self, kind: str, remote_id: str) -> str | None:
         with self._lock:
@@ -303,9 +307,10 @@ class Applier(TeamWrites):
             self._forget("user", lid)
 
     def _forget(self, kind: str, lid: str) -> None:
-        with self._lock:
-            m = self.idmap.pop((kind, lid), None)
-            if m is not None and m.remote_id is not None:
-                self._owners.pop((kind, m.remote_id), None)
-            self._buffer.pop((kind, lid), None)
-        st.forget(self.engine, self.name, [(kind, lid)])
+        with self._flush_lock:  # not overtaken by a flush that already took this row
+            with self._lock:
+                m = self.idmap.pop((kind, lid), None)
+                if m is not None and m.remote_id is not None:
+                    self._owners.pop((kind, m.remote_id), None)
+                self._buffer.pop((kind, lid), None)
+            st.forget(self.engine, self.name, [(kind, lid)])
