@@ -60,7 +60,10 @@ def diff(
     *,
     on_user_left: str = "deactivate",
     on_team_left: str = "delete",
+    pending_names: dict[str, tuple[str, str | None]] | None = None,
 ) -> TargetPlan:
+    """`pending_names[local id]` = (userName, email) of users whose create may have happened
+    (a pending map row) and that are no longer desired: found on the target, they still leave."""
     plan = TargetPlan(complete=remote.complete, notes=list(desired.notes))
     claimed_users: set[str] = {
         m.remote_id for (k, _), m in idmap.items() if k == "user" and m.remote_id in remote.users
@@ -106,7 +109,18 @@ def diff(
     for (kind, lid), m in sorted(idmap.items()):
         if kind != "user" or lid in desired.users:
             continue
-        if m.remote_id is None or (remote.complete and m.remote_id not in remote.users):
+        if m.remote_id is None and remote.complete and lid in (pending_names or {}):
+            name, email = (pending_names or {})[lid]
+            got = by_name.get(name.casefold()) or (by_email.get(email.casefold()) if email else None)
+            if got is not None and got.id not in claimed_users:  # created before a crash: it leaves
+                claimed_users.add(got.id)
+                plan.adopt.append(("user", lid, got.id))
+                plan.leave_users.append((lid, got.id))
+            else:
+                plan.forget.append(("user", lid))
+        elif m.remote_id is None and not remote.complete:
+            continue  # it may be on the part of the target not read: keep the pending row
+        elif m.remote_id is None or (remote.complete and m.remote_id not in remote.users):
             plan.forget.append(("user", lid))  # nothing there to deactivate or delete
         elif on_user_left == "delete" or not (m.left and m.active is False):
             plan.leave_users.append((lid, m.remote_id))

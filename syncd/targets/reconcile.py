@@ -90,8 +90,18 @@ def full_reconcile(
     out.team_names = {tid: t.display_name for tid, t in desired.teams.items()}
     remote = read_target(client, on_page=lambda r, n: on_progress and on_progress(f"reading {r}", n, 0))
     idmap = st.load_map(engine, name)
+    pending = [
+        lid
+        for (k, lid), m in idmap.items()
+        if k == "user" and m.remote_id is None and lid not in desired.users
+    ]
     plan = diff(
-        desired, remote, idmap, on_user_left=settings.on_user_left, on_team_left=settings.on_team_left
+        desired,
+        remote,
+        idmap,
+        on_user_left=settings.on_user_left,
+        on_team_left=settings.on_team_left,
+        pending_names=_identities(engine, pending),
     )
     out.plan = plan
     check(plan, removal_base(remote, idmap), settings.safety, allow_deletes=allow_deletes)
@@ -105,6 +115,27 @@ def full_reconcile(
         out.applied, out.errors = res.applied, res.errors
         st.update_state(engine, name, last_full_at=_utcnow())
     out.seconds = now() - t0
+    return out
+
+
+def _identities(engine: Engine, user_ids: list[str]) -> dict[str, tuple[str, str | None]]:
+    """(userName, first email) of these users, where the store still has them."""
+    if not user_ids:
+        return {}
+    from sqlalchemy import select
+
+    from syncd.store.models import User, UserEmail
+
+    out: dict[str, tuple[str, str | None]] = {}
+    with session_scope(engine, write=False) as s:
+        for i in range(0, len(user_ids), 500):
+            part = user_ids[i : i + 500]
+            names = dict(s.execute(select(User.id, User.user_name).where(User.id.in_(part))).tuples().all())
+            emails: dict[str, str] = {}
+            q = select(UserEmail.user_id, UserEmail.value).where(UserEmail.user_id.in_(part))
+            for uid, value in s.execute(q).tuples():
+                emails.setdefault(uid, value)
+            out.update({uid: (n, emails.get(uid)) for uid, n in names.items()})
     return out
 
 

@@ -156,3 +156,12 @@ def test_incremental_member_changes_of_one_team_become_one_add_and_one_remove() 
     plan = plan_changes(desired(A, B, c, teams=(t,)), m, touched, target("http://x"))
     assert plan.add_members == {"t1": ["a", "c"]} and plan.remove_members == {"t1": ["rb"]}
     assert plan.counts() == {"add_members": 2, "remove_members": 1}
+
+
+def test_a_pending_user_that_left_is_found_and_deactivated_not_forgotten() -> None:
+    """Its create reached the target before a crash; forgetting it would orphan an active user."""
+    m = mapped(Mapped("user", "a", None))
+    plan = diff(desired(), remote(ru("r1", "a@x")), m, pending_names={"a": ("a@x", "a@x")})
+    assert plan.leave_users == [("a", "r1")] and plan.adopt == [("user", "a", "r1")]
+    assert diff(desired(), remote(), m, pending_names={"a": ("a@x", None)}).forget == [("user", "a")]
+    assert diff(desired(), remote(complete=False), m, pending_names={"a": ("a@x", None)}).forget == []
