@@ -54,6 +54,10 @@ BENCHES: dict[str, dict[str, object]] = {
         "title": "On-login sync: user in 5/50/500 groups, IdP answering instantly (syncd's own time)",
         "sized": False,
     },
+    "deliver": {
+        "title": "Delivery to a local SCIM target (LiteLLM-style gateway fake): full, no-op, change latency",
+        "sized": True,
+    },
 }
 
 HEADER = """# Benchmarks

@@ -30,6 +30,12 @@ _DIRS = (
     Column("schedule", "schedule"),
     Column("credentials", "credentials"),
 )
+_TARGETS = (
+    Column("name", "target", style="bold"),
+    Column("url", "url"),
+    Column("sources", "sources"),
+    Column("credentials", "credentials"),
+)
 
 _HOOKS = (
     Column("name", "webhook", style="bold"),
@@ -73,6 +79,15 @@ def summary(s: Settings) -> dict[str, Any]:
                 "credentials": credentials(d),
             }
             for name, d in s.directories.items()
+        ],
+        "targets": [
+            {
+                "name": name,
+                "url": t.url,
+                "sources": ", ".join(t.sources) if t.sources is not None else "every directory",
+                "credentials": t.secret.source,
+            }
+            for name, t in s.targets.items()
         ],
         "feed": s.feed.model_dump(),
         "webhooks": [
@@ -137,6 +152,8 @@ def check_cmd(ctx: typer.Context, config: ConfigOption = None, json: JsonOption 
         table(data["directories"], _DIRS, title="directories")
     else:
         console().print("[dim]no directories configured[/dim]")
+    if data["targets"]:
+        table(data["targets"], _TARGETS, title="delivery targets")
     if data["webhooks"]:
         table(data["webhooks"], _HOOKS, title="webhooks")
     for note in data["notes"]:

@@ -13,6 +13,7 @@ import shlex
 import shutil
 import sys
 import time
+from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,7 +22,7 @@ from typing import Annotated, Any
 import typer
 
 from cli.context import JsonOption, fail, state
-from cli.exitcodes import EXIT_OK, for_run, worst
+from cli.exitcodes import EXIT_FAILED, EXIT_OK, for_run, worst
 from cli.output import cell, console, print_json
 
 DEFAULT_STATE_DIR = Path("demo-state")
@@ -75,13 +76,22 @@ def demo_cmd(
         demo = _start(stack, state_dir, users=users, groups=groups, quiet=st.json)
         _pull_all(demo)
         _largest_teams(demo)
-        code = worst([for_run(r.outcome, r.failure) for r in demo.results])
+        from cli.push import demo_delivery
+
+        deliveries, show_delivery = demo_delivery(stack, state_dir, demo.engine, quiet=st.json)
+        codes = [for_run(r.outcome, r.failure) for r in demo.results]
+        code = worst(codes + [EXIT_FAILED for d in deliveries if d.outcome != "applied"])
         if st.json:
             print_json(
-                {"config": str(demo.config), "runs": [r.to_dict() for r in demo.results], **demo.report}
+                {
+                    "config": str(demo.config),
+                    "runs": [r.to_dict() for r in demo.results],
+                    "delivery": [d.to_dict() for d in deliveries],
+                    **demo.report,
+                }
             )
         else:
-            _show(demo, keep_running=keep_running and code == EXIT_OK)
+            _show(demo, keep_running=keep_running and code == EXIT_OK, then=show_delivery)
         if code != EXIT_OK:
             raise typer.Exit(code)
         if keep_running:
@@ -145,7 +155,7 @@ def _largest_teams(demo: Demo) -> None:
     demo.report["sample_user"] = okta_user
 
 
-def _show(demo: Demo, *, keep_running: bool) -> None:
+def _show(demo: Demo, *, keep_running: bool, then: Callable[[], None] | None = None) -> None:
     from rich.table import Table
 
     from cli.sync import _show as show_run
@@ -157,6 +167,8 @@ def _show(demo: Demo, *, keep_running: bool) -> None:
     for row in demo.report["largest_teams"]:
         t.add_row(cell(row["directory"]), cell(row["team"]), str(row["members"]))
     out.print(t)
+    if then is not None:
+        then()
     for line in next_steps(demo, keep_running=keep_running):
         typer.echo(line)  # plain text: commands must not wrap or lose [brackets]
 

@@ -38,6 +38,8 @@ COMMANDS: dict[str, str] = {
     "login-sync": "cli.login",
     "demo": "cli.demo",
     "webhooks": "cli.webhooks",
+    "push": "cli.push",
+    "targets": "cli.targets",
 }
 
 HELP = """\

@@ -298,6 +298,51 @@ DirectorySettings = Annotated[
 ]
 
 
+class ScimTarget(_Model):
+    """A SCIM 2.0 service provider syncd provisions (the gateway's `/scim/v2`). `sources` are
+    the directories it receives (None: every directory); `team_name` maps a team's name with
+    `{name}` and `{directory}`; `timeout` is seconds per request; `member_chunk` the most
+    members one PATCH carries; `full_reconcile` the schedule of the drift backstop."""
+
+    kind: Literal["scim"]
+    url: Url
+    token: Secret | None = None
+    token_env: EnvSecret | None = None
+    token_file: FileSecret | None = None
+    sources: tuple[DirectoryName, ...] | None = None
+    team_name: Text = "{name}"
+    users: Literal["members", "all"] = "members"
+    on_user_left: Literal["deactivate", "delete"] = "deactivate"
+    on_team_left: Literal["delete", "keep"] = "delete"
+    full_reconcile: Annotated[Schedule, BeforeValidator(Schedule.parse)] = Schedule("1d", interval=86400)
+    concurrency: StrictInt = Field(default=4, ge=1, le=64)
+    timeout: Duration = 30
+    member_chunk: StrictInt = Field(default=100, ge=1, le=10_000)
+    safety: SafetySettings = SafetySettings()
+
+    @model_validator(mode="after")
+    def _check(self) -> ScimTarget:
+        self._one_of("token", "token_env", "token_file", required=True)
+        import string
+
+        try:
+            fields = {f for _, f, _, _ in string.Formatter().parse(self.team_name) if f is not None}
+        except ValueError as exc:
+            raise ValueError(f"bad team_name template {self.team_name!r}: {exc}") from None
+        if not fields <= {"name", "directory"} or "name" not in fields:
+            raise ValueError(
+                f"team_name {self.team_name!r} may use only {{name}} and {{directory}}, and needs {{name}}"
+            )
+        return self
+
+    @property
+    def secret(self) -> Secret:
+        return self._secret("token")  # type: ignore[return-value]  # one is required
+
+
+TargetSettings = ScimTarget
+
+
 def default_state_dir(environ: Mapping[str, str]) -> Path:
     """`$STATE_DIRECTORY` (systemd `StateDirectory=`, first entry), else the XDG state home."""
     if environ.get("STATE_DIRECTORY"):
@@ -315,6 +360,7 @@ class Settings(_Model):
     server: ServerSettings = Field(default_factory=lambda: ServerSettings.model_validate({}))
     log: LogSettings = LogSettings()
     directories: dict[DirectoryName, DirectorySettings] = {}
+    targets: dict[DirectoryName, TargetSettings] = {}
     feed: FeedSettings = FeedSettings()
     webhooks: dict[DirectoryName, WebhookSettings] = {}
     _source: Path | None = PrivateAttr(default=None)
@@ -339,3 +385,14 @@ class Settings(_Model):
         if isinstance(store, dict) and not given and isinstance(state, Path):
             data["store"] = {**store, "url": f"sqlite:///{state / 'syncd.db'}"}
         return data
+
+    @model_validator(mode="after")
+    def _target_sources(self) -> Settings:
+        for name, t in self.targets.items():
+            unknown = [d for d in t.sources or () if d not in self.directories]
+            if unknown:
+                raise ValueError(
+                    f"targets.{name}.sources: no directory named {', '.join(unknown)} "
+                    f"(configured: {', '.join(self.directories) or 'none'})"
+                )
+        return self

@@ -115,6 +115,9 @@ class Daemon:
         self.feed_workers = FeedWorkers(engine, self.config.get, self.metrics.registry)
         self.watchdog: Watchdog | None = None
         self._reload_lock = threading.Lock()
+        from syncd.targets.worker import TargetWorkers
+
+        self.targets = TargetWorkers(engine, self.config.get, self.metrics.registry)
 
     def _pull_names(self) -> list[str]:
         return [n for n, d in self.config.get().directories.items() if d.kind != "scim"]
@@ -124,6 +127,7 @@ class Daemon:
         self.runner.warm(s.directories)  # SDK imports and clients, before the first slot needs them
         self.scheduler.apply(s.directories)
         self.scheduler.start()
+        self.targets.start()
         self.feed_workers.start()
         pulls = self._pull_names()
         log.info("syncd ready", extra={"listen": s.server.listen, "pull_directories": pulls})
@@ -162,6 +166,7 @@ class Daemon:
             self.runner.reload(new.directories)
             if not self.state.stopping:
                 self.scheduler.apply(new.directories)
+                self.targets.apply()
                 self.feed_workers.reload()
             log.info("config reloaded", extra={"pull_directories": self._pull_names()})
             notify("READY=1")
@@ -170,6 +175,7 @@ class Daemon:
         self.begin_stop("server stopped")
         self.scheduler.shutdown()
         clean = self.runner.shutdown(STOP_TIMEOUT_S)
+        self.targets.shutdown(STOP_TIMEOUT_S)
         if not clean:
             log.warning("a sync did not reach a safe point in time; its open batch is rolled back")
         if self.watchdog is not None:

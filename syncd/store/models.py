@@ -223,6 +223,44 @@ class ConnectorCursor(SQLModel, table=True):
     updated_at: datetime = _ts()
 
 
+class TargetObject(SQLModel, table=True):
+    """The id map of a delivery target: a local user or team and the target's id for it.
+
+    `remote_id` NULL means a create was sent and not yet acknowledged (the next attempt looks
+    the object up before creating again). `digest` is the hash of the attributes last
+    acknowledged by the target, and `active` the last acknowledged `active` (targets such as
+    LiteLLM never read it back). `left` marks a user delivered as gone (deactivated) because
+    it left the target's desired state.
+    """
+
+    __tablename__ = "target_objects"
+    __table_args__ = (Index("ix_target_objects_remote", "target", "kind", "remote_id"),)
+
+    target: str = Field(primary_key=True, max_length=128)
+    kind: str = Field(primary_key=True, max_length=8)  # user | team
+    local_id: str = Field(primary_key=True, max_length=64)
+    remote_id: str | None = Field(default=None, max_length=512)
+    digest: str | None = Field(default=None, max_length=64)
+    active: bool | None = None
+    left: bool = False
+    updated_at: datetime = _ts()
+
+
+class TargetState(SQLModel, table=True):
+    """Delivery state of one target: its change-feed cursor and what happened last."""
+
+    __tablename__ = "target_state"
+
+    target: str = Field(primary_key=True, max_length=128)
+    position: str | None = Field(default=None, max_length=64)
+    last_delivery_at: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True)))
+    last_full_at: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True)))
+    last_error: str | None = None
+    last_error_at: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True)))
+    delivered: int = 0
+    updated_at: datetime = _ts()
+
+
 # -- change feed (syncd.feed) and its readers ------------------------------------------------
 
 #: 64-bit ids; INTEGER on SQLite so that the primary key is the rowid (autoincrementing).

@@ -7,7 +7,7 @@ cannot be converted to text"). Such characters are removed from `users.data` and
 (on both stores, so that a later PATCH of the row is not refused for a value nobody sent).
 
 Revision ID: 0004
-Revises: 0002
+Revises: 0003
 Create Date: 2026-11-29
 """
 
@@ -20,7 +20,7 @@ import sqlmodel
 from alembic import op
 
 revision: str = "0004"
-down_revision: str | None = "0002"
+down_revision: str | None = "0003"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
