@@ -116,7 +116,7 @@ class Connector(abc.ABC):
 
 
 _REGISTRY: dict[str, type[Connector]] = {}
-BUILT_IN = ("graph", "okta", "google")
+BUILT_IN = ("graph", "okta", "google", "onelogin")
 
 
 def register(cls: type[Connector]) -> type[Connector]:

@@ -63,4 +63,15 @@ def build_connector(name: str, settings: Any, **overrides: Any) -> Connector:
             "customer_members": settings.customer_members,
         }
         return GoogleConnector(name, **{**common, **kw, **overrides})
+    if kind == "onelogin":
+        from connectors.onelogin import OneLoginConnector
+
+        secret = settings.secret
+        kw = {
+            "base_url": settings.base_url,
+            "client_id": settings.client_id,
+            "client_secret": secret.reveal() if secret else None,
+            "teams": settings.teams,
+        }
+        return OneLoginConnector(name, **{**common, **kw, **overrides})
     raise ConfigError(f"directory {name!r} is of kind {kind!r}, which has no pull connector")

@@ -17,9 +17,9 @@ from connectors.testing.harness import FakeIdP, running_fake
 from connectors.testing.tenant import Tenant, generate
 from syncd.reconcile.snapshot import Snapshot
 
-KINDS = ["graph", "okta", "google"]
+KINDS = ["graph", "okta", "google", "onelogin"]
 #: a path fragment that only member reads contain, per vendor
-MEMBERS_PATH = {"graph": "transitiveMembers", "okta": "/groups/", "google": "/members"}
+MEMBERS_PATH = {"graph": "transitiveMembers", "okta": "/groups/", "google": "/members", "onelogin": "/roles/"}
 FAST = {"page_size": 7, "concurrency": 4, "max_retries": 3, "time_budget": 60.0, "request_timeout": 5.0}
 
 

@@ -1,0 +1,183 @@
+"""OneLogin SDK setup, the client-credentials token, and the one request path every read uses.
+
+Layer choice: the SDK (`onelogin` 4.x, OpenAPI-generated, synchronous urllib3) deserialises
+every list into pydantic models, validating each user's `state`/`status` against fixed enums
+(an unknown code from OneLogin would fail the whole page). Reads here go through the SDK's
+`ApiClient.call_api` with no response type: the SDK still builds the URL (path templating,
+percent-encoding, query encoding), adds its `Authorization: Bearer <token>` from its
+`Configuration` and sends through its urllib3 `RESTClientObject`; the body comes back as text,
+parsed once with orjson, with the response headers (the cursor headers live there). The token
+comes from the SDK's own `OAuth2Api.generate_token` (`POST /auth/oauth2/v2/token`, client id and
+secret as HTTP basic auth, `{"grant_type": "client_credentials"}`).
+
+SDK traps handled: `Configuration.__init__` resets `access_token` to None, so the token is set
+after construction; the SDK retries nothing unless `Configuration.retries` is set, and urllib3's
+own retries would hide 429s, so urllib3 retries are off (`retries=False`) and retrying is done
+here: 429 waits `X-RateLimit-Reset` seconds (refused at once if that is past the time budget),
+5xx / timeouts / resets back off 0.5, 1, 2, … s (±20 %), a 401 renews the token once.
+
+The SDK is blocking: each request runs in this client's own thread pool (`connections`
+threads, one urllib3 pool of the same size), so `concurrency` requests can be in flight.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import random
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+from onelogin.api.o_auth2_api import OAuth2Api
+from onelogin.api_client import ApiClient
+from onelogin.configuration import Configuration
+from onelogin.models.generate_token_request import GenerateTokenRequest
+
+from connectors.base import (
+    AuthError,
+    BudgetExceeded,
+    ThrottledError,
+    UnavailableError,
+)
+from connectors.onelogin.errors import from_status, translate
+
+TOKEN_WHAT = "OneLogin token (POST /auth/oauth2/v2/token)"
+TOKEN_MARGIN_S = 300.0  # renew a token this long before OneLogin says it expires
+
+
+class Deadline:
+    """A point in monotonic time; `remaining()` in seconds, never negative."""
+
+    def __init__(self, seconds: float) -> None:
+        self.at = time.monotonic() + seconds
+
+    def remaining(self) -> float:
+        return max(0.0, self.at - time.monotonic())
+
+
+@dataclass
+class Meter:
+    """HTTP calls sent (retries and token requests included) and 429 answers received."""
+
+    api_calls: int = 0
+    throttles: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    """One successful answer: body text and response headers (case-insensitive mapping)."""
+
+    body: str
+    headers: Any
+
+
+class OneLoginApi:
+    """One OneLogin account's SDK client plus the request policy (retries, budget, threads)."""
+
+    def __init__(self, *, base_url: str, client_id: str, client_secret: str,
+                 request_timeout: float, max_retries: int, connections: int) -> None:
+        cfg = Configuration(host=base_url, username=client_id, password=client_secret)
+        cfg.retries = False  # urllib3 would retry 5xx/connect errors out of our sight
+        cfg.connection_pool_maxsize = connections
+        cfg.proxy = None
+        self._secret = client_secret
+        self.cfg = cfg
+        self.client = ApiClient(cfg)
+        self.request_timeout = request_timeout
+        self.max_retries = max_retries
+        self.meter = Meter()
+        self._pool = ThreadPoolExecutor(max_workers=connections, thread_name_prefix="onelogin")
+        self._token_lock = threading.Lock()
+        self._token_expires = 0.0
+
+    # -- token
+
+    def _fetch_token(self, *, force: bool, stale: str | None = None) -> None:
+        with self._token_lock:
+            if not force and self.cfg.access_token and time.monotonic() < self._token_expires:
+                return
+            if force and stale is not None and self.cfg.access_token != stale:
+                return  # another thread renewed it already
+            self.meter.api_calls += 1
+            with translate(TOKEN_WHAT, self._secret,
+                           token_endpoint=True):
+                tok = OAuth2Api(self.client).generate_token(
+                    GenerateTokenRequest(grant_type="client_credentials"),
+                    _request_timeout=self.request_timeout)
+            if not tok.access_token:
+                raise AuthError("OneLogin token endpoint answered without an access_token")
+            self.cfg.access_token = tok.access_token  # after construction: see module doc
+            life = float(tok.expires_in or 36000)
+            self._token_expires = time.monotonic() + max(life - TOKEN_MARGIN_S, life / 2)
+
+    # -- one request
+
+    def _get_sync(self, path: str, params: list[tuple[str, Any]],
+                  path_params: dict[str, Any] | None, what: str) -> Page:
+        self._fetch_token(force=False)
+        self.meter.api_calls += 1
+        try:
+            with translate(what, self._secret, self.cfg.access_token):
+                res = self.client.call_api(
+                    path, "GET", path_params or {}, list(params),
+                    {"Accept": "application/json"}, response_types_map={},
+                    auth_settings=["OAuth2"], _return_http_data_only=False,
+                    _preload_content=True, _request_timeout=self.request_timeout)
+        except ThrottledError:
+            self.meter.throttles += 1
+            raise
+        if not 200 <= res.status_code < 300:
+            raise from_status(res.status_code, res.raw_data, res.headers, what=what)
+        return Page(res.raw_data or "", res.headers)
+
+    async def get(self, path: str, *, what: str, deadline: Deadline,
+                  params: list[tuple[str, Any]] | None = None,
+                  path_params: dict[str, Any] | None = None) -> Page:
+        """GET `path`, retrying transient failures up to `max_retries` times within `deadline`.
+
+        Raises a `ConnectorError`.
+        """
+        loop = asyncio.get_running_loop()
+        attempt = 0
+        renewed = False
+        while True:
+            remaining = deadline.remaining()
+            if remaining <= 0:
+                raise BudgetExceeded(f"{what}: time budget spent")
+            token = self.cfg.access_token
+            fut = loop.run_in_executor(self._pool, self._get_sync, path, params or [],
+                                       path_params, what)
+            try:
+                return await asyncio.wait_for(fut, remaining)
+            except TimeoutError as exc:
+                raise BudgetExceeded(f"{what}: time budget spent waiting for OneLogin") from exc
+            except AuthError as exc:
+                if renewed or "HTTP 401" not in str(exc) or str(exc).startswith(TOKEN_WHAT):
+                    raise
+                renewed = True  # an expired or revoked access token: renew once, then give up
+                await loop.run_in_executor(
+                    self._pool, functools.partial(self._fetch_token, force=True, stale=token))
+            except (UnavailableError, ThrottledError) as exc:
+                attempt += 1
+                if attempt > self.max_retries:
+                    raise
+                wait = getattr(exc, "retry_after", None)
+                delay = wait + random.uniform(0, 0.2) if wait is not None else \
+                    min(0.5 * 2 ** (attempt - 1), 10.0) * random.uniform(0.8, 1.2)
+                if delay >= deadline.remaining():
+                    if isinstance(exc, ThrottledError):
+                        raise ThrottledError(f"{exc}; OneLogin asks to wait {delay:.0f} s, "
+                                             "past the time budget") from exc
+                    raise BudgetExceeded(f"{what}: time budget spent while retrying ({exc})") \
+                        from exc
+                await asyncio.sleep(delay)
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
+        self.client.close()
+
+
+__all__ = ["Deadline", "Meter", "OneLoginApi", "Page"]
