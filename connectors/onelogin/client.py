@@ -119,8 +119,9 @@ class OneLoginApi:
                   path_params: dict[str, Any] | None, what: str) -> Page:
         self._fetch_token(force=False)
         self.meter.api_calls += 1
+        used = self.cfg.access_token
         try:
-            with translate(what, self._secret, self.cfg.access_token):
+            with translate(what, self._secret, used):
                 res = self.client.call_api(
                     path, "GET", path_params or {}, list(params),
                     {"Accept": "application/json"}, response_types_map={},
@@ -128,6 +129,9 @@ class OneLoginApi:
                     _preload_content=True, _request_timeout=self.request_timeout)
         except ThrottledError:
             self.meter.throttles += 1
+            raise
+        except AuthError as exc:
+            exc.used_token = used  # type: ignore[attr-defined]  # which token was refused
             raise
         if not 200 <= res.status_code < 300:
             raise from_status(res.status_code, res.raw_data, res.headers, what=what)
@@ -147,7 +151,6 @@ class OneLoginApi:
             remaining = deadline.remaining()
             if remaining <= 0:
                 raise BudgetExceeded(f"{what}: time budget spent")
-            token = self.cfg.access_token
             fut = loop.run_in_executor(self._pool, self._get_sync, path, params or [],
                                        path_params, what)
             try:
@@ -159,7 +162,8 @@ class OneLoginApi:
                     raise
                 renewed = True  # an expired or revoked access token: renew once, then give up
                 await loop.run_in_executor(
-                    self._pool, functools.partial(self._fetch_token, force=True, stale=token))
+                    self._pool, functools.partial(self._fetch_token, force=True,
+                                                   stale=getattr(exc, "used_token", None)))
             except (UnavailableError, ThrottledError) as exc:
                 attempt += 1
                 if attempt > self.max_retries:

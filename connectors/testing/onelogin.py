@@ -79,7 +79,8 @@ def decode_cursor(cursor: str) -> tuple[int, int] | None:
 @register_fake
 class FakeOneLogin(FakeIdP):
     """Options: `client_id`, `client_secret`, `rate_limit` (X-RateLimit-Limit),
-    `token_life` (seconds, `expires_in`)."""
+    `token_life` (seconds, `expires_in`). `codes` maps tenant user ids to a (state, status)
+    pair served instead of the derived one (codes OneLogin may add later, tests)."""
 
     kind = "onelogin"
     supports_nesting: ClassVar[bool] = False
@@ -91,6 +92,7 @@ class FakeOneLogin(FakeIdP):
         self.client_secret: str = options.get("client_secret", "fake-onelogin-client-secret")
         self.rate_limit: int = options.get("rate_limit", 5000)
         self.token_life: int = options.get("token_life", 36000)
+        self.codes: dict[str, tuple[int, int]] = dict(options.get("codes", {}))
         self.access_tokens: set[str] = set()
         self.tokens_issued = 0
         self._idx: OneLoginIndex | None = None
@@ -116,13 +118,20 @@ class FakeOneLogin(FakeIdP):
             return f"role:{num_id('role', tenant_id)}"
         return str(num_id("user", tenant_id))
 
-    def group_external_id(self, group_num: int) -> str:
-        return f"group:{group_num}"
+    def user_codes(self, tenant_user_id: str) -> tuple[int, int]:
+        """The (state, status) the fake reports for a tenant user."""
+        return self.index().users[num_id("user", tenant_user_id)]["state"], \
+            self.index().users[num_id("user", tenant_user_id)]["status"]
+
+    def user_group(self, tenant_user_id: str) -> str | None:
+        """The team external id of the user's one OneLogin group, or None."""
+        g = self.index().users[num_id("user", tenant_user_id)]["group_id"]
+        return None if g is None else f"group:{g}"
 
     def index(self) -> OneLoginIndex:
         idx = self._idx
         if idx is None or idx.clock != self.tenant.clock:
-            idx = self._idx = OneLoginIndex(self.tenant)
+            idx = self._idx = OneLoginIndex(self.tenant, self.codes)
         return idx
 
     # -- ASGI

@@ -53,8 +53,9 @@ def group_of(u: FakeUser, count: int) -> int | None:
 class OneLoginIndex:
     """Everything the fake serves, built once per tenant clock value."""
 
-    def __init__(self, tenant: Tenant) -> None:
+    def __init__(self, tenant: Tenant, overrides: dict[str, tuple[int, int]] | None = None) -> None:
         self.clock = tenant.clock
+        overrides = overrides or {}
         count = group_count(tenant)
         self.group_ids = [200_000 + i for i in range(count)]
         self.group_body = {g: {"id": g, "name": f"ol-group-{i:03d}", "reference": None}
@@ -75,7 +76,7 @@ class OneLoginIndex:
         self.member_brief: dict[int, bytes] = {}
         for t, u in tenant.users.items():
             n = uid[t]
-            state, status = codes(u)
+            state, status = overrides.get(t) or codes(u)
             gi = group_of(u, count)
             obj = {"id": n, "username": u.user_name, "email": u.user_name,
                    "firstname": u.given_name, "lastname": u.family_name, "state": state,
