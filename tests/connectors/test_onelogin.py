@@ -77,7 +77,7 @@ def test_fake_pages_v2_lists_with_cursor_headers_and_caps_limit_at_100() -> None
 
 
 def test_fake_serves_v1_groups_in_an_envelope_with_body_cursors() -> None:
-    with running_fake("onelogin", tenant(users=3000, groups=1)) as (fake, url):
+    with running_fake("onelogin", tenant(users=3000, groups=1)) as (_fake, url):
         auth = {"Authorization": f"Bearer {token(url)}"}
         doc = httpx.get(f"{url}/api/1/groups", headers=auth).json()
         assert doc["status"]["code"] == 200 and len(doc["data"]) == 50
@@ -111,7 +111,7 @@ def test_every_state_and_status_code_maps_as_documented() -> None:
     active = {(state, status) for state in (None, 0, 1, 2, 3) for status in (*ALL_STATUSES, 6, None)
               if is_active(state, status)}
     assert active == {(s, st) for s in (None, 1) for st in (1, 3, 4, 5, 8)}
-    assert ACTIVE_STATUSES == {1, 3, 4, 5, 8}
+    assert set(ACTIVE_STATUSES) == {1, 3, 4, 5, 8}
 
 
 def test_full_snapshot_has_numeric_ids_roles_and_mapped_codes() -> None:
