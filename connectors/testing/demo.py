@@ -1,6 +1,6 @@
-"""The bundled demo tenant: the three fake IdPs on 127.0.0.1 and a config that points at them.
+"""The bundled demo tenant: the fake IdPs on 127.0.0.1 and a config that points at them.
 
-Used by `syncd demo`. The fakes serve three different generated tenants (one per vendor) and
+Used by `syncd demo`. The fakes serve different generated tenants (one per vendor) and
 accept the fake credentials written into the config; nothing here reaches a real IdP.
 """
 
@@ -61,6 +61,20 @@ def start_fakes(stack: ExitStack, state_dir: Path, size: DemoSize) -> str:
         srv = ServerThread(fake.app()).start()
         stack.callback(srv.stop)
         urls[name] = srv.url
+    # OneLogin: a few dozen users whatever the size, so the first `make demo` stays short
+    onelogin: Any = fake_class("onelogin")(
+        generate(
+            seed=14,
+            users=min(size.users, 40),
+            groups=min(size.groups, 8),
+            members_per_group=min(size.members, 10),
+            nesting_depth=0,
+            domain="onelogin-demo.example",
+        )
+    )
+    ol_srv = ServerThread(onelogin.app()).start()
+    stack.callback(ol_srv.stop)
+    urls["onelogin"] = ol_srv.url
     sa_file = state_dir / "google-demo.json"
     sa_file.write_text(json.dumps(service_account_info(urls["google"] + "/token", google.key)))
     sa_file.chmod(0o600)
@@ -93,4 +107,12 @@ subject = "{ADMIN_EMAIL.format(domain=google.tenant.domain)}"
 base_url = "{urls["google"]}"
 token_url = "{urls["google"]}/token"
 concurrency = 8
+
+[directories.onelogin-demo]
+kind = "onelogin"
+base_url = "{urls["onelogin"]}"
+client_id = "{onelogin.client_id}"
+client_secret = "{onelogin.client_secret}"
+teams = "both"
+concurrency = 4
 """
