@@ -31,6 +31,7 @@ BENCHES: dict[str, dict[str, object]] = {
     "snapshot_graph": {"title": "Full snapshot: Microsoft Graph connector vs fetch floor", "sized": True},
     "snapshot_okta": {"title": "Full snapshot: Okta connector vs fetch floor", "sized": True},
     "snapshot_google": {"title": "Full snapshot: Google Directory connector vs fetch floor", "sized": True},
+    "snapshot_onelogin": {"title": "Full snapshot: OneLogin connector vs fetch floor", "sized": True},
     "reconcile_graph": {
         "title": "Sync runs: Graph tenant into the store (initial, no-op, 1% changes) vs fetch floor",
         "sized": True,

@@ -208,7 +208,8 @@ class FakeOneLogin(FakeIdP):
                     ids = idx.user_ids
                     for attr in ("username", "email"):
                         if query.get(attr):
-                            ids = [n for n in idx.search_users(attr, query[attr]) if n in set(ids)]
+                            keep = set(ids)
+                            ids = [n for n in idx.search_users(attr, query[attr]) if n in keep]
                     return self._page(idx.user_list, ids, path, query)
                 n = _num(rest[0])
                 if n not in idx.users:
