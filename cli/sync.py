@@ -15,7 +15,7 @@ from rich.progress import (
 )
 
 from cli.context import ConfigOption, JsonOption, fail, open_store, settings, state
-from cli.exitcodes import for_run, worst
+from cli.exitcodes import EXIT_FAILED, EXIT_OK, EXIT_PARTIAL, EXIT_UNREACHABLE, for_run, worst
 from cli.output import console, esc, print_json
 from cli.planview import PLAN_LINES, show_plan
 from connectors.base import ConnectorError
@@ -136,7 +136,16 @@ def _pull(
     else:
         for r in results:
             show_result(r, dry_run=dry_run, limit=None if every else PLAN_LINES)
-    return worst([for_run(r.outcome, r.failure) for r in results])
+    # a read cut short is partial (5), a dry run's too; failures and stops rank above it
+    return worst([exit_code(r) for r in results])
+
+
+def exit_code(r: RunResult) -> int:
+    """The exit code of one directory's run (see `cli.exitcodes`)."""
+    code = for_run(r.outcome, r.failure)
+    if code == EXIT_FAILED and r.unreachable:  # the IdP could not be reached or refused us
+        return EXIT_UNREACHABLE
+    return EXIT_PARTIAL if code == EXIT_OK and not r.complete else code
 
 
 def _one(engine: Any, conn: Any, opts: Any, *, quiet: bool) -> RunResult:
@@ -177,12 +186,14 @@ def show_result(r: RunResult, *, dry_run: bool, limit: int | None = PLAN_LINES) 
     out = console()
     head = {
         "applied": "[green]applied[/]",
+        "partial": "[yellow]partial: the read was cut short; adds and updates applied, nothing removed[/]",
         "planned": "[cyan]planned (dry run: nothing written)[/]",
         "stopped": "[yellow]stopped by safety threshold: nothing written[/]",
         "failed": "[red]failed[/]",
         "busy": "[red]skipped: another run holds the lock[/]",
     }.get(r.outcome, esc(r.outcome))
-    extra = "" if r.complete else " [yellow](snapshot incomplete: removals skipped)[/]"
+    cut = not r.complete and r.outcome != "partial"
+    extra = " [yellow](snapshot incomplete: removals skipped)[/]" if cut else ""
     out.print(
         f"[bold]{esc(r.directory)}[/] run {r.run_id or '-'}: {head}{extra} — {r.mode} read, "
         f"{r.api_calls} API calls, {r.throttles} throttled, {r.seconds:.1f}s"
@@ -203,11 +214,11 @@ def show_result(r: RunResult, *, dry_run: bool, limit: int | None = PLAN_LINES) 
                     "-" if dry_run or r.outcome in ("planned", "stopped") else str(r.applied.get(kind, 0)),
                 )
             out.print(t)
-        elif r.outcome == "applied":
+        elif r.outcome in ("applied", "partial"):
             out.print("  no changes: the store matches the IdP")
         for n in (r.plan.notes if r.plan else [])[:20]:
             out.print(f"  [yellow]note:[/] {esc(n)}")
-    if r.error:
+    if r.error and r.outcome != "partial":  # a partial run's error is its first note
         out.print(f"  [red]{esc(r.error)}[/]")
 
 

@@ -9,6 +9,7 @@ Error tree (each connector maps SDK and HTTP errors onto it at exactly one bound
     ├── TransientError            retrying later may succeed
     │   ├── ThrottledError        429 / rate limit, retries and time budget exhausted
     │   ├── UnavailableError      5xx, timeouts, connection refused or reset
+    │   │   └── CircuitOpen       the run's breaker is open: the IdP stopped answering
     │   └── BudgetExceeded        the caller's time budget ran out
     └── PermanentError            retrying the same request will fail the same way
         ├── AuthError             bad or revoked credentials, missing permission (401/403)
@@ -45,6 +46,10 @@ class ThrottledError(TransientError):
 
 class UnavailableError(TransientError):
     pass
+
+
+class CircuitOpen(UnavailableError):
+    """Not sent: the run's `Breaker` saw too many connection failures in a row."""
 
 
 class BudgetExceeded(TransientError):
@@ -98,12 +103,23 @@ class Connector(abc.ABC):
         snapshot if the connector supports it, else a full one; an expired cursor falls back to a
         full read (never raises `CursorExpired` to the caller). Failed reads after retries mark
         the snapshot incomplete instead of raising; only errors that make the whole read
-        meaningless (auth, config, the first page failing) raise.
+        meaningless (auth, config, the first page failing) raise. Every request goes through
+        one `connectors.breaker.Breaker` per snapshot: once the IdP stopped answering, the
+        read stops within seconds, incomplete (or raises `CircuitOpen` if nothing was read).
+        Changes in how the read went that do not make it incomplete (a fall back to a full
+        read) are said in `Snapshot.notes`.
         """
 
     @abc.abstractmethod
     async def user_groups(self, user: str) -> UserGroups:
-        """One user's current transitive groups; `user` is an IdP id, userName or email."""
+        """One user's current transitive groups; `user` is an IdP id, userName or email.
+
+        The result must say truthfully what the lookup can see (`UserGroups.reports`): a group
+        whose membership the vendor's per-user call cannot return goes in `unseen` (or the
+        result is marked not `complete`), so that an on-login sync never removes a membership
+        its own lookup could not have reported. Group membership means the same as in
+        `snapshot` (nested groups expanded, the same treatment of special members).
+        """
 
     async def aclose(self) -> None:  # noqa: B027 - optional hook
         """Release sessions and sockets."""

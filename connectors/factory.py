@@ -12,6 +12,7 @@ def build_connector(name: str, settings: Any, **overrides: Any) -> Connector:
     """The connector for pull directory `name`; `overrides` win over settings (tests, demo)."""
     kind = getattr(settings, "kind", None)
     common: dict[str, Any] = {"concurrency": settings.concurrency, "time_budget": float(settings.time_budget)}
+    common["max_connection_failures"] = getattr(settings, "max_connection_failures", 5)
     if kind == "graph":
         from connectors.graph import GraphConnector
 

@@ -2,8 +2,9 @@
 
 Layers, bottom up (all of them the SDK's own except the two thin hooks marked *):
 
-    CountingHttp*            httplib2.Http that checks the time budget before every request
-                             (token requests included) and counts calls and throttled answers
+    CountingHttp*            httplib2.Http that checks the time budget and the breaker before
+                             every request (token requests included), counts calls and
+                             throttled answers, and tells the breaker which got no answer
     AuthorizedHttp           google-auth-httplib2: bearer token, refresh on 401
     HttpRequest + retries    googleapiclient: ``execute(num_retries=N)`` retries 5xx, 429, 403
                              rateLimitExceeded and socket errors with backoff ``random()*2^n`` s;
@@ -41,6 +42,7 @@ from googleapiclient.http import HttpRequest
 from googleapiclient.model import JsonModel
 
 from connectors.base import BudgetExceeded, ConfigError
+from connectors.breaker import Breaker
 from connectors.google.errors import is_throttle, translate
 from syncd.reconcile.snapshot import FetchStats
 
@@ -81,12 +83,14 @@ def load_credentials(*, info: Mapping[str, Any] | None, file: str | None, admin_
 class CallContext:
     """Deadline and counters of one operation (a snapshot or one login lookup).
 
-    `deadline` is a `time.monotonic()` value; `max_backoff` caps one retry wait (seconds).
+    `deadline` is a `time.monotonic()` value; `max_backoff` caps one retry wait (seconds);
+    `breaker` (snapshots only) stops every request once the IdP stopped answering.
     """
 
     deadline: float
     max_backoff: float
     stats: FetchStats = field(default_factory=FetchStats)
+    breaker: Breaker | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def remaining(self) -> float:
@@ -121,8 +125,18 @@ class CountingHttp(httplib2.Http):
     def request(self, uri: str, method: str = "GET", *args: Any, **kw: Any) -> Any:
         ctx = current()
         ctx.check()
+        breaker = ctx.breaker
+        if breaker is not None:
+            breaker.before()  # not caught by the SDK's retry loop: it ends the read at once
         ctx.count(calls=1)
-        resp, content = super().request(uri, method, *args, **kw)
+        try:
+            resp, content = super().request(uri, method, *args, **kw)
+        except (OSError, httplib2.HttpLib2Error) as exc:  # no HTTP answer
+            if breaker is not None:
+                breaker.failure(type(exc).__name__)
+            raise
+        if breaker is not None:
+            breaker.success()
         self.retry_after = None
         if is_throttle(resp.status, content):
             ctx.count(throttles=1)
@@ -141,6 +155,8 @@ class _BudgetSleep:
 
     def __call__(self, seconds: float) -> None:
         ctx = current()
+        if ctx.breaker is not None:
+            ctx.breaker.before()  # the IdP stopped answering: do not wait to retry
         hinted = self.http.retry_after
         wait = min(hinted if hinted is not None else seconds, ctx.max_backoff)
         ctx.check(wait)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any, ClassVar, Literal
 
 from connectors.base import (
@@ -19,6 +20,7 @@ from connectors.base import (
     check_base_url,
     register,
 )
+from connectors.breaker import DEFAULT_THRESHOLD, Breaker, record
 from connectors.google.client import (
     DEFAULT_BASE_URL,
     CallContext,
@@ -26,11 +28,14 @@ from connectors.google.client import (
     ServiceSettings,
     load_credentials,
 )
-from connectors.google.reader import ReadSettings, SnapshotReader, read_user_groups
+from connectors.google.customer import CustomerGroups, Groups, discover
+from connectors.google.reader import ReadSettings, SnapshotReader, read_user_groups, to_group
 from syncd.reconcile.snapshot import Snapshot, UserGroups
 
 MAX_USERS_PAGE = 500  # users.list maxResults cap
 MAX_GROUPS_PAGE = 200  # groups.list and members.list maxResults cap
+#: seconds of a login's budget kept back when it waits for the whole-customer groups
+DISCOVERY_MARGIN = 0.5
 
 
 def _positive(name: str, value: float, *, integer: bool = False) -> None:
@@ -50,6 +55,9 @@ class GoogleConnector(Connector):
     or login lookup, retries and their waits included); `max_backoff` caps one retry wait in
     seconds; `page_size` is capped per method at Google's maxima (500 users, 200 groups or
     members); `concurrency` is the number of worker threads (requests in flight).
+    `max_connection_failures` in a row stop a snapshot (see `connectors.breaker`).
+    `customer_groups_ttl` (seconds) how long the login path trusts its list of whole-customer
+    groups, `customer_groups_budget` (seconds) how long reading that list may take.
     `customer_members`: what a member of type CUSTOMER (the whole customer) means: ``"expand"``
     to every user, or ``"refuse"`` (the group gets no such members; the snapshot is incomplete).
     """
@@ -74,13 +82,20 @@ class GoogleConnector(Connector):
         time_budget: float = 900.0,
         request_timeout: float = 30.0,
         max_backoff: float = 32.0,
+        max_connection_failures: int = DEFAULT_THRESHOLD,
+        customer_groups_ttl: float = 900.0,
+        customer_groups_budget: float = 300.0,
     ) -> None:
         super().__init__(directory)
+        Breaker(max_connection_failures)  # validates
+        self.max_connection_failures = max_connection_failures
         _positive("page_size", page_size, integer=True)
         _positive("concurrency", concurrency, integer=True)
         _positive("time_budget", time_budget)
         _positive("request_timeout", request_timeout)
         _positive("max_backoff", max_backoff)
+        _positive("customer_groups_ttl", customer_groups_ttl)
+        _positive("customer_groups_budget", customer_groups_budget)
         if not isinstance(max_retries, int) or max_retries < 0:
             raise ConfigError("max_retries must be an integer >= 0")
         if customer_members not in ("expand", "refuse"):
@@ -99,21 +114,53 @@ class GoogleConnector(Connector):
             customer_members=customer_members)
         self._pool = ServicePool(ServiceSettings(credentials, base, float(request_timeout)),
                                  concurrency)
+        self._customer = CustomerGroups(float(customer_groups_ttl))
+        self._customer_budget = float(customer_groups_budget)
+        self._discovery_threads = min(concurrency, 4)
+        self._discovery_pool: ServicePool | None = None
 
-    def _context(self) -> CallContext:
-        return CallContext(time.monotonic() + self.time_budget, self.max_backoff)
+    def _context(self, breaker: Breaker | None = None) -> CallContext:
+        return CallContext(time.monotonic() + self.time_budget, self.max_backoff, breaker=breaker)
 
     async def snapshot(self, *, cursor: str | None = None,
                        progress: ProgressCallback | None = None) -> Snapshot:
         """A full snapshot (the Directory API has no delta reads; `cursor` is ignored)."""
-        reader = SnapshotReader(self._pool, self._context(), self.settings, self.directory,
-                                progress)
-        return await reader.read()
+        breaker = Breaker(self.max_connection_failures)
+        reader = SnapshotReader(self._pool, self._context(breaker), self.settings,
+                                self.directory, progress)
+        snap = await reader.read()
+        record(snap, breaker)
+        return snap
 
     async def user_groups(self, user: str) -> UserGroups:
-        """`user` (Google id, primary email or alias) and its transitive groups."""
-        return await read_user_groups(self._pool, self._context(), self.settings,
-                                      self.directory, user)
+        """`user` (Google id, primary email or alias) and its transitive groups.
+
+        ``groups.list(userKey)`` cannot see groups the user is in through a member of type
+        CUSTOMER. With ``customer_members="expand"`` those groups (found by
+        `connectors.google.customer`, cached) are added; while they are not known the result
+        is not `complete` (an on-login sync then adds and never removes). With ``"refuse"``
+        the direct memberships the lookup returns are exactly what a snapshot lists."""
+        ctx = self._context()
+        ug = await read_user_groups(self._pool, ctx, self.settings, self.directory, user)
+        if ug.user is None or self.settings.customer_members != "expand":
+            return ug
+        known = await self._customer.get(self._discover, wait=ctx.remaining() - DISCOVERY_MARGIN)
+        if known is None:
+            why = self._customer.error or "still being read"
+            return replace(ug, complete=False, notes=(
+                f"the groups that have the whole customer as a member are not known yet "
+                f"({why}): memberships were added, none removed",))
+        have = {g.external_id for g in ug.groups}
+        extra = [to_group(d) for gid, d in known.items() if gid not in have]
+        return replace(ug, groups=tuple(sorted((*ug.groups, *extra), key=lambda g: g.external_id)))
+
+    async def _discover(self) -> Groups:
+        if self._discovery_pool is None:
+            self._discovery_pool = ServicePool(self._pool.settings, self._discovery_threads)
+        ctx = CallContext(time.monotonic() + self._customer_budget, self.max_backoff)
+        return await discover(self._discovery_pool, ctx, self.settings)
 
     async def aclose(self) -> None:
         await asyncio.to_thread(self._pool.close)
+        if self._discovery_pool is not None:
+            await asyncio.to_thread(self._discovery_pool.close)

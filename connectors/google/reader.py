@@ -29,11 +29,13 @@ from typing import Any, Literal
 
 from connectors.base import (
     AuthError,
+    CircuitOpen,
     ConfigError,
     ConnectorError,
     NotFoundError,
     ProgressCallback,
 )
+from connectors.breaker import died_mid_read
 from connectors.google.client import CallContext, ServicePool
 from connectors.google.errors import expect_dict, translate
 from connectors.google.expand import transitive_users
@@ -210,9 +212,12 @@ class SnapshotReader:
         except FATAL:
             raise
         except ConnectorError as exc:
-            if pages == 0:
+            if pages == 0 and not died_mid_read(exc, self.snap.stats.pages):
                 raise  # nothing of this kind could be read: the snapshot would mean nothing
-            self.failures.append(f"{exc} (the {what} list is cut short)")
+            if isinstance(exc, CircuitOpen):  # recorded once by the connector
+                self.snap.complete = False
+            else:
+                self.failures.append(f"{exc} (the {what} list is cut short)")
 
     def _take_users(self, page: dict[str, Any]) -> int:
         for d in page.get("users", ()):
@@ -260,7 +265,9 @@ class SnapshotReader:
         for gid, fut in self.direct.items():
             res = fut.result()
             label = self._label(gid)
-            if res.error is not None:
+            if isinstance(res.error, CircuitOpen):  # recorded once by the connector
+                self.snap.complete = False
+            elif res.error is not None:
                 self.failures.append(f"{res.error} ({label} keeps only the members read)")
             mine = {u for u in res.users if u in users}
             outside = len(res.users) - len(mine) + res.other
@@ -289,12 +296,42 @@ class SnapshotReader:
         return f"group {d.get('email') or gid} ({gid})" if d else f"nested group {gid}"
 
 
+def list_parents(svc: Any, key: str, settings: ReadSettings) -> list[dict[str, Any]]:
+    """The groups `key` (a user or group id or email) is a direct member of (a worker thread).
+
+    ``groups.list(userKey=...)`` lists direct memberships only, and never a group whose member
+    is the whole customer (type CUSTOMER): see `connectors.google.customer`."""
+    params = {"userKey": key, "maxResults": settings.groups_page,
+              "fields": f"nextPageToken,groups({GROUP_FIELDS})"}
+    out: list[dict[str, Any]] = []
+    for page in iter_pages(svc.groups.list, params, f"groups of {key}", settings.num_retries):
+        out.extend(page.get("groups", ()))
+    return out
+
+
+async def ancestors(pool: ServicePool, ctx: CallContext, settings: ReadSettings,
+                    keys: list[str], seen: dict[str, dict[str, Any]]) -> None:
+    """Add to `seen` every group above `keys`, level by level (one ``groups.list(userKey)``
+    per key, in parallel; each group asked once, cycle-safe). Any failed read raises."""
+    frontier = list(keys)
+    while frontier:
+        answers = await all_or_nothing([pool.run(ctx, list_parents, key, settings)
+                                        for key in frontier])
+        frontier = []
+        for group in (g for answer in answers for g in answer):
+            gid = group.get("id")
+            if gid and gid not in seen:
+                seen[gid] = group
+                frontier.append(gid)
+
+
 async def read_user_groups(pool: ServicePool, ctx: CallContext, settings: ReadSettings,
                            directory: str, user: str) -> UserGroups:
-    """`user`'s transitive groups: direct groups, then the groups those are members of, ...
+    """`user`'s transitive groups as its memberships show them (direct groups, then the groups
+    those are members of, ...).
 
-    Each level is one ``groups.list(userKey=...)`` read per key, in parallel; every group is
-    asked once (cycle-safe). Any failed read raises: a partial answer could drop memberships.
+    Groups the user is in only through a member of type CUSTOMER are not among them (the
+    caller adds them). Any failed read raises: a partial answer could drop memberships.
     """
     await pool.ensure_token(ctx)
 
@@ -312,25 +349,7 @@ async def read_user_groups(pool: ServicePool, ctx: CallContext, settings: ReadSe
     person = to_user(found) if found else None
     if person is None:
         return UserGroups(directory, None, (), ctx.stats)
-
-    def parents(svc: Any, key: str) -> list[dict[str, Any]]:
-        params = {"userKey": key, "maxResults": settings.groups_page,
-                  "fields": f"nextPageToken,groups({GROUP_FIELDS})"}
-        out: list[dict[str, Any]] = []
-        for page in iter_pages(svc.groups.list, params, f"groups of {key}",
-                               settings.num_retries):
-            out.extend(page.get("groups", ()))
-        return out
-
     seen: dict[str, dict[str, Any]] = {}
-    frontier = [person.external_id]
-    while frontier:
-        answers = await all_or_nothing([pool.run(ctx, parents, key) for key in frontier])
-        frontier = []
-        for group in (g for answer in answers for g in answer):
-            gid = group.get("id")
-            if gid and gid not in seen:
-                seen[gid] = group
-                frontier.append(gid)
+    await ancestors(pool, ctx, settings, [person.external_id], seen)
     groups = tuple(to_group(d) for _, d in sorted(seen.items()))
     return UserGroups(directory, person, groups, ctx.stats)

@@ -20,8 +20,9 @@ from connectors.base import (
     check_base_url,
     register,
 )
+from connectors.breaker import DEFAULT_THRESHOLD, Breaker, record
 from connectors.graph.auth import build_credential
-from connectors.graph.client import CURRENT_STATS, GraphApi
+from connectors.graph.client import CURRENT_BREAKER, CURRENT_STATS, GraphApi
 from connectors.graph.delta import DeltaReader, decode_cursor
 from connectors.graph.errors import redact_url
 from connectors.graph.reader import GraphReader, GroupSource, ReadSettings
@@ -44,7 +45,8 @@ class GraphConnector(Connector):
     Units: `time_budget` seconds per snapshot / user_groups call, `request_timeout` seconds
     per HTTP attempt; `page_size` objects per page (≤ 999); `concurrency` member reads at
     once; `max_retries` retries per request (≤ 10, kiota's limit); `retry_delay` seconds kiota
-    adds to each backoff when the server sends no `Retry-After`. An injected `credential` is
+    adds to each backoff when the server sends no `Retry-After`; `max_connection_failures`
+    connection failures in a row stop a snapshot (see `connectors.breaker`). An injected `credential` is
     the caller's to close; one built here is closed by `aclose`.
     """
 
@@ -56,8 +58,11 @@ class GraphConnector(Connector):
                  token_url: str | None = None, page_size: int = MAX_PAGE_SIZE,
                  concurrency: int = 8, max_retries: int = 3, time_budget: float = 900.0,
                  request_timeout: float = 30.0, group_source: GroupSource = "all",
-                 service_principal_id: str | None = None, retry_delay: float = 0.0) -> None:
+                 service_principal_id: str | None = None, retry_delay: float = 0.0,
+                 max_connection_failures: int = DEFAULT_THRESHOLD) -> None:
         super().__init__(directory)
+        Breaker(max_connection_failures)  # validates
+        self.max_connection_failures = max_connection_failures
         if not tenant_id or not client_id:
             raise ConfigError("graph: tenant_id and client_id are required")
         base = check_base_url(base_url)
@@ -108,25 +113,39 @@ class GraphConnector(Connector):
         """Full snapshot, or a delta one from `cursor` (falls back to full when the cursor is
         expired, foreign, or taken under another group scope)."""
         snap = Snapshot(directory=self.directory, stats=FetchStats())
-        token = CURRENT_STATS.set(snap.stats)
+        breaker = Breaker(self.max_connection_failures)
+        token, btoken = CURRENT_STATS.set(snap.stats), CURRENT_BREAKER.set(breaker)
         try:
-            deadline = self._deadline()
-            state = decode_cursor(cursor) if cursor else None
-            if state is not None and state["s"] == self._settings.group_source \
-                    and self._settings.group_source != "app_assigned":
-                try:
-                    await self._delta.snapshot(snap, state, progress, deadline)
-                    return snap
-                except CursorExpired:
-                    fresh = Snapshot(directory=self.directory, stats=snap.stats)
-                    snap = fresh
-            await self._reader.full(snap, progress, deadline, lambda: self._delta.latest(deadline))
+            snap = await self._snapshot(snap, cursor, progress)
+            record(snap, breaker)
             return snap
         finally:
             CURRENT_STATS.reset(token)
+            CURRENT_BREAKER.reset(btoken)
+
+    async def _snapshot(self, snap: Snapshot, cursor: str | None,
+                        progress: ProgressCallback | None) -> Snapshot:
+        deadline = self._deadline()
+        state = decode_cursor(cursor) if cursor else None
+        if state is not None and state["s"] == self._settings.group_source \
+                and self._settings.group_source != "app_assigned":
+            try:
+                await self._delta.snapshot(snap, state, progress, deadline)
+                return snap
+            except CursorExpired as exc:
+                fresh = Snapshot(directory=self.directory, stats=snap.stats)
+                fresh.notes.append(f"the delta token was refused ({exc}); read in full")
+                snap = fresh
+        await self._reader.full(snap, progress, deadline, lambda: self._delta.latest(deadline))
+        return snap
 
     async def user_groups(self, user: str) -> UserGroups:
-        """`user`'s transitive groups in scope; `user` is an object id, userPrincipalName or mail."""
+        """`user`'s transitive groups in scope; `user` is an object id, userPrincipalName or mail.
+
+        ``/users/{id}/transitiveMemberOf`` lists every group the user is in, directly or through
+        nested groups (directory roles and administrative units, also listed, are dropped): the
+        same membership as a snapshot's ``transitiveMembers``, so the result reports every
+        group (`UserGroups.complete`, nothing `unseen`)."""
         stats = FetchStats()
         token = CURRENT_STATS.set(stats)
         try:

@@ -24,7 +24,7 @@ from azure.core.credentials import AccessToken
 from azure.core.exceptions import ClientAuthenticationError, ServiceRequestError
 
 from connectors.base import ConfigError, check_base_url, is_loopback
-from connectors.graph.client import CURRENT_STATS
+from connectors.graph.client import CURRENT_BREAKER, CURRENT_STATS
 
 #: Refresh a cached token this many seconds before it expires.
 REFRESH_MARGIN = 300.0
@@ -83,7 +83,9 @@ class ClientCredentialsCredential:
             if attempt:
                 await asyncio.sleep(self._pause)
             self._pause = min(self.MAX_WAIT, 0.5 * 2 ** attempt)
-            stats = CURRENT_STATS.get()
+            stats, breaker = CURRENT_STATS.get(), CURRENT_BREAKER.get()
+            if breaker is not None:
+                breaker.before()
             if stats is not None:
                 stats.api_calls += 1
             try:
@@ -91,7 +93,11 @@ class ClientCredentialsCredential:
                     resp = await http.post(self._url, data=form)
             except httpx.HTTPError as exc:
                 problem = f"token endpoint unreachable ({type(exc).__name__})"
+                if breaker is not None:
+                    breaker.failure(problem)
                 continue
+            if breaker is not None:
+                breaker.success()
             try:
                 body = resp.json()
             except ValueError:

@@ -35,12 +35,15 @@ from msgraph.generated.models.o_data_errors.o_data_error import ODataError
 from msgraph_core import APIVersion, GraphClientFactory
 from msgraph_core.middleware.options import GraphTelemetryHandlerOption
 
-from connectors.base import BadDataError, BudgetExceeded, UnavailableError
+from connectors.base import BadDataError, BudgetExceeded, CircuitOpen, UnavailableError
+from connectors.breaker import Breaker
 from connectors.graph.errors import translate
 from syncd.reconcile.snapshot import FetchStats
 
 #: FetchStats of the operation running in this context (set by the connector per call).
 CURRENT_STATS: ContextVar[FetchStats | None] = ContextVar("graph_fetch_stats", default=None)
+#: The circuit breaker of the snapshot running in this context (None: no breaker).
+CURRENT_BREAKER: ContextVar[Breaker | None] = ContextVar("graph_breaker", default=None)
 
 ERROR_MAP: dict[str, Any] = {"XXX": ODataError}
 #: statuses kiota's RetryHandler already retried; retrying them again would square the count
@@ -48,16 +51,26 @@ _KIOTA_RETRIED = {429, 503, 504}
 
 
 class CountingTransport(httpx.AsyncBaseTransport):
-    """Innermost transport: counts every HTTP attempt and every throttled answer."""
+    """Innermost transport: counts every HTTP attempt and every throttled answer, and feeds the
+    current breaker (an attempt without an HTTP answer is a connection failure)."""
 
     def __init__(self, inner: httpx.AsyncBaseTransport) -> None:
         self.inner = inner
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        stats = CURRENT_STATS.get()
+        stats, breaker = CURRENT_STATS.get(), CURRENT_BREAKER.get()
+        if breaker is not None:
+            breaker.before()
         if stats is not None:
             stats.api_calls += 1
-        resp = await self.inner.handle_async_request(request)
+        try:
+            resp = await self.inner.handle_async_request(request)
+        except httpx.TransportError as exc:
+            if breaker is not None:
+                breaker.failure(type(exc).__name__)
+            raise
+        if breaker is not None:
+            breaker.success()
         if stats is not None and resp.status_code == 429:
             stats.throttles += 1
         return resp
@@ -139,6 +152,8 @@ class GraphApi:
                             raise BadDataError(f"{what}: answer is not a JSON object")
             except TimeoutError as exc:
                 raise BudgetExceeded(f"{what}: time budget exhausted") from exc
+            except CircuitOpen:
+                raise  # the IdP stopped answering: no retry, no wait
             except (UnavailableError, BadDataError) as exc:
                 status = getattr(exc.__cause__, "response_status_code", None)
                 if attempt >= self.max_retries or status in _KIOTA_RETRIED:

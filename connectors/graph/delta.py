@@ -26,6 +26,7 @@ from typing import Any
 import orjson
 
 from connectors.base import AuthError, ConfigError, ConnectorError, CursorExpired, ProgressCallback
+from connectors.breaker import died_mid_read
 from connectors.graph.paging import DeltaPaginator, NextLinkPaginator, iter_pages
 from connectors.graph.reader import (
     GROUP_SELECT,
@@ -115,7 +116,7 @@ class DeltaReader:
                                           pages, what=f"GET /{kind}/delta()", deadline=deadline):
                 entries.extend(v for v in value if isinstance(v, dict) and isinstance(v.get("id"), str))
         except ConnectorError as exc:
-            if pages.pages == 0:
+            if pages.pages == 0 and not died_mid_read(exc, problems.snap.stats.pages):
                 raise
             problems.add(f"{kind} delta page {pages.pages + 1}", exc)
             return entries, link

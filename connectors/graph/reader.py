@@ -26,11 +26,13 @@ from kiota_abstractions.request_information import RequestInformation
 from connectors.base import (
     AuthError,
     BudgetExceeded,
+    CircuitOpen,
     ConfigError,
     ConnectorError,
     NotFoundError,
     ProgressCallback,
 )
+from connectors.breaker import died_mid_read
 from connectors.graph.client import GraphApi
 from connectors.graph.paging import NextLinkPaginator, iter_pages
 from syncd.reconcile.snapshot import Snapshot, SnapshotGroup, SnapshotUser, UserGroups
@@ -89,6 +91,15 @@ def in_scope(obj: dict[str, Any], source: GroupSource, assigned: set[str] | None
     return True
 
 
+def cut_short(snap: Snapshot, what: str, exc: ConnectorError) -> None:
+    """Mark `snap` incomplete for a failed read; an open breaker's problem is recorded once, by
+    the connector, not once per read it stopped."""
+    if isinstance(exc, CircuitOpen):
+        snap.complete = False
+    else:
+        snap.mark_incomplete(f"{what}: {exc}")
+
+
 class Problems:
     """Collects failed reads into a snapshot: each one marks it incomplete, budget exhaustion
     is reported once with a count, and past `MAX_PROBLEMS` entries only a count is kept."""
@@ -102,7 +113,9 @@ class Problems:
         """Record a failure; re-raise errors that make the whole read meaningless."""
         if isinstance(exc, AuthError | ConfigError):
             raise exc
-        if isinstance(exc, BudgetExceeded):
+        if isinstance(exc, CircuitOpen):  # the connector records the breaker's one problem
+            self.snap.complete = False
+        elif isinstance(exc, BudgetExceeded):
             self.skipped += 1
             self.snap.complete = False
         elif len(self.snap.problems) < MAX_PROBLEMS:
@@ -178,9 +191,10 @@ class GraphReader:
                 if progress:
                     progress("users", count)
         except ConnectorError as exc:
-            if pages.pages == 0 or isinstance(exc, AuthError | ConfigError):
+            first = pages.pages == 0 and not died_mid_read(exc, snap.stats.pages)
+            if first or isinstance(exc, AuthError | ConfigError):
                 raise
-            snap.mark_incomplete(f"GET /users page {pages.pages + 1}: {exc}")
+            cut_short(snap, f"GET /users page {pages.pages + 1}", exc)
 
     async def assigned_group_ids(self, deadline: float) -> set[str]:
         """Ids of groups assigned to the app's service principal (raises on any failure:
@@ -258,9 +272,10 @@ class GraphReader:
                     if progress:
                         progress("groups", seen)
             except ConnectorError as exc:
-                if pages.pages == 0 or isinstance(exc, AuthError | ConfigError):
+                first = pages.pages == 0 and not died_mid_read(exc, snap.stats.pages)
+                if first or isinstance(exc, AuthError | ConfigError):
                     raise
-                snap.mark_incomplete(f"GET /groups page {pages.pages + 1}: {exc}")
+                cut_short(snap, f"GET /groups page {pages.pages + 1}", exc)
             await asyncio.gather(*tasks)
         except BaseException:
             for t in tasks:

@@ -53,12 +53,14 @@ from okta.request_executor import RequestExecutor
 
 from connectors.base import (
     BudgetExceeded,
+    CircuitOpen,
     ConfigError,
     ConnectorError,
     ThrottledError,
     UnavailableError,
     is_loopback,
 )
+from connectors.breaker import Breaker
 from connectors.okta.errors import from_sdk_error, from_status, redact, translate
 
 _ENV_LOCK = threading.Lock()
@@ -144,8 +146,16 @@ def _make_http_client(meter: Meter, loopback: bool) -> type[HTTPClient]:
                 self._proxy = None
 
         async def send_request(self, request: dict[str, Any]) -> Any:
+            breaker = _BREAKER.get()
+            if breaker is not None:
+                breaker.before()  # raised out of the SDK; `translate` passes it through
             meter.api_calls += 1
             out = await super().send_request(request)
+            if breaker is not None:
+                if out[1] is None:  # no HTTP answer: refused, reset, closed, timed out
+                    breaker.failure(type(out[3]).__name__)
+                else:
+                    breaker.success()
             if out[1] is not None and out[1].status == 429:
                 meter.throttles += 1
             return out
@@ -155,6 +165,18 @@ def _make_http_client(meter: Meter, loopback: bool) -> type[HTTPClient]:
 
 #: The deadline of the read running in this task (each asyncio task has its own context).
 _DEADLINE: ContextVar[Deadline | None] = ContextVar("okta_deadline", default=None)
+#: The circuit breaker of the snapshot running in this context (set before its tasks start).
+_BREAKER: ContextVar[Breaker | None] = ContextVar("okta_breaker", default=None)
+
+
+@contextmanager
+def breaker_scope(breaker: Breaker) -> Iterator[None]:
+    """Every request of the tasks started inside the block goes through `breaker`."""
+    token = _BREAKER.set(breaker)
+    try:
+        yield
+    finally:
+        _BREAKER.reset(token)
 
 
 class _Executor(RequestExecutor):
@@ -277,6 +299,8 @@ class OktaApi:
         while True:
             try:
                 return await self._once(url, what=what, deadline=deadline, window=window)
+            except CircuitOpen:
+                raise  # the IdP stopped answering: no retry, no wait
             except (UnavailableError, ThrottledError) as exc:
                 attempt += 1
                 wait = getattr(exc, "retry_after", None)
@@ -336,4 +360,4 @@ def _server_time(date: str | None) -> float | None:
         return None
 
 
-__all__ = ["ConnectorError", "Credentials", "Deadline", "Meter", "OktaApi", "Page"]
+__all__ = ["ConnectorError", "Credentials", "Deadline", "Meter", "OktaApi", "Page", "breaker_scope"]

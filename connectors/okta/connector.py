@@ -16,10 +16,11 @@ from connectors.base import (
     ProgressCallback,
     check_base_url,
 )
-from connectors.okta.client import Credentials, Deadline, OktaApi
+from connectors.breaker import DEFAULT_THRESHOLD, Breaker, record
+from connectors.okta.client import Credentials, Deadline, OktaApi, breaker_scope
 from connectors.okta.paging import iterate
 from connectors.okta.reader import GROUP_TYPES, parse_cursor, quote_value, to_group, to_user
-from connectors.okta.snapshot import SnapshotReader
+from connectors.okta.snapshot import LogUnreadable, SnapshotReader
 from syncd.reconcile.snapshot import Snapshot, SnapshotGroup, SnapshotUser, UserGroups
 
 log = logging.getLogger(__name__)
@@ -41,6 +42,7 @@ class OktaConnector(Connector):
     `group_types`: which Okta group types are teams (BUILT_IN is the "Everyone" group);
     `group_search`: an optional Okta search expression narrowing the groups further.
     `cursor_overlap` (seconds): how far before a read's start the next delta begins.
+    `max_connection_failures` in a row stop a snapshot (see `connectors.breaker`).
     """
 
     kind: ClassVar[str] = "okta"
@@ -51,8 +53,11 @@ class OktaConnector(Connector):
                  token_url: str | None = None, page_size: int = 200, concurrency: int = 4,
                  max_retries: int = 3, time_budget: float = 900.0, request_timeout: float = 30.0,
                  group_types: tuple[str, ...] | list[str] = ("OKTA_GROUP", "APP_GROUP"),
-                 group_search: str | None = None, cursor_overlap: float = 60.0) -> None:
+                 group_search: str | None = None, cursor_overlap: float = 60.0,
+                 max_connection_failures: int = DEFAULT_THRESHOLD) -> None:
         super().__init__(directory)
+        Breaker(max_connection_failures)  # validates
+        self.max_connection_failures = max_connection_failures
         self.base_url = check_base_url(base_url)
         if token_url is not None and token_url.rstrip("/") != self.base_url + "/oauth2/v1/token":
             raise ConfigError("the Okta SDK gets tokens only from {base_url}/oauth2/v1/token")
@@ -80,8 +85,16 @@ class OktaConnector(Connector):
 
     async def snapshot(self, *, cursor: str | None = None,
                        progress: ProgressCallback | None = None) -> Snapshot:
+        breaker = Breaker(self.max_connection_failures)
+        with breaker_scope(breaker):
+            snap = await self._snapshot(cursor, progress)
+        record(snap, breaker)
+        return snap
+
+    async def _snapshot(self, cursor: str | None, progress: ProgressCallback | None) -> Snapshot:
         deadline = Deadline(self.time_budget)
         self.api.meter.api_calls = self.api.meter.throttles = 0
+        note = None
         if cursor is not None:
             since = parse_cursor(cursor)
             if since is None:
@@ -89,12 +102,23 @@ class OktaConnector(Connector):
             else:
                 try:
                     return await self._reader(deadline, progress).delta(since, cursor)
+                except LogUnreadable as exc:
+                    log.warning("okta %s: %s", self.directory, exc)
+                    note = str(exc)
                 except CursorExpired as exc:
                     log.info("okta %s: cursor refused (%s), reading in full", self.directory, exc)
-        return await self._reader(deadline, progress).full()
+                    note = f"the saved cursor could not be used ({exc}); this run read in full"
+        snap = await self._reader(deadline, progress).full()
+        if note is not None:
+            snap.notes.append(note)
+        return snap
 
     async def user_groups(self, user: str) -> UserGroups:
-        """The user's groups of the configured types (Okta groups are flat: direct = all)."""
+        """The user's groups of the configured types (Okta groups are flat: direct = all).
+
+        ``/api/v1/users/{id}/groups`` lists every group the user is a member of, of any type
+        (filtered here to `group_types`, as snapshots are): the result reports every group
+        (`UserGroups.complete`, nothing `unseen`)."""
         deadline = Deadline(self.time_budget)
         meter = self.api.meter
         meter.api_calls = meter.throttles = 0

@@ -14,8 +14,10 @@ Delta read from a cursor (an ISO timestamp of Okta's own clock):
 - deletions from the System Log (`user.lifecycle.delete.initiated`, `group.lifecycle.delete`)
   between the cursor and the read's start: list filters cannot see a deleted object, and
   listing every id would not say which ids existed before (the cursor carries no id set).
-  The System Log keeps 90 days, so an older cursor gets a full read; so does a token that may
-  not read the System Log (403), or any time window Okta refuses (400).
+  The System Log keeps 90 days, so an older cursor gets a full read; so does any answer that
+  is not the log (403 a token without `okta.logs.read`, 404 logs not available, 400 a refused
+  window, 5xx after retries, an unparsable page): `LogUnreadable`, which the connector turns
+  into a full read and a note on the snapshot.
 
 The new cursor is Okta's `Date` at the first answer minus `overlap` seconds, so that a change
 written while the read ran is read again next time (reading a change twice is harmless; missing
@@ -33,11 +35,13 @@ from typing import Any
 
 from connectors.base import (
     AuthError,
+    CircuitOpen,
     ConfigError,
     ConnectorError,
     CursorExpired,
     ProgressCallback,
 )
+from connectors.breaker import died_mid_read
 from connectors.okta.client import Deadline, OktaApi, Page
 from connectors.okta.paging import iterate
 from connectors.okta.reader import (
@@ -54,6 +58,10 @@ from syncd.reconcile.snapshot import Snapshot
 USERS_MAX, GROUPS_MAX, MEMBERS_MAX, LOGS_MAX = 200, 10000, 10000, 1000
 LOG_RETENTION_S = 90 * 86400.0
 FATAL = (AuthError, ConfigError)
+
+
+class LogUnreadable(CursorExpired):
+    """The System Log could not be read: the delta cannot see deletions; read in full."""
 
 
 class SnapshotReader:
@@ -167,29 +175,46 @@ class SnapshotReader:
                   "filter": any_of("eventType", DELETE_EVENTS), "limit": LOGS_MAX,
                   "sortOrder": "ASCENDING"}
         url = self.api.url("/api/v1/logs", params)
-
-        def add(events: list[dict[str, Any]]) -> None:
-            for e in events:
-                for t in e.get("target") or ():
-                    if t.get("type") == "User" and e["eventType"].startswith("user."):
-                        self.snap.removed_users.add(t["id"])
-                    elif t.get("type") == "UserGroup" and e["eventType"].startswith("group."):
-                        self.snap.removed_groups.add(t["id"])
-
+        found_users: set[str] = set()
+        found_groups: set[str] = set()
         try:
-            await self._list("system log deletions", url, add, window=True, stop_on_empty=True)
-        except AuthError as exc:
-            # a token allowed to read users and groups but not the System Log (no
-            # okta.logs.read): deletions cannot be seen, so the caller reads in full; bad
-            # credentials fail that full read's first page
-            raise CursorExpired(f"System Log not readable, deletions unknown: {exc}") from exc
+            async for events in iterate(self.api, url, what="system log deletions",
+                                        deadline=self.deadline, window=True, stop_on_empty=True,
+                                        on_page=self._on_page):
+                for e in events:
+                    kind = e["eventType"]
+                    for t in e.get("target") or ():
+                        if t.get("type") == "User" and kind.startswith("user."):
+                            found_users.add(t["id"])
+                        elif t.get("type") == "UserGroup" and kind.startswith("group."):
+                            found_groups.add(t["id"])
+        except CircuitOpen as exc:
+            if not died_mid_read(exc, self.snap.stats.pages):
+                raise
+            self.snap.complete = False  # deletions unknown: the connector records why
+            return
+        except ConfigError:
+            raise
+        except (ConnectorError, KeyError, TypeError, AttributeError) as exc:
+            # Any answer that is not the log (403 no okta.logs.read, 404 logs not available to
+            # this org, 400 a window refused, 5xx after retries, an unparsable page): deletions
+            # cannot be seen, so the caller reads in full. Bad credentials fail that full
+            # read's first page.
+            why = str(exc) if isinstance(exc, ConnectorError) else f"an unexpected event ({exc!r})"
+            raise LogUnreadable(f"the Okta System Log could not be read ({why}); deletions "
+                                "cannot be seen incrementally, so this run read everything "
+                                "in full") from exc
+        self.snap.removed_users |= found_users
+        self.snap.removed_groups |= found_groups
 
     async def _list(self, what: str, url: str, sink: Callable[[list[Any]], None], *,
                     window: bool = False, first_fatal: bool = True,
                     stop_on_empty: bool = False) -> None:
         """Page through one list into `sink`. Failure of the first page raises (the read means
-        nothing without it) unless `first_fatal` is False; later failures, and any non-fatal
-        failure of a member list, mark the snapshot incomplete and stop only this list."""
+        nothing without it) unless `first_fatal` is False, or the IdP stopped answering after
+        other pages were read (the read is then cut short, not meaningless); later failures,
+        and any non-fatal failure of a member list, mark the snapshot incomplete and stop only
+        this list."""
         first = True
         try:
             async for items in iterate(self.api, url, what=what, deadline=self.deadline,
@@ -202,9 +227,12 @@ class SnapshotReader:
         except CursorExpired:
             raise
         except ConnectorError as exc:
-            if first and first_fatal:
+            if first and first_fatal and not died_mid_read(exc, self.snap.stats.pages):
                 raise
-            self.snap.mark_incomplete(f"{what}: {exc}")
+            if isinstance(exc, CircuitOpen):  # recorded once by the connector
+                self.snap.complete = False
+            else:
+                self.snap.mark_incomplete(f"{what}: {exc}")
         except KeyError as exc:
             self.snap.mark_incomplete(f"{what}: an object without {exc}")
 

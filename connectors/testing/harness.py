@@ -15,6 +15,7 @@ from typing import Any, ClassVar
 
 from connectors.base import Connector
 from connectors.testing.faults import FaultPlan
+from connectors.testing.killswitch import KillSwitch
 from connectors.testing.server import ServerThread
 from connectors.testing.tenant import Tenant
 
@@ -63,10 +64,14 @@ def fake_class(kind: str) -> type[FakeIdP]:
 @contextmanager
 def running_fake(kind: str, tenant: Tenant, faults: FaultPlan | None = None,
                  **options: Any) -> Iterator[tuple[FakeIdP, str]]:
-    """Start the fake for `kind` on 127.0.0.1; yields (fake, base_url)."""
+    """Start the fake for `kind` on 127.0.0.1; yields (fake, base_url). With a ``die`` rule in
+    `faults`, the base URL is a `KillSwitch` in front of the fake."""
     fake = fake_class(kind)(tenant, faults, **options)
     srv = ServerThread(fake.app()).start()
+    switch = KillSwitch(srv.port, fake.faults).start() if fake.faults.dies else None
     try:
-        yield fake, srv.url
+        yield fake, (switch.url if switch else srv.url)
     finally:
+        if switch is not None:
+            switch.stop()
         srv.stop()

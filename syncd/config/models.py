@@ -127,13 +127,15 @@ class SafetySettings(_Model):
 
 class PullDirectory(_Model):
     """Keys every pull connector shares. `jitter`, `time_budget` and `login_time_budget` are
-    seconds; `concurrency` is parallel IdP requests."""
+    seconds; `concurrency` is parallel IdP requests; `max_connection_failures` in a row (no HTTP
+    answer at all) stop a read, which then ends partial."""
 
     schedule: Annotated[Schedule, BeforeValidator(Schedule.parse)] = Schedule("1h", interval=3600)
     jitter: Duration = 120
     concurrency: StrictInt = Field(default=4, ge=1, le=64)
     time_budget: Duration = 900
     login_time_budget: Duration = 10
+    max_connection_failures: StrictInt = Field(default=5, ge=1, le=1000)
     on_user_left: Literal["deactivate", "keep"] = "deactivate"
     on_group_left: Literal["archive", "keep"] = "archive"
     scope: ScopeSettings = ScopeSettings()

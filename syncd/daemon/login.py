@@ -3,9 +3,11 @@
 `LoginService.sync(directory, user)` fetches the user's transitive groups within the
 directory's `login_time_budget` (seconds), then in one transaction: creates the user if the
 store has none, creates (or restores) the in-scope teams it is missing, adds the user to the
-teams of its groups and removes it from the other teams of that directory. Manual memberships
-are never removed (the service refuses it for non-manual actors); teams of other directories
-and local teams are not touched.
+teams of its groups and removes it from the other teams of that directory whose group the
+connector's per-user lookup can report (`UserGroups.reports`: a lookup blind to a membership,
+such as Google's to whole-customer groups, never causes its removal). Manual memberships are
+never removed (the service refuses it for non-manual actors); teams of other directories and
+local teams are not touched.
 
 If the IdP fails or is slower than the budget, nothing is written: the answer is the stored
 teams with `stale: true`. Concurrent logins of one user are serialised (PostgreSQL: a
@@ -277,9 +279,12 @@ class LoginService:
                         if added:
                             result.added.append(_team(wanted[tid]))
                     for tid in sorted(current.keys() - wanted.keys()):
+                        if not ug.reports(current[tid].external_id or ""):
+                            continue  # the lookup cannot see this membership: keep it
                         _, removed = team_ops.change_members(s, actor=actor, team_id=tid, remove=[row.id])
                         if removed:
                             result.removed.append(_team(current[tid]))
+                    result.notes.extend(ug.notes)
                     s.flush()
                     result.user = _user(row)
                     result.teams = _teams_of(s, row.id)

@@ -1,6 +1,7 @@
 """Prometheus metrics of one daemon, in its own registry (tests build several side by side).
 
     syncd_sync_runs_total{directory,trigger,outcome}       pull runs finished by this process
+                                                           (outcome "partial": the read was cut short)
     syncd_sync_changes_total{directory,kind}               changes applied (create_user, add_members…)
     syncd_sync_duration_seconds{directory}                 pull run wall time (histogram)
     syncd_idp_api_calls_total{directory}                   IdP HTTP calls (pulls and logins)

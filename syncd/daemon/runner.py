@@ -235,7 +235,9 @@ class Runner:
             kept = result.plan is not None and result.outcome in ("stopped", "planned")
             counts = result.plan.counts() if kept and result.plan else result.applied
             log.log(
-                logging.WARNING if result.outcome in ("failed", "stopped", "abandoned") else logging.INFO,
+                logging.WARNING
+                if result.outcome in ("failed", "stopped", "abandoned", "partial")
+                else logging.INFO,
                 "sync finished",
                 extra={
                     "trigger": handle.trigger,

@@ -4,6 +4,13 @@ Invariants: the directory lock is held for the whole run; the sync run row is wr
 the first change and finished (outcome, counts, error) whatever happens; a dry run or a
 safety stop writes no user, team or membership; the cursor is saved only after a complete
 snapshot was applied.
+
+Outcomes: `applied` (a complete read, applied); `partial` (the read was incomplete — a page
+failed, the time budget ran out, the IdP stopped answering — so its adds and updates were
+applied and nothing was removed; `error` says why); `planned` (a dry run); `stopped` (a safety
+threshold; nothing written); `failed`; `busy` (another run holds the lock). A run's notes (the
+read's problems, and how it went, e.g. a fall back to a full read) are kept on the run row:
+in its kept plan, or as `{"notes": [...]}` when no plan is kept.
 """
 
 from __future__ import annotations
@@ -16,7 +23,7 @@ from typing import Any, Literal
 
 from sqlalchemy import Engine
 
-from connectors.base import Connector, ConnectorError, ProgressCallback
+from connectors.base import AuthError, Connector, ConnectorError, ProgressCallback, TransientError
 from syncd.reconcile.apply import ApplyProgress, ApplyResult, apply_plan
 from syncd.reconcile.diff import TeamPolicy, UserPolicy, diff
 from syncd.reconcile.load import load_view
@@ -33,7 +40,9 @@ from syncd.store import session_scope
 from syncd.store.locks import directory_lock
 from syncd.store.models import ConnectorCursor, SyncRun, utcnow
 
-Outcome = Literal["applied", "planned", "stopped", "failed", "busy"]
+Outcome = Literal["applied", "partial", "planned", "stopped", "failed", "busy"]
+#: outcomes of runs that applied their plan (a partial one without its removals)
+WROTE = ("applied", "partial")
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +73,12 @@ class RunResult:
     seconds: float = 0.0
     #: the class of the exception that failed the run (a ConnectorError subclass for IdP trouble)
     failure: type[BaseException] | None = field(default=None, repr=False, compare=False)
+    #: the run failed because the IdP could not be reached or refused the credentials
+    unreachable: bool = False
+
+    @property
+    def notes(self) -> list[str]:
+        return self.plan.notes if self.plan else []
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -78,7 +93,8 @@ class RunResult:
             "api_calls": self.api_calls,
             "throttles": self.throttles,
             "seconds": round(self.seconds, 3),
-            "notes": self.plan.notes if self.plan else [],
+            "notes": self.notes,
+            "unreachable": self.unreachable,
         }
 
 
@@ -143,6 +159,7 @@ def _locked(
                 view = load_view(s, directory)
             plan = diff(scoped, view, users_left=options.users_left, teams_left=options.teams_left)
             plan.basis = PlanBasis.of(plan, view, state)
+        plan.notes.extend(snapshot.notes)
         plan.notes.extend(snapshot.problems)
         result.plan = plan
         try:
@@ -164,11 +181,14 @@ def _locked(
         apply_plan(engine, plan, actor, on_apply, result=written)
         if snapshot.complete and snapshot.cursor:
             _save_cursor(engine, directory, snapshot.cursor)
-        result.outcome = "applied"
+        result.outcome = "applied" if snapshot.complete else "partial"
+        if not snapshot.complete:
+            result.error = _incomplete(snapshot)
         return result
     except (ConnectorError, ServiceError) as exc:  # the run's outcome; the caller shows it
         result.outcome, result.failure = "failed", type(exc)
         result.error = f"{type(exc).__name__}: {exc}"
+        result.unreachable = isinstance(exc, TransientError | AuthError)
         return result
     except BaseException as exc:  # a bug or an interrupt: recorded, then raised
         result.outcome, result.failure = "failed", type(exc)
@@ -177,6 +197,14 @@ def _locked(
     finally:
         result.seconds = time.monotonic() - t0
         _finish(engine, run_id, result)
+
+
+def _incomplete(snapshot: Snapshot) -> str:
+    """The one line a partial run records as its error: why its read is incomplete."""
+    first = snapshot.problems[0] if snapshot.problems else "a read failed"
+    more = len(snapshot.problems) - 1
+    return (f"incomplete read, nothing removed: {first}"
+            + (f" (and {more} more problems: see the run's notes)" if more > 0 else ""))
 
 
 def _nothing_changed(snapshot: Snapshot) -> bool:
@@ -209,4 +237,6 @@ def _finish(engine: Engine, run_id: int | None, result: RunResult) -> None:
         run.api_calls, run.throttles = result.api_calls, result.throttles
         if result.plan is not None and result.outcome in ("stopped", "planned"):
             run.plan = result.plan.to_dict()
+        elif result.notes:
+            run.plan = {"notes": result.notes}
         s.add(run)

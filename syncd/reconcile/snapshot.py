@@ -12,6 +12,8 @@ A `Snapshot` is the only thing a pull connector hands to the rest of syncd. Inva
   with its complete transitive member set; `removed_users` / `removed_groups` list what left.
 - `complete is False` means some read failed after its retries; such a snapshot may add and
   update, but must never be used to remove, deactivate or delete anything.
+- `notes` say how the read went where that is worth an operator's attention but does not make
+  the snapshot incomplete (e.g. an incremental read that fell back to a full one).
 """
 
 from __future__ import annotations
@@ -71,6 +73,7 @@ class Snapshot:
     problems: list[str] = field(default_factory=list)
     cursor: str | None = None
     stats: FetchStats = field(default_factory=FetchStats)
+    notes: list[str] = field(default_factory=list)
 
     def __repr__(self) -> str:  # short: asyncio and loggers repr results, and these can be huge
         return (f"Snapshot({self.directory!r}, {self.mode}, users={len(self.users)}, "
@@ -87,9 +90,29 @@ class UserGroups:
     """One user's current transitive groups, for the login path.
 
     `user` is None when the IdP does not know the user (deleted or never existed).
+
+    Invariant (the login contract): `groups` are groups the user is a member of, with the same
+    meaning of membership as the connector's snapshots (so a login and the next pull agree).
+    The absence of a group from `groups` means "not a member" only where `reports(group)` is
+    true: a per-user lookup may be blind to some memberships (Google's ``groups.list(userKey)``
+    never returns a group that has the whole customer as a member). An on-login sync removes
+    the user only from teams whose group the lookup `reports`.
+
+    - `unseen`: ids of groups the lookup cannot report on;
+    - `complete` False: the lookup could not even tell which groups it cannot see, so it
+      reports no absence at all (adds only);
+    - `notes`: why, for the login's answer.
     """
 
     directory: str
     user: SnapshotUser | None
     groups: tuple[SnapshotGroup, ...] = ()
     stats: FetchStats = field(default_factory=FetchStats)
+    unseen: frozenset[str] = frozenset()
+    complete: bool = True
+    notes: tuple[str, ...] = ()
+
+    def reports(self, group_external_id: str) -> bool:
+        """Whether this lookup is authoritative for the group: absent from `groups` means the
+        user is not a member of it."""
+        return self.complete and group_external_id not in self.unseen

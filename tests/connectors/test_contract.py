@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from connectors.base import AuthError, Connector
+from connectors.base import AuthError, Connector, UnavailableError
 from connectors.testing.faults import FaultPlan
 from connectors.testing.harness import FakeIdP, running_fake
 from connectors.testing.tenant import Tenant, generate
@@ -199,3 +199,119 @@ def test_user_groups_for_login(kind: str) -> None:
             assert ug.user is not None and ug.user.external_id == x(user.id)
             assert {g.external_id for g in ug.groups} == want
         assert unknown.user is None and unknown.groups == ()
+
+
+# -- an IdP that dies mid-read (issue 9, defect 7) --------------------------------------------
+
+#: connection failures in a row that open the breaker in these tests (the default)
+BREAKER = 5
+
+
+def test_an_idp_that_dies_mid_read_stops_the_read_incomplete_after_few_attempts(kind: str) -> None:
+    """The host dies after a few member reads: the snapshot is incomplete (so nothing will be
+    removed) and says why, and the requests sent to the dead host are bounded by the breaker
+    (plus the requests already in flight), not by the groups left times the retries."""
+    faults = FaultPlan()
+    faults.add("die", path=MEMBERS_PATH[kind], after=3)
+    big = generate(seed=9, users=80, groups=40, members_per_group=6, nesting_depth=1)
+    opts = {**FAST, "max_retries": 3, "time_budget": 120.0, "max_connection_failures": BREAKER}
+    with running_fake(kind, big, faults) as (fake, url):
+        snap = run(take(fake.connector(url, **opts)))
+        assert faults.dead
+        assert not snap.complete
+        assert any("stopped answering" in p for p in snap.problems), snap.problems
+        assert len(snap.problems) <= 3, snap.problems  # one breaker problem, not one per group
+        # without the breaker: 40 groups x 4 attempts; with it: the breaker's 5 plus what was in flight
+        assert faults.after_death <= BREAKER + FAST["concurrency"] + 2, faults.after_death
+        assert snap.users  # what was read before the death is still reported
+
+
+def test_an_idp_dead_from_the_start_raises_unavailable(kind: str) -> None:
+    faults = FaultPlan()
+    faults.add("die", path="", after=0)
+    opts = {**FAST, "max_retries": 3, "time_budget": 120.0, "max_connection_failures": BREAKER}
+    with running_fake(kind, tenant(), faults) as (fake, url), pytest.raises(UnavailableError):
+        run(take(fake.connector(url, **opts)))
+    assert faults.after_death <= BREAKER + FAST["concurrency"] + 2, faults.after_death
+
+
+# -- Okta: a System Log that cannot be read (issue 9, defect 8) --------------------------------
+
+
+@pytest.mark.parametrize(
+    "fault",
+    [("error", 403), ("error", 404), ("expired_cursor", 400), ("error", 500), ("bad_json", 200)],
+    ids=["403", "404", "400-since", "500", "unparsable"],
+)
+def test_okta_unreadable_system_log_falls_back_to_a_full_read_with_a_note(fault: tuple[str, int]) -> None:
+    kind_, status = fault
+    faults = FaultPlan()
+    with running_fake("okta", tenant(), faults) as (fake, url):
+        first = run(take(fake.connector(url, **FAST)))
+        faults.add(kind_, path="/api/v1/logs", times=None, status=status)  # type: ignore[arg-type]
+        t = fake.tenant
+        gone = next(iter(t.groups))
+        t.delete_group(gone)  # only the System Log (or a full read) can tell
+        t.rename_group(next(iter(t.groups)), "after-the-log-broke")
+        second = run(take(fake.connector(url, **{**FAST, "max_retries": 1}), cursor=first.cursor))
+        assert second.complete, second.problems
+        assert second.mode == "full"
+        assert observed(second) == expected(fake)
+        assert fake.external_id(gone) not in second.groups
+        assert any("System Log could not be read" in n for n in second.notes), second.notes
+
+
+# -- login lookups agree with snapshots (issue 9, defect 6) ------------------------------------
+
+
+def whole_customer_options(kind: str, t: Tenant) -> dict[str, Any]:
+    """Google: make a nested group whole-customer ("All staff" inside another group), the case
+    ``groups.list(userKey)`` cannot see."""
+    if kind != "google":
+        return {}
+    inner = next(c for g in t.groups.values() for c in sorted(g.group_ids))
+    return {"customer_members": [inner]}
+
+
+def test_user_groups_agree_with_the_snapshot_wherever_they_report(kind: str) -> None:
+    """For every user: each group the login lookup returns has the user in the snapshot, and
+    each snapshot group with the user is returned unless the lookup says it cannot see it."""
+    t = tenant()
+    with running_fake(kind, t, **whole_customer_options(kind, t)) as (fake, url):
+
+        async def read() -> tuple[Snapshot, list[Any]]:
+            async with fake.connector(url, **FAST) as conn:
+                snap = await conn.snapshot()
+                return snap, [await conn.user_groups(fake.external_id(u)) for u in list(t.users)[:25]]
+
+        snap, lookups = run(read())
+        assert snap.complete, snap.problems
+        for ug in lookups:
+            uid = ug.user.external_id
+            in_snapshot = {g for g, grp in snap.groups.items() if uid in grp.member_ids}
+            returned = {g.external_id for g in ug.groups}
+            assert returned <= in_snapshot, (uid, returned - in_snapshot)
+            assert {g for g in in_snapshot if ug.reports(g)} <= returned, uid
+            assert ug.complete and not ug.unseen  # these lookups can see every membership
+        if kind == "google":  # the whole-customer groups reached every user by the lookup too
+            wide = {g for g, grp in snap.groups.items() if grp.member_ids == frozenset(snap.users)}
+            assert wide and all(wide <= {g.external_id for g in ug.groups} for ug in lookups)
+
+
+def test_google_login_lookup_that_cannot_tell_whole_customer_groups_reports_no_absence() -> None:
+    t = tenant()
+    opts = whole_customer_options("google", t)
+    faults = FaultPlan()
+    with running_fake("google", t, faults, **opts) as (fake, url):
+        faults.add("timeout", path="/members", times=None, delay=20)  # only discovery reads members
+        user = next(u for u in t.users.values() if t.parent_group_ids(u.id))
+
+        async def lookup() -> Any:
+            async with fake.connector(url, **{**FAST, "time_budget": 3.0}) as conn:
+                return await conn.user_groups(user.user_name)
+
+        ug = run(lookup())
+        x = fake.external_id
+        assert not ug.complete and ug.notes
+        assert not any(ug.reports(x(g)) for g in t.groups)  # so a login removes nothing
+        assert {g.external_id for g in ug.groups} == {x(g) for g in t.transitive_group_ids(user.id)}

@@ -225,3 +225,108 @@ def test_a_user_name_held_by_another_stored_user_is_a_clear_409_not_a_crash(
     assert stored_teams(env, env.fake.external_id(user.id)) == {}
     with session_scope(env.engine, write=False) as s:
         assert s.execute(select(func.count()).select_from(Team)).scalar_one() == 0
+
+
+# -- a login removes only what its lookup can see (issue 9, defect 6) ---------------------------
+
+
+class BlindConnector:
+    """A connector whose lookup answers `groups` and declares `unseen` / `complete`."""
+
+    kind = "graph"
+
+    def __init__(self, answer: Any) -> None:
+        self.answer = answer
+
+    async def user_groups(self, user: str) -> Any:
+        return self.answer
+
+    async def aclose(self) -> None:
+        pass
+
+
+def _stored(engine: Any, directory: str, user_ext: str) -> set[str]:
+    with session_scope(engine, write=False) as s:
+        q = (
+            select(Team.external_id)
+            .join(Membership, Membership.team_id == Team.id)
+            .join(User, User.id == Membership.user_id)
+            .where(User.external_id == user_ext, Team.directory == directory)
+        )
+        return set(s.execute(q).scalars())
+
+
+@pytest.mark.parametrize("blind", ["unseen", "incomplete"])
+def test_a_login_never_removes_a_membership_its_lookup_cannot_see(env: Env, blind: str) -> None:
+    from syncd.reconcile.snapshot import SnapshotGroup, SnapshotUser, UserGroups
+
+    user = SnapshotUser(external_id="u-1", user_name="ann@entra.example")
+    groups = (SnapshotGroup("g-a", "alpha"), SnapshotGroup("g-b", "beta"), SnapshotGroup("g-c", "gamma"))
+    full = UserGroups("entra", user, groups)
+    first = LoginService(
+        env.engine, lambda: env.settings, connector_factory=lambda *a, **k: BlindConnector(full)
+    )
+    try:
+        assert first.sync("entra", "ann@entra.example").found
+    finally:
+        first.close()
+    assert _stored(env.engine, "entra", "u-1") == {"g-a", "g-b", "g-c"}
+
+    # the IdP now returns only alpha; beta is a group the lookup cannot see (or it sees nothing)
+    kw: dict[str, Any] = {"unseen": frozenset({"g-b"})} if blind == "unseen" else {"complete": False}
+    answer = UserGroups("entra", user, groups[:1], notes=("why",), **kw)
+    svc = LoginService(
+        env.engine, lambda: env.settings, connector_factory=lambda *a, **k: BlindConnector(answer)
+    )
+    try:
+        r = svc.sync("entra", "ann@entra.example")
+    finally:
+        svc.close()
+    removed = {x["external_id"] for x in r.removed}
+    if blind == "unseen":
+        assert removed == {"g-c"}  # seen and gone: removed
+        assert _stored(env.engine, "entra", "u-1") == {"g-a", "g-b"}
+    else:
+        assert removed == set()
+        assert _stored(env.engine, "entra", "u-1") == {"g-a", "g-b", "g-c"}
+    assert "why" in r.notes
+
+
+def test_google_login_keeps_and_adds_whole_customer_groups(engine: Any, tmp_path: Any) -> None:
+    """ "All staff" has the whole customer as a member (expanded to every user by the pull).
+    A login must not take a user out of it, and must put a user new to the store in it."""
+    from contextlib import ExitStack
+
+    from connectors.factory import build_connector
+    from syncd.reconcile.options import run_options
+    from syncd.reconcile.run import run_sync
+    from tests.daemon.helpers import start_fakes
+
+    with ExitStack() as stack:
+        fakes = start_fakes(stack, tmp_path, {"gws": "google"}, schedule="1h")
+        fake = fakes.fakes["gws"]
+        t = fake.tenant
+        staff = t.add_group("All staff")
+        fake.customer_members.add(staff.id)
+        settings = settings_for(engine, tmp_path, fakes.toml)
+        d = settings.directories["gws"]
+        pulled = run_sync(engine, build_connector("gws", d), run_options(d, lock_dir=tmp_path))
+        assert pulled.outcome == "applied", pulled.error
+        x = fake.external_id
+        user = next(u for u in t.users.values() if t.parent_group_ids(u.id))
+        assert x(staff.id) in _stored(engine, "gws", x(user.id))
+        newbie = t.add_user("newbie@gws.example")
+
+        svc = LoginService(engine, lambda: settings)
+        try:
+            r = svc.sync("gws", user.user_name)
+            fresh = svc.sync("gws", newbie.user_name)
+        finally:
+            svc.close()
+
+        assert r.found and not r.stale, r.error
+        assert x(staff.id) not in {t_["external_id"] for t_ in r.removed}
+        assert _stored(engine, "gws", x(user.id)) == {x(g) for g in t.transitive_group_ids(user.id)} | {
+            x(staff.id)
+        }
+        assert fresh.found and x(staff.id) in {t_["external_id"] for t_ in fresh.added}
