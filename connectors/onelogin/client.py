@@ -16,6 +16,9 @@ own retries would hide 429s, so urllib3 retries are off (`retries=False`) and re
 here: 429 waits `X-RateLimit-Reset` seconds (refused at once if that is past the time budget),
 5xx / timeouts / resets back off 0.5, 1, 2, … s (±20 %), a 401 renews the token once.
 
+Every request of a snapshot (token requests and retries included) passes the run's
+`connectors.breaker.Breaker`: once the IdP stopped answering, the read stops within seconds.
+
 The SDK is blocking: each request runs in this client's own thread pool (`connections`
 threads, one urllib3 pool of the same size), so `concurrency` requests can be in flight.
 """
@@ -27,25 +30,65 @@ import functools
 import random
 import threading
 import time
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
+import urllib3
 from onelogin.api.o_auth2_api import OAuth2Api
 from onelogin.api_client import ApiClient
 from onelogin.configuration import Configuration
+from onelogin.exceptions import ApiException
 from onelogin.models.generate_token_request import GenerateTokenRequest
 
 from connectors.base import (
     AuthError,
     BudgetExceeded,
+    CircuitOpen,
     ThrottledError,
     UnavailableError,
 )
+from connectors.breaker import Breaker
 from connectors.onelogin.errors import from_status, translate
 
 TOKEN_WHAT = "OneLogin token (POST /auth/oauth2/v2/token)"
 TOKEN_MARGIN_S = 300.0  # renew a token this long before OneLogin says it expires
+T = TypeVar("T")
+
+#: The circuit breaker of the snapshot running in this context (set before its tasks start;
+#: tasks copy the context, and `OneLoginApi.get` hands it to the worker thread explicitly).
+_BREAKER: ContextVar[Breaker | None] = ContextVar("onelogin_breaker", default=None)
+
+
+@contextmanager
+def breaker_scope(breaker: Breaker) -> Iterator[None]:
+    """Every request of the tasks started inside the block goes through `breaker`."""
+    token = _BREAKER.set(breaker)
+    try:
+        yield
+    finally:
+        _BREAKER.reset(token)
+
+
+def _through(breaker: Breaker | None, send: Callable[[], T]) -> T:
+    """`send()` guarded by `breaker`: refused once it is open; an HTTP answer of any status is a
+    success, no answer at all (refused, reset, timed out) a failure."""
+    if breaker is None:
+        return send()
+    breaker.before()
+    try:
+        out = send()
+    except ApiException:
+        breaker.success()
+        raise
+    except (urllib3.exceptions.HTTPError, OSError) as exc:
+        breaker.failure(type(exc).__name__)
+        raise
+    breaker.success()
+    return out
 
 
 class Deadline:
@@ -95,7 +138,8 @@ class OneLoginApi:
 
     # -- token
 
-    def _fetch_token(self, *, force: bool, stale: str | None = None) -> None:
+    def _fetch_token(self, *, force: bool, stale: str | None = None,
+                     breaker: Breaker | None = None) -> None:
         with self._token_lock:
             if not force and self.cfg.access_token and time.monotonic() < self._token_expires:
                 return
@@ -104,9 +148,9 @@ class OneLoginApi:
             self.meter.api_calls += 1
             with translate(TOKEN_WHAT, self._secret,
                            token_endpoint=True):
-                tok = OAuth2Api(self.client).generate_token(
+                tok = _through(breaker, lambda: OAuth2Api(self.client).generate_token(
                     GenerateTokenRequest(grant_type="client_credentials"),
-                    _request_timeout=self.request_timeout)
+                    _request_timeout=self.request_timeout))
             if not tok.access_token:
                 raise AuthError("OneLogin token endpoint answered without an access_token")
             self.cfg.access_token = tok.access_token  # after construction: see module doc
@@ -116,17 +160,18 @@ class OneLoginApi:
     # -- one request
 
     def _get_sync(self, path: str, params: list[tuple[str, Any]],
-                  path_params: dict[str, Any] | None, what: str) -> Page:
-        self._fetch_token(force=False)
+                  path_params: dict[str, Any] | None, what: str,
+                  breaker: Breaker | None = None) -> Page:
+        self._fetch_token(force=False, breaker=breaker)
         self.meter.api_calls += 1
         used = self.cfg.access_token
         try:
             with translate(what, self._secret, used):
-                res = self.client.call_api(
+                res = _through(breaker, lambda: self.client.call_api(
                     path, "GET", path_params or {}, list(params),
                     {"Accept": "application/json"}, response_types_map={},
                     auth_settings=["OAuth2"], _return_http_data_only=False,
-                    _preload_content=True, _request_timeout=self.request_timeout)
+                    _preload_content=True, _request_timeout=self.request_timeout))
         except ThrottledError:
             self.meter.throttles += 1
             raise
@@ -145,6 +190,7 @@ class OneLoginApi:
         Raises a `ConnectorError`.
         """
         loop = asyncio.get_running_loop()
+        breaker = _BREAKER.get()
         attempt = 0
         renewed = False
         while True:
@@ -152,7 +198,7 @@ class OneLoginApi:
             if remaining <= 0:
                 raise BudgetExceeded(f"{what}: time budget spent")
             fut = loop.run_in_executor(self._pool, self._get_sync, path, params or [],
-                                       path_params, what)
+                                       path_params, what, breaker)
             try:
                 return await asyncio.wait_for(fut, remaining)
             except TimeoutError as exc:
@@ -162,8 +208,10 @@ class OneLoginApi:
                     raise
                 renewed = True  # an expired or revoked access token: renew once, then give up
                 await loop.run_in_executor(
-                    self._pool, functools.partial(self._fetch_token, force=True,
+                    self._pool, functools.partial(self._fetch_token, force=True, breaker=breaker,
                                                    stale=getattr(exc, "used_token", None)))
+            except CircuitOpen:
+                raise  # the IdP stopped answering: no retry
             except (UnavailableError, ThrottledError) as exc:
                 attempt += 1
                 if attempt > self.max_retries:
@@ -184,4 +232,4 @@ class OneLoginApi:
         self.client.close()
 
 
-__all__ = ["Deadline", "Meter", "OneLoginApi", "Page"]
+__all__ = ["Deadline", "Meter", "OneLoginApi", "Page", "breaker_scope"]

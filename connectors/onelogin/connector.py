@@ -16,7 +16,8 @@ from connectors.base import (
     ProgressCallback,
     check_base_url,
 )
-from connectors.onelogin.client import Deadline, OneLoginApi
+from connectors.breaker import DEFAULT_THRESHOLD, Breaker, record
+from connectors.onelogin.client import Deadline, OneLoginApi, breaker_scope
 from connectors.onelogin.reader import TEAM_SOURCES, to_group, to_role, to_user
 from connectors.onelogin.snapshot import SnapshotReader, iterate_v2
 from syncd.reconcile.snapshot import Snapshot, SnapshotGroup, SnapshotUser, UserGroups
@@ -38,6 +39,7 @@ class OneLoginConnector(Connector):
     at once) defaults to 4: OneLogin's rate limit is per account and shared with every other
     client of the account. `max_retries` per request; `time_budget` (seconds) bounds a whole
     snapshot or login lookup; `request_timeout` (seconds) one HTTP try.
+    `max_connection_failures` in a row stop a snapshot (see `connectors.breaker`).
     """
 
     kind: ClassVar[str] = "onelogin"
@@ -45,8 +47,11 @@ class OneLoginConnector(Connector):
     def __init__(self, directory: str, *, base_url: str, client_id: str, client_secret: str,
                  teams: str = "roles", page_size: int = 100, concurrency: int = 4,
                  max_retries: int = 3, time_budget: float = 900.0,
-                 request_timeout: float = 30.0) -> None:
+                 request_timeout: float = 30.0,
+                 max_connection_failures: int = DEFAULT_THRESHOLD) -> None:
         super().__init__(directory)
+        Breaker(max_connection_failures)  # validates
+        self.max_connection_failures = max_connection_failures
         self.base_url = check_base_url(base_url)
         if not client_id or not client_secret:
             raise ConfigError("OneLogin needs an API credential pair: client_id and client_secret")
@@ -69,11 +74,17 @@ class OneLoginConnector(Connector):
         reader = SnapshotReader(self.api, self.directory, page_size=self.page_size,
                                 concurrency=self.concurrency, teams=self.teams,
                                 deadline=Deadline(self.time_budget), progress=progress)
-        return await reader.full()
+        breaker = Breaker(self.max_connection_failures)
+        with breaker_scope(breaker):
+            snap = await reader.full()
+        record(snap, breaker)
+        return snap
 
     async def user_groups(self, user: str) -> UserGroups:
         """The user's roles (from the user's `role_ids`) and, with teams "groups"/"both", its
-        one group: every team the snapshot would put the user in (roles do not nest)."""
+        one group: every team the snapshot would put the user in (roles do not nest). The user
+        object lists every role the user holds, so the result reports every team: `complete`,
+        nothing `unseen` (a login may remove the user from a team it no longer lists)."""
         deadline = Deadline(self.time_budget)
         meter = self.api.meter
         meter.api_calls = meter.throttles = 0

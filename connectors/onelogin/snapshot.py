@@ -30,7 +30,15 @@ from typing import Any
 
 import orjson
 
-from connectors.base import AuthError, BadDataError, ConfigError, ConnectorError, ProgressCallback
+from connectors.base import (
+    AuthError,
+    BadDataError,
+    CircuitOpen,
+    ConfigError,
+    ConnectorError,
+    ProgressCallback,
+)
+from connectors.breaker import died_mid_read
 from connectors.onelogin.client import Deadline, OneLoginApi
 from connectors.onelogin.reader import (
     after_cursor,
@@ -193,7 +201,8 @@ class SnapshotReader:
                     sink: Callable[[list[dict[str, Any]]], None], *,
                     first_fatal: bool = True) -> None:
         """Page one list into `sink`. Failure of the first page raises (the read means nothing
-        without it) unless `first_fatal` is False; later failures mark the snapshot incomplete."""
+        without it) unless `first_fatal` is False or the IdP died after other pages were read
+        (an open breaker); later failures mark the snapshot incomplete."""
         first = True
         try:
             async for items in pages:
@@ -203,9 +212,12 @@ class SnapshotReader:
         except FATAL:
             raise
         except ConnectorError as exc:
-            if first and first_fatal:
+            if first and first_fatal and not died_mid_read(exc, self.snap.stats.pages):
                 raise
-            self.snap.mark_incomplete(f"{what}: {exc}")
+            if isinstance(exc, CircuitOpen):  # recorded once, by the connector
+                self.snap.complete = False
+            else:
+                self.snap.mark_incomplete(f"{what}: {exc}")
         except (KeyError, TypeError, ValueError) as exc:
             self.snap.mark_incomplete(f"{what}: an object without a usable {exc}")
 
