@@ -18,6 +18,7 @@ from syncd.config import (
     Settings,
     load_config,
 )
+from syncd.config.models import OneLoginDirectory
 
 config = typer.Typer(name="config", help="Check the configuration.", no_args_is_help=True)
 
@@ -42,6 +43,8 @@ def credentials(d: DirectorySettings) -> str:
         return d.api_token.source if d.api_token else f"OAuth key {d.private_key_file}"
     if isinstance(d, GoogleDirectory):
         return f"service account {d.service_account_file}"
+    if isinstance(d, OneLoginDirectory):
+        return f"client {d.client_id}, secret from {d.secret.source}" if d.secret else "none"
     return "SCIM token (`syncd token create`)"
 
 

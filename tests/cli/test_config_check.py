@@ -118,3 +118,16 @@ def test_problems_as_json(tmp_path: Path) -> None:
             "column": None,
         }
     ]
+
+
+def test_onelogin_shows_its_credential_source_and_a_bad_teams_value_its_line(tmp_path: Path) -> None:
+    block = (
+        '[directories.onelogin]\nkind = "onelogin"\nbase_url = "https://acme.onelogin.com"\n'
+        'client_id = "abc123"\nclient_secret_env = "OL_SECRET"\n'
+    )
+    good = check(tmp_path, block, env={"OL_SECRET": "very-secret-value"})
+    assert good.exit_code == 0, good.output
+    assert "onelogin" in good.stdout and "client abc123, secret from env OL_SECRET" in good.stdout
+    assert "very-secret-value" not in good.output
+    bad = check(tmp_path, block + 'teams = "users"\n', env={"OL_SECRET": "x"})
+    assert bad.exit_code == 2 and ":6: directories.onelogin.teams" in bad.output, bad.output
