@@ -161,7 +161,10 @@ class OneLoginApi:
 
     def _get_sync(self, path: str, params: list[tuple[str, Any]],
                   path_params: dict[str, Any] | None, what: str,
-                  breaker: Breaker | None = None) -> Page:
+                  breaker: Breaker | None = None, timeout: float | None = None) -> Page:
+        """One GET in the calling (worker) thread; `timeout` (seconds) caps the HTTP try below
+        `request_timeout`, so a thread never outlives its caller's budget by much."""
+        timeout = min(self.request_timeout, timeout or self.request_timeout)
         self._fetch_token(force=False, breaker=breaker)
         self.meter.api_calls += 1
         used = self.cfg.access_token
@@ -171,7 +174,7 @@ class OneLoginApi:
                     path, "GET", path_params or {}, list(params),
                     {"Accept": "application/json"}, response_types_map={},
                     auth_settings=["OAuth2"], _return_http_data_only=False,
-                    _preload_content=True, _request_timeout=self.request_timeout))
+                    _preload_content=True, _request_timeout=max(timeout, 0.1)))
         except ThrottledError:
             self.meter.throttles += 1
             raise
@@ -198,7 +201,7 @@ class OneLoginApi:
             if remaining <= 0:
                 raise BudgetExceeded(f"{what}: time budget spent")
             fut = loop.run_in_executor(self._pool, self._get_sync, path, params or [],
-                                       path_params, what, breaker)
+                                       path_params, what, breaker, remaining)
             try:
                 return await asyncio.wait_for(fut, remaining)
             except TimeoutError as exc:

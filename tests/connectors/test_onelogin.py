@@ -278,3 +278,26 @@ def test_progress_is_reported_per_phase_as_pages_arrive() -> None:
         snap = run(go())
     assert seen["users"] == [100, 200, 250] and seen["roles"][-1] == len(snap.groups)
     assert seen["members"][-1] == sum(len(g.member_ids) for g in snap.groups.values())
+
+
+def test_lookups_that_ran_out_of_budget_do_not_hold_the_connectors_threads() -> None:
+    """The SDK is blocking: a request abandoned at the budget keeps its worker thread until its
+    HTTP timeout. That timeout is capped at the caller's remaining budget, so the next login
+    lookup finds a free thread instead of queueing behind requests nobody waits for."""
+    from connectors.base import BudgetExceeded
+
+    faults = FaultPlan()
+    faults.add("timeout", path="/api/2/users", times=3, delay=30)
+    with running_fake("onelogin", tenant(), faults) as (fake, url):
+        user = next(iter(fake.tenant.users.values()))
+
+        async def go() -> Any:
+            opts = {**FAST, "concurrency": 1, "time_budget": 3.0, "request_timeout": 25.0}
+            async with fake.connector(url, **opts) as conn:  # 3 worker threads
+                stuck = await asyncio.gather(*[conn.user_groups(user.user_name) for _ in range(3)],
+                                             return_exceptions=True)
+                assert all(isinstance(r, BudgetExceeded) for r in stuck), stuck
+                return await conn.user_groups(user.user_name)
+
+        found = run(go())
+        assert found.user is not None and found.user.user_name == user.user_name
