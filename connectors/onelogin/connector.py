@@ -35,7 +35,8 @@ class OneLoginConnector(Connector):
     `https://api.us.onelogin.com` / `https://api.eu.onelogin.com`); plain http only to loopback.
 
     `teams`: "roles" (default), "groups" (each user's single `group_id`), or "both".
-    `page_size` is capped at OneLogin's v2 maximum of 100. `concurrency` (role member lists read
+    `page_size`: None (default) asks each list for its maximum (users and role members 100,
+    roles 650); a number caps every list at it. `concurrency` (role member lists read
     at once) defaults to 4: OneLogin's rate limit is per account and shared with every other
     client of the account. `max_retries` per request; `time_budget` (seconds) bounds a whole
     snapshot or login lookup; `request_timeout` (seconds) one HTTP try.
@@ -45,7 +46,7 @@ class OneLoginConnector(Connector):
     kind: ClassVar[str] = "onelogin"
 
     def __init__(self, directory: str, *, base_url: str, client_id: str, client_secret: str,
-                 teams: str = "roles", page_size: int = 100, concurrency: int = 4,
+                 teams: str = "roles", page_size: int | None = None, concurrency: int = 4,
                  max_retries: int = 3, time_budget: float = 900.0,
                  request_timeout: float = 30.0,
                  max_connection_failures: int = DEFAULT_THRESHOLD) -> None:
@@ -57,7 +58,7 @@ class OneLoginConnector(Connector):
             raise ConfigError("OneLogin needs an API credential pair: client_id and client_secret")
         if teams not in TEAM_SOURCES:
             raise ConfigError(f"teams must be one of {list(TEAM_SOURCES)}, not {teams!r}")
-        if page_size < 1 or concurrency < 1 or max_retries < 0:
+        if (page_size is not None and page_size < 1) or concurrency < 1 or max_retries < 0:
             raise ConfigError("page_size and concurrency must be >= 1, max_retries >= 0")
         if time_budget <= 0 or request_timeout <= 0:
             raise ConfigError("time_budget and request_timeout must be > 0 seconds")

@@ -51,9 +51,10 @@ from connectors.onelogin.reader import (
 )
 from syncd.reconcile.snapshot import Snapshot
 
-#: Page size caps per OneLogin's API reference (the SDK's OpenAPI spec: v2 lists "max 100";
-#: v1 groups are 50 a page whatever is asked).
-V2_MAX = 100
+#: Page size caps: users and role members 100 (the SDK's OpenAPI spec, "max 100"), roles 650
+#: (API reference: "Max page limit is 650"); v1 groups are 50 a page whatever is asked. The
+#: server may send fewer: paging follows `After-Cursor`, never counts.
+USERS_MAX, ROLES_MAX, MEMBERS_MAX = 100, 650, 100
 FATAL = (AuthError, ConfigError)
 
 
@@ -68,8 +69,9 @@ async def iterate_v2(api: OneLoginApi, path: str, *, what: str, deadline: Deadli
                      limit: int, path_params: dict[str, Any] | None = None,
                      extra: list[tuple[str, Any]] | None = None
                      ) -> AsyncIterator[list[dict[str, Any]]]:
-    """The items of each page of a v2 list, following `After-Cursor`."""
-    base = [("limit", min(limit, V2_MAX)), *(extra or [])]
+    """The items of each page of a v2 list, following `After-Cursor`; `limit` is sent as is
+    (callers cap it per endpoint)."""
+    base = [("limit", limit), *(extra or [])]
     cursor: str | None = None
     seen: set[str] = set()
     while True:
@@ -111,7 +113,7 @@ async def iterate_v1(api: OneLoginApi, path: str, *, what: str,
 class SnapshotReader:
     """One full snapshot read; not reusable."""
 
-    def __init__(self, api: OneLoginApi, directory: str, *, page_size: int, concurrency: int,
+    def __init__(self, api: OneLoginApi, directory: str, *, page_size: int | None, concurrency: int,
                  teams: str, deadline: Deadline, progress: ProgressCallback | None) -> None:
         self.api, self.deadline, self.page_size = api, deadline, page_size
         self.roles, self.groups = teams in ("roles", "both"), teams in ("groups", "both")
@@ -123,6 +125,10 @@ class SnapshotReader:
         self._groups: dict[str, tuple[dict[str, Any], set[str]]] = {}
         self._user_group: dict[str, str] = {}
         self._tasks: list[asyncio.Task[None]] = []
+
+    def _limit(self, cap: int) -> int:
+        """The page size to ask for: the endpoint's maximum, or `page_size` if smaller."""
+        return cap if self.page_size is None else min(self.page_size, cap)
 
     async def full(self) -> Snapshot:
         self.snap.mode = "full"
@@ -157,8 +163,9 @@ class SnapshotReader:
             self.counts["users"] += len(items)
             self.progress("users", self.counts["users"])
 
-        await self._list("users", iterate_v2(self.api, "/api/2/users", what="users",
-                                             deadline=self.deadline, limit=self.page_size), add)
+        pages = iterate_v2(self.api, "/api/2/users", what="users", deadline=self.deadline,
+                           limit=self._limit(USERS_MAX))
+        await self._list("users", pages, add)
 
     async def _role_list(self) -> None:
         def add(items: list[dict[str, Any]]) -> None:
@@ -169,8 +176,9 @@ class SnapshotReader:
             self.counts["roles"] += len(items)
             self.progress("roles", self.counts["roles"])
 
-        await self._list("roles", iterate_v2(self.api, "/api/2/roles", what="roles",
-                                             deadline=self.deadline, limit=self.page_size), add)
+        pages = iterate_v2(self.api, "/api/2/roles", what="roles", deadline=self.deadline,
+                           limit=self._limit(ROLES_MAX))
+        await self._list("roles", pages, add)
 
     async def _members_of(self, rid: str, num: Any) -> None:
         members = self._roles[rid][1]
@@ -183,7 +191,7 @@ class SnapshotReader:
 
         async with self.sem:
             pages = iterate_v2(self.api, "/api/2/roles/{role_id}/users", what=what,
-                               deadline=self.deadline, limit=self.page_size,
+                               deadline=self.deadline, limit=self._limit(MEMBERS_MAX),
                                path_params={"role_id": num})
             await self._list(what, pages, add, first_fatal=False)
 

@@ -6,10 +6,11 @@ What it reproduces, per OneLogin's API reference:
   `{"grant_type": "client_credentials"}`; answers `{access_token, created_at, expires_in: 36000,
   refresh_token, token_type: "bearer", account_id}`; wrong credentials 401 and a bad grant 400,
   in the v1 envelope `{"status": {"error": true, "code", "type", "message"}}`.
-- `GET /api/2/users` (`limit` ≤ 100, default 50; `cursor`; `username` / `email` search, exact
-  or with `*` wildcards), `GET /api/2/users/{id}` (with `role_ids` and `group_id`),
-  `GET /api/2/roles`, `GET /api/2/roles/{id}`, `GET /api/2/roles/{id}/users` (brief user
-  objects of the users assigned to the role).
+- `GET /api/2/users` (`limit` ≤ 100 as the SDK's OpenAPI spec says, default 50; `cursor`;
+  `username` / `email` search, exact or with `*` wildcards), `GET /api/2/users/{id}` (with
+  `role_ids` and `group_id`), `GET /api/2/roles` (`limit` ≤ 650, "Max page limit is 650"),
+  `GET /api/2/roles/{id}`, `GET /api/2/roles/{id}/users` (`limit` ≤ 100; brief objects
+  `{id, name, username, added_by, added_at, assigned}` of the users assigned to the role).
 - v2 paging in headers: `Total-Count`, `Total-Pages`, `Current-Page`, `Page-Items`,
   `Before-Cursor` / `After-Cursor` (opaque base64 of `limit=…&page=…`, no `After-Cursor` on the
   last page) and `Link`; the cursor is sent back as `cursor`.
@@ -42,19 +43,20 @@ from connectors.testing.harness import FakeIdP, register_fake
 from connectors.testing.onelogin_index import OneLoginIndex, num_id
 
 JSON = b"application/json; charset=utf-8"
-NAMES = {400: "BadRequest", 401: "Unauthorized", 403: "Forbidden", 404: "NotFound",
-         429: "TooManyRequests", 500: "InternalServerError", 503: "ServiceUnavailable"}
-TEXT = {400: "Bad Request", 401: "Authentication Failure", 403: "Forbidden",
-        404: "Not Found", 429: "Too Many Requests", 500: "Internal Server Error",
-        503: "Service Unavailable"}
+#: v1 envelope `type` and message; v2 `name` is the type + "Error" (`UnauthorizedError`) and
+#: its message the type (`"Unauthorized"`), as in OneLogin's API reference samples
+TYPES = {400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found",
+         429: "Too Many Requests", 500: "Internal Server Error", 503: "Service Unavailable"}
+V1_TEXT = {401: "Authentication Failure", 404: "No Route Exists"}
 
 
 def error_body(status: int, v1: bool = False, message: str | None = None) -> bytes:
-    msg = message or TEXT.get(status, "Error")
+    kind = TYPES.get(status, "Error")
     if v1:
-        return orjson.dumps({"status": {"error": True, "code": status,
-                                        "type": NAMES.get(status, "Error"), "message": msg}})
-    return orjson.dumps({"statusCode": status, "name": NAMES.get(status, "Error"), "message": msg})
+        return orjson.dumps({"status": {"error": True, "code": status, "type": kind,
+                                        "message": message or V1_TEXT.get(status, kind)}})
+    return orjson.dumps({"message": message or kind, "statusCode": status,
+                         "name": kind.replace(" ", "") + "Error"})
 
 
 class Answer:
@@ -210,7 +212,7 @@ class FakeOneLogin(FakeIdP):
                         if query.get(attr):
                             keep = set(ids)
                             ids = [n for n in idx.search_users(attr, query[attr]) if n in keep]
-                    return self._page(idx.user_list, ids, path, query)
+                    return self._page(idx.user_list, ids, path, query, cap=100)
                 n = _num(rest[0])
                 if n not in idx.users:
                     return Answer(404, error_body(404))
@@ -218,14 +220,14 @@ class FakeOneLogin(FakeIdP):
                     return Answer(200, orjson.dumps(idx.users[n]))
             elif res == "roles":
                 if not rest:
-                    return self._page(idx.roles, idx.role_ids, path, query)
+                    return self._page(idx.roles, idx.role_ids, path, query, cap=650)
                 n = _num(rest[0])
                 if n not in idx.roles:
                     return Answer(404, error_body(404))
                 if len(rest) == 1:
                     return Answer(200, idx.roles[n])
                 if rest[1:] == ["users"]:
-                    return self._page(idx.member_brief, idx.role_members[n], path, query)
+                    return self._page(idx.member_brief, idx.role_members[n], path, query, cap=100)
         elif v1 and parts[2:3] == ["groups"]:
             rest = parts[3:]
             if not rest:
@@ -243,9 +245,9 @@ class FakeOneLogin(FakeIdP):
         return scheme.lower() == "bearer" and cred.strip() in self.access_tokens
 
     def _page(self, items: dict[int, bytes], ids: list[int], path: str,
-              query: dict[str, str]) -> Answer:
+              query: dict[str, str], *, cap: int) -> Answer:
         try:
-            limit = max(1, min(int(query.get("limit", 50)), 100))
+            limit = max(1, min(int(query.get("limit", 50)), cap))
             page = max(1, int(query.get("page", 1)))
         except ValueError:
             return Answer(400, error_body(400, message="limit and page must be integers"))

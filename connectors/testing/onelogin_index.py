@@ -86,8 +86,9 @@ class OneLoginIndex:
             self.user_list[n] = orjson.dumps(obj)
             self.users[n] = {**obj, "role_ids": sorted(role_of_user.get(t, ()))}
             self.member_brief[n] = orjson.dumps({
-                "id": n, "name": u.display_name, "email": u.user_name, "username": u.user_name,
-                "assigned": True})
+                "id": n, "name": u.display_name, "username": u.user_name,
+                "added_by": {"id": 1, "name": "Account Owner"},
+                "added_at": "2024-01-02T03:04:05Z", "assigned": True})
         self.user_ids = sorted(self.users)
 
     def search_users(self, attr: str, value: str) -> list[int]:

@@ -95,7 +95,8 @@ def test_fake_answers_onelogin_error_bodies_and_rate_limit_headers() -> None:
         assert r.status_code == 429 and r.json()["statusCode"] == 429
         assert r.headers["x-ratelimit-remaining"] == "0" and r.headers["x-ratelimit-reset"] == "30"
         bad = httpx.get(f"{url}/api/2/roles", headers={"Authorization": "Bearer nope"})
-        assert bad.status_code == 401 and bad.json()["message"] == "Authentication Failure"
+        assert bad.status_code == 401 and bad.json() == {
+            "message": "Unauthorized", "statusCode": 401, "name": "UnauthorizedError"}
         v1 = httpx.get(f"{url}/api/1/groups", headers={"Authorization": "Bearer nope"})
         assert v1.json()["status"] == {"error": True, "code": 401, "type": "Unauthorized",
                                        "message": "Authentication Failure"}
