@@ -36,6 +36,8 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
+from urllib.request import getproxies, proxy_bypass
 
 import urllib3
 from onelogin.api.o_auth2_api import OAuth2Api
@@ -50,6 +52,7 @@ from connectors.base import (
     CircuitOpen,
     ThrottledError,
     UnavailableError,
+    is_loopback,
 )
 from connectors.breaker import Breaker
 from connectors.onelogin.errors import from_status, translate
@@ -117,6 +120,16 @@ class Page:
     headers: Any
 
 
+def _proxy_for(base_url: str) -> str | None:
+    """The proxy from the environment (`HTTPS_PROXY`, `NO_PROXY`, …) for `base_url`, as the
+    SDK's urllib3 pool does not read it itself; never for loopback hosts (the test doubles)."""
+    parts = urlsplit(base_url)
+    host = parts.hostname or ""
+    if is_loopback(host) or proxy_bypass(host):
+        return None
+    return getproxies().get(parts.scheme)
+
+
 class OneLoginApi:
     """One OneLogin account's SDK client plus the request policy (retries, budget, threads)."""
 
@@ -125,7 +138,7 @@ class OneLoginApi:
         cfg = Configuration(host=base_url, username=client_id, password=client_secret)
         cfg.retries = False  # urllib3 would retry 5xx/connect errors out of our sight
         cfg.connection_pool_maxsize = connections
-        cfg.proxy = None
+        cfg.proxy = _proxy_for(base_url)
         self._secret = client_secret
         self.cfg = cfg
         self.client = ApiClient(cfg)
@@ -139,7 +152,7 @@ class OneLoginApi:
     # -- token
 
     def _fetch_token(self, *, force: bool, stale: str | None = None,
-                     breaker: Breaker | None = None) -> None:
+                     breaker: Breaker | None = None, timeout: float | None = None) -> None:
         with self._token_lock:
             if not force and self.cfg.access_token and time.monotonic() < self._token_expires:
                 return
@@ -150,7 +163,7 @@ class OneLoginApi:
                            token_endpoint=True):
                 tok = _through(breaker, lambda: OAuth2Api(self.client).generate_token(
                     GenerateTokenRequest(grant_type="client_credentials"),
-                    _request_timeout=self.request_timeout))
+                    _request_timeout=timeout or self.request_timeout))
             if not tok.access_token:
                 raise AuthError("OneLogin token endpoint answered without an access_token")
             self.cfg.access_token = tok.access_token  # after construction: see module doc
@@ -165,7 +178,7 @@ class OneLoginApi:
         """One GET in the calling (worker) thread; `timeout` (seconds) caps the HTTP try below
         `request_timeout`, so a thread never outlives its caller's budget by much."""
         timeout = min(self.request_timeout, timeout or self.request_timeout)
-        self._fetch_token(force=False, breaker=breaker)
+        self._fetch_token(force=False, breaker=breaker, timeout=max(timeout, 0.1))
         self.meter.api_calls += 1
         used = self.cfg.access_token
         try:

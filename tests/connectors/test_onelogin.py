@@ -302,3 +302,15 @@ def test_lookups_that_ran_out_of_budget_do_not_hold_the_connectors_threads() -> 
 
         found = run(go())
         assert found.user is not None and found.user.user_name == user.user_name
+
+
+def test_the_environments_https_proxy_is_used_except_for_loopback_and_no_proxy(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.corp.example:3128")
+    monkeypatch.setenv("NO_PROXY", "internal.example")
+    conns = [OneLoginConnector("d", base_url=u, client_id=CID, client_secret=SECRET)
+             for u in ("https://acme.onelogin.com", "https://sso.internal.example", "http://127.0.0.1:9")]
+    assert [c.api.cfg.proxy for c in conns] == ["http://proxy.corp.example:3128", None, None]
+    for c in conns:
+        c.api.close()
