@@ -18,7 +18,8 @@ take it back as the `cursor` query parameter with the same other parameters. The
 list carries it in the body (`pagination.after_cursor`) and takes it as `after_cursor`.
 A cursor repeated by the server stops the list as bad data (a loop would spin forever).
 
-User ids are interned so that each id is one str across the user list and every member set.
+User ids are shared: `_ids` maps each numeric id to one str, used by the user list and every
+member set (one str object per user, and no str(int) per membership).
 """
 
 from __future__ import annotations
@@ -124,7 +125,15 @@ class SnapshotReader:
         self._roles: dict[str, tuple[dict[str, Any], set[str]]] = {}
         self._groups: dict[str, tuple[dict[str, Any], set[str]]] = {}
         self._user_group: dict[str, str] = {}
+        self._ids: dict[Any, str] = {}
         self._tasks: list[asyncio.Task[None]] = []
+
+    def _id(self, num: Any) -> str:
+        """The one str for OneLogin user id `num` (an int, as OneLogin sends ids)."""
+        out = self._ids.get(num)
+        if out is None:
+            out = self._ids[num] = intern(user_id(num))
+        return out
 
     def _limit(self, cap: int) -> int:
         """The page size to ask for: the endpoint's maximum, or `page_size` if smaller."""
@@ -156,7 +165,8 @@ class SnapshotReader:
         def add(items: list[dict[str, Any]]) -> None:
             for obj in items:
                 u = to_user(obj)
-                uid = intern(u.external_id)
+                uid = self._ids.get(obj["id"]) or self._ids.setdefault(obj["id"],
+                                                                      intern(u.external_id))
                 users[uid] = u
                 if groups and obj.get("group_id") is not None:
                     self._user_group[uid] = group_id(obj["group_id"])
@@ -185,7 +195,8 @@ class SnapshotReader:
         what = f"users of role {num}"
 
         def add(items: list[dict[str, Any]]) -> None:
-            members.update([intern(user_id(obj["id"])) for obj in items])
+            ids, new = self._ids, self._id
+            members.update([ids.get(obj["id"]) or new(obj["id"]) for obj in items])
             self.counts["members"] += len(items)
             self.progress("members", self.counts["members"])
 
