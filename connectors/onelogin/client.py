@@ -76,6 +76,11 @@ def breaker_scope(breaker: Breaker) -> Iterator[None]:
         _BREAKER.reset(token)
 
 
+def current_breaker() -> Breaker | None:
+    """The breaker of the snapshot running in this context (None outside a snapshot)."""
+    return _BREAKER.get()
+
+
 def _through(breaker: Breaker | None, send: Callable[[], T]) -> T:
     """`send()` guarded by `breaker`: refused once it is open; an HTTP answer of any status is a
     success, no answer at all (refused, reset, timed out) a failure."""
@@ -198,6 +203,11 @@ class OneLoginApi:
             raise from_status(res.status_code, res.raw_data, res.headers, what=what)
         return Page(res.raw_data or "", res.headers)
 
+    async def run_blocking(self, fn: Callable[..., T], *args: Any) -> T:
+        """`fn(*args)` in this client's worker threads (for reads batched into one thread hop);
+        `fn` gets the current snapshot's breaker through `current_breaker()` before the hop."""
+        return await asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)
+
     async def get(self, path: str, *, what: str, deadline: Deadline,
                   params: list[tuple[str, Any]] | None = None,
                   path_params: dict[str, Any] | None = None) -> Page:
@@ -248,4 +258,4 @@ class OneLoginApi:
         self.client.close()
 
 
-__all__ = ["Deadline", "Meter", "OneLoginApi", "Page", "breaker_scope"]
+__all__ = ["Deadline", "Meter", "OneLoginApi", "Page", "breaker_scope", "current_breaker"]
