@@ -6,8 +6,10 @@ feed), so every snapshot is full; a saved cursor is ignored.
 Teams (`teams` setting):
 
 - `roles` (default): `GET /api/2/roles`, and for each role `GET /api/2/roles/{id}/users` (the
-  users assigned to it), read as soon as the role arrives, at most `concurrency` at a time.
-  Roles do not nest: a role's members are its direct members.
+  users assigned to it), read as soon as the role arrives, at most `concurrency` at a time,
+  `BATCH` roles to one worker-thread hop (the SDK is blocking; one hop per request cost more
+  CPU than the requests). A list that fails in a batch is read again on its own through the
+  retrying path. Roles do not nest: a role's members are its direct members.
 - `groups`: `GET /api/1/groups` (API v2 has no groups endpoint); a OneLogin user belongs to at
   most one group, its `group_id`, so membership comes from the user list itself.
 - `both`: both sets of teams (ids `role:<id>` and `group:<id>` never collide).
