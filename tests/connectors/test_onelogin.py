@@ -119,7 +119,7 @@ def test_full_snapshot_has_numeric_ids_roles_and_mapped_codes() -> None:
     with running_fake("onelogin", tenant(users=250)) as (fake, url):
         snap = run(take(fake.connector(url, page_size=1000, **FAST)))
         assert snap.complete, snap.problems
-        assert all(k.isdigit() and len(k) == 9 for k in snap.users)
+        assert all(k.isdigit() and len(k) == 12 for k in snap.users)
         assert {k: g.member_ids for k, g in snap.groups.items()} == roles(fake)
         assert all(k.startswith("role:") for k in snap.groups)
         codes = {fake.external_id(u): fake.user_codes(u) for u in fake.tenant.users}
