@@ -48,13 +48,19 @@ def serve(args: argparse.Namespace) -> None:
     from connectors.testing.onelogin import FakeOneLogin
     from connectors.testing.tenant import generate
 
-    tenant = generate(users=args.users, groups=args.groups, members_per_group=args.members,
-                      nesting_depth=0)
+    tenant = generate(users=args.users, groups=args.groups, members_per_group=args.members, nesting_depth=0)
     fake = FakeOneLogin(tenant, client_id=CID, client_secret=SECRET)
     fake.index()
     print(orjson.dumps({"memberships": tenant.membership_count}).decode(), flush=True)
-    uvicorn.run(fake.app(), host="127.0.0.1", port=args.port, log_level="warning",
-                lifespan="off", access_log=False, backlog=4096)
+    uvicorn.run(
+        fake.app(),
+        host="127.0.0.1",
+        port=args.port,
+        log_level="warning",
+        lifespan="off",
+        access_log=False,
+        backlog=4096,
+    )
 
 
 def start_server(args: argparse.Namespace) -> tuple[subprocess.Popen[bytes], str, int]:
@@ -63,8 +69,19 @@ def start_server(args: argparse.Namespace) -> tuple[subprocess.Popen[bytes], str
     from connectors.testing.server import free_port
 
     port = free_port()
-    cmd = [sys.executable, __file__, "--serve", "--port", str(port), "--users", str(args.users),
-           "--groups", str(args.groups), "--members", str(args.members)]
+    cmd = [
+        sys.executable,
+        __file__,
+        "--serve",
+        "--port",
+        str(port),
+        "--users",
+        str(args.users),
+        "--groups",
+        str(args.groups),
+        "--members",
+        str(args.members),
+    ]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE)
     assert proc.stdout
     memberships = orjson.loads(proc.stdout.readline())["memberships"]
@@ -86,8 +103,11 @@ async def floor(url: str, concurrency: int) -> tuple[int, int, int]:
     conn = aiohttp.TCPConnector(limit=concurrency + 2)
     async with aiohttp.ClientSession(connector=conn) as http:
         basic = base64.b64encode(f"{CID}:{SECRET}".encode()).decode()
-        async with http.post(f"{url}/auth/oauth2/v2/token", headers={"Authorization": f"Basic {basic}"},
-                             json={"grant_type": "client_credentials"}) as r:
+        async with http.post(
+            f"{url}/auth/oauth2/v2/token",
+            headers={"Authorization": f"Basic {basic}"},
+            json={"grant_type": "client_credentials"},
+        ) as r:
             token = (await r.json())["access_token"]
         calls += 1
         headers = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
@@ -139,8 +159,9 @@ def compare_models(url: str, n: int) -> tuple[float, float]:
     conn = OneLoginConnector("bench", base_url=url, client_id=CID, client_secret=SECRET)
     api = conn.api
     api._fetch_token(force=False)
-    rids = [r["id"] for r in orjson.loads(api._get_sync("/api/2/roles", [("limit", n)], None,
-                                                         "roles").body)][:n]
+    rids = [r["id"] for r in orjson.loads(api._get_sync("/api/2/roles", [("limit", n)], None, "roles").body)][
+        :n
+    ]
     roles = RolesApi(api.client)
     t0 = time.perf_counter()
     for rid in rids:
@@ -149,9 +170,14 @@ def compare_models(url: str, n: int) -> tuple[float, float]:
 
     async def ours() -> None:
         for rid in rids:
-            async for items in iterate_v2(api, "/api/2/roles/{role_id}/users", what="members",
-                                          deadline=Deadline(600), limit=100,
-                                          path_params={"role_id": rid}):
+            async for items in iterate_v2(
+                api,
+                "/api/2/roles/{role_id}/users",
+                what="members",
+                deadline=Deadline(600),
+                limit=100,
+                path_params={"role_id": rid},
+            ):
                 assert {o["id"] for o in items}
 
     t0 = time.perf_counter()
@@ -182,8 +208,9 @@ def main() -> None:
         got_snap: list[Any] = []
 
         async def snap() -> None:
-            async with OneLoginConnector("bench", base_url=url, client_id=CID, client_secret=SECRET,
-                                         concurrency=args.concurrency) as conn:
+            async with OneLoginConnector(
+                "bench", base_url=url, client_id=CID, client_secret=SECRET, concurrency=args.concurrency
+            ) as conn:
                 got_snap.append(await conn.snapshot())
 
         t0, c0, sc0 = time.perf_counter(), time.process_time(), server_cpu(proc.pid)
@@ -203,12 +230,20 @@ def main() -> None:
         assert users == args.users and members == memberships
 
         out: dict[str, Any] = {
-            "kind": "onelogin", "users": len(s.users), "groups": len(s.groups),
-            "memberships": got, "snapshot_s": round(snapshot_s, 2), "floor_s": round(floor_s, 2),
-            "ratio": round(snapshot_s / floor_s, 2), "peak_rss_mb": round(peak, 1),
-            "api_calls": s.stats.api_calls, "floor_calls": calls,
-            "concurrency": args.concurrency, "rss_source": "getrusage(RUSAGE_SELF).ru_maxrss",
-            "snapshot_cpu_s": round(snapshot_cpu, 2), "floor_cpu_s": round(floor_cpu, 2),
+            "kind": "onelogin",
+            "users": len(s.users),
+            "groups": len(s.groups),
+            "memberships": got,
+            "snapshot_s": round(snapshot_s, 2),
+            "floor_s": round(floor_s, 2),
+            "ratio": round(snapshot_s / floor_s, 2),
+            "peak_rss_mb": round(peak, 1),
+            "api_calls": s.stats.api_calls,
+            "floor_calls": calls,
+            "concurrency": args.concurrency,
+            "rss_source": "getrusage(RUSAGE_SELF).ru_maxrss",
+            "snapshot_cpu_s": round(snapshot_cpu, 2),
+            "floor_cpu_s": round(floor_cpu, 2),
             "server_cpu_s": [round(snapshot_server_cpu, 2), round(floor_server_cpu, 2)],
         }
         if args.compare_models:

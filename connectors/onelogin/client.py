@@ -138,8 +138,16 @@ def _proxy_for(base_url: str) -> str | None:
 class OneLoginApi:
     """One OneLogin account's SDK client plus the request policy (retries, budget, threads)."""
 
-    def __init__(self, *, base_url: str, client_id: str, client_secret: str,
-                 request_timeout: float, max_retries: int, connections: int) -> None:
+    def __init__(
+        self,
+        *,
+        base_url: str,
+        client_id: str,
+        client_secret: str,
+        request_timeout: float,
+        max_retries: int,
+        connections: int,
+    ) -> None:
         cfg = Configuration(host=base_url, username=client_id, password=client_secret)
         cfg.retries = False  # urllib3 would retry 5xx/connect errors out of our sight
         cfg.connection_pool_maxsize = connections
@@ -156,19 +164,28 @@ class OneLoginApi:
 
     # -- token
 
-    def _fetch_token(self, *, force: bool, stale: str | None = None,
-                     breaker: Breaker | None = None, timeout: float | None = None) -> None:
+    def _fetch_token(
+        self,
+        *,
+        force: bool,
+        stale: str | None = None,
+        breaker: Breaker | None = None,
+        timeout: float | None = None,
+    ) -> None:
         with self._token_lock:
             if not force and self.cfg.access_token and time.monotonic() < self._token_expires:
                 return
             if force and stale is not None and self.cfg.access_token != stale:
                 return  # another thread renewed it already
             self.meter.api_calls += 1
-            with translate(TOKEN_WHAT, self._secret,
-                           token_endpoint=True):
-                tok = _through(breaker, lambda: OAuth2Api(self.client).generate_token(
-                    GenerateTokenRequest(grant_type="client_credentials"),
-                    _request_timeout=timeout or self.request_timeout))
+            with translate(TOKEN_WHAT, self._secret, token_endpoint=True):
+                tok = _through(
+                    breaker,
+                    lambda: OAuth2Api(self.client).generate_token(
+                        GenerateTokenRequest(grant_type="client_credentials"),
+                        _request_timeout=timeout or self.request_timeout,
+                    ),
+                )
             if not tok.access_token:
                 raise AuthError("OneLogin token endpoint answered without an access_token")
             self.cfg.access_token = tok.access_token  # after construction: see module doc
@@ -177,9 +194,15 @@ class OneLoginApi:
 
     # -- one request
 
-    def _get_sync(self, path: str, params: list[tuple[str, Any]],
-                  path_params: dict[str, Any] | None, what: str,
-                  breaker: Breaker | None = None, timeout: float | None = None) -> Page:
+    def _get_sync(
+        self,
+        path: str,
+        params: list[tuple[str, Any]],
+        path_params: dict[str, Any] | None,
+        what: str,
+        breaker: Breaker | None = None,
+        timeout: float | None = None,
+    ) -> Page:
         """One GET in the calling (worker) thread; `timeout` (seconds) caps the HTTP try below
         `request_timeout`, so a thread never outlives its caller's budget by much."""
         timeout = min(self.request_timeout, timeout or self.request_timeout)
@@ -188,11 +211,21 @@ class OneLoginApi:
         used = self.cfg.access_token
         try:
             with translate(what, self._secret, used):
-                res = _through(breaker, lambda: self.client.call_api(
-                    path, "GET", path_params or {}, list(params),
-                    {"Accept": "application/json"}, response_types_map={},
-                    auth_settings=["OAuth2"], _return_http_data_only=False,
-                    _preload_content=True, _request_timeout=max(timeout, 0.1)))
+                res = _through(
+                    breaker,
+                    lambda: self.client.call_api(
+                        path,
+                        "GET",
+                        path_params or {},
+                        list(params),
+                        {"Accept": "application/json"},
+                        response_types_map={},
+                        auth_settings=["OAuth2"],
+                        _return_http_data_only=False,
+                        _preload_content=True,
+                        _request_timeout=max(timeout, 0.1),
+                    ),
+                )
         except ThrottledError:
             self.meter.throttles += 1
             raise
@@ -208,9 +241,15 @@ class OneLoginApi:
         `fn` gets the current snapshot's breaker through `current_breaker()` before the hop."""
         return await asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)
 
-    async def get(self, path: str, *, what: str, deadline: Deadline,
-                  params: list[tuple[str, Any]] | None = None,
-                  path_params: dict[str, Any] | None = None) -> Page:
+    async def get(
+        self,
+        path: str,
+        *,
+        what: str,
+        deadline: Deadline,
+        params: list[tuple[str, Any]] | None = None,
+        path_params: dict[str, Any] | None = None,
+    ) -> Page:
         """GET `path`, retrying transient failures up to `max_retries` times within `deadline`.
 
         Raises a `ConnectorError`.
@@ -223,8 +262,9 @@ class OneLoginApi:
             remaining = deadline.remaining()
             if remaining <= 0:
                 raise BudgetExceeded(f"{what}: time budget spent")
-            fut = loop.run_in_executor(self._pool, self._get_sync, path, params or [],
-                                       path_params, what, breaker, remaining)
+            fut = loop.run_in_executor(
+                self._pool, self._get_sync, path, params or [], path_params, what, breaker, remaining
+            )
             try:
                 return await asyncio.wait_for(fut, remaining)
             except TimeoutError as exc:
@@ -234,8 +274,11 @@ class OneLoginApi:
                     raise
                 renewed = True  # an expired or revoked access token: renew once, then give up
                 await loop.run_in_executor(
-                    self._pool, functools.partial(self._fetch_token, force=True, breaker=breaker,
-                                                   stale=getattr(exc, "used_token", None)))
+                    self._pool,
+                    functools.partial(
+                        self._fetch_token, force=True, breaker=breaker, stale=getattr(exc, "used_token", None)
+                    ),
+                )
             except CircuitOpen:
                 raise  # the IdP stopped answering: no retry
             except (UnavailableError, ThrottledError) as exc:
@@ -243,14 +286,17 @@ class OneLoginApi:
                 if attempt > self.max_retries:
                     raise
                 wait = getattr(exc, "retry_after", None)
-                delay = wait + random.uniform(0, 0.2) if wait is not None else \
-                    min(0.5 * 2 ** (attempt - 1), 10.0) * random.uniform(0.8, 1.2)
+                delay = (
+                    wait + random.uniform(0, 0.2)
+                    if wait is not None
+                    else min(0.5 * 2 ** (attempt - 1), 10.0) * random.uniform(0.8, 1.2)
+                )
                 if delay >= deadline.remaining():
                     if isinstance(exc, ThrottledError):
-                        raise ThrottledError(f"{exc}; OneLogin asks to wait {delay:.0f} s, "
-                                             "past the time budget") from exc
-                    raise BudgetExceeded(f"{what}: time budget spent while retrying ({exc})") \
-                        from exc
+                        raise ThrottledError(
+                            f"{exc}; OneLogin asks to wait {delay:.0f} s, past the time budget"
+                        ) from exc
+                    raise BudgetExceeded(f"{what}: time budget spent while retrying ({exc})") from exc
                 await asyncio.sleep(delay)
 
     def close(self) -> None:

@@ -45,11 +45,21 @@ class OneLoginConnector(Connector):
 
     kind: ClassVar[str] = "onelogin"
 
-    def __init__(self, directory: str, *, base_url: str, client_id: str, client_secret: str,
-                 teams: str = "roles", page_size: int | None = None, concurrency: int = 4,
-                 max_retries: int = 3, time_budget: float = 900.0,
-                 request_timeout: float = 30.0,
-                 max_connection_failures: int = DEFAULT_THRESHOLD) -> None:
+    def __init__(
+        self,
+        directory: str,
+        *,
+        base_url: str,
+        client_id: str,
+        client_secret: str,
+        teams: str = "roles",
+        page_size: int | None = None,
+        concurrency: int = 4,
+        max_retries: int = 3,
+        time_budget: float = 900.0,
+        request_timeout: float = 30.0,
+        max_connection_failures: int = DEFAULT_THRESHOLD,
+    ) -> None:
         super().__init__(directory)
         Breaker(max_connection_failures)  # validates
         self.max_connection_failures = max_connection_failures
@@ -64,17 +74,29 @@ class OneLoginConnector(Connector):
             raise ConfigError("time_budget and request_timeout must be > 0 seconds")
         self.teams, self.page_size, self.concurrency = teams, page_size, concurrency
         self.time_budget = time_budget
-        self.api = OneLoginApi(base_url=self.base_url, client_id=client_id,
-                               client_secret=client_secret, request_timeout=request_timeout,
-                               max_retries=max_retries, connections=concurrency + 2)
+        self.api = OneLoginApi(
+            base_url=self.base_url,
+            client_id=client_id,
+            client_secret=client_secret,
+            request_timeout=request_timeout,
+            max_retries=max_retries,
+            connections=concurrency + 2,
+        )
 
-    async def snapshot(self, *, cursor: str | None = None,
-                       progress: ProgressCallback | None = None) -> Snapshot:
+    async def snapshot(
+        self, *, cursor: str | None = None, progress: ProgressCallback | None = None
+    ) -> Snapshot:
         """Always a full read (OneLogin offers no change feed for role membership)."""
         self.api.meter.api_calls = self.api.meter.throttles = 0
-        reader = SnapshotReader(self.api, self.directory, page_size=self.page_size,
-                                concurrency=self.concurrency, teams=self.teams,
-                                deadline=Deadline(self.time_budget), progress=progress)
+        reader = SnapshotReader(
+            self.api,
+            self.directory,
+            page_size=self.page_size,
+            concurrency=self.concurrency,
+            teams=self.teams,
+            deadline=Deadline(self.time_budget),
+            progress=progress,
+        )
         breaker = Breaker(self.max_connection_failures)
         with breaker_scope(breaker):
             snap = await reader.full()
@@ -96,11 +118,16 @@ class OneLoginConnector(Connector):
             found = to_user(obj)
             lookups: list[Any] = []
             if self.teams in ("roles", "both"):
-                lookups += [self._one("/api/2/roles/{role_id}", {"role_id": int(r)}, "role",
-                                      deadline) for r in obj.get("role_ids") or ()]
+                lookups += [
+                    self._one("/api/2/roles/{role_id}", {"role_id": int(r)}, "role", deadline)
+                    for r in obj.get("role_ids") or ()
+                ]
             if self.teams in ("groups", "both") and obj.get("group_id") is not None:
-                lookups.append(self._one("/api/1/groups/{group_id}",
-                                         {"group_id": int(obj["group_id"])}, "group", deadline))
+                lookups.append(
+                    self._one(
+                        "/api/1/groups/{group_id}", {"group_id": int(obj["group_id"])}, "group", deadline
+                    )
+                )
             for kind, g in await asyncio.gather(*lookups):
                 if g is not None:
                     groups.append(to_role(g) if kind == "role" else to_group(g))
@@ -108,12 +135,14 @@ class OneLoginConnector(Connector):
         out.stats.api_calls, out.stats.throttles = meter.api_calls, meter.throttles
         return out
 
-    async def _one(self, path: str, path_params: dict[str, Any], kind: str,
-                   deadline: Deadline) -> tuple[str, dict[str, Any] | None]:
+    async def _one(
+        self, path: str, path_params: dict[str, Any], kind: str, deadline: Deadline
+    ) -> tuple[str, dict[str, Any] | None]:
         """One role (v2 object) or group (v1 envelope); None if it vanished meanwhile."""
         try:
-            page = await self.api.get(path, what=f"the user's {kind}", deadline=deadline,
-                                      path_params=path_params)
+            page = await self.api.get(
+                path, what=f"the user's {kind}", deadline=deadline, path_params=path_params
+            )
         except NotFoundError:
             return kind, None
         doc = self._json(page.body, f"the user's {kind}")
@@ -130,11 +159,15 @@ class OneLoginConnector(Connector):
         uid: int | None = int(key) if key.isdigit() else None
         if uid is None:
             for attr in ("username", "email") if "@" in key else ("username",):
-                async for items in iterate_v2(self.api, "/api/2/users", what=f"user by {attr}",
-                                              deadline=deadline, limit=50,
-                                              extra=[(attr, key)]):
-                    hit = next((u for u in items
-                                if str(u.get(attr) or "").lower() == key.lower()), None)
+                async for items in iterate_v2(
+                    self.api,
+                    "/api/2/users",
+                    what=f"user by {attr}",
+                    deadline=deadline,
+                    limit=50,
+                    extra=[(attr, key)],
+                ):
+                    hit = next((u for u in items if str(u.get(attr) or "").lower() == key.lower()), None)
                     if hit is not None:
                         uid = int(hit["id"])
                     break
@@ -143,8 +176,9 @@ class OneLoginConnector(Connector):
         if uid is None:
             return None
         try:
-            page = await self.api.get("/api/2/users/{user_id}", what="the user",
-                                      deadline=deadline, path_params={"user_id": uid})
+            page = await self.api.get(
+                "/api/2/users/{user_id}", what="the user", deadline=deadline, path_params={"user_id": uid}
+            )
         except NotFoundError:
             return await self._by_name(key, deadline) if key.isdigit() else None
         doc = self._json(page.body, "the user")
@@ -154,13 +188,23 @@ class OneLoginConnector(Connector):
 
     async def _by_name(self, key: str, deadline: Deadline) -> dict[str, Any] | None:
         """A numeric key that is no user id may still be a username."""
-        async for items in iterate_v2(self.api, "/api/2/users", what="user by username",
-                                      deadline=deadline, limit=50, extra=[("username", key)]):
+        async for items in iterate_v2(
+            self.api,
+            "/api/2/users",
+            what="user by username",
+            deadline=deadline,
+            limit=50,
+            extra=[("username", key)],
+        ):
             hit = next((u for u in items if str(u.get("username") or "") == key), None)
             if hit is None:
                 return None
-            page = await self.api.get("/api/2/users/{user_id}", what="the user",
-                                      deadline=deadline, path_params={"user_id": int(hit["id"])})
+            page = await self.api.get(
+                "/api/2/users/{user_id}",
+                what="the user",
+                deadline=deadline,
+                path_params={"user_id": int(hit["id"])},
+            )
             return self._json(page.body, "the user")
         return None
 

@@ -80,8 +80,9 @@ def _message(body: Any) -> str:
     return str(doc.get("message") or doc.get("name") or doc.get("error_description") or "")[:200]
 
 
-def from_status(status: int, body: Any, headers: Any, *, what: str,
-                token_endpoint: bool = False) -> ConnectorError:
+def from_status(
+    status: int, body: Any, headers: Any, *, what: str, token_endpoint: bool = False
+) -> ConnectorError:
     """The connector error for a non-2xx answer to the request described by `what`."""
     msg = _message(body)
     detail = redact(f"{what}: HTTP {status}" + (f" {msg}" if msg else ""))
@@ -110,8 +111,9 @@ def translate(what: str, *secrets: str | None, token_endpoint: bool = False) -> 
     except ApiException as exc:
         if not exc.status:  # the SDK wraps TLS failures as status 0
             raise ConfigError(redact(f"{what}: {exc.reason}", *secrets)) from None
-        raise from_status(int(exc.status), exc.body, exc.headers or {}, what=what,
-                          token_endpoint=token_endpoint) from None
+        raise from_status(
+            int(exc.status), exc.body, exc.headers or {}, what=what, token_endpoint=token_endpoint
+        ) from None
     except orjson.JSONDecodeError as exc:
         raise BadDataError(f"{what}: the answer is not valid JSON") from exc
     except (urllib3.exceptions.LocationParseError, ApiValueError) as exc:
@@ -119,5 +121,4 @@ def translate(what: str, *secrets: str | None, token_endpoint: bool = False) -> 
     except (urllib3.exceptions.HTTPError, OSError, TimeoutError) as exc:
         raise UnavailableError(redact(f"{what}: {type(exc).__name__}", *secrets)) from None
     except (KeyError, TypeError, AttributeError, ValueError) as exc:
-        raise BadDataError(redact(f"{what}: unexpected answer shape ({exc!r})", *secrets)) \
-            from None
+        raise BadDataError(redact(f"{what}: unexpected answer shape ({exc!r})", *secrets)) from None

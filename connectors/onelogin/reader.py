@@ -61,21 +61,32 @@ def to_user(obj: Mapping[str, Any]) -> SnapshotUser:
     display = " ".join(x for x in (given, family) if x) or None
     email = obj.get("email") or None
     uid = user_id(obj["id"])
-    return SnapshotUser(external_id=uid, user_name=obj.get("username") or email or uid,
-                        active=is_active(obj.get("state"), obj.get("status")), email=email,
-                        display_name=display, given_name=given, family_name=family)
+    return SnapshotUser(
+        external_id=uid,
+        user_name=obj.get("username") or email or uid,
+        active=is_active(obj.get("state"), obj.get("status")),
+        email=email,
+        display_name=display,
+        given_name=given,
+        family_name=family,
+    )
 
 
 def to_role(obj: Mapping[str, Any], member_ids: Iterable[str] = ()) -> SnapshotGroup:
     rid = role_id(obj["id"])
-    return SnapshotGroup(external_id=rid, display_name=obj.get("name") or rid,
-                         member_ids=frozenset(member_ids))
+    return SnapshotGroup(
+        external_id=rid, display_name=obj.get("name") or rid, member_ids=frozenset(member_ids)
+    )
 
 
 def to_group(obj: Mapping[str, Any], member_ids: Iterable[str] = ()) -> SnapshotGroup:
     gid = group_id(obj["id"])
-    return SnapshotGroup(external_id=gid, display_name=obj.get("name") or gid,
-                         member_ids=frozenset(member_ids), description=obj.get("reference") or None)
+    return SnapshotGroup(
+        external_id=gid,
+        display_name=obj.get("name") or gid,
+        member_ids=frozenset(member_ids),
+        description=obj.get("reference") or None,
+    )
 
 
 def after_cursor(headers: Mapping[str, str]) -> str | None:

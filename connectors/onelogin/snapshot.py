@@ -68,10 +68,16 @@ def _parse(body: str, what: str) -> Any:
         raise BadDataError(f"{what}: the answer is not valid JSON") from exc
 
 
-async def iterate_v2(api: OneLoginApi, path: str, *, what: str, deadline: Deadline,
-                     limit: int, path_params: dict[str, Any] | None = None,
-                     extra: list[tuple[str, Any]] | None = None
-                     ) -> AsyncIterator[list[dict[str, Any]]]:
+async def iterate_v2(
+    api: OneLoginApi,
+    path: str,
+    *,
+    what: str,
+    deadline: Deadline,
+    limit: int,
+    path_params: dict[str, Any] | None = None,
+    extra: list[tuple[str, Any]] | None = None,
+) -> AsyncIterator[list[dict[str, Any]]]:
     """The items of each page of a v2 list, following `After-Cursor`; `limit` is sent as is
     (callers cap it per endpoint)."""
     base = [("limit", limit), *(extra or [])]
@@ -79,8 +85,7 @@ async def iterate_v2(api: OneLoginApi, path: str, *, what: str, deadline: Deadli
     seen: set[str] = set()
     while True:
         params = base + ([("cursor", cursor)] if cursor else [])
-        page = await api.get(path, what=what, deadline=deadline, params=params,
-                             path_params=path_params)
+        page = await api.get(path, what=what, deadline=deadline, params=params, path_params=path_params)
         items = _parse(page.body, what)
         if not isinstance(items, list):
             raise BadDataError(f"{what}: expected a JSON array, got {type(items).__name__}")
@@ -93,8 +98,9 @@ async def iterate_v2(api: OneLoginApi, path: str, *, what: str, deadline: Deadli
         seen.add(cursor)
 
 
-async def iterate_v1(api: OneLoginApi, path: str, *, what: str,
-                     deadline: Deadline) -> AsyncIterator[list[dict[str, Any]]]:
+async def iterate_v1(
+    api: OneLoginApi, path: str, *, what: str, deadline: Deadline
+) -> AsyncIterator[list[dict[str, Any]]]:
     """The `data` of each page of a v1 list, following `pagination.after_cursor`."""
     cursor: str | None = None
     seen: set[str] = set()
@@ -117,8 +123,9 @@ async def iterate_v1(api: OneLoginApi, path: str, *, what: str,
 BATCH = 16
 
 
-def member_ids_sync(api: OneLoginApi, nums: list[Any], *, limit: int, deadline: Deadline,
-                    breaker: Any) -> tuple[dict[Any, list[Any]], list[Any], int]:
+def member_ids_sync(
+    api: OneLoginApi, nums: list[Any], *, limit: int, deadline: Deadline, breaker: Any
+) -> tuple[dict[Any, list[Any]], list[Any], int]:
     """The fast path for role member lists, in a worker thread: each role's pages read once,
     without retries, ids only. Returns ({role: member ids} for the roles read in full, the
     roles that failed in any way, pages read). Failed roles are read again by the caller
@@ -133,8 +140,14 @@ def member_ids_sync(api: OneLoginApi, nums: list[Any], *, limit: int, deadline: 
         try:
             while True:
                 params = [("limit", limit), *([("cursor", cursor)] if cursor else [])]
-                page = api._get_sync("/api/2/roles/{role_id}/users", params, {"role_id": num},
-                                     f"users of role {num}", breaker, deadline.remaining())
+                page = api._get_sync(
+                    "/api/2/roles/{role_id}/users",
+                    params,
+                    {"role_id": num},
+                    f"users of role {num}",
+                    breaker,
+                    deadline.remaining(),
+                )
                 items = orjson.loads(page.body)
                 ids += [obj["id"] for obj in items]
                 pages += 1
@@ -153,8 +166,17 @@ def member_ids_sync(api: OneLoginApi, nums: list[Any], *, limit: int, deadline: 
 class SnapshotReader:
     """One full snapshot read; not reusable."""
 
-    def __init__(self, api: OneLoginApi, directory: str, *, page_size: int | None, concurrency: int,
-                 teams: str, deadline: Deadline, progress: ProgressCallback | None) -> None:
+    def __init__(
+        self,
+        api: OneLoginApi,
+        directory: str,
+        *,
+        page_size: int | None,
+        concurrency: int,
+        teams: str,
+        deadline: Deadline,
+        progress: ProgressCallback | None,
+    ) -> None:
         self.api, self.deadline, self.page_size = api, deadline, page_size
         self.roles, self.groups = teams in ("roles", "both"), teams in ("groups", "both")
         self.sem = asyncio.Semaphore(concurrency)
@@ -204,16 +226,16 @@ class SnapshotReader:
         def add(items: list[dict[str, Any]]) -> None:
             for obj in items:
                 u = to_user(obj)
-                uid = self._ids.get(obj["id"]) or self._ids.setdefault(obj["id"],
-                                                                      intern(u.external_id))
+                uid = self._ids.get(obj["id"]) or self._ids.setdefault(obj["id"], intern(u.external_id))
                 users[uid] = u
                 if groups and obj.get("group_id") is not None:
                     self._user_group[uid] = group_id(obj["group_id"])
             self.counts["users"] += len(items)
             self.progress("users", self.counts["users"])
 
-        pages = iterate_v2(self.api, "/api/2/users", what="users", deadline=self.deadline,
-                           limit=self._limit(USERS_MAX))
+        pages = iterate_v2(
+            self.api, "/api/2/users", what="users", deadline=self.deadline, limit=self._limit(USERS_MAX)
+        )
         await self._list("users", pages, add)
 
     async def _role_list(self) -> None:
@@ -224,12 +246,13 @@ class SnapshotReader:
                 self._roles[rid] = (obj, set())
                 batch.append((rid, obj["id"]))
             for i in range(0, len(batch), BATCH):
-                self._tasks.append(asyncio.create_task(self._members_batch(batch[i:i + BATCH])))
+                self._tasks.append(asyncio.create_task(self._members_batch(batch[i : i + BATCH])))
             self.counts["roles"] += len(items)
             self.progress("roles", self.counts["roles"])
 
-        pages = iterate_v2(self.api, "/api/2/roles", what="roles", deadline=self.deadline,
-                           limit=self._limit(ROLES_MAX))
+        pages = iterate_v2(
+            self.api, "/api/2/roles", what="roles", deadline=self.deadline, limit=self._limit(ROLES_MAX)
+        )
         await self._list("roles", pages, add)
 
     async def _members_batch(self, batch: list[tuple[str, Any]]) -> None:
@@ -239,8 +262,10 @@ class SnapshotReader:
         breaker = current_breaker()  # context variables do not reach the worker thread
         async with self.sem:
             got, failed, pages = await self.api.run_blocking(
-                lambda: member_ids_sync(self.api, nums, limit=self._limit(MEMBERS_MAX),
-                                        deadline=self.deadline, breaker=breaker))
+                lambda: member_ids_sync(
+                    self.api, nums, limit=self._limit(MEMBERS_MAX), deadline=self.deadline, breaker=breaker
+                )
+            )
         self.snap.stats.pages += pages
         ids, new = self._ids, self._id
         for rid, num in batch:
@@ -264,9 +289,14 @@ class SnapshotReader:
             self.progress("members", self.counts["members"])
 
         async with self.sem:
-            pages = iterate_v2(self.api, "/api/2/roles/{role_id}/users", what=what,
-                               deadline=self.deadline, limit=self._limit(MEMBERS_MAX),
-                               path_params={"role_id": num})
+            pages = iterate_v2(
+                self.api,
+                "/api/2/roles/{role_id}/users",
+                what=what,
+                deadline=self.deadline,
+                limit=self._limit(MEMBERS_MAX),
+                path_params={"role_id": num},
+            )
             await self._list(what, pages, add, first_fatal=False)
 
     async def _group_list(self) -> None:
@@ -276,12 +306,18 @@ class SnapshotReader:
             self.counts["groups"] += len(items)
             self.progress("groups", self.counts["groups"])
 
-        await self._list("groups", iterate_v1(self.api, "/api/1/groups", what="groups",
-                                              deadline=self.deadline), add)
+        await self._list(
+            "groups", iterate_v1(self.api, "/api/1/groups", what="groups", deadline=self.deadline), add
+        )
 
-    async def _list(self, what: str, pages: AsyncIterator[list[dict[str, Any]]],
-                    sink: Callable[[list[dict[str, Any]]], None], *,
-                    first_fatal: bool = True) -> None:
+    async def _list(
+        self,
+        what: str,
+        pages: AsyncIterator[list[dict[str, Any]]],
+        sink: Callable[[list[dict[str, Any]]], None],
+        *,
+        first_fatal: bool = True,
+    ) -> None:
         """Page one list into `sink`. Failure of the first page raises (the read means nothing
         without it) unless `first_fatal` is False or the IdP died after other pages were read
         (an open breaker); later failures mark the snapshot incomplete."""

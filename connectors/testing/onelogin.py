@@ -45,18 +45,34 @@ from connectors.testing.onelogin_index import OneLoginIndex, num_id
 JSON = b"application/json; charset=utf-8"
 #: v1 envelope `type` and message; v2 `name` is the type + "Error" (`UnauthorizedError`) and
 #: its message the type (`"Unauthorized"`), as in OneLogin's API reference samples
-TYPES = {400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found",
-         429: "Too Many Requests", 500: "Internal Server Error", 503: "Service Unavailable"}
+TYPES = {
+    400: "Bad Request",
+    401: "Unauthorized",
+    403: "Forbidden",
+    404: "Not Found",
+    429: "Too Many Requests",
+    500: "Internal Server Error",
+    503: "Service Unavailable",
+}
 V1_TEXT = {401: "Authentication Failure", 404: "No Route Exists"}
 
 
 def error_body(status: int, v1: bool = False, message: str | None = None) -> bytes:
     kind = TYPES.get(status, "Error")
     if v1:
-        return orjson.dumps({"status": {"error": True, "code": status, "type": kind,
-                                        "message": message or V1_TEXT.get(status, kind)}})
-    return orjson.dumps({"message": message or kind, "statusCode": status,
-                         "name": kind.replace(" ", "") + "Error"})
+        return orjson.dumps(
+            {
+                "status": {
+                    "error": True,
+                    "code": status,
+                    "type": kind,
+                    "message": message or V1_TEXT.get(status, kind),
+                }
+            }
+        )
+    return orjson.dumps(
+        {"message": message or kind, "statusCode": status, "name": kind.replace(" ", "") + "Error"}
+    )
 
 
 class Answer:
@@ -122,8 +138,9 @@ class FakeOneLogin(FakeIdP):
 
     def user_codes(self, tenant_user_id: str) -> tuple[int, int]:
         """The (state, status) the fake reports for a tenant user."""
-        return self.index().users[num_id("user", tenant_user_id)]["state"], \
-            self.index().users[num_id("user", tenant_user_id)]["status"]
+        return self.index().users[num_id("user", tenant_user_id)]["state"], self.index().users[
+            num_id("user", tenant_user_id)
+        ]["status"]
 
     def user_group(self, tenant_user_id: str) -> str | None:
         """The team external id of the user's one OneLogin group, or None."""
@@ -167,9 +184,11 @@ class FakeOneLogin(FakeIdP):
     async def _send(self, send: Any, ans: Answer) -> None:
         hdrs = [(b"content-type", JSON)]
         if not any(k == b"x-ratelimit-limit" for k, _ in ans.headers):
-            hdrs += [(b"x-ratelimit-limit", str(self.rate_limit).encode()),
-                     (b"x-ratelimit-remaining", str(self.rate_limit - 1).encode()),
-                     (b"x-ratelimit-reset", b"3599")]
+            hdrs += [
+                (b"x-ratelimit-limit", str(self.rate_limit).encode()),
+                (b"x-ratelimit-remaining", str(self.rate_limit - 1).encode()),
+                (b"x-ratelimit-reset", b"3599"),
+            ]
         hdrs += ans.headers
         hdrs.append((b"content-length", str(len(ans.body)).encode()))
         await send({"type": "http.response.start", "status": ans.status, "headers": hdrs})
@@ -178,10 +197,15 @@ class FakeOneLogin(FakeIdP):
     def _fault(self, rule: FaultRule, path: str) -> Answer | None:
         v1 = not path.startswith("/api/2/")
         if rule.kind == "throttle":
-            return Answer(429, error_body(429, v1), [
-                (b"x-ratelimit-limit", str(self.rate_limit).encode()),
-                (b"x-ratelimit-remaining", b"0"),
-                (b"x-ratelimit-reset", str(math.ceil(rule.retry_after)).encode())])
+            return Answer(
+                429,
+                error_body(429, v1),
+                [
+                    (b"x-ratelimit-limit", str(self.rate_limit).encode()),
+                    (b"x-ratelimit-remaining", b"0"),
+                    (b"x-ratelimit-reset", str(math.ceil(rule.retry_after)).encode()),
+                ],
+            )
         if rule.kind == "error":
             return Answer(rule.status, error_body(rule.status, v1))
         if rule.kind == "revoked":
@@ -190,8 +214,9 @@ class FakeOneLogin(FakeIdP):
 
     # -- routing
 
-    def _route(self, method: str, path: str, query: dict[str, str],
-               headers: dict[bytes, bytes], body: bytes) -> Answer:
+    def _route(
+        self, method: str, path: str, query: dict[str, str], headers: dict[bytes, bytes], body: bytes
+    ) -> Answer:
         if path == "/auth/oauth2/v2/token":
             if method != "POST":
                 return Answer(404, error_body(404, True, "No Route Exists"))
@@ -244,8 +269,9 @@ class FakeOneLogin(FakeIdP):
             return auth[7:].strip() in self.access_tokens
         return scheme.lower() == "bearer" and cred.strip() in self.access_tokens
 
-    def _page(self, items: dict[int, bytes], ids: list[int], path: str,
-              query: dict[str, str], *, cap: int) -> Answer:
+    def _page(
+        self, items: dict[int, bytes], ids: list[int], path: str, query: dict[str, str], *, cap: int
+    ) -> Answer:
         try:
             limit = max(1, min(int(query.get("limit", 50)), cap))
             page = max(1, int(query.get("page", 1)))
@@ -257,24 +283,24 @@ class FakeOneLogin(FakeIdP):
                 return Answer(400, error_body(400, message="Invalid cursor"))
             limit, page = got
         start = (page - 1) * limit
-        chunk = ids[start:start + limit]
+        chunk = ids[start : start + limit]
         total_pages = max(1, math.ceil(len(ids) / limit))
-        hdrs = [(b"total-count", str(len(ids)).encode()),
-                (b"total-pages", str(total_pages).encode()),
-                (b"current-page", str(page).encode()),
-                (b"page-items", str(limit).encode())]
+        hdrs = [
+            (b"total-count", str(len(ids)).encode()),
+            (b"total-pages", str(total_pages).encode()),
+            (b"current-page", str(page).encode()),
+            (b"page-items", str(limit).encode()),
+        ]
         links = []
         base = {k: v for k, v in query.items() if k not in ("cursor", "page")}
         if page > 1:
             before = encode_cursor(limit, page - 1)
             hdrs.append((b"before-cursor", before.encode()))
-            links.append(f'<{path}?{urlencode({**base, "cursor": before}, quote_via=quote)}>; '
-                         'rel="prev"')
+            links.append(f'<{path}?{urlencode({**base, "cursor": before}, quote_via=quote)}>; rel="prev"')
         if page < total_pages:
             after = encode_cursor(limit, page + 1)
             hdrs.append((b"after-cursor", after.encode()))
-            links.append(f'<{path}?{urlencode({**base, "cursor": after}, quote_via=quote)}>; '
-                         'rel="next"')
+            links.append(f'<{path}?{urlencode({**base, "cursor": after}, quote_via=quote)}>; rel="next"')
         if links:
             hdrs.append((b"link", ", ".join(links).encode()))
         return Answer(200, b"[" + b",".join([items[i] for i in chunk]) + b"]", hdrs)
@@ -282,20 +308,29 @@ class FakeOneLogin(FakeIdP):
     def _groups(self, idx: OneLoginIndex, path: str, query: dict[str, str]) -> Answer:
         per = 50  # v1 groups: fixed page size
         try:
-            start = int(base64.b64decode(query["after_cursor"]).decode()) \
-                if query.get("after_cursor") else 0
+            start = int(base64.b64decode(query["after_cursor"]).decode()) if query.get("after_cursor") else 0
         except (ValueError, UnicodeDecodeError):
             return Answer(400, error_body(400, True, "Invalid after_cursor"))
-        chunk = idx.group_ids[start:start + per]
-        nxt = base64.b64encode(str(start + per).encode()).decode() \
-            if start + per < len(idx.group_ids) else None
+        chunk = idx.group_ids[start : start + per]
+        nxt = (
+            base64.b64encode(str(start + per).encode()).decode() if start + per < len(idx.group_ids) else None
+        )
         before = base64.b64encode(str(max(0, start - per)).encode()).decode() if start else None
-        return Answer(200, _v1({
-            "status": _ok(),
-            "pagination": {"before_cursor": before, "after_cursor": nxt,
-                           "previous_link": f"{path}?before_cursor={before}" if before else None,
-                           "next_link": f"{path}?after_cursor={nxt}" if nxt else None},
-            "data": [idx.group_body[g] for g in chunk]}))
+        return Answer(
+            200,
+            _v1(
+                {
+                    "status": _ok(),
+                    "pagination": {
+                        "before_cursor": before,
+                        "after_cursor": nxt,
+                        "previous_link": f"{path}?before_cursor={before}" if before else None,
+                        "next_link": f"{path}?after_cursor={nxt}" if nxt else None,
+                    },
+                    "data": [idx.group_body[g] for g in chunk],
+                }
+            ),
+        )
 
     def _token(self, auth: str, body: bytes) -> Answer:
         scheme, _, cred = auth.partition(" ")
@@ -314,11 +349,19 @@ class FakeOneLogin(FakeIdP):
         token = secrets.token_hex(32)
         self.access_tokens.add(token)
         self.tokens_issued += 1
-        return Answer(200, orjson.dumps({
-            "access_token": token, "created_at": time.strftime("%Y-%m-%dT%H:%M:%S.000Z",
-                                                               time.gmtime()),
-            "expires_in": self.token_life, "refresh_token": "", "token_type": "bearer",
-            "account_id": 123456}))
+        return Answer(
+            200,
+            orjson.dumps(
+                {
+                    "access_token": token,
+                    "created_at": time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime()),
+                    "expires_in": self.token_life,
+                    "refresh_token": "",
+                    "token_type": "bearer",
+                    "account_id": 123456,
+                }
+            ),
+        )
 
 
 def _num(text: str) -> int:

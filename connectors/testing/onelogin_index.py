@@ -59,8 +59,9 @@ class OneLoginIndex:
         overrides = overrides or {}
         count = group_count(tenant)
         self.group_ids = [200_000 + i for i in range(count)]
-        self.group_body = {g: {"id": g, "name": f"ol-group-{i:03d}", "reference": None}
-                           for i, g in enumerate(self.group_ids)}
+        self.group_body = {
+            g: {"id": g, "name": f"ol-group-{i:03d}", "reference": None} for i, g in enumerate(self.group_ids)
+        }
         role_of_user: dict[str, list[int]] = {}
         self.roles: dict[int, bytes] = {}
         self.role_members: dict[int, list[int]] = {}
@@ -81,17 +82,33 @@ class OneLoginIndex:
             n = uid[t]
             state, status = overrides.get(t) or codes(u)
             gi = group_of(u, count)
-            obj = {"id": n, "username": u.user_name, "email": u.user_name,
-                   "firstname": u.given_name, "lastname": u.family_name, "state": state,
-                   "status": status, "group_id": None if gi is None else self.group_ids[gi],
-                   "directory_id": None, "external_id": None, "distinguished_name": None,
-                   "created_at": "2024-01-02T03:04:05.678Z", "updated_at": "2024-05-06T07:08:09.012Z"}
+            obj = {
+                "id": n,
+                "username": u.user_name,
+                "email": u.user_name,
+                "firstname": u.given_name,
+                "lastname": u.family_name,
+                "state": state,
+                "status": status,
+                "group_id": None if gi is None else self.group_ids[gi],
+                "directory_id": None,
+                "external_id": None,
+                "distinguished_name": None,
+                "created_at": "2024-01-02T03:04:05.678Z",
+                "updated_at": "2024-05-06T07:08:09.012Z",
+            }
             self.user_list[n] = orjson.dumps(obj)
             self.users[n] = {**obj, "role_ids": sorted(role_of_user.get(t, ()))}
-            self.member_brief[n] = orjson.dumps({
-                "id": n, "name": u.display_name, "username": u.user_name,
-                "added_by": {"id": 1, "name": "Account Owner"},
-                "added_at": "2024-01-02T03:04:05Z", "assigned": True})
+            self.member_brief[n] = orjson.dumps(
+                {
+                    "id": n,
+                    "name": u.display_name,
+                    "username": u.user_name,
+                    "added_by": {"id": 1, "name": "Account Owner"},
+                    "added_at": "2024-01-02T03:04:05Z",
+                    "assigned": True,
+                }
+            )
         self.user_ids = sorted(self.users)
 
     def search_users(self, attr: str, value: str) -> list[int]:

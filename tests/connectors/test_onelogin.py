@@ -31,8 +31,9 @@ CID, SECRET = "fake-onelogin-client-id", "fake-onelogin-client-secret"
 
 
 def tenant(users: int = 40, groups: int = 6) -> Tenant:
-    return generate(seed=11, users=users, groups=groups, members_per_group=8, nesting_depth=0,
-                    disabled_fraction=0.3)
+    return generate(
+        seed=11, users=users, groups=groups, members_per_group=8, nesting_depth=0, disabled_fraction=0.3
+    )
 
 
 def run(coro: Any) -> Any:
@@ -51,8 +52,11 @@ def roles(fake: FakeOneLogin) -> dict[str, frozenset[str]]:
 
 def token(url: str) -> str:
     basic = base64.b64encode(f"{CID}:{SECRET}".encode()).decode()
-    r = httpx.post(f"{url}/auth/oauth2/v2/token", json={"grant_type": "client_credentials"},
-                   headers={"Authorization": f"Basic {basic}"})
+    r = httpx.post(
+        f"{url}/auth/oauth2/v2/token",
+        json={"grant_type": "client_credentials"},
+        headers={"Authorization": f"Basic {basic}"},
+    )
     assert r.status_code == 200 and r.json()["token_type"] == "bearer"
     assert r.json()["expires_in"] == 36000
     return r.json()["access_token"]
@@ -70,8 +74,7 @@ def test_fake_pages_v2_lists_with_cursor_headers_and_caps_limit_at_100() -> None
         assert (h["total-count"], h["total-pages"], h["current-page"]) == ("250", "3", "1")
         assert "before-cursor" not in h and 'rel="next"' in h["link"]
         last = httpx.get(f"{url}/api/2/users", params={"cursor": h["after-cursor"]}, headers=auth)
-        last = httpx.get(f"{url}/api/2/users", params={"cursor": last.headers["after-cursor"]},
-                         headers=auth)
+        last = httpx.get(f"{url}/api/2/users", params={"cursor": last.headers["after-cursor"]}, headers=auth)
         assert len(last.json()) == 50 and "after-cursor" not in last.headers
         assert last.headers["before-cursor"]
 
@@ -96,12 +99,20 @@ def test_fake_answers_onelogin_error_bodies_and_rate_limit_headers() -> None:
         assert r.headers["x-ratelimit-remaining"] == "0" and r.headers["x-ratelimit-reset"] == "30"
         bad = httpx.get(f"{url}/api/2/roles", headers={"Authorization": "Bearer nope"})
         assert bad.status_code == 401 and bad.json() == {
-            "message": "Unauthorized", "statusCode": 401, "name": "UnauthorizedError"}
+            "message": "Unauthorized",
+            "statusCode": 401,
+            "name": "UnauthorizedError",
+        }
         v1 = httpx.get(f"{url}/api/1/groups", headers={"Authorization": "Bearer nope"})
-        assert v1.json()["status"] == {"error": True, "code": 401, "type": "Unauthorized",
-                                       "message": "Authentication Failure"}
-        refused = httpx.post(f"{url}/auth/oauth2/v2/token", json={"grant_type": "client_credentials"},
-                             auth=(CID, "wrong"))
+        assert v1.json()["status"] == {
+            "error": True,
+            "code": 401,
+            "type": "Unauthorized",
+            "message": "Authentication Failure",
+        }
+        refused = httpx.post(
+            f"{url}/auth/oauth2/v2/token", json={"grant_type": "client_credentials"}, auth=(CID, "wrong")
+        )
         assert refused.status_code == 401 and refused.json()["status"]["code"] == 401
 
 
@@ -109,8 +120,12 @@ def test_fake_answers_onelogin_error_bodies_and_rate_limit_headers() -> None:
 
 
 def test_every_state_and_status_code_maps_as_documented() -> None:
-    active = {(state, status) for state in (None, 0, 1, 2, 3) for status in (*ALL_STATUSES, 6, None)
-              if is_active(state, status)}
+    active = {
+        (state, status)
+        for state in (None, 0, 1, 2, 3)
+        for status in (*ALL_STATUSES, 6, None)
+        if is_active(state, status)
+    }
     assert active == {(s, st) for s in (None, 1) for st in (1, 3, 4, 5, 8)}
     assert set(ACTIVE_STATUSES) == {1, 3, 4, 5, 8}
 
@@ -149,8 +164,9 @@ def test_groups_come_from_each_users_group_id(teams: str) -> None:
                 want.setdefault(g, set()).add(fake.external_id(u))
         got = {k: set(g.member_ids) for k, g in snap.groups.items() if k.startswith("group:")}
         assert {k: v for k, v in got.items() if v} == want and len(got) == 6
-        assert all(g.display_name.startswith("ol-group-") for k, g in snap.groups.items()
-                   if k.startswith("group:"))
+        assert all(
+            g.display_name.startswith("ol-group-") for k, g in snap.groups.items() if k.startswith("group:")
+        )
         has_roles = any(k.startswith("role:") for k in snap.groups)
         assert has_roles == (teams == "both")
 
@@ -162,9 +178,16 @@ def test_user_groups_by_id_username_email_and_unknown() -> None:
 
         async def lookups() -> list[Any]:
             async with fake.connector(url, teams="both", **FAST) as conn:
-                return [await conn.user_groups(k) for k in
-                        (x(user.id), user.user_name, user.user_name.upper(), "nobody@contoso.example",
-                         "123")]
+                return [
+                    await conn.user_groups(k)
+                    for k in (
+                        x(user.id),
+                        user.user_name,
+                        user.user_name.upper(),
+                        "nobody@contoso.example",
+                        "123",
+                    )
+                ]
 
         by_id, by_name, by_email, unknown, numeric = run(lookups())
         want = {x(g) for g in t.parent_group_ids(user.id)} | {fake.user_group(user.id)}
@@ -228,8 +251,13 @@ def test_a_reset_beyond_the_budget_gives_up_at_once() -> None:
 
 
 def test_connection_refused_is_unavailable_after_retries() -> None:
-    conn = OneLoginConnector("d", base_url=f"http://127.0.0.1:{free_port()}", client_id=CID,
-                             client_secret=SECRET, **{**FAST, "max_retries": 1})
+    conn = OneLoginConnector(
+        "d",
+        base_url=f"http://127.0.0.1:{free_port()}",
+        client_id=CID,
+        client_secret=SECRET,
+        **{**FAST, "max_retries": 1},
+    )
     with pytest.raises(UnavailableError):
         run(take(conn))
 
@@ -244,15 +272,23 @@ def test_a_cursor_the_server_repeats_stops_the_list_instead_of_looping() -> None
         elif path == "/api/2/roles":
             body, hdrs = b"[]", []
         else:  # users: the same page and the same After-Cursor forever
-            body, hdrs = orjson.dumps([{"id": 1, "username": "a", "state": 1, "status": 1}]), \
-                [(b"after-cursor", b"c2FtZQ==")]
-        await send({"type": "http.response.start", "status": 200,
-                    "headers": [(b"content-type", b"application/json"), *hdrs]})
+            body, hdrs = (
+                orjson.dumps([{"id": 1, "username": "a", "state": 1, "status": 1}]),
+                [(b"after-cursor", b"c2FtZQ==")],
+            )
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [(b"content-type", b"application/json"), *hdrs],
+            }
+        )
         await send({"type": "http.response.body", "body": body})
 
     with serve(app) as srv:
-        snap = run(take(OneLoginConnector("d", base_url=srv.url, client_id=CID, client_secret=SECRET,
-                                          **FAST)))
+        snap = run(
+            take(OneLoginConnector("d", base_url=srv.url, client_id=CID, client_secret=SECRET, **FAST))
+        )
     assert not snap.complete and any("same After-Cursor" in p for p in snap.problems)
 
 
@@ -274,6 +310,7 @@ def test_bad_settings_raise_config_error(kwargs: dict[str, Any]) -> None:
 def test_progress_is_reported_per_phase_as_pages_arrive() -> None:
     seen: dict[str, list[int]] = {}
     with running_fake("onelogin", tenant(users=250)) as (fake, url):
+
         async def go() -> Snapshot:
             async with fake.connector(url, **FAST) as conn:
                 return await conn.snapshot(progress=lambda phase, n: seen.setdefault(phase, []).append(n))
@@ -297,8 +334,9 @@ def test_lookups_that_ran_out_of_budget_do_not_hold_the_connectors_threads() -> 
         async def go() -> Any:
             opts = {**FAST, "concurrency": 1, "time_budget": 3.0, "request_timeout": 25.0}
             async with fake.connector(url, **opts) as conn:  # 3 worker threads
-                stuck = await asyncio.gather(*[conn.user_groups(user.user_name) for _ in range(3)],
-                                             return_exceptions=True)
+                stuck = await asyncio.gather(
+                    *[conn.user_groups(user.user_name) for _ in range(3)], return_exceptions=True
+                )
                 assert all(isinstance(r, BudgetExceeded) for r in stuck), stuck
                 return await conn.user_groups(user.user_name)
 
@@ -311,8 +349,10 @@ def test_the_environments_https_proxy_is_used_except_for_loopback_and_no_proxy(
 ) -> None:
     monkeypatch.setenv("HTTPS_PROXY", "http://proxy.corp.example:3128")
     monkeypatch.setenv("NO_PROXY", "internal.example")
-    conns = [OneLoginConnector("d", base_url=u, client_id=CID, client_secret=SECRET)
-             for u in ("https://acme.onelogin.com", "https://sso.internal.example", "http://127.0.0.1:9")]
+    conns = [
+        OneLoginConnector("d", base_url=u, client_id=CID, client_secret=SECRET)
+        for u in ("https://acme.onelogin.com", "https://sso.internal.example", "http://127.0.0.1:9")
+    ]
     assert [c.api.cfg.proxy for c in conns] == ["http://proxy.corp.example:3128", None, None]
     for c in conns:
         c.api.close()
