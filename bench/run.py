@@ -33,6 +33,7 @@ BENCHES: dict[str, dict[str, object]] = {
     "snapshot_google": {"title": "Full snapshot: Google Directory connector vs fetch floor", "sized": True},
     "snapshot_auth0": {"title": "Full snapshot: Auth0 connector vs fetch floor", "sized": True},
     "snapshot_keycloak": {"title": "Full snapshot: Keycloak connector vs fetch floor", "sized": True},
+    "snapshot_onelogin": {"title": "Full snapshot: OneLogin connector vs fetch floor", "sized": True},
     "reconcile_graph": {
         "title": "Sync runs: Graph tenant into the store (initial, no-op, 1% changes) vs fetch floor",
         "sized": True,

@@ -20,6 +20,7 @@ from syncd.config import (
     Settings,
     load_config,
 )
+from syncd.config.models import OneLoginDirectory
 
 config = typer.Typer(name="config", help="Check the configuration.", no_args_is_help=True)
 
@@ -59,6 +60,8 @@ def credentials(d: DirectorySettings) -> str:
         return f"service account {d.service_account_file}"
     if isinstance(d, Auth0Directory | KeycloakDirectory):
         return f"client {d.client_id}, secret from {d.secret.source if d.secret else '?'}"
+    if isinstance(d, OneLoginDirectory):
+        return f"client {d.client_id}, secret from {d.secret.source}" if d.secret else "none"
     return "SCIM token (`syncd token create`)"
 
 

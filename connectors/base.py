@@ -132,7 +132,7 @@ class Connector(abc.ABC):
 
 
 _REGISTRY: dict[str, type[Connector]] = {}
-BUILT_IN = ("graph", "okta", "google", "auth0", "keycloak")
+BUILT_IN = ("graph", "okta", "google", "onelogin", "keycloak", "auth0")
 
 
 def register(cls: type[Connector]) -> type[Connector]:

@@ -89,4 +89,15 @@ def build_connector(name: str, settings: Any, **overrides: Any) -> Connector:
             "team_name": settings.team_name,
         }
         return KeycloakConnector(name, **{**common, **kw, **overrides})
+    if kind == "onelogin":
+        from connectors.onelogin import OneLoginConnector
+
+        secret = settings.secret
+        kw = {
+            "base_url": settings.base_url,
+            "client_id": settings.client_id,
+            "client_secret": secret.reveal() if secret else None,
+            "teams": settings.teams,
+        }
+        return OneLoginConnector(name, **{**common, **kw, **overrides})
     raise ConfigError(f"directory {name!r} is of kind {kind!r}, which has no pull connector")

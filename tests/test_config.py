@@ -485,6 +485,7 @@ def test_the_example_config_is_valid_with_every_directory_uncommented(tmp_path: 
     for name in ("entra-contoso.secret", "google-corp.json"):
         (tmp_path / name).write_text("x")
     env = {"SYNCD_OKTA_TOKEN": "t", "SYNCD_AUTH0_SECRET": "s", "SYNCD_KEYCLOAK_SECRET": "s"}
+    env["SYNCD_ONELOGIN_SECRET"] = "s"
     s = parse(head + sep + tail, tmp_path, env)
     assert sorted(d.kind for d in s.directories.values()) == sorted(KINDS)
 
@@ -495,6 +496,7 @@ def test_the_example_config_documents_every_key() -> None:
 
     classes = [models.Settings, models.StoreSettings, models.ServerSettings, models.LogSettings]
     classes += [models.ScimDirectory, models.GraphDirectory, models.OktaDirectory, models.GoogleDirectory]
+    classes += [models.OneLoginDirectory]
     classes += [models.ScopeSettings, models.SafetySettings]
     classes += [models.Auth0Directory]
     keys = {k for cls in classes for k in cls.model_fields} - {"store", "server", "log", "directories"}
@@ -592,3 +594,40 @@ def test_keycloak_problems(tmp_path: Path, extra: str, key: str, message: str) -
 def test_keycloak_realm_must_be_a_name(tmp_path: Path) -> None:
     text = KEYCLOAK.replace('"acme"', '"realms/acme"') + 'client_id = "c"\nclient_secret = "s"\n'
     assert any("realm's name" in m for _, _, m in problems(text, tmp_path))
+
+
+# ------------------------------------------------------------------ onelogin
+
+ONELOGIN = '[directories.ol]\nkind = "onelogin"\nbase_url = "https://acme.onelogin.com"\nclient_id = "c"\n'
+
+
+def test_onelogin_directory_validates_with_roles_as_the_default_teams(tmp_path: Path) -> None:
+    from syncd.config.models import OneLoginDirectory
+
+    d = parse(ONELOGIN + 'client_secret_env = "OL"\n', tmp_path, {"OL": "s3cret"}).directories["ol"]
+    assert isinstance(d, OneLoginDirectory) and d.teams == "roles"
+    assert d.secret is not None and d.secret.reveal() == "s3cret"
+    both = parse(ONELOGIN + 'client_secret = "s"\nteams = "both"\n', tmp_path).directories["ol"]
+    assert both.teams == "both"  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize(
+    ("extra", "key", "line", "pattern"),
+    [
+        ("", "directories.ol", 1, "exactly one of client_secret"),
+        ('client_secret = "s"\nteams = "users"\n', "directories.ol.teams", 6, "roles"),
+        ('client_secret = "s"\nbase_url = "acme"\n', "directories.ol.base_url", 6, ""),
+    ],
+    ids=["no secret", "bad teams", "bad url"],
+)
+def test_onelogin_bad_settings_name_the_key(
+    tmp_path: Path, extra: str, key: str, line: int, pattern: str
+) -> None:
+    text = ONELOGIN + extra
+    if key.endswith("base_url"):
+        text = text.replace('base_url = "https://acme.onelogin.com"\n', "")
+        line -= 1
+    found = problems(text, tmp_path)
+    assert len(found) == 1, found
+    assert found[0][:2] == (key, line)
+    assert re.search(pattern, found[0][2]), found[0][2]

@@ -79,6 +79,20 @@ def start_fakes(stack: ExitStack, state_dir: Path, size: DemoSize) -> str:
         srv = ServerThread(fake.app()).start()
         stack.callback(srv.stop)
         urls[name] = srv.url
+    # OneLogin: a few dozen users whatever the size, so the first `make demo` stays short
+    onelogin: Any = fake_class("onelogin")(
+        generate(
+            seed=14,
+            users=min(size.users, 40),
+            groups=min(size.groups, 8),
+            members_per_group=min(size.members, 10),
+            nesting_depth=0,
+            domain="onelogin-demo.example",
+        )
+    )
+    ol_srv = ServerThread(onelogin.app()).start()
+    stack.callback(ol_srv.stop)
+    urls["onelogin"] = ol_srv.url
     sa_file = state_dir / "google-demo.json"
     sa_file.write_text(json.dumps(service_account_info(urls["google"] + "/token", google.key)))
     sa_file.chmod(0o600)
@@ -126,5 +140,13 @@ domain = "{auth0.domain}"
 client_id = "{auth0.client_id}"
 client_secret = "{auth0.client_secret}"
 base_url = "{urls["auth0"]}"
+concurrency = 4
+
+[directories.onelogin-demo]
+kind = "onelogin"
+base_url = "{urls["onelogin"]}"
+client_id = "{onelogin.client_id}"
+client_secret = "{onelogin.client_secret}"
+teams = "both"
 concurrency = 4
 """

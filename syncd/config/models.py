@@ -36,7 +36,7 @@ from syncd.config.types import (
     context_of,
 )
 
-KINDS = ("scim", "graph", "okta", "google", "auth0", "keycloak")
+KINDS = ("scim", "graph", "okta", "google", "onelogin", "keycloak", "auth0")
 
 
 class _Model(BaseModel):
@@ -292,8 +292,35 @@ class KeycloakDirectory(PullDirectory):
         return self._secret("client_secret")
 
 
+class OneLoginDirectory(PullDirectory):
+    """OneLogin API v2: an API credential pair (client credentials), "Read users" scope."""
+
+    kind: Literal["onelogin"]
+    base_url: Url
+    client_id: Text
+    client_secret: Secret | None = None
+    client_secret_env: EnvSecret | None = None
+    client_secret_file: FileSecret | None = None
+    teams: Literal["roles", "groups", "both"] = "roles"
+
+    @model_validator(mode="after")
+    def _credential(self) -> OneLoginDirectory:
+        self._one_of("client_secret", "client_secret_env", "client_secret_file", required=True)
+        return self
+
+    @property
+    def secret(self) -> Secret | None:
+        return self._secret("client_secret")
+
+
 DirectorySettings = Annotated[
-    ScimDirectory | GraphDirectory | OktaDirectory | GoogleDirectory | Auth0Directory | KeycloakDirectory,
+    ScimDirectory
+    | GraphDirectory
+    | OktaDirectory
+    | GoogleDirectory
+    | OneLoginDirectory
+    | KeycloakDirectory
+    | Auth0Directory,
     Field(discriminator="kind"),
 ]
 

@@ -131,3 +131,16 @@ def test_a_keycloak_directory_is_noted_as_read_in_full(tmp_path: Path) -> None:
     assert data["directories"][-1]["credentials"] == "client syncd, secret from env KC_SECRET"
     assert any("'kc'" in n and "read in full" in n for n in data["notes"])
     assert "kc-secret-value" not in result.stdout
+
+
+def test_onelogin_shows_its_credential_source_and_a_bad_teams_value_its_line(tmp_path: Path) -> None:
+    block = (
+        '[directories.onelogin]\nkind = "onelogin"\nbase_url = "https://acme.onelogin.com"\n'
+        'client_id = "abc123"\nclient_secret_env = "OL_SECRET"\n'
+    )
+    good = check(tmp_path, block, env={"OL_SECRET": "very-secret-value"})
+    assert good.exit_code == 0, good.output
+    assert "onelogin" in good.stdout and "client abc123, secret from env OL_SECRET" in good.stdout
+    assert "very-secret-value" not in good.output
+    bad = check(tmp_path, block + 'teams = "users"\n', env={"OL_SECRET": "x"})
+    assert bad.exit_code == 2 and ":6: directories.onelogin.teams" in bad.output, bad.output

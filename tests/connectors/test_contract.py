@@ -17,12 +17,13 @@ from connectors.testing.harness import FakeIdP, running_fake
 from connectors.testing.tenant import Tenant, generate
 from syncd.reconcile.snapshot import Snapshot
 
-KINDS = ["graph", "okta", "google", "auth0", "keycloak"]
+KINDS = ["graph", "okta", "google", "onelogin", "keycloak", "auth0"]
 #: a path fragment that only member reads contain, per vendor
 MEMBERS_PATH = {
     "graph": "transitiveMembers",
     "okta": "/groups/",
     "google": "/members",
+    "onelogin": "/roles/",
     "auth0": "/roles/rol_",
     "keycloak": "/members",
 }

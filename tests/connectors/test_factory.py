@@ -51,3 +51,22 @@ def test_a_keycloak_directory_builds_its_connector_from_the_validated_settings(t
         7,
     )
     assert (conn.api.realm, conn.api.token_realm, conn.api.client_secret) == ("acme", "master", "s3cret")
+
+
+def test_a_onelogin_directory_builds_its_connector_from_the_validated_settings(tmp_path: Path) -> None:
+    from connectors.onelogin import OneLoginConnector
+    from syncd.config import parse_config
+
+    text = (
+        '[directories.ol]\nkind = "onelogin"\nbase_url = "https://acme.onelogin.com/"\n'
+        'client_id = "cid"\nclient_secret_env = "OL_SECRET"\nteams = "both"\n'
+        "concurrency = 3\nmax_connection_failures = 7\n"
+    )
+    s = parse_config(text, source=tmp_path / "c.toml", environ={"HOME": str(tmp_path), "OL_SECRET": "s3"})
+    conn = build_connector("ol", s.directories["ol"])
+    assert isinstance(conn, OneLoginConnector)
+    assert (conn.base_url, conn.teams, conn.concurrency, conn.max_connection_failures) == (
+        "https://acme.onelogin.com", "both", 3, 7,
+    )  # fmt: skip
+    assert (conn.api.cfg.username, conn.api.cfg.password) == ("cid", "s3")
+    conn.api.close()
