@@ -1,4 +1,4 @@
-"""`syncd demo`: sync three bundled fake IdP tenants into the embedded SQLite store and show them.
+"""`syncd demo`: sync the bundled fake IdP tenants into the embedded SQLite store and show them.
 
 The flow is a list of steps over one `Demo` (start the fakes → write the config → pull each
 directory → show the largest teams → print next steps → optionally keep the fakes up); a new
@@ -65,11 +65,12 @@ def demo_cmd(
     ] = False,
     json: JsonOption = False,
 ) -> None:
-    """Sync three bundled fake IdP tenants into a SQLite store and show the teams.
+    """Sync the bundled fake IdP tenants into a SQLite store, deliver the teams to a stand-in gateway.
 
-    Starts fake Entra ID (Graph), Okta and Google Workspace tenants on
-    127.0.0.1, writes a config for them under --state-dir, runs one sync of
-    each and shows the largest teams.
+    Starts fake Entra ID (Graph), Okta, Google Workspace, OneLogin, Keycloak
+    and Auth0 tenants on 127.0.0.1, writes a config for them under
+    --state-dir, runs one sync of each, shows the largest teams and delivers
+    them to a local LiteLLM-style SCIM gateway.
     """
     st = state(ctx, json=json)
     with ExitStack() as stack:
