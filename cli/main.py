@@ -44,9 +44,10 @@ COMMANDS: dict[str, str] = {
 
 HELP = """\
 syncd keeps the users and teams of an LLM gateway in step with your identity providers
-(Entra ID, Okta, Google Workspace, OneLogin, Keycloak, Auth0): IdPs push through its SCIM 2.0 endpoint, and pull
-connectors read groups and members on a schedule. Everything lands in one store
-(SQLite by default, PostgreSQL for several replicas) with an audit trail.
+(Entra ID, Okta, Google Workspace, OneLogin, Keycloak, Auth0): IdPs push through its
+SCIM 2.0 endpoint, and pull connectors read groups and members on a schedule. Everything
+lands in one store (SQLite by default, PostgreSQL for several replicas) with an audit
+trail, and is delivered to the gateway's SCIM endpoint, a change feed and webhooks.
 """
 
 EPILOG = "\n\n".join(
