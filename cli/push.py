@@ -54,10 +54,10 @@ def push_cmd(
 ) -> None:
     """Deliver users and teams to each configured target (`[targets.NAME]`) once.
 
-    Follows the change feed from each target's cursor; a full reconcile (read the target back,
-    adopt what exists, diff, safety checks, apply) runs first on first connect, when its
-    `full_reconcile` schedule is due, or with --full. The daemon (`syncd run`) delivers
-    continuously.
+    Follows the change feed from each target's cursor. A full reconcile (read the
+    target back, adopt what exists, diff, safety checks, apply) runs first on first
+    connect, when its `full_reconcile` schedule is due, or with --full. The daemon
+    (`syncd run`) delivers continuously.
     """
     st = state(ctx, config=config, json=json)
     if not once:
