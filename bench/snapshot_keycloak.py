@@ -222,8 +222,8 @@ async def floor_httpx(url: str, concurrency: int, page_size: int) -> int:
 
 async def compare_sdk(url: str, n: int, page_size: int) -> tuple[float, float]:
     """Seconds per group: `KeycloakAdmin.a_get_group_members` vs the connector's request path."""
+    from connectors.budget import Deadline
     from connectors.keycloak import KeycloakConnector
-    from connectors.keycloak.client import Deadline
     from connectors.keycloak.reader import parse_list
 
     conn = KeycloakConnector("bench", server_url=url, realm=REALM, client_id=CLIENT, client_secret=SECRET)

@@ -144,8 +144,8 @@ async def floor(url: str, concurrency: int, page_size: int) -> tuple[int, int, i
 
 async def compare_models(url: str, n: int) -> tuple[float, float]:
     """Seconds per group: SDK generated method (models) vs the connector's request path."""
+    from connectors.budget import Deadline
     from connectors.okta import OktaConnector
-    from connectors.okta.client import Deadline
     from connectors.okta.paging import iterate
 
     conn = OktaConnector("bench", base_url=url, token=TOKEN)

@@ -152,8 +152,8 @@ def compare_models(url: str, n: int) -> tuple[float, float]:
     """Seconds per role: SDK generated method (models) vs the connector's request path."""
     from onelogin.api.roles_api import RolesApi
 
+    from connectors.budget import Deadline
     from connectors.onelogin import OneLoginConnector
-    from connectors.onelogin.client import Deadline
     from connectors.onelogin.snapshot import iterate_v2
 
     conn = OneLoginConnector("bench", base_url=url, client_id=CID, client_secret=SECRET)

@@ -17,6 +17,9 @@ worker threads).
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 
 from connectors.base import CircuitOpen, ConfigError
 from syncd.reconcile.snapshot import Snapshot
@@ -89,3 +92,22 @@ def died_mid_read(exc: BaseException, pages_read: int) -> bool:
     of the snapshot were read: the read is then incomplete, not meaningless, and must not
     raise (readers otherwise raise when a first page fails)."""
     return isinstance(exc, CircuitOpen) and pages_read > 0
+
+
+_CURRENT: ContextVar[Breaker | None] = ContextVar("syncd_breaker", default=None)
+
+
+@contextmanager
+def scope(breaker: Breaker) -> Iterator[None]:
+    """Every request of the tasks started inside the block goes through `breaker` (tasks copy
+    the context they are started in, so one snapshot's breaker never reaches another's)."""
+    token = _CURRENT.set(breaker)
+    try:
+        yield
+    finally:
+        _CURRENT.reset(token)
+
+
+def current() -> Breaker | None:
+    """The breaker of the snapshot running in this context (None outside a snapshot)."""
+    return _CURRENT.get()

@@ -25,9 +25,6 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
-from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -49,46 +46,17 @@ from connectors.base import (
     is_loopback,
 )
 from connectors.breaker import Breaker
+from connectors.breaker import current as current_breaker
+from connectors.budget import Deadline, Meter
 
 TOKEN_LEEWAY_S = 60.0
 
 #: The circuit breaker of the snapshot running in this context (set before its tasks start).
-_BREAKER: ContextVar[Breaker | None] = ContextVar("auth0_breaker", default=None)
-
-
-@contextmanager
-def breaker_scope(breaker: Breaker) -> Iterator[None]:
-    """Every request of the tasks started inside the block goes through `breaker`."""
-    token = _BREAKER.set(breaker)
-    try:
-        yield
-    finally:
-        _BREAKER.reset(token)
-
-
 def _before() -> Breaker | None:
-    breaker = _BREAKER.get()
+    breaker = current_breaker()
     if breaker is not None:
         breaker.before()
     return breaker
-
-
-class Deadline:
-    """A point in monotonic time; `remaining()` in seconds, never negative."""
-
-    def __init__(self, seconds: float) -> None:
-        self.at = time.monotonic() + seconds
-
-    def remaining(self) -> float:
-        return max(0.0, self.at - time.monotonic())
-
-
-@dataclass
-class Meter:
-    """HTTP calls sent (retries and token requests included) and 429 answers received."""
-
-    api_calls: int = 0
-    throttles: int = 0
 
 
 @dataclass(frozen=True)

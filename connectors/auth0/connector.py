@@ -6,7 +6,7 @@ import logging
 from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
-from connectors.auth0.client import Auth0Api, Deadline, Endpoint, breaker_scope
+from connectors.auth0.client import Auth0Api, Endpoint
 from connectors.auth0.reader import TEAM_SOURCES, org_to_group, role_to_group, to_user
 from connectors.auth0.snapshot import PER_PAGE_MAX, SnapshotReader
 from connectors.base import (
@@ -18,6 +18,8 @@ from connectors.base import (
     check_base_url,
 )
 from connectors.breaker import DEFAULT_THRESHOLD, Breaker, record
+from connectors.breaker import scope as breaker_scope
+from connectors.budget import Deadline
 from syncd.reconcile.snapshot import Snapshot, SnapshotGroup, SnapshotUser, UserGroups
 
 log = logging.getLogger(__name__)

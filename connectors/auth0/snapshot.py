@@ -39,7 +39,7 @@ from collections.abc import Callable, Coroutine
 from sys import intern
 from typing import Any
 
-from connectors.auth0.client import Auth0Api, Deadline
+from connectors.auth0.client import Auth0Api
 from connectors.auth0.reader import EXPORT_FIELDS, export_users, org_to_group, role_to_group, to_user
 from connectors.base import (
     AuthError,
@@ -51,6 +51,7 @@ from connectors.base import (
     UnavailableError,
 )
 from connectors.breaker import died_mid_read
+from connectors.budget import Deadline
 from syncd.reconcile.snapshot import Snapshot
 
 OFFSET_CAP = 1000  # page/per_page reads stop at this many results

@@ -29,10 +29,6 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
-from contextvars import ContextVar
-from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, urlsplit
 
@@ -47,42 +43,13 @@ from connectors.base import (
     UnavailableError,
     is_loopback,
 )
-from connectors.breaker import Breaker
+from connectors.breaker import current as current_breaker
+from connectors.budget import Deadline, Meter
 from connectors.keycloak.errors import from_sdk, from_status, no_answer
 from connectors.keycloak.transport import AiohttpClient
 
+
 #: The circuit breaker of the snapshot running in this context (set before its tasks start).
-_BREAKER: ContextVar[Breaker | None] = ContextVar("keycloak_breaker", default=None)
-
-
-@contextmanager
-def breaker_scope(breaker: Breaker) -> Iterator[None]:
-    """Every request of the tasks started inside the block goes through `breaker`."""
-    token = _BREAKER.set(breaker)
-    try:
-        yield
-    finally:
-        _BREAKER.reset(token)
-
-
-class Deadline:
-    """A point in monotonic time; `remaining()` in seconds, never negative."""
-
-    def __init__(self, seconds: float) -> None:
-        self.at = time.monotonic() + seconds
-
-    def remaining(self) -> float:
-        return max(0.0, self.at - time.monotonic())
-
-
-@dataclass
-class Meter:
-    """HTTP calls sent (retries and token requests included) and 429 answers received."""
-
-    api_calls: int = 0
-    throttles: int = 0
-
-
 class KeycloakApi:
     """One realm's SDK connection plus the request policy. Bound to the event loop it was first
     used in; a new loop gets a fresh SDK connection (httpx pools are per loop)."""
@@ -139,13 +106,13 @@ class KeycloakApi:
         meter = self.meter
 
         async def before() -> None:
-            breaker = _BREAKER.get()
+            breaker = current_breaker()
             if breaker is not None:
                 breaker.before()  # CircuitOpen: not sent (the SDK wraps it; `errors` unwraps)
             meter.api_calls += 1
 
         async def after(status: int) -> None:
-            breaker = _BREAKER.get()
+            breaker = current_breaker()
             if breaker is not None:
                 breaker.success()  # any HTTP answer: the IdP is alive
             if status == 429:
@@ -229,7 +196,7 @@ class KeycloakApi:
                     conn = await self._ready()
                     res = await conn.a_raw_get(path, **params)
                 except Exception as exc:  # the SDK wraps transport errors in its own types
-                    breaker = _BREAKER.get()
+                    breaker = current_breaker()
                     if breaker is not None and no_answer(exc):
                         breaker.failure(type(exc.__cause__ or exc).__name__)
                     raise from_sdk(exc, what=what) from exc
@@ -240,4 +207,4 @@ class KeycloakApi:
         return res.content
 
 
-__all__ = ["Deadline", "KeycloakApi", "Meter", "breaker_scope"]
+__all__ = ["KeycloakApi"]

@@ -15,7 +15,9 @@ from connectors.base import (
     check_base_url,
 )
 from connectors.breaker import DEFAULT_THRESHOLD, Breaker, record
-from connectors.keycloak.client import Deadline, KeycloakApi, breaker_scope
+from connectors.breaker import scope as breaker_scope
+from connectors.budget import Deadline
+from connectors.keycloak.client import KeycloakApi
 from connectors.keycloak.reader import (
     TeamName,
     parse_object,

@@ -30,7 +30,8 @@ from urllib.parse import quote
 
 from connectors.base import AuthError, CircuitOpen, ConfigError, ConnectorError, ProgressCallback
 from connectors.breaker import died_mid_read
-from connectors.keycloak.client import Deadline, KeycloakApi
+from connectors.budget import Deadline
+from connectors.keycloak.client import KeycloakApi
 from connectors.keycloak.reader import TeamName, parse_list, to_group, to_user, transitive_members
 from syncd.reconcile.snapshot import Snapshot
 

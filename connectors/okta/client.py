@@ -60,29 +60,12 @@ from connectors.base import (
     UnavailableError,
     is_loopback,
 )
-from connectors.breaker import Breaker
+from connectors.breaker import current as current_breaker
+from connectors.budget import Deadline, Meter
 from connectors.okta.errors import from_sdk_error, from_status, redact, translate
 
 _ENV_LOCK = threading.Lock()
 _NOWHERE = os.path.join(os.sep, "nonexistent", "syncd-okta", "okta.yaml")
-
-
-class Deadline:
-    """A point in monotonic time; `remaining()` in seconds, never negative."""
-
-    def __init__(self, seconds: float) -> None:
-        self.at = time.monotonic() + seconds
-
-    def remaining(self) -> float:
-        return max(0.0, self.at - time.monotonic())
-
-
-@dataclass
-class Meter:
-    """HTTP calls sent (retries and token requests included) and 429 answers received."""
-
-    api_calls: int = 0
-    throttles: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,7 +129,7 @@ def _make_http_client(meter: Meter, loopback: bool) -> type[HTTPClient]:
                 self._proxy = None
 
         async def send_request(self, request: dict[str, Any]) -> Any:
-            breaker = _BREAKER.get()
+            breaker = current_breaker()
             if breaker is not None:
                 breaker.before()  # raised out of the SDK; `translate` passes it through
             meter.api_calls += 1
@@ -166,19 +149,6 @@ def _make_http_client(meter: Meter, loopback: bool) -> type[HTTPClient]:
 #: The deadline of the read running in this task (each asyncio task has its own context).
 _DEADLINE: ContextVar[Deadline | None] = ContextVar("okta_deadline", default=None)
 #: The circuit breaker of the snapshot running in this context (set before its tasks start).
-_BREAKER: ContextVar[Breaker | None] = ContextVar("okta_breaker", default=None)
-
-
-@contextmanager
-def breaker_scope(breaker: Breaker) -> Iterator[None]:
-    """Every request of the tasks started inside the block goes through `breaker`."""
-    token = _BREAKER.set(breaker)
-    try:
-        yield
-    finally:
-        _BREAKER.reset(token)
-
-
 class _Executor(RequestExecutor):
     """RequestExecutor with the SDK's rate-limit retry kept for 429 only, bounded by the
     current task's deadline, and without the response cache (disabled anyway; its check
@@ -360,4 +330,4 @@ def _server_time(date: str | None) -> float | None:
         return None
 
 
-__all__ = ["ConnectorError", "Credentials", "Deadline", "Meter", "OktaApi", "Page", "breaker_scope"]
+__all__ = ["ConnectorError", "Credentials", "OktaApi", "Page"]

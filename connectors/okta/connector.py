@@ -17,7 +17,9 @@ from connectors.base import (
     check_base_url,
 )
 from connectors.breaker import DEFAULT_THRESHOLD, Breaker, record
-from connectors.okta.client import Credentials, Deadline, OktaApi, breaker_scope
+from connectors.breaker import scope as breaker_scope
+from connectors.budget import Deadline
+from connectors.okta.client import Credentials, OktaApi
 from connectors.okta.paging import iterate
 from connectors.okta.reader import GROUP_TYPES, parse_cursor, quote_value, to_group, to_user
 from connectors.okta.snapshot import LogUnreadable, SnapshotReader

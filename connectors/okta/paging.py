@@ -20,7 +20,8 @@ from typing import Any
 import orjson
 
 from connectors.base import BadDataError
-from connectors.okta.client import Deadline, OktaApi, Page
+from connectors.budget import Deadline
+from connectors.okta.client import OktaApi, Page
 
 _LINK = re.compile(r'<([^>]*)>\s*;\s*rel\s*=\s*"?([A-Za-z]+)"?')
 

@@ -42,7 +42,8 @@ from connectors.base import (
     ProgressCallback,
 )
 from connectors.breaker import died_mid_read
-from connectors.okta.client import Deadline, OktaApi, Page
+from connectors.budget import Deadline
+from connectors.okta.client import OktaApi, Page
 from connectors.okta.paging import iterate
 from connectors.okta.reader import (
     DELETE_EVENTS,

@@ -30,10 +30,8 @@ import functools
 import random
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
-from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
@@ -55,6 +53,8 @@ from connectors.base import (
     is_loopback,
 )
 from connectors.breaker import Breaker
+from connectors.breaker import current as current_breaker
+from connectors.budget import Deadline, Meter
 from connectors.onelogin.errors import from_status, translate
 
 TOKEN_WHAT = "OneLogin token (POST /auth/oauth2/v2/token)"
@@ -63,24 +63,6 @@ T = TypeVar("T")
 
 #: The circuit breaker of the snapshot running in this context (set before its tasks start;
 #: tasks copy the context, and `OneLoginApi.get` hands it to the worker thread explicitly).
-_BREAKER: ContextVar[Breaker | None] = ContextVar("onelogin_breaker", default=None)
-
-
-@contextmanager
-def breaker_scope(breaker: Breaker) -> Iterator[None]:
-    """Every request of the tasks started inside the block goes through `breaker`."""
-    token = _BREAKER.set(breaker)
-    try:
-        yield
-    finally:
-        _BREAKER.reset(token)
-
-
-def current_breaker() -> Breaker | None:
-    """The breaker of the snapshot running in this context (None outside a snapshot)."""
-    return _BREAKER.get()
-
-
 def _through(breaker: Breaker | None, send: Callable[[], T]) -> T:
     """`send()` guarded by `breaker`: refused once it is open; an HTTP answer of any status is a
     success, no answer at all (refused, reset, timed out) a failure."""
@@ -97,24 +79,6 @@ def _through(breaker: Breaker | None, send: Callable[[], T]) -> T:
         raise
     breaker.success()
     return out
-
-
-class Deadline:
-    """A point in monotonic time; `remaining()` in seconds, never negative."""
-
-    def __init__(self, seconds: float) -> None:
-        self.at = time.monotonic() + seconds
-
-    def remaining(self) -> float:
-        return max(0.0, self.at - time.monotonic())
-
-
-@dataclass
-class Meter:
-    """HTTP calls sent (retries and token requests included) and 429 answers received."""
-
-    api_calls: int = 0
-    throttles: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -255,7 +219,7 @@ class OneLoginApi:
         Raises a `ConnectorError`.
         """
         loop = asyncio.get_running_loop()
-        breaker = _BREAKER.get()
+        breaker = current_breaker()
         attempt = 0
         renewed = False
         while True:
@@ -304,4 +268,4 @@ class OneLoginApi:
         self.client.close()
 
 
-__all__ = ["Deadline", "Meter", "OneLoginApi", "Page", "breaker_scope", "current_breaker"]
+__all__ = ["OneLoginApi", "Page"]

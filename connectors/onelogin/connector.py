@@ -17,7 +17,9 @@ from connectors.base import (
     check_base_url,
 )
 from connectors.breaker import DEFAULT_THRESHOLD, Breaker, record
-from connectors.onelogin.client import Deadline, OneLoginApi, breaker_scope
+from connectors.breaker import scope as breaker_scope
+from connectors.budget import Deadline
+from connectors.onelogin.client import OneLoginApi
 from connectors.onelogin.reader import TEAM_SOURCES, to_group, to_role, to_user
 from connectors.onelogin.snapshot import SnapshotReader, iterate_v2
 from syncd.reconcile.snapshot import Snapshot, SnapshotGroup, SnapshotUser, UserGroups

@@ -41,8 +41,10 @@ from connectors.base import (
     ConnectorError,
     ProgressCallback,
 )
+from connectors.breaker import current as current_breaker
 from connectors.breaker import died_mid_read
-from connectors.onelogin.client import Deadline, OneLoginApi, current_breaker
+from connectors.budget import Deadline
+from connectors.onelogin.client import OneLoginApi
 from connectors.onelogin.reader import (
     after_cursor,
     group_id,

@@ -17,8 +17,8 @@ import httpx
 import pytest
 
 from connectors.base import AuthError, ConfigError, Connector, UnavailableError
+from connectors.budget import Deadline
 from connectors.okta import OktaConnector
-from connectors.okta.client import Deadline
 from connectors.okta.errors import redact
 from connectors.okta.paging import parse_links
 from connectors.okta.reader import ACTIVE_STATUSES, okta_time
