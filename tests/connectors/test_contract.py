@@ -230,7 +230,9 @@ def test_an_idp_that_dies_mid_read_stops_the_read_incomplete_after_few_attempts(
         assert len(snap.problems) <= 3, snap.problems  # one breaker problem, not one per group
         # without the breaker: 40 groups x 4 attempts; with it: the breaker's 5 plus what was in flight
         assert faults.after_death <= BREAKER + FAST["concurrency"] + 2, faults.after_death
-        assert snap.users  # what was read before the death is still reported
+        # what was read before the death is still reported (Google lists users and groups at
+        # once, so which of the two got in before the death varies from run to run)
+        assert snap.users or snap.groups
 
 
 def test_an_idp_dead_from_the_start_raises_unavailable(kind: str) -> None:
