@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gzip
-import os
 import resource
 import subprocess
 import sys
@@ -36,6 +35,8 @@ from typing import Any
 import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.snapshot_okta import server_cpu
 
 DOMAIN = "bench.us.auth0.com"
 POLL = 0.2  # seconds between export job polls, for both readers
@@ -95,13 +96,6 @@ def start_server(args: argparse.Namespace) -> tuple[subprocess.Popen[bytes], str
     return proc, url, memberships
 
 
-def server_cpu(pid: int) -> float:
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 async def floor(url: str, concurrency: int) -> tuple[int, int, int]:

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import resource
 import subprocess
 import sys
@@ -37,6 +36,8 @@ from typing import Any
 import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.snapshot_okta import server_cpu
 
 REALM, CLIENT, SECRET = "bench", "syncd-bench", "bench-secret"
 
@@ -95,13 +96,6 @@ def start_server(args: argparse.Namespace) -> tuple[subprocess.Popen[bytes], str
     return proc, url, counts
 
 
-def server_cpu(pid: int) -> float:
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 async def floor(url: str, concurrency: int, page_size: int) -> tuple[int, int, int]:
