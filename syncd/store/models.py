@@ -192,6 +192,7 @@ class AuditEvent(SQLModel, table=True):
     __table_args__ = (
         Index("ix_audit_at", "at"),
         Index("ix_audit_resource", "resource_type", "resource_id"),
+        Index("ix_audit_directory", "directory", "id"),
     )
 
     id: int | None = Field(default=None, primary_key=True)
