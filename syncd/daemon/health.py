@@ -1,5 +1,8 @@
 """`/healthz` (the process answers), `/readyz` (store reachable, schema current, not stopping)
-and `/metrics` (Prometheus text format). None needs a token: they hold no tenant data."""
+and `/metrics` (Prometheus text format). None needs a token: they hold no tenant data.
+
+`probes` (healthz, readyz) is served on both listeners; `metrics_router` on the admin
+listener only (metric labels name directories and targets)."""
 
 from __future__ import annotations
 
@@ -11,15 +14,16 @@ from prometheus_client import CONTENT_TYPE_LATEST
 
 from syncd.store.engine import StoreError, schema_status
 
-router = APIRouter(tags=["Health"])
+probes = APIRouter(tags=["Health"])
+metrics_router = APIRouter(tags=["Health"])
 
 
-@router.get("/healthz", summary="Liveness: the process answers")
+@probes.get("/healthz", summary="Liveness: the process answers")
 async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/readyz", summary="Readiness: the store is reachable and its schema current")
+@probes.get("/readyz", summary="Readiness: the store is reachable and its schema current")
 def readyz(request: Request) -> Any:
     state = request.app.state.daemon
     if state.stopping:
@@ -43,6 +47,6 @@ def readyz(request: Request) -> Any:
     return {"status": "ready", "schema": current}
 
 
-@router.get("/metrics", summary="Prometheus metrics")
+@metrics_router.get("/metrics", summary="Prometheus metrics")
 def metrics(request: Request) -> Response:
     return Response(request.app.state.daemon.metrics.render(), media_type=CONTENT_TYPE_LATEST)
