@@ -11,6 +11,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from syncd.store.engine import StoreError, schema_status
 
@@ -50,3 +51,19 @@ def readyz(request: Request) -> Any:
 @metrics_router.get("/metrics", summary="Prometheus metrics")
 def metrics(request: Request) -> Response:
     return Response(request.app.state.daemon.metrics.render(), media_type=CONTENT_TYPE_LATEST)
+
+
+def with_healthz(app: ASGIApp) -> ASGIApp:
+    """`app`, plus `GET /healthz` answered before it (what `syncd serve` adds to SCIM)."""
+
+    async def wrapped(scope: Scope, receive: Receive, send: Send) -> None:
+        if (
+            scope["type"] == "http"
+            and scope.get("path") == "/healthz"
+            and scope.get("method") in ("GET", "HEAD")
+        ):
+            await JSONResponse({"status": "ok"})(scope, receive, send)
+            return
+        await app(scope, receive, send)
+
+    return wrapped
