@@ -10,7 +10,9 @@ clients authenticate with client_secret_basic or client_secret_post (not both, n
 a code is single-use, expires after `CODE_TTL_S`, and is bound to its client, redirect_uri
 and code challenge; the ID token (RS256, `kid` in the header) carries iss, sub, aud, exp,
 iat, auth_time, the request's nonce, email, name, preferred_username and the groups claim.
-`events` records every token request's outcome for assertions.
+`events` records every token request's outcome for assertions. `faults` makes it issue a
+broken ID token, to prove a client checks it: "wrong_nonce", "wrong_aud", "wrong_iss",
+"expired", "foreign_key" (signed with a key not in its JWKS).
 """
 
 from __future__ import annotations
@@ -72,6 +74,7 @@ class FakeOidc:
     groups_claim: str = "groups"
     issuer: str = ""  # set by `app(issuer)` / `serve`
     events: list[str] = field(default_factory=list)
+    faults: set[str] = field(default_factory=set)
     _codes: dict[str, _Code] = field(default_factory=dict)
     _access: dict[str, tuple[OidcUser, float]] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -221,7 +224,8 @@ class FakeOidc:
         }
         if grant.nonce is not None:
             claims["nonce"] = grant.nonce
-        id_token = jwt.encode({"alg": "RS256", "kid": self.key.kid, "typ": "JWT"}, claims, self.key)
+        key = self._faulty(claims)
+        id_token = jwt.encode({"alg": "RS256", "kid": key.kid, "typ": "JWT"}, claims, key)
         access = secrets.token_urlsafe(24)
         with self._lock:
             self._access[access] = (user, time.time() + TOKEN_TTL_S)
@@ -230,6 +234,20 @@ class FakeOidc:
             {"access_token": access, "token_type": "Bearer", "expires_in": TOKEN_TTL_S, "id_token": id_token},
             headers={"Cache-Control": "no-store", "Pragma": "no-cache"},
         )
+
+    def _faulty(self, claims: dict[str, Any]) -> RSAKey:
+        """Apply `faults` to the claims; the key to sign with."""
+        if "wrong_nonce" in self.faults:
+            claims["nonce"] = "not-the-nonce"
+        if "wrong_aud" in self.faults:
+            claims["aud"] = "another-client"
+        if "wrong_iss" in self.faults:
+            claims["iss"] = self.issuer + "/other"
+        if "expired" in self.faults:
+            claims["exp"] = claims["iat"] - 600
+        if "foreign_key" in self.faults:
+            return RSAKey.generate_key(2048, parameters={"kid": self.key.kid})
+        return self.key
 
     def _client_auth(self, request: Request, form: dict[str, str]) -> str | None:
         header = request.headers.get("authorization", "")

@@ -218,3 +218,14 @@ def test_unknown_paths_are_a_plain_404_page(console_env: ConsoleEnv) -> None:
         assert r.status_code == 404 and "There is no page at /no/such/page" in r.text
         assert "<script" not in r.text
         assert r.headers["content-security-policy"].startswith("default-src 'self'")
+
+
+@pytest.mark.parametrize("fault", ["wrong_nonce", "wrong_aud", "wrong_iss", "expired", "foreign_key"])
+def test_an_id_token_that_does_not_verify_signs_no_one_in(console_env: ConsoleEnv, fault: str) -> None:
+    env = console_env
+    env.oidc.faults.add(fault)
+    with env.client() as c:
+        r = sso_sign_in(c, env, "alice")
+        assert r.status_code == 401 and "Sign-in failed: the ID token is not valid" in r.text, r.text
+        assert c.get("/account").status_code == 303
+    assert audit(env, "console.signin") == []
