@@ -1,0 +1,220 @@
+"""Runs: history, one run's planned changes by object, live progress, **Approve and apply**.
+
+    GET  /runs?directory=&outcome=&trigger=&page=   runs, newest first, 50 a page
+    GET  /runs/{id}?page=                           the run and its kept plan, one line per
+                                                    change (names, then ids), 100 a page
+    GET  /runs/{id}/events                          SSE: `status` events until the run ends
+    POST /runs/{id}/approve                         form: csrf → 303 to the approval's run, or
+                                                    409 with why (the directory changed since)
+
+Plan lines are `cli.planview.lines`, the same lines `syncd runs show` prints: names with
+control characters made visible, grouped per object. An approval is `approve_run`, audited as
+`pull:<admin>`, plus a `sync_run.approve` console event.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from itertools import islice
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import RedirectResponse, Response, StreamingResponse
+from rich.text import Text
+from sqlalchemy import func, select
+
+from cli.planview import count, lines, summary
+from syncd.console import actions
+from syncd.console.deps import Admin, daemon, require_admin
+from syncd.console.pages.overview import run_summary
+from syncd.console.paging import pager
+from syncd.console.render import page
+from syncd.reconcile.approve import ApprovalRefused, DirectoryBusy, approve_run
+from syncd.service import limits
+from syncd.store import session_scope
+from syncd.store.models import SyncRun
+
+router = APIRouter(dependencies=[Depends(require_admin)])
+
+#: plan lines per page of a run
+PLAN_PAGE = 100
+#: outcomes and triggers offered by the filters (others still filter by URL)
+OUTCOMES = ("running", "applied", "partial", "planned", "stopped", "failed", "abandoned", "busy")
+TRIGGERS = ("schedule", "api", "cli", "approve", "login", "demo")
+#: seconds between two SSE status reads; seconds an SSE stream lasts at most
+EVENT_POLL_S = 1.0
+EVENT_MAX_S = 600.0
+
+
+def plan_line(t: Text) -> dict[str, str]:
+    """A planview line as its sign, its words and its ids (the dim tail)."""
+    plain = t.plain
+    ids_at = next((sp.start for sp in t.spans if sp.style == "dim"), len(plain))
+    return {"sign": plain[:1], "words": plain[1:ids_at].strip(), "ids": plain[ids_at:].strip()}
+
+
+def _filters(request: Request) -> dict[str, str]:
+    q = request.query_params
+    return {k: q.get(k, "").strip() for k in ("directory", "outcome", "trigger")}
+
+
+@router.get("/runs", summary="Sync runs")
+def runs_page(request: Request) -> Response:
+    state = daemon(request)
+    f = _filters(request)
+    conds = [getattr(SyncRun, k) == v for k, v in f.items() if v]
+    rows: list[dict[str, Any]] = []
+    total = 0
+    if all(limits.storable_id(v) for v in f.values() if v):  # PostgreSQL refuses a NUL
+        with session_scope(state.engine, write=False) as s:
+            total = s.execute(select(func.count()).select_from(SyncRun).where(*conds)).scalar_one()
+            p = pager(request, total)
+            q = select(SyncRun).where(*conds).order_by(SyncRun.id.desc()).offset(p.offset).limit(p.size)  # type: ignore[union-attr]
+            rows = [{**run_summary(r), "directory": r.directory} for r in s.execute(q).scalars()]
+    p = pager(request, total)
+    return page(
+        request,
+        "runs.html",
+        title="Runs",
+        runs=rows,
+        pager=p,
+        filters=f,
+        directories=list(state.settings().directories),
+        outcomes=OUTCOMES,
+        triggers=TRIGGERS,
+    )
+
+
+def run_page(
+    request: Request, run_id: int, *, status_code: int = 200, refusal: ApprovalRefused | None = None
+) -> Response:
+    state = daemon(request)
+    with session_scope(state.engine, write=False) as s:
+        r = s.get(SyncRun, run_id)
+        if r is None:
+            return page(
+                request,
+                "error.html",
+                status_code=404,
+                title="Not found",
+                message=f"There is no sync run {run_id}.",
+            )
+        run = {
+            **run_summary(r),
+            "directory": r.directory,
+            "mode": r.mode,
+            "api_calls": r.api_calls,
+            "throttles": r.throttles,
+            "ended_at": r.ended_at,
+        }
+        plan = r.plan or {}
+    total = count(plan) if plan else 0
+    p = pager(request, total, size=PLAN_PAGE)
+    shown = [plan_line(t) for t in islice(lines(plan), p.offset, p.offset + p.size)] if plan else []
+    settings = state.settings()
+    d = settings.directories.get(run["directory"])
+    return page(
+        request,
+        "run.html",
+        status_code=status_code,
+        title=f"Run {run_id}",
+        run=run,
+        plan=plan,
+        plan_summary=summary(plan.get("counts") or {}) if plan else None,
+        changes=shown,
+        pager=p,
+        notes=list(plan.get("notes") or ()),
+        approvable=run["outcome"] == "stopped" and bool(plan) and not plan.get("approved_by_run"),
+        approved_by=plan.get("approved_by_run"),
+        approves=plan.get("approves_run"),
+        refusal=refusal,
+        can_plan=d is not None and d.kind != "scim",
+    )
+
+
+@router.get("/runs/{run_id}", summary="One sync run and its planned changes")
+def run_detail(request: Request, run_id: int) -> Response:
+    return run_page(request, run_id)
+
+
+@router.post("/runs/{run_id}/approve", summary="Approve and apply a safety-stopped run's kept plan")
+def approve(request: Request, run_id: int, admin: Annotated[Admin, Depends(require_admin)]) -> Response:
+    state = daemon(request)
+    with session_scope(state.engine, write=False) as s:
+        kept = s.get(SyncRun, run_id)
+        directory = kept.directory if kept is not None else None
+    if directory is None:
+        return page(
+            request,
+            "error.html",
+            status_code=404,
+            title="Not found",
+            message=f"There is no sync run {run_id}.",
+        )
+    try:
+        result = approve_run(state.engine, run_id, approver=admin.actor)
+    except DirectoryBusy as exc:
+        return run_page(request, run_id, status_code=409, refusal=exc)
+    except ApprovalRefused as exc:
+        actions.record(
+            state.engine,
+            admin,
+            action="sync_run.approve_refused",
+            resource_type="sync_run",
+            resource_id=str(run_id),
+            directory=directory,
+            after={"problem": exc.problem},
+        )
+        return run_page(request, run_id, status_code=409, refusal=exc)
+    actions.record(
+        state.engine,
+        admin,
+        action="sync_run.approve",
+        resource_type="sync_run",
+        resource_id=str(run_id),
+        directory=directory,
+        after={"approval_run": result.run_id, "outcome": result.outcome},
+    )
+    return RedirectResponse(f"/runs/{result.run_id or run_id}", status_code=303)
+
+
+def _status(engine: Any, run_id: int) -> dict[str, Any] | None:
+    with session_scope(engine, write=False) as s:
+        r = s.get(SyncRun, run_id)
+        if r is None:
+            return None
+        return {
+            "id": r.id,
+            "outcome": r.outcome,
+            "counts": r.counts,
+            "error": r.error,
+            "done": r.outcome != "running",
+        }
+
+
+@router.get("/runs/{run_id}/events", summary="A run's progress as server-sent events")
+async def run_events(request: Request, run_id: int) -> Response:
+    """`event: status` with the run's outcome and counts whenever they change, until it ends
+    (the last event has `"done": true`) or the client goes away."""
+    engine = daemon(request).engine
+
+    async def stream() -> AsyncIterator[str]:
+        last: str | None = None
+        waited = 0.0
+        while waited < EVENT_MAX_S:
+            st = await asyncio.to_thread(_status, engine, run_id)
+            if st is None:
+                yield "event: gone\ndata: {}\n\n"
+                return
+            body = json.dumps(st)
+            if body != last:
+                yield f"event: status\ndata: {body}\n\n"
+                last = body
+            if st["done"] or await request.is_disconnected():
+                return
+            await asyncio.sleep(EVENT_POLL_S)
+            waited += EVENT_POLL_S
+
+    return StreamingResponse(stream(), media_type="text/event-stream", headers={"Cache-Control": "no-store"})
