@@ -191,6 +191,8 @@ def test_a_run_that_is_not_stopped_has_no_approve_and_approving_it_is_refused(co
     r = console.client.post(f"/runs/{run_id}/approve", data={"csrf": "t"})
     assert r.status_code == 409 and "not stopped by a safety threshold" in r.text
     assert console.client.get("/runs/999999").status_code == 404
+    assert console.client.get("/runs/not-a-run").status_code == 404
+    assert console.client.get("/runs/1e9/events").status_code == 404
     assert console.client.post("/runs/999999/approve", data={"csrf": "t"}).status_code == 404
 
 

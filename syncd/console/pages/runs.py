@@ -135,12 +135,18 @@ def run_page(
 
 
 @router.get("/runs/{run_id}", summary="One sync run and its planned changes")
-def run_detail(request: Request, run_id: int) -> Response:
-    return run_page(request, run_id)
+def run_detail(request: Request, run_id: str) -> Response:
+    return run_page(request, int(run_id)) if _is_id(run_id) else _no_run(request, run_id)
 
 
 @router.post("/runs/{run_id}/approve", summary="Approve and apply a safety-stopped run's kept plan")
-def approve(request: Request, run_id: int, admin: Annotated[Admin, Depends(require_admin)]) -> Response:
+def approve(request: Request, run_id: str, admin: Annotated[Admin, Depends(require_admin)]) -> Response:
+    if not _is_id(run_id):
+        return _no_run(request, run_id)
+    return _approve(request, int(run_id), admin)
+
+
+def _approve(request: Request, run_id: int, admin: Admin) -> Response:
     state = daemon(request)
     with session_scope(state.engine, write=False) as s:
         kept = s.get(SyncRun, run_id)
@@ -180,6 +186,16 @@ def approve(request: Request, run_id: int, admin: Annotated[Admin, Depends(requi
     return RedirectResponse(f"/runs/{result.run_id or run_id}", status_code=303)
 
 
+def _is_id(raw: str) -> bool:
+    return raw.isascii() and raw.isdigit() and len(raw) < 19
+
+
+def _no_run(request: Request, raw: Any) -> Response:
+    return page(
+        request, "error.html", status_code=404, title="Not found", message=f"There is no sync run {raw!r}."
+    )
+
+
 def _status(engine: Any, run_id: int) -> dict[str, Any] | None:
     with session_scope(engine, write=False) as s:
         r = s.get(SyncRun, run_id)
@@ -195,16 +211,19 @@ def _status(engine: Any, run_id: int) -> dict[str, Any] | None:
 
 
 @router.get("/runs/{run_id}/events", summary="A run's progress as server-sent events")
-async def run_events(request: Request, run_id: int) -> Response:
+async def run_events(request: Request, run_id: str) -> Response:
     """`event: status` with the run's outcome and counts whenever they change, until it ends
     (the last event has `"done": true`) or the client goes away."""
     engine = daemon(request).engine
+    if not _is_id(run_id):
+        return _no_run(request, run_id)
+    rid = int(run_id)
 
     async def stream() -> AsyncIterator[str]:
         last: str | None = None
         waited = 0.0
         while waited < EVENT_MAX_S:
-            st = await asyncio.to_thread(_status, engine, run_id)
+            st = await asyncio.to_thread(_status, engine, rid)
             if st is None:
                 yield "event: gone\ndata: {}\n\n"
                 return
