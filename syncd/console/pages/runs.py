@@ -3,7 +3,7 @@
     GET  /runs?directory=&outcome=&trigger=&page=   runs, newest first, 50 a page
     GET  /runs/{id}?page=                           the run and its kept plan, one line per
                                                     change (names, then ids), 100 a page
-    GET  /runs/{id}/events                          SSE: `status` events until the run ends
+    GET  /runs/{id}/events                          SSE: the run's status (EventSource polls it)
     POST /runs/{id}/approve                         form: csrf → 303 to the approval's run, or
                                                     409 with why (the directory changed since)
 
@@ -16,18 +16,18 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
 from itertools import islice
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
-from fastapi.responses import RedirectResponse, Response, StreamingResponse
+from fastapi.responses import RedirectResponse, Response
 from rich.text import Text
 from sqlalchemy import func, select
 
 from cli.planview import count, lines, summary
 from syncd.console import actions
 from syncd.console.deps import Admin, daemon, require_admin
+from syncd.console.notfound import not_found
 from syncd.console.pages.overview import run_summary
 from syncd.console.paging import pager
 from syncd.console.render import page
@@ -43,9 +43,8 @@ PLAN_PAGE = 100
 #: outcomes and triggers offered by the filters (others still filter by URL)
 OUTCOMES = ("running", "applied", "partial", "planned", "stopped", "failed", "abandoned", "busy")
 TRIGGERS = ("schedule", "api", "cli", "approve", "login", "demo")
-#: seconds between two SSE status reads; seconds an SSE stream lasts at most
-EVENT_POLL_S = 1.0
-EVENT_MAX_S = 600.0
+#: milliseconds the browser waits before asking for a running run's status again
+EVENT_RETRY_MS = 1000
 
 
 def plan_line(t: Text) -> dict[str, str]:
@@ -94,13 +93,7 @@ def run_page(
     with session_scope(state.engine, write=False) as s:
         r = s.get(SyncRun, run_id)
         if r is None:
-            return page(
-                request,
-                "error.html",
-                status_code=404,
-                title="Not found",
-                message=f"There is no sync run {run_id}.",
-            )
+            return _no_run(request, run_id)
         run = {
             **run_summary(r),
             "directory": r.directory,
@@ -152,13 +145,7 @@ def _approve(request: Request, run_id: int, admin: Admin) -> Response:
         kept = s.get(SyncRun, run_id)
         directory = kept.directory if kept is not None else None
     if directory is None:
-        return page(
-            request,
-            "error.html",
-            status_code=404,
-            title="Not found",
-            message=f"There is no sync run {run_id}.",
-        )
+        return _no_run(request, run_id)
     try:
         result = approve_run(state.engine, run_id, approver=admin.actor)
     except DirectoryBusy as exc:
@@ -191,9 +178,7 @@ def _is_id(raw: str) -> bool:
 
 
 def _no_run(request: Request, raw: Any) -> Response:
-    return page(
-        request, "error.html", status_code=404, title="Not found", message=f"There is no sync run {raw!r}."
-    )
+    return not_found(request, f"There is no sync run {raw}.", back="/runs", back_label="All runs")
 
 
 def _status(engine: Any, run_id: int) -> dict[str, Any] | None:
@@ -201,10 +186,12 @@ def _status(engine: Any, run_id: int) -> dict[str, Any] | None:
         r = s.get(SyncRun, run_id)
         if r is None:
             return None
+        shown = run_summary(r)
         return {
             "id": r.id,
+            "directory": r.directory,
             "outcome": r.outcome,
-            "counts": r.counts,
+            "summary": shown["counts"],
             "error": r.error,
             "done": r.outcome != "running",
         }
@@ -212,28 +199,16 @@ def _status(engine: Any, run_id: int) -> dict[str, Any] | None:
 
 @router.get("/runs/{run_id}/events", summary="A run's progress as server-sent events")
 async def run_events(request: Request, run_id: str) -> Response:
-    """`event: status` with the run's outcome and counts whenever they change, until it ends
-    (the last event has `"done": true`) or the client goes away."""
-    engine = daemon(request).engine
+    """One `event: status` (outcome, counts in words, `"done"` once the run has ended), then the
+    response ends; `retry` tells the browser's EventSource to ask again in `EVENT_RETRY_MS`.
+    No response stays open, so leaving the page never cuts a request short."""
+    state = daemon(request)
     if not _is_id(run_id):
         return _no_run(request, run_id)
-    rid = int(run_id)
-
-    async def stream() -> AsyncIterator[str]:
-        last: str | None = None
-        waited = 0.0
-        while waited < EVENT_MAX_S:
-            st = await asyncio.to_thread(_status, engine, rid)
-            if st is None:
-                yield "event: gone\ndata: {}\n\n"
-                return
-            body = json.dumps(st)
-            if body != last:
-                yield f"event: status\ndata: {body}\n\n"
-                last = body
-            if st["done"] or await request.is_disconnected():
-                return
-            await asyncio.sleep(EVENT_POLL_S)
-            waited += EVENT_POLL_S
-
-    return StreamingResponse(stream(), media_type="text/event-stream", headers={"Cache-Control": "no-store"})
+    st = await asyncio.to_thread(_status, state.engine, int(run_id))
+    body = "event: gone\ndata: {}\n\n" if st is None else f"event: status\ndata: {json.dumps(st)}\n\n"
+    return Response(
+        f"retry: {EVENT_RETRY_MS}\n\n{body}",
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-store"},
+    )

@@ -15,6 +15,7 @@ from sqlalchemy import func, select
 
 from syncd.console.audit_rows import audit_rows
 from syncd.console.deps import daemon, require_admin
+from syncd.console.notfound import not_found
 from syncd.console.paging import pager
 from syncd.console.render import page
 from syncd.service import limits
@@ -61,13 +62,7 @@ def team_page(request: Request, team_id: str) -> Response:
     with session_scope(state.engine, write=False) as s:
         team = s.get(Team, team_id) if limits.storable_id(team_id) else None
         if team is None:
-            return page(
-                request,
-                "error.html",
-                status_code=404,
-                title="Not found",
-                message=f"There is no team {team_id!r}.",
-            )
+            return not_found(request, f"There is no team {team_id!r}.", back="/teams", back_label="All teams")
         n_members = s.execute(
             select(func.count()).select_from(Membership).where(Membership.team_id == team_id)
         ).scalar_one()

@@ -21,6 +21,7 @@ from sqlalchemy import func, or_, select
 from syncd.console import actions
 from syncd.console.audit_rows import audit_rows
 from syncd.console.deps import Admin, daemon, require_admin
+from syncd.console.notfound import not_found
 from syncd.console.pages.teams import search_text
 from syncd.console.paging import pager
 from syncd.console.render import page
@@ -85,13 +86,7 @@ def user_page(
     with session_scope(state.engine, write=False) as s:
         user = s.get(User, user_id) if limits.storable_id(user_id) else None
         if user is None:
-            return page(
-                request,
-                "error.html",
-                status_code=404,
-                title="Not found",
-                message=f"There is no user {user_id!r}.",
-            )
+            return not_found(request, f"There is no user {user_id!r}.", back="/users", back_label="All users")
         emails = list(s.execute(select(UserEmail).where(UserEmail.user_id == user_id)).scalars())
         teams = [
             {"team": t, "source": m.source, "since": m.created_at}

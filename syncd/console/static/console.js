@@ -3,24 +3,35 @@
 (function () {
   "use strict";
 
+  // A running run's page follows it: outcome and counts change in place when it ends (no
+  // reload). Each status response ends at once and EventSource asks again (`retry`), so no
+  // request is open when the admin moves on; the source is closed between responses only.
   function liveRun() {
     var facts = document.querySelector("[data-run-status]");
     if (!facts || facts.getAttribute("data-run-status") !== "running" || !window.EventSource) return;
     var live = document.querySelector("[data-testid=run-live]");
+    var outcome = document.querySelector("[data-testid=run-outcome] .outcome");
+    var counts = document.querySelector("[data-testid=run-counts]");
     var source = new EventSource("/runs/" + facts.getAttribute("data-run-id") + "/events");
+    var finished = false;
+    source.onerror = function () { if (finished) source.close(); };  // the response has ended
     source.addEventListener("status", function (ev) {
       var st = JSON.parse(ev.data);
+      if (counts) counts.textContent = st.summary;
       if (live) {
         live.hidden = false;
-        live.textContent = st.done ? "Finished: " + st.outcome + ". Reloading…" : "Running…";
+        live.textContent = st.done ? "Finished: " + st.outcome + ". Reload the page to see its changes." : "Running…";
       }
       if (st.done) {
-        source.close();
-        window.location.reload();
+        finished = true;
+        if (outcome) {
+          outcome.textContent = st.outcome;
+          outcome.className = "outcome outcome-" + st.outcome;
+        }
+        facts.setAttribute("data-run-status", st.outcome);
       }
     });
-    source.addEventListener("gone", function () { source.close(); });
-    source.onerror = function () { source.close(); };
+    source.addEventListener("gone", function () { finished = true; });
   }
 
   function copyButtons() {
