@@ -2,8 +2,10 @@
 still applies to what it returns.
 
 - `visible`: a stored name as one line with every control character, and every bidirectional
-  embedding, override and isolate, shown as a visible escape (`\\u202e`), as the CLI does: a
-  name cannot reorder the text around it or pass for another name.
+  embedding, override and isolate, shown as a visible escape (`\\u202e`), as the CLI does.
+- `tricky`: whether `visible` would change the name (it holds such a character). Names are
+  shown as stored, isolated (`unicode-bidi: isolate`), and a tricky one also as `visible`
+  beside it, so it can neither reorder the text around it nor pass for another name.
 - `when`: a timestamp as `YYYY-MM-DD HH:MM:SS UTC` (naive ones are UTC); "—" for None.
 - `secs`: a duration in seconds as `0.42 s`, `3 m 05 s`, `2 h 01 m`.
 - `ago`: seconds as a rough age (`40 s`, `3 min`, `2 h`, `5 d`).
@@ -19,6 +21,10 @@ from cli.output import safe
 
 def visible(value: Any) -> str:
     return "" if value is None else safe(value)
+
+
+def tricky(value: Any) -> bool:
+    return value is not None and safe(value) != str(value)
 
 
 def when(ts: datetime | None) -> str:
@@ -49,4 +55,4 @@ def ago(value: float | None) -> str:
     return f"{int(value)} s"
 
 
-FILTERS = {"visible": visible, "when": when, "secs": secs, "ago": ago}
+FILTERS = {"visible": visible, "tricky": tricky, "when": when, "secs": secs, "ago": ago}

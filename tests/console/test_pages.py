@@ -389,10 +389,13 @@ def test_hostile_names_arrive_escaped_on_every_page(console: Console) -> None:
     for path in pages:
         html = console.client.get(path).text
         assert "<script>alert" not in html and "<img src=x" not in html, path
-        assert "\u202e" not in html, path  # shown as a visible escape, never applied
+        outside = re.sub(r'<span class="name[^"]*" dir="auto"[^>]*>[^<]*</span>', "", html)
+        assert "\u202e" not in outside, path  # only inside an isolated name
     users = console.client.get("/users").text
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in users
     assert "&#34;&gt;&lt;img src=x onerror=alert(1)&gt;" in users
-    assert "\\u202eevil.exe\\u202c" in users
+    assert "(as stored: " in users and "\\u202eevil.exe\\u202c" in users  # the tricky one, made visible
+    team = console.client.get(f"/teams/{tids[2]}").text
+    assert '<span class="name" dir="auto" data-testid="team-name">\u202eevil.exe\u202c</span>' in team
     assert re.search(r'<span class="name[^"]*" dir="auto">L{512}</span>', users)
     assert long_query in console.client.get(f"/users?q={long_query}").text
