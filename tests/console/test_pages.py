@@ -18,6 +18,7 @@ from syncd.service import tokens
 from syncd.service import users as user_ops
 from syncd.service.context import Actor
 from syncd.store import session_scope
+from syncd.store.locks import directory_lock
 from syncd.store.models import AuditEvent, ScimToken, SyncRun, Team, User
 from tests.console.conftest import ADMIN, PUBLIC_URL, Console
 
@@ -183,6 +184,15 @@ def test_approve_after_the_directory_changed_explains_and_offers_a_fresh_plan(co
     with session_scope(console.engine, write=False) as s:
         run = s.get(SyncRun, fresh)
         assert run.dry_run and run.plan and run.outcome in ("planned", "stopped")  # type: ignore[union-attr]
+
+
+def test_approve_while_a_sync_holds_the_directory_says_so_and_can_be_given_again(console: Console) -> None:
+    run_id, _ = stopped_run(console)
+    with directory_lock(console.engine, "entra"):
+        busy = console.client.post(f"/runs/{run_id}/approve", data={"csrf": "t"})
+    assert busy.status_code == 409 and "another sync of this directory is running" in busy.text
+    assert "plan-again" not in busy.text and 'data-testid="approve-button"' in busy.text
+    assert console.client.post(f"/runs/{run_id}/approve", data={"csrf": "t"}).status_code == 303
 
 
 def test_a_run_that_is_not_stopped_has_no_approve_and_approving_it_is_refused(console: Console) -> None:

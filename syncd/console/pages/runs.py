@@ -87,7 +87,12 @@ def runs_page(request: Request) -> Response:
 
 
 def run_page(
-    request: Request, run_id: int, *, status_code: int = 200, refusal: ApprovalRefused | None = None
+    request: Request,
+    run_id: int,
+    *,
+    status_code: int = 200,
+    refusal: ApprovalRefused | None = None,
+    busy: bool = False,
 ) -> Response:
     state = daemon(request)
     with session_scope(state.engine, write=False) as s:
@@ -123,6 +128,7 @@ def run_page(
         approved_by=plan.get("approved_by_run"),
         approves=plan.get("approves_run"),
         refusal=refusal,
+        busy=busy,
         can_plan=d is not None and d.kind != "scim",
     )
 
@@ -148,8 +154,8 @@ def _approve(request: Request, run_id: int, admin: Admin) -> Response:
         return _no_run(request, run_id)
     try:
         result = approve_run(state.engine, run_id, approver=admin.actor)
-    except DirectoryBusy as exc:
-        return run_page(request, run_id, status_code=409, refusal=exc)
+    except DirectoryBusy as exc:  # nothing was checked: the same plan may be approved later
+        return run_page(request, run_id, status_code=409, refusal=exc, busy=True)
     except ApprovalRefused as exc:
         actions.record(
             state.engine,
