@@ -20,7 +20,7 @@ from syncd.service.context import Actor
 from syncd.store import session_scope
 from syncd.store.locks import directory_lock
 from syncd.store.models import AuditEvent, ScimToken, SyncRun, Team, User
-from tests.console.conftest import ADMIN, PUBLIC_URL, Console
+from tests.console.pages_env import ADMIN, PUBLIC_URL, Console, console_fixture  # noqa: F401 (fixture)
 
 ACTOR = ADMIN.actor
 

@@ -1,6 +1,7 @@
-"""The console's pages over a real daemon state: a fake Graph tenant pulled as directory
-"entra" (safety: at most 3 removals), a push directory "push", a delivery target that is not
-running, and the `engine` store (SQLite and PostgreSQL).
+"""The page tests' fixture `console` (a test module imports `console_fixture`): the pages over
+a real daemon state, with a fake Graph tenant pulled as directory "entra" (safety: at most 3
+removals), a push directory "push", a delivery target that is not running, and the `engine`
+store (SQLite and PostgreSQL). Not a conftest: console-auth's tests own that one.
 
 Sign-in is not under test here: a middleware stands in for `syncd.console.auth` (it sets
 `request.state.admin` and `csrf`) and `require_admin` is overridden with the same admin.
@@ -70,8 +71,8 @@ def build_app(state: Any) -> FastAPI:
     return app
 
 
-@pytest.fixture
-def console(engine: Engine, tmp_path: Path) -> Iterator[Console]:
+@pytest.fixture(name="console")
+def console_fixture(engine: Engine, tmp_path: Path) -> Iterator[Console]:
     with ExitStack() as stack:
         fakes = start_fakes(stack, tmp_path, {"entra": "graph"}, schedule="1h")
         url = engine.url.render_as_string(hide_password=False)
