@@ -109,10 +109,10 @@ def approve_run(
     *,
     lock_dir: Path | None = None,
     on_apply: ApplyProgress | None = None,
-    approver: str = APPROVER,
+    actor: str | None = None,
 ) -> RunResult:
     """Apply run `run_id`'s kept plan as a new sync run; ApprovalRefused when it may not be.
-    The approval's writes are audited as `pull:<approver>` (the console passes its admin).
+    `actor` names who approved in the audit (`pull:<actor>`; default "cli").
 
     The returned result's outcome is "applied", or "failed" when the service refused a write
     (then `applied` counts what was written before it)."""
@@ -135,7 +135,7 @@ def approve_run(
                 s.add(run)
                 s.flush()
                 new_id = run.id
-            return _apply(engine, plan, new_id, run_id, kept_data, mode, on_apply, t0, approver)
+            return _apply(engine, plan, new_id, run_id, kept_data, mode, on_apply, t0, actor or APPROVER)
     except LockBusy as exc:
         raise DirectoryBusy(f"{exc}", "try again when that run has finished") from None
 
@@ -149,7 +149,7 @@ def _apply(
     mode: str,
     on_apply: ApplyProgress | None,
     t0: float,
-    approver: str = APPROVER,
+    approver: str,
 ) -> RunResult:
     directory = plan.directory
     result = RunResult(new_id, directory, "failed", plan=plan, mode=mode)

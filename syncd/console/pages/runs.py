@@ -153,7 +153,7 @@ def _approve(request: Request, run_id: int, admin: Admin) -> Response:
     if directory is None:
         return _no_run(request, run_id)
     try:
-        result = approve_run(state.engine, run_id, approver=admin.actor)
+        result = approve_run(state.engine, run_id, actor=admin.actor)
     except DirectoryBusy as exc:  # nothing was checked: the same plan may be approved later
         return run_page(request, run_id, status_code=409, refusal=exc, busy=True)
     except ApprovalRefused as exc:
