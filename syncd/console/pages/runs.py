@@ -44,7 +44,7 @@ PLAN_PAGE = 100
 OUTCOMES = ("running", "applied", "partial", "planned", "stopped", "failed", "abandoned", "busy")
 TRIGGERS = ("schedule", "api", "cli", "approve", "login", "demo")
 #: milliseconds the browser waits before asking for a running run's status again
-EVENT_RETRY_MS = 1000
+EVENT_RETRY_MS = 1500
 
 
 def plan_line(t: Text) -> dict[str, str]:

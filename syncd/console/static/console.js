@@ -3,12 +3,20 @@
 (function () {
   "use strict";
 
+  // A run page's first ask waits a moment: most runs end within it, and an admin who moves on
+  // at once leaves no request behind.
+  var FIRST_ASK_MS = 1000;
+
   // A running run's page follows it: outcome and counts change in place when it ends (no
   // reload). Each status response ends at once and EventSource asks again (`retry`), so no
   // request is open when the admin moves on; the source is closed between responses only.
   function liveRun() {
     var facts = document.querySelector("[data-run-status]");
     if (!facts || facts.getAttribute("data-run-status") !== "running" || !window.EventSource) return;
+    setTimeout(function () { follow(facts); }, FIRST_ASK_MS);
+  }
+
+  function follow(facts) {
     var live = document.querySelector("[data-testid=run-live]");
     var outcome = document.querySelector("[data-testid=run-outcome] .outcome");
     var counts = document.querySelector("[data-testid=run-counts]");
