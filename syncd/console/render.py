@@ -16,9 +16,11 @@ from fastapi.templating import Jinja2Templates
 from starlette.responses import HTMLResponse
 
 from syncd.console.deps import csrf_token
+from syncd.console.filters import FILTERS
 
 TEMPLATES = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
 TEMPLATES.env.autoescape = True
+TEMPLATES.env.filters.update(FILTERS)
 
 #: (path, label) of the navigation bar, in order.
 NAV: tuple[tuple[str, str], ...] = (
