@@ -235,6 +235,7 @@ def apply_login_plan(session: Session, actor: Actor, plan: Plan, scope: LoginSco
         if c.kind == "restore_team" and c.store_id is not None:
             row = team_ops.set_archived(session, actor=actor, team_id=c.store_id, archived=False)
             names[row.id] = (row.id, c.external_id, row.display_name)
+    session.flush()  # the bulk statements bump versions in SQL: the ORM rows must be written first
     for kind, done in (("add_members", out.added), ("remove_members", out.removed)):
         _members(session, actor, plan.members, kind, scope.user.id, ids, names, done)
     return out
