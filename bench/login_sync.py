@@ -8,12 +8,17 @@ teams and changes the memberships, and the answer. Three cases per size:
   first   the first login: every team and membership is created (one sample per size)
   steady  nothing changed since the last login (p50/p95 over --samples logins)
   change  one group left and one joined since the last login (p50/p95 over --samples logins)
+At 500 groups the per-row write (one service call per team and per membership, the path the
+login took before it planned with the reconcile diff: `tests/daemon/login_per_row.py`) is timed
+in the same run on its own directory (`rows_*`, first and steady), and `speedup_*` is its time
+over the login's: the machine is shared, so the ratio is the figure to compare across runs.
 Prints one JSON line.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import tempfile
@@ -32,6 +37,7 @@ from syncd.config import parse_config
 from syncd.daemon.login import LoginService
 from syncd.reconcile.snapshot import Snapshot, SnapshotGroup, SnapshotUser, UserGroups
 from syncd.store.engine import make_engine, upgrade
+from tests.daemon.login_per_row import sync_per_row
 
 PG = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 SIZES = (5, 50, 500)
@@ -96,6 +102,26 @@ def measure(engine: Any, samples: int) -> dict[str, float]:
             out[f"change_p50_ms_{n}"], out[f"change_p95_ms_{n}"] = pct(change, 50), pct(change, 95)
     finally:
         svc.close()
+    out.update(per_row(engine, max(20, samples // 4), out))
+    return out
+
+
+def per_row(engine: Any, samples: int, login: dict[str, float]) -> dict[str, float]:
+    """The per-row write for a user in 500 groups, first and steady, in directory "rows"."""
+    user = SnapshotUser("user-rows", "rows@example.com", email="rows@example.com")
+    answer = UserGroups("rows", user, groups(500, offset=100_000))
+    t0 = time.perf_counter()
+    assert len(sync_per_row(engine, "rows", answer)["created"]) == 500
+    first = time.perf_counter() - t0
+    steady = []
+    for _ in range(samples):
+        t0 = time.perf_counter()
+        sync_per_row(engine, "rows", answer)
+        steady.append(time.perf_counter() - t0)
+    out = {"rows_first_ms_500": round(first * 1000, 2)}
+    out["rows_steady_p50_ms_500"], out["rows_steady_p95_ms_500"] = pct(steady, 50), pct(steady, 95)
+    out["speedup_first_500"] = round(out["rows_first_ms_500"] / login["first_ms_500"], 1)
+    out["speedup_steady_p50_500"] = round(out["rows_steady_p50_ms_500"] / login["steady_p50_ms_500"], 1)
     return out
 
 
@@ -103,7 +129,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--samples", type=int, default=200)
     a = ap.parse_args()
-    out: dict[str, object] = {"samples": a.samples}
+    out: dict[str, object] = {"samples": a.samples, "load_avg_1m_at_start": round(os.getloadavg()[0], 2)}
     with tempfile.TemporaryDirectory() as d:
         eng = make_engine(f"sqlite:///{d}/bench.db")
         out.update({f"sqlite_{k}": v for k, v in measure(eng, a.samples).items()})
@@ -119,6 +145,7 @@ def main() -> None:
             c.execute(text("DROP SCHEMA bench_login CASCADE"))
     except Exception as exc:  # PostgreSQL not reachable: report SQLite only
         out["postgres"] = f"skipped: {type(exc).__name__}: {exc}"[:200]
+    out["load_avg_1m_at_end"] = round(os.getloadavg()[0], 2)
     print(orjson.dumps(out).decode())
 
 
