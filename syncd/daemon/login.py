@@ -1,13 +1,18 @@
 """On-login sync: one user's groups, fresh from the IdP, at the moment the user signs in.
 
 `LoginService.sync(directory, user)` fetches the user's transitive groups within the
-directory's `login_time_budget` (seconds), then in one transaction: creates the user if the
-store has none, creates (or restores) the in-scope teams it is missing, adds the user to the
-teams of its groups and removes it from the other teams of that directory whose group the
-connector's per-user lookup can report (`UserGroups.reports`: a lookup blind to a membership,
-such as Google's to whole-customer groups, never causes its removal). Manual memberships are
-never removed (the service refuses it for non-manual actors); teams of other directories and
-local teams are not touched.
+directory's `login_time_budget` (seconds). The changes are the reconcile diff over a one-user
+scope (`syncd.reconcile.login`): create the user if the store has none, create (or restore) the
+in-scope teams it is missing (named as a pull names them), add the user to the teams of its
+groups and remove it from the other teams of that directory whose group the connector's
+per-user lookup can report (`UserGroups.reports`: a lookup blind to a membership, such as
+Google's to whole-customer groups, never causes its removal). Manual memberships are never
+removed; teams of other directories, and teams without an external id, are not touched; a
+login never renames or archives a team, nor changes a stored user (the next pull does).
+
+The store is first read in a read-only transaction: when it already holds all of that (the
+common login), the answer comes from that read and nothing is written or locked. Otherwise
+the changes are written in one transaction, a few statements whatever the number of groups.
 
 If the IdP fails or is slower than the budget, nothing is written: the answer is the stored
 teams with `stale: true`. Concurrent logins of one user are serialised (PostgreSQL: a
@@ -43,7 +48,7 @@ from syncd.reconcile import login as one_user
 from syncd.reconcile.apply import user_body
 from syncd.reconcile.clean import clean_user_groups
 from syncd.reconcile.options import run_options
-from syncd.reconcile.snapshot import UserGroups
+from syncd.reconcile.snapshot import SnapshotGroup, UserGroups
 from syncd.reconcile.view import StoredUser
 from syncd.service import limits, tokens
 from syncd.service import users as user_ops
@@ -249,11 +254,36 @@ class LoginService:
                 result.user = _user(row)
                 result.teams = [t.to_dict() for t in one_user.user_teams(s, row.id)]
 
+    def _unchanged(self, result: LoginResult, name: str, ug: UserGroups, kept: list[SnapshotGroup]) -> bool:
+        """Whether the store already holds what this login would write (then `result` is filled
+        in): a read-only transaction, without the user's lock or the writer's (SQLite), so that
+        the common login neither waits for a pull's write nor writes anything."""
+        assert ug.user is not None
+        with session_scope(self.engine, write=False) as s:
+            found = one_user.read_user(s, name, ug.user.external_id)
+            if found is None:
+                return False
+            user, held = found
+            view = one_user.read_scope(s, name, user, [g.external_id for g in kept], held)
+            if not one_user.login_plan(ug, kept, view).empty:
+                return False
+        result.user = {
+            "id": user.id,
+            "external_id": user.external_id,
+            "user_name": user.user_name,
+            "active": user.active,
+        }
+        result.teams = [t.to_dict() for t in held]
+        result.notes = list(ug.notes)
+        return True
+
     def _write(self, result: LoginResult, name: str, d: Any, ug: UserGroups) -> None:
         assert ug.user is not None
         scope = run_options(d).scope
         kept = sorted((g for g in ug.groups if scope.keeps(g)), key=lambda g: g.external_id)
         in_scope = scope.users == "all" or bool(kept)
+        if self._unchanged(result, name, ug, kept):
+            return
         actor = Actor("login", name, "login")
         for attempt in range(WRITE_ATTEMPTS):
             result.added, result.removed, result.created_teams, result.notes = [], [], [], []
@@ -327,5 +357,5 @@ def _find_stored_user(s: Session, directory: str, key: str) -> User | None:
     return s.execute(q).scalars().first()
 
 
-def _user(row: User) -> dict[str, Any]:
+def _user(row: User | StoredUser) -> dict[str, Any]:
     return {"id": row.id, "external_id": row.external_id, "user_name": row.user_name, "active": row.active}

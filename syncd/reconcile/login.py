@@ -54,6 +54,12 @@ _USER_TEAMS = (
     "SELECT t.id, t.external_id, t.display_name, t.directory, t.archived, m.source FROM memberships AS m "
     "JOIN teams AS t ON t.id = m.team_id WHERE m.user_id = {} ORDER BY t.display_name_key"
 )
+_USER_AND_TEAMS = (
+    "SELECT u.id, u.user_name, u.active, t.id, t.external_id, t.display_name, t.directory, t.archived, "
+    "m.source FROM users AS u LEFT JOIN memberships AS m ON m.user_id = u.id "
+    "LEFT JOIN teams AS t ON t.id = m.team_id "
+    "WHERE coalesce(u.directory, '') = {} AND u.external_id = {} ORDER BY t.display_name_key"
+)
 _BY_EXT_SQLITE = text(
     "SELECT t.id, t.external_id, t.display_name, t.archived FROM json_each(:exts) AS x "
     "CROSS JOIN teams AS t WHERE coalesce(t.directory, '') = :dir AND t.external_id = x.value"
@@ -134,12 +140,45 @@ def user_teams(session: Session, user_id: str) -> list[HeldTeam]:
     return [HeldTeam(*row) for row in conn.execute(q).all()]
 
 
-def read_scope(session: Session, directory: str, user: StoredUser, group_ids: Sequence[str]) -> LoginScope:
-    """The user's memberships and the directory's teams of `group_ids` (all of the directory's
-    teams, and the names of those without an external id, if some group has no team yet).
+def read_user(session: Session, directory: str, external_id: str) -> tuple[StoredUser, list[HeldTeam]] | None:
+    """The directory's user of this external id and every team it belongs to (as `user_teams`),
+    in one statement; None if the store has no such user."""
+    if not limits.storable_id(external_id):
+        return None
+    conn = session.connection()
+    raw = conn.connection.dbapi_connection
+    if conn.dialect.name in ("sqlite", "postgresql") and raw is not None:
+        cur = raw.cursor()
+        try:
+            mark = "?" if conn.dialect.name == "sqlite" else "%s"
+            cur.execute(_USER_AND_TEAMS.format(mark, mark), (directory, external_id))
+            rows = cur.fetchall()
+        finally:
+            cur.close()
+    else:
+        rows = conn.execute(
+            text(_USER_AND_TEAMS.format(":d", ":e")), {"d": directory, "e": external_id}
+        ).all()
+    if not rows:
+        return None
+    uid, name, active = rows[0][:3]
+    held = [HeldTeam(i, e, n, d, bool(a), src) for *_, i, e, n, d, a, src in rows if i is not None]
+    return StoredUser(uid, external_id, name, bool(active)), held
+
+
+def read_scope(
+    session: Session,
+    directory: str,
+    user: StoredUser,
+    group_ids: Sequence[str],
+    held: list[HeldTeam] | None = None,
+) -> LoginScope:
+    """The user's memberships (`held`, read here if None) and the directory's teams of
+    `group_ids` the user is not in (all of the directory's teams, and the names of those without
+    an external id, if some group has no team yet).
 
     Ids the store cannot hold name no team and are not looked up (PostgreSQL refuses a NUL)."""
-    held = user_teams(session, user.id)
+    held = user_teams(session, user.id) if held is None else held
     teams = {
         h.external_id: StoredTeam(h.id, h.external_id, h.display_name, h.archived)
         for h in held

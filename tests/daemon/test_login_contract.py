@@ -8,6 +8,7 @@ the login service in one and to the per-row path in the other; rows are compared
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
@@ -18,7 +19,7 @@ from sqlalchemy import Engine, event, func, select
 
 from connectors.base import Connector
 from syncd.config import parse_config
-from syncd.daemon.login import LoginService
+from syncd.daemon.login import LoginService, _xact_lock
 from syncd.reconcile.apply import apply_plan
 from syncd.reconcile.diff import diff
 from syncd.reconcile.load import load_view
@@ -30,6 +31,8 @@ from syncd.store import session_scope
 from syncd.store.models import AuditEvent, Change, Membership, Team, User
 from tests.daemon.login_per_row import sync_per_row
 
+#: upper bound for a thread to reach the point a test waits for (not a timing assertion)
+PATIENCE_S = 30.0
 U1 = SnapshotUser("u1", "ada@x", email="ada@x", display_name="Ada")
 U2 = SnapshotUser("u2", "bob@x", email="bob@x")
 G = {
@@ -231,3 +234,35 @@ def test_a_first_login_sends_as_many_statements_for_100_groups_as_for_3(
         again = statements_of_a_login(engine, tmp_path, d, answer)
         assert not [q for q in again if q.lstrip().upper().startswith(("INSERT", "UPDATE", "DELETE"))]
     assert sizes[3] == sizes[100]
+
+
+def test_an_unchanged_login_answers_while_a_writer_holds_the_store(engine: Engine, tmp_path: Path) -> None:
+    """The common login only reads: it neither waits for another writer (SQLite: a pull's batch
+    holds the write lock; PostgreSQL: another login of the user holds its lock) nor writes."""
+    d = "held"
+    answer = UserGroups(d, U1, (G["g1"], G["g2"]))
+    statements_of_a_login(engine, tmp_path, d, answer)  # the first login writes
+    holding, release = threading.Event(), threading.Event()
+
+    def writer() -> None:
+        with session_scope(engine) as s:
+            _xact_lock(s, d, U1.external_id)
+            tokens.ensure_directory(s, name=d, kind="graph")
+            holding.set()
+            assert release.wait(PATIENCE_S)
+
+    t = threading.Thread(target=writer)
+    t.start()
+    try:
+        assert holding.wait(PATIENCE_S)
+        box: list[list[str]] = []
+        login = threading.Thread(
+            target=lambda: box.append(statements_of_a_login(engine, tmp_path, d, answer))
+        )
+        login.start()
+        login.join(PATIENCE_S)
+        assert box, "the login waited for the writer"
+        assert not [q for q in box[0] if q.lstrip().upper().startswith(("INSERT", "UPDATE", "DELETE"))]
+    finally:
+        release.set()
+        t.join(PATIENCE_S)
