@@ -1,10 +1,10 @@
 """One user's on-login sync, as the reconcile diff over a one-user scope.
 
-`read_scope` reads what the store holds for one user in a few statements, whatever the number
-of groups: the user's memberships (every directory, for the answer) and the directory's teams
-of the user's groups (one statement for all of them). When some group has no team yet, it
-reads every team of the directory instead, so that new teams are named as a pull names them
-(`syncd.reconcile.names`: the rule depends on all of the directory's teams).
+`read_user` reads the directory's user of an external id and all the teams it belongs to in
+one statement; `read_scope` adds the directory's teams of the user's groups it is not in yet
+(one statement for all of them) and, when some group has no team yet, every team of the
+directory instead, so that new teams are named as a pull names them (`syncd.reconcile.names`:
+the rule depends on all of the directory's teams).
 
 `login_plan` (pure) turns the IdP's answer and that scope into a delta `Snapshot` and a
 `StoreView` limited to the one user (the user's groups carry it as their only member; the
@@ -18,9 +18,10 @@ teams it belongs to whose group the lookup reports and does not return carry no 
   report is not compared at all.
 
 `apply_login_plan` writes that plan in the caller's transaction through the bulk service
-operations: one statement for the creates, one for the adds, one for the removes, each with the
-versions, audit events and change-feed rows their per-row counterparts (`teams.create_team`,
-`teams.change_members` per team) write, in the same order. An empty plan writes nothing. A
+operations: one statement (an executemany) for the creates, one for the adds, one for the removes (their audit
+events and change-feed rows likewise), with the versions, audit events and change-feed rows
+their per-row counterparts (`teams.create_team` per team in external-id order,
+`teams.change_members` per team in id order) write. An empty plan writes nothing. A
 create that meets a team a concurrent writer just created raises `LostRace`: the caller retries
 in a new transaction, whose read adopts that row.
 """
@@ -247,23 +248,13 @@ def apply_login_plan(session: Session, actor: Actor, plan: Plan, scope: LoginSco
         return out
     ids: dict[str, str] = {}
     names = {t.id: (t.id, t.external_id, t.display_name) for t in scope.teams.values()}
-    creates: list[TeamChange] = []
-    for c in plan.teams:
-        if c.kind != "create_team":
-            continue
-        body = {"displayName": c.display_name, "externalId": c.external_id}
-        try:
-            require(GROUP, normalize(GROUP, body))
-        except InvalidValue as exc:  # beyond the service's limits even cleaned
-            out.notes.append(f"group {c.external_id!r} not created: {exc.detail}")
-            continue
-        creates.append(c)
+    creates = [c for c in plan.teams if c.kind == "create_team"]
     try:
-        new = bulk.create_teams(
-            session,
-            actor=actor,
-            bodies=[{"displayName": c.display_name, "externalId": c.external_id} for c in creates],
-        )
+        try:
+            new = bulk.create_teams(session, actor=actor, bodies=[_body(c) for c in creates])
+        except InvalidValue:  # some group is beyond the service's limits even cleaned (nothing
+            creates = _valid(creates, out.notes)  # was written): create the others
+            new = bulk.create_teams(session, actor=actor, bodies=[_body(c) for c in creates])
     except Conflict as exc:  # the view was read before a concurrent writer's commit
         raise LostRace(exc.detail) from exc
     for c, tid in zip(creates, new, strict=True):
@@ -277,6 +268,23 @@ def apply_login_plan(session: Session, actor: Actor, plan: Plan, scope: LoginSco
     session.flush()  # the bulk statements bump versions in SQL: the ORM rows must be written first
     for kind, done in (("add_members", out.added), ("remove_members", out.removed)):
         _members(session, actor, plan.members, kind, scope.user.id, ids, names, done)
+    return out
+
+
+def _body(c: TeamChange) -> dict[str, Any]:
+    return {"displayName": c.display_name, "externalId": c.external_id}
+
+
+def _valid(creates: list[TeamChange], notes: list[str]) -> list[TeamChange]:
+    """The creates whose body the service accepts; a note for each of the others."""
+    out = []
+    for c in creates:
+        try:
+            require(GROUP, normalize(GROUP, _body(c)))
+        except InvalidValue as exc:
+            notes.append(f"group {c.external_id!r} not created: {exc.detail}")
+            continue
+        out.append(c)
     return out
 
 
