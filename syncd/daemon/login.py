@@ -267,12 +267,7 @@ class LoginService:
             view = one_user.read_scope(s, name, user, [g.external_id for g in kept], held)
             if not one_user.login_plan(ug, kept, view).empty:
                 return False
-        result.user = {
-            "id": user.id,
-            "external_id": user.external_id,
-            "user_name": user.user_name,
-            "active": user.active,
-        }
+        result.user = _user(user)
         result.teams = [t.to_dict() for t in held]
         result.notes = list(ug.notes)
         return True
