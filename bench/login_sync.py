@@ -11,7 +11,10 @@ teams and changes the memberships, and the answer. Three cases per size:
 At 500 groups the per-row write (one service call per team and per membership, the path the
 login took before it planned with the reconcile diff: `tests/daemon/login_per_row.py`) is timed
 in the same run on its own directory (`rows_*`, first and steady), and `speedup_*` is its time
-over the login's: the machine is shared, so the ratio is the figure to compare across runs.
+over the login's: the machine is shared, so the ratio is the figure to compare across runs
+(`*_at_baseline_load` divides the per-row figures of the run that set issue 12's "now" column
+by it). `first_in_bulk_ms_*` is the part of a first login spent in `syncd.service.bulk`, and
+`note` says which of issue 12's bars the run met and where the time goes.
 Prints one JSON line.
 """
 
@@ -191,7 +194,8 @@ def note(out: dict[str, object]) -> str:
         "read-only transaction, one statement for the user and its teams, the reconcile diff "
         "over its groups (the largest Python cost, about a third), the answer; nothing written "
         "or locked; plus the hop to the connectors' event-loop thread and back, and on "
-        "PostgreSQL three round trips. First: first_in_bulk_ms_500 of first_ms_500 is "
+        "PostgreSQL four round trips (pool ping, BEGIN, the query, COMMIT). First: "
+        "first_in_bulk_ms_500 of first_ms_500 is "
         "syncd.service.bulk writing what a per-row first login writes (500 teams and "
         "memberships, 500 version bumps, 1000 audit events and 1000 feed rows) as executemany, "
         "one pipelined statement per row on PostgreSQL; multi-row INSERT or COPY in the bulk "
