@@ -1,13 +1,18 @@
 """On-login sync: one user's groups, fresh from the IdP, at the moment the user signs in.
 
 `LoginService.sync(directory, user)` fetches the user's transitive groups within the
-directory's `login_time_budget` (seconds), then in one transaction: creates the user if the
-store has none, creates (or restores) the in-scope teams it is missing, adds the user to the
-teams of its groups and removes it from the other teams of that directory whose group the
-connector's per-user lookup can report (`UserGroups.reports`: a lookup blind to a membership,
-such as Google's to whole-customer groups, never causes its removal). Manual memberships are
-never removed (the service refuses it for non-manual actors); teams of other directories and
-local teams are not touched.
+directory's `login_time_budget` (seconds). The changes are the reconcile diff over a one-user
+scope (`syncd.reconcile.login`): create the user if the store has none, create (or restore) the
+in-scope teams it is missing (named as a pull names them), add the user to the teams of its
+groups and remove it from the other teams of that directory whose group the connector's
+per-user lookup can report (`UserGroups.reports`: a lookup blind to a membership, such as
+Google's to whole-customer groups, never causes its removal). Manual memberships are never
+removed; teams of other directories, and teams without an external id, are not touched; a
+login never renames or archives a team, nor changes a stored user (the next pull does).
+
+The store is first read in a read-only transaction: when it already holds all of that (the
+common login), the answer comes from that read and nothing is written or locked. Otherwise
+the changes are written in one transaction, a few statements whatever the number of groups.
 
 If the IdP fails or is slower than the budget, nothing is written: the answer is the stored
 teams with `stale: true`. Concurrent logins of one user are serialised (PostgreSQL: a
@@ -39,18 +44,19 @@ from connectors.base import Connector, ConnectorError
 from connectors.factory import build_connector
 from syncd.config import Settings
 from syncd.daemon.metrics import Metrics
+from syncd.reconcile import login as one_user
 from syncd.reconcile.apply import user_body
 from syncd.reconcile.clean import clean_user_groups
 from syncd.reconcile.options import run_options
 from syncd.reconcile.snapshot import SnapshotGroup, UserGroups
+from syncd.reconcile.view import StoredUser
 from syncd.service import limits, tokens
-from syncd.service import teams as team_ops
 from syncd.service import users as user_ops
 from syncd.service.context import Actor
 from syncd.service.errors import Conflict, InvalidValue
 from syncd.service.resource import fold
 from syncd.store import session_scope
-from syncd.store.models import Membership, Team, User, UserEmail
+from syncd.store.models import User, UserEmail
 
 log = logging.getLogger("syncd.daemon.login")
 
@@ -78,12 +84,8 @@ class StoreConflict(LoginError):
     status = 409
 
 
-def _team(t: Team, source: str | None = None) -> dict[str, Any]:
-    d: dict[str, Any] = {"id": t.id, "external_id": t.external_id, "display_name": t.display_name}
-    if source is not None:
-        d["source"] = source
-        d["directory"] = t.directory
-    return d
+def _change(t: tuple[str, str, str]) -> dict[str, Any]:
+    return {"id": t[0], "external_id": t[1], "display_name": t[2]}
 
 
 @dataclass
@@ -250,13 +252,33 @@ class LoginService:
             row = _find_stored_user(s, result.directory, key)
             if row is not None:
                 result.user = _user(row)
-                result.teams = _teams_of(s, row.id)
+                result.teams = [t.to_dict() for t in one_user.user_teams(s, row.id)]
+
+    def _unchanged(self, result: LoginResult, name: str, ug: UserGroups, kept: list[SnapshotGroup]) -> bool:
+        """Whether the store already holds what this login would write (then `result` is filled
+        in): a read-only transaction, without the user's lock or the writer's (SQLite), so that
+        the common login neither waits for a pull's write nor writes anything."""
+        assert ug.user is not None
+        with session_scope(self.engine, write=False) as s:
+            found = one_user.read_user(s, name, ug.user.external_id)
+            if found is None:
+                return False
+            user, held = found
+            view = one_user.read_scope(s, name, user, [g.external_id for g in kept], held)
+            if not one_user.login_plan(ug, kept, view).empty:
+                return False
+        result.user = _user(user)
+        result.teams = [t.to_dict() for t in held]
+        result.notes = list(ug.notes)
+        return True
 
     def _write(self, result: LoginResult, name: str, d: Any, ug: UserGroups) -> None:
         assert ug.user is not None
         scope = run_options(d).scope
         kept = sorted((g for g in ug.groups if scope.keeps(g)), key=lambda g: g.external_id)
         in_scope = scope.users == "all" or bool(kept)
+        if self._unchanged(result, name, ug, kept):
+            return
         actor = Actor("login", name, "login")
         for attempt in range(WRITE_ATTEMPTS):
             result.added, result.removed, result.created_teams, result.notes = [], [], [], []
@@ -275,87 +297,30 @@ class LoginService:
                         except InvalidValue as exc:  # beyond the service's limits even cleaned
                             result.notes.append(f"the user was not created: {exc.detail}")
                             return
-                    wanted = {t.id: t for t in self._ensure_teams(s, actor, kept, result)}
-                    current = {
-                        t.id: t
-                        for t in s.execute(
-                            select(Team)
-                            .join(Membership, Membership.team_id == Team.id)
-                            .where(Membership.user_id == row.id, Team.directory == name)
-                        ).scalars()
-                    }
-                    for tid in sorted(wanted.keys() - current.keys()):
-                        added, _ = team_ops.change_members(s, actor=actor, team_id=tid, add=[row.id])
-                        if added:
-                            result.added.append(_team(wanted[tid]))
-                    for tid in sorted(current.keys() - wanted.keys()):
-                        if not ug.reports(current[tid].external_id or ""):
-                            continue  # the lookup cannot see this membership: keep it
-                        _, removed = team_ops.change_members(s, actor=actor, team_id=tid, remove=[row.id])
-                        if removed:
-                            result.removed.append(_team(current[tid]))
+                    stored = StoredUser(row.id, ug.user.external_id, row.user_name, row.active)
+                    view = one_user.read_scope(s, name, stored, [g.external_id for g in kept])
+                    plan = one_user.login_plan(ug, kept, view)
+                    changes = one_user.apply_login_plan(s, actor, plan, view)
+                    result.created_teams = [_change(t) for t in changes.created]
+                    result.added = [_change(t) for t in changes.added]
+                    result.removed = [_change(t) for t in changes.removed]
+                    result.notes.extend(changes.notes)
                     result.notes.extend(ug.notes)
-                    s.flush()
                     result.user = _user(row)
-                    result.teams = _teams_of(s, row.id)
+                    # a planned change may have been made meanwhile by a concurrent writer: read again
+                    held = view.held if plan.empty else one_user.user_teams(s, row.id)
+                    result.teams = [t.to_dict() for t in held]
                 return
-            except (OperationalError, Conflict) as exc:  # lost a race to a concurrent writer?
+            except (OperationalError, Conflict, one_user.LostRace) as exc:  # lost a race?
                 if attempt == WRITE_ATTEMPTS - 1:
+                    if isinstance(exc, one_user.LostRace):
+                        raise Conflict(str(exc)) from exc
                     raise
-                with session_scope(self.engine, write=False) as s:
-                    if not _lost_race(s, exc, name, ug.user.external_id):
-                        raise
+                if not isinstance(exc, one_user.LostRace):
+                    with session_scope(self.engine, write=False) as s:
+                        if not _lost_race(s, exc, name, ug.user.external_id):
+                            raise
                 log.info("login write retried after a concurrent writer", exc_info=True)
-
-    def _create_team(self, s: Session, actor: Actor, g: SnapshotGroup, result: LoginResult) -> Team | None:
-        """The team of `g`, created unless a concurrent pull or login created it first (then that
-        row is used). If another team of the directory holds the group's name, the team is named
-        `"<name> (<external id>)"`, as a pull names same-named groups; None (with a note) only if
-        that name is taken too."""
-        for name in (g.display_name, f"{g.display_name} ({g.external_id})"):
-            try:
-                with s.begin_nested():
-                    body = {"displayName": name, "externalId": g.external_id}
-                    t = team_ops.create_team(s, actor=actor, body=body)
-                result.created_teams.append(_team(t))
-                return t
-            except InvalidValue as exc:  # beyond the service's limits even cleaned
-                result.notes.append(f"group {g.external_id!r} not created: {exc.detail}")
-                return None
-            except Conflict:  # its externalId (a concurrent writer won: use its row) or its name
-                t = team_ops.find_team(s, actor=actor, external_id=g.external_id)
-                if t is not None:
-                    return t
-        result.notes.append(
-            f"group {g.display_name!r} not added: other teams of this directory hold its names"
-        )
-        return None
-
-    def _ensure_teams(
-        self, s: Session, actor: Actor, groups: list[SnapshotGroup], result: LoginResult
-    ) -> list[Team]:
-        if not groups:
-            return []
-        # an id the store cannot hold names no stored team (and PostgreSQL refuses a NUL in a
-        # query): its group gets the service's refusal as a note in `_create_team`
-        exts = [g.external_id for g in groups if limits.storable_id(g.external_id)]
-        have = {
-            t.external_id: t
-            for t in s.execute(
-                select(Team).where(Team.directory == actor.directory, Team.external_id.in_(exts))  # type: ignore[union-attr]
-            ).scalars()
-        }
-        out: list[Team] = []
-        for g in groups:
-            t = have.get(g.external_id)
-            if t is None:
-                t = self._create_team(s, actor, g, result)
-                if t is None:
-                    continue
-            elif t.archived:
-                t = team_ops.set_archived(s, actor=actor, team_id=t.id, archived=False)
-            out.append(t)
-        return out
 
 
 def _lost_race(s: Session, exc: Exception, directory: str, external_id: str) -> bool:
@@ -387,15 +352,5 @@ def _find_stored_user(s: Session, directory: str, key: str) -> User | None:
     return s.execute(q).scalars().first()
 
 
-def _user(row: User) -> dict[str, Any]:
+def _user(row: User | StoredUser) -> dict[str, Any]:
     return {"id": row.id, "external_id": row.external_id, "user_name": row.user_name, "active": row.active}
-
-
-def _teams_of(s: Session, user_id: str) -> list[dict[str, Any]]:
-    q = (
-        select(Team, Membership.source)
-        .join(Membership, Membership.team_id == Team.id)
-        .where(Membership.user_id == user_id)
-        .order_by(Team.display_name_key)
-    )
-    return [_team(t, source) for t, source in s.execute(q).tuples()]

@@ -218,10 +218,9 @@ def test_postgres_apply_inserting_a_user_a_login_holds_uncommitted_adopts_it(
     engine, snap, logins = world
     if engine.dialect.name != "postgresql":
         pytest.skip("SQLite writers never interleave (the write lock is taken at BEGIN)")
-    from syncd.service import teams as team_ops
 
     plan = plan_for(engine, snap)
-    release, pids = held_inside(team_ops, "change_members", monkeypatch)  # the login's, after its creates
+    release, pids = held_inside(bulk, "add_memberships", monkeypatch)  # the login's, after its creates
     login, got = in_thread(lambda: logins.sync(snap.directory, "u5"))
     pid = wait_for(pids)
     pulled, result = in_thread(lambda: apply_plan(engine, plan, pull(snap)))
