@@ -13,7 +13,7 @@ when the token cache has no live entry.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Annotated, Any
 
 import orjson
@@ -34,11 +34,25 @@ MAX_INT = 2**31 - 1
 
 @dataclass(frozen=True)
 class ScimContext:
-    """What the app was built with. `base` is the absolute URL of `/scim/v2` (no trailing /)."""
+    """What the app was built with. `base` is the absolute URL of `/scim/v2` (no trailing /).
+
+    `reads` is the engine of read-only requests (list, get, search). On PostgreSQL it runs in
+    autocommit: at the store's READ COMMITTED isolation every statement takes its own snapshot
+    inside a transaction or not, so the answers are the same, without a BEGIN and a COMMIT
+    round trip per request. On SQLite it is `engine` (a read transaction there gives all its
+    statements one snapshot, and BEGIN costs no round trip).
+    """
 
     engine: Engine
     base: str
     max_body_bytes: int
+    reads: Engine = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        reads = self.engine
+        if self.engine.dialect.name == "postgresql":
+            reads = self.engine.execution_options(isolation_level="AUTOCOMMIT")
+        object.__setattr__(self, "reads", reads)
 
 
 async def context(request: Request) -> ScimContext:

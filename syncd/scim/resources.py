@@ -83,7 +83,7 @@ def etag_matches(header: str | None, version: int) -> bool:
 
 def list_resources(ctx: ScimContext, kind: Kind, actor: Actor, q: ListParams) -> Response:
     proj = Projection.parse(kind.rt, q.attributes, q.excluded)
-    with session_scope(ctx.engine, write=False) as s:
+    with session_scope(ctx.reads, write=False) as s:
         page = kind.list(s, actor, q.filter, q.start_index, q.count)
         resources = render_rows(s, kind, page.items, ctx.base, proj)
     return ScimResponse(list_response(resources, page.total, page.start_index))
@@ -93,7 +93,7 @@ def get_resource(
     ctx: ScimContext, kind: Kind, actor: Actor, resource_id: str, shape: Shape, if_none_match: str | None
 ) -> Response:
     proj = Projection.parse(kind.rt, shape.attributes, shape.excluded)
-    with session_scope(ctx.engine, write=False) as s:
+    with session_scope(ctx.reads, write=False) as s:
         row = kind.get(s, actor, resource_id)
         if etag_matches(if_none_match, row.version):
             return Response(status_code=304, headers={"ETag": etag(row.version)})
