@@ -193,10 +193,6 @@ class TokenCache:
                 self._forgotten = {h: t for h, t in self._forgotten.items() if now - t < 60}
             self._forgotten[token_hash] = now
 
-    def clear(self) -> None:
-        with self._lock:
-            self._rows.clear()
-
 
 #: The process's token cache (the SCIM endpoint's; `revoke_token` invalidates it).
 CACHE = TokenCache()
