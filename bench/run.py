@@ -47,6 +47,10 @@ BENCHES: dict[str, dict[str, object]] = {
         "title": "SCIM endpoint: Entra-like mix at 1/8/32 clients; member add, team 100 vs 100,000",
         "sized": False,
     },
+    "scim_vs_reference": {
+        "title": "SCIM endpoint vs scim2-server (reference): filter+create pairs at 1/8/32 clients",
+        "sized": False,
+    },
     "cli_start": {
         "title": "CLI start: syncd --version and users list vs python -c pass",
         "sized": False,

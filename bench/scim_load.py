@@ -75,15 +75,17 @@ EXPECTED = {"filter": 200, "create": 201, "add": 204, "remove": 204}
 
 
 @contextlib.contextmanager
-def syncd_serve(store_url: str, workdir: Path) -> Iterator[tuple[str, int]]:
-    """`syncd serve` on a free loopback port; yields (base URL of /scim/v2, server pid)."""
+def syncd_serve(store_url: str, workdir: Path, *, workers: int = 1) -> Iterator[tuple[str, int]]:
+    """`syncd serve` on a free loopback port (`workers` processes); yields (base URL of
+    /scim/v2, pid of the serving process, the workers' parent when there are several)."""
     port = free_port()
     cfg = workdir / "config.toml"
     cfg.write_text(
         f'state_dir = "{workdir / "state"}"\n'
         f"[store]\nurl = {orjson.dumps(store_url).decode()}\n"
         f'[server]\nlisten = "127.0.0.1:{port}"\n'
-        '[log]\nlevel = "warning"\n'
+        + (f"workers = {workers}\n" if workers > 1 else "")
+        + '[log]\nlevel = "warning"\n'
     )
     log = (workdir / "serve.log").open("wb")
     env = {**os.environ, "PYTHONPATH": str(ROOT)}

@@ -96,8 +96,6 @@ def start_server(args: argparse.Namespace) -> tuple[subprocess.Popen[bytes], str
     return proc, url, memberships
 
 
-
-
 async def floor(url: str, concurrency: int) -> tuple[int, int, int]:
     """Raw aiohttp over the same requests; returns (requests, users, memberships)."""
     import aiohttp

@@ -47,19 +47,33 @@ def serve(args: argparse.Namespace) -> None:
     fake = FakeGoogle(tenant, signing_key=key)  # type: ignore[arg-type]
     fake.warm()
     print(orjson.dumps({"memberships": tenant.membership_count}).decode(), flush=True)
-    uvicorn.run(fake.app(), host="127.0.0.1", port=args.port, log_level="warning",
-                lifespan="off", access_log=False)
+    uvicorn.run(
+        fake.app(), host="127.0.0.1", port=args.port, log_level="warning", lifespan="off", access_log=False
+    )
 
 
 def start_server(args: argparse.Namespace, key: Any) -> tuple[subprocess.Popen[bytes], str, int]:
     port = free_port()
-    cmd = [sys.executable, __file__, "--serve", "--port", str(port), "--users", str(args.users),
-           "--groups", str(args.groups), "--members", str(args.members)]
+    cmd = [
+        sys.executable,
+        __file__,
+        "--serve",
+        "--port",
+        str(port),
+        "--users",
+        str(args.users),
+        "--groups",
+        str(args.groups),
+        "--members",
+        str(args.members),
+    ]
     proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
     assert proc.stdin and proc.stdout
-    proc.stdin.write(key.private_bytes(serialization.Encoding.PEM,
-                                       serialization.PrivateFormat.PKCS8,
-                                       serialization.NoEncryption()))
+    proc.stdin.write(
+        key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+    )
     proc.stdin.close()
     memberships = orjson.loads(proc.stdout.readline())["memberships"]
     url = f"http://127.0.0.1:{port}"
@@ -86,8 +100,11 @@ async def floor(url: str, info: dict[str, str], concurrency: int, page: int) -> 
     from google.oauth2 import service_account
 
     creds = service_account.Credentials.from_service_account_info(
-        info, scopes=["https://www.googleapis.com/auth/admin.directory.user.readonly",
-                      "https://www.googleapis.com/auth/admin.directory.group.readonly"],
+        info,
+        scopes=[
+            "https://www.googleapis.com/auth/admin.directory.user.readonly",
+            "https://www.googleapis.com/auth/admin.directory.group.readonly",
+        ],
     ).with_subject("admin@contoso.example")
     creds.refresh(google_auth_httplib2.Request(httplib2.Http()))
     headers = {"Authorization": f"Bearer {creds.token}"}
@@ -102,8 +119,12 @@ async def floor(url: str, info: dict[str, str], concurrency: int, page: int) -> 
             ids: list[str] = []
             token = None
             while True:
-                async with sem, session.get(base + path, params={
-                        **params, **({"pageToken": token} if token else {})}) as r:
+                async with (
+                    sem,
+                    session.get(
+                        base + path, params={**params, **({"pageToken": token} if token else {})}
+                    ) as r,
+                ):
                     data = orjson.loads(await r.read())
                 calls += 1
                 ids.extend(item["id"] for item in data.get(key, ()))
@@ -111,16 +132,39 @@ async def floor(url: str, info: dict[str, str], concurrency: int, page: int) -> 
                 if not token:
                     return ids
 
-        users_t = asyncio.create_task(pages("/users", {
-            "customer": "my_customer", "maxResults": min(page, 500), "projection": "basic",
-            "fields": "nextPageToken,users(id,primaryEmail,name(givenName,familyName,fullName),"
-                      "suspended,archived)"}, "users"))
-        groups = await pages("/groups", {"customer": "my_customer", "maxResults": min(page, 200),
-                                         "fields": "nextPageToken,groups(id,email,name,"
-                                                   "description)"}, "groups")
-        await asyncio.gather(users_t, *(pages(f"/groups/{gid}/members", {
-            "maxResults": min(page, 200), "fields": "nextPageToken,members(id,email,type)"},
-            "members") for gid in groups))
+        users_t = asyncio.create_task(
+            pages(
+                "/users",
+                {
+                    "customer": "my_customer",
+                    "maxResults": min(page, 500),
+                    "projection": "basic",
+                    "fields": "nextPageToken,users(id,primaryEmail,name(givenName,familyName,fullName),"
+                    "suspended,archived)",
+                },
+                "users",
+            )
+        )
+        groups = await pages(
+            "/groups",
+            {
+                "customer": "my_customer",
+                "maxResults": min(page, 200),
+                "fields": "nextPageToken,groups(id,email,name,description)",
+            },
+            "groups",
+        )
+        await asyncio.gather(
+            users_t,
+            *(
+                pages(
+                    f"/groups/{gid}/members",
+                    {"maxResults": min(page, 200), "fields": "nextPageToken,members(id,email,type)"},
+                    "members",
+                )
+                for gid in groups
+            ),
+        )
     return calls
 
 
@@ -161,15 +205,25 @@ def main() -> None:
     finally:
         proc.terminate()
         proc.wait(timeout=10)
-    print(orjson.dumps({
-        "kind": "google", "users": len(snapshot.users), "groups": len(snapshot.groups),
-        "memberships": memberships, "snapshot_s": round(snapshot_s, 2),
-        "floor_s": round(floor_s, 2), "ratio": round(snapshot_s / floor_s, 2),
-        "peak_rss_mb": round(peak_mb, 1), "api_calls": snapshot.stats.api_calls,
-        "floor_calls": floor_calls, "concurrency": args.concurrency,
-        "transitive_memberships": sum(len(g.member_ids) for g in snapshot.groups.values()),
-        "rss_method": "getrusage ru_maxrss after snapshot, this process only",
-    }).decode())
+    print(
+        orjson.dumps(
+            {
+                "kind": "google",
+                "users": len(snapshot.users),
+                "groups": len(snapshot.groups),
+                "memberships": memberships,
+                "snapshot_s": round(snapshot_s, 2),
+                "floor_s": round(floor_s, 2),
+                "ratio": round(snapshot_s / floor_s, 2),
+                "peak_rss_mb": round(peak_mb, 1),
+                "api_calls": snapshot.stats.api_calls,
+                "floor_calls": floor_calls,
+                "concurrency": args.concurrency,
+                "transitive_memberships": sum(len(g.member_ids) for g in snapshot.groups.values()),
+                "rss_method": "getrusage ru_maxrss after snapshot, this process only",
+            }
+        ).decode()
+    )
 
 
 if __name__ == "__main__":

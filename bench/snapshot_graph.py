@@ -62,9 +62,17 @@ async def floor(url: str, fake: Any, page_size: int, concurrency: int) -> tuple[
     t0 = time.perf_counter()
     limits = httpx.Limits(max_connections=concurrency + 4, max_keepalive_connections=concurrency + 4)
     async with httpx.AsyncClient(limits=limits, timeout=60) as http:
-        tok = (await http.post(f"{url}/{fake.tenant_id}/oauth2/v2.0/token", data={
-            "grant_type": "client_credentials", "client_id": fake.client_id,
-            "client_secret": fake.client_secret, "scope": "http://127.0.0.1/.default"})).json()
+        tok = (
+            await http.post(
+                f"{url}/{fake.tenant_id}/oauth2/v2.0/token",
+                data={
+                    "grant_type": "client_credentials",
+                    "client_id": fake.client_id,
+                    "client_secret": fake.client_secret,
+                    "scope": "http://127.0.0.1/.default",
+                },
+            )
+        ).json()
         http.headers["Authorization"] = f"Bearer {tok['access_token']}"
 
         async def pages(link: str) -> list[dict[str, Any]]:
@@ -87,16 +95,18 @@ async def floor(url: str, fake: Any, page_size: int, concurrency: int) -> tuple[
 
         sel = "id,userPrincipalName,mail,displayName,givenName,surname,accountEnabled"
         users_task = asyncio.ensure_future(pages(f"{url}/v1.0/users?$select={sel}&$top={page_size}"))
-        groups = await pages(f"{url}/v1.0/groups?$select=id,displayName,description,securityEnabled"
-                             f"&$top={page_size}")
+        groups = await pages(
+            f"{url}/v1.0/groups?$select=id,displayName,description,securityEnabled&$top={page_size}"
+        )
         await asyncio.gather(*(members(g["id"]) for g in groups))
         users = await users_task
     return time.perf_counter() - t0, len(users), count
 
 
 async def snapshot(url: str, fake: Any, page_size: int, concurrency: int) -> tuple[float, Any]:
-    conn = fake.connector(url, directory="bench", page_size=page_size, concurrency=concurrency,
-                          time_budget=600.0)
+    conn = fake.connector(
+        url, directory="bench", page_size=page_size, concurrency=concurrency, time_budget=600.0
+    )
     try:
         t0 = time.perf_counter()
         snap = await conn.snapshot()
@@ -118,9 +128,13 @@ def main() -> None:
     from connectors.testing.graph import GraphFake
     from connectors.testing.tenant import Tenant
 
-    proc = subprocess.Popen([sys.executable, "-c", SERVER, str(args.users), str(args.groups),
-                             str(args.members)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                            text=True, cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    proc = subprocess.Popen(
+        [sys.executable, "-c", SERVER, str(args.users), str(args.groups), str(args.members)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+    )
     try:
         assert proc.stdout is not None
         url, memberships = proc.stdout.readline().split()
@@ -146,17 +160,31 @@ def main() -> None:
             proc.stdin.close()
         proc.wait(timeout=30)
     got = sum(len(g.member_ids) for g in snap.groups.values())
-    print(json.dumps({
-        "kind": "graph", "users": len(snap.users), "groups": len(snap.groups),
-        "memberships": got, "direct_memberships": int(memberships),
-        "snapshot_s": round(snap_s, 2), "floor_s": round(floor_s, 2),
-        "ratio": round(snap_s / floor_s, 2), "snapshot_cpu_s": round(snap_cpu, 2),
-        "floor_cpu_s": round(floor_cpu, 2), "cpu_ratio": round(snap_cpu / floor_cpu, 2),
-        "peak_rss_mb": round(peak, 1),
-        "snapshot_rss_delta_mb": round(peak - before, 1), "api_calls": snap.stats.api_calls,
-        "complete": snap.complete, "floor_users": n_users, "floor_memberships": n_members,
-        "concurrency": args.concurrency, "rss_method": "getrusage ru_maxrss (connector process)",
-    }))
+    print(
+        json.dumps(
+            {
+                "kind": "graph",
+                "users": len(snap.users),
+                "groups": len(snap.groups),
+                "memberships": got,
+                "direct_memberships": int(memberships),
+                "snapshot_s": round(snap_s, 2),
+                "floor_s": round(floor_s, 2),
+                "ratio": round(snap_s / floor_s, 2),
+                "snapshot_cpu_s": round(snap_cpu, 2),
+                "floor_cpu_s": round(floor_cpu, 2),
+                "cpu_ratio": round(snap_cpu / floor_cpu, 2),
+                "peak_rss_mb": round(peak, 1),
+                "snapshot_rss_delta_mb": round(peak - before, 1),
+                "api_calls": snap.stats.api_calls,
+                "complete": snap.complete,
+                "floor_users": n_users,
+                "floor_memberships": n_members,
+                "concurrency": args.concurrency,
+                "rss_method": "getrusage ru_maxrss (connector process)",
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

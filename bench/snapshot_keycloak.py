@@ -96,8 +96,6 @@ def start_server(args: argparse.Namespace) -> tuple[subprocess.Popen[bytes], str
     return proc, url, counts
 
 
-
-
 async def floor(url: str, concurrency: int, page_size: int) -> tuple[int, int, int]:
     """Raw aiohttp over the same pages; returns (requests, users, direct memberships)."""
     import aiohttp

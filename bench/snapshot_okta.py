@@ -53,16 +53,34 @@ def serve(args: argparse.Namespace) -> None:
     for gid in idx.group_ids:
         idx.members(gid)
     print(orjson.dumps({"memberships": tenant.membership_count}).decode(), flush=True)
-    uvicorn.run(fake.app(), host="127.0.0.1", port=args.port, log_level="warning",
-                lifespan="off", access_log=False, backlog=4096)
+    uvicorn.run(
+        fake.app(),
+        host="127.0.0.1",
+        port=args.port,
+        log_level="warning",
+        lifespan="off",
+        access_log=False,
+        backlog=4096,
+    )
 
 
 def start_server(args: argparse.Namespace) -> tuple[subprocess.Popen[bytes], str, int]:
     from connectors.testing.server import free_port
 
     port = free_port()
-    cmd = [sys.executable, __file__, "--serve", "--port", str(port), "--users", str(args.users),
-           "--groups", str(args.groups), "--members", str(args.members)]
+    cmd = [
+        sys.executable,
+        __file__,
+        "--serve",
+        "--port",
+        str(port),
+        "--users",
+        str(args.users),
+        "--groups",
+        str(args.groups),
+        "--members",
+        str(args.members),
+    ]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE)
     assert proc.stdout
     memberships = orjson.loads(proc.stdout.readline())["memberships"]
@@ -117,8 +135,9 @@ async def floor(url: str, concurrency: int, page_size: int) -> tuple[int, int, i
 
         async def read_users() -> None:
             nonlocal users
-            async for items in pages(f"{url}/api/v1/users", {
-                    "filter": all_statuses_filter(), "limit": min(page_size, USERS_MAX)}):
+            async for items in pages(
+                f"{url}/api/v1/users", {"filter": all_statuses_filter(), "limit": min(page_size, USERS_MAX)}
+            ):
                 users += len([o["id"] for o in items])
 
         sem = asyncio.Semaphore(concurrency)
@@ -126,15 +145,20 @@ async def floor(url: str, concurrency: int, page_size: int) -> tuple[int, int, i
         async def read_members(gid: str) -> None:
             nonlocal members
             async with sem:
-                async for items in pages(f"{url}/api/v1/groups/{gid}/users",
-                                         {"limit": min(page_size, MEMBERS_MAX)}):
+                async for items in pages(
+                    f"{url}/api/v1/groups/{gid}/users", {"limit": min(page_size, MEMBERS_MAX)}
+                ):
                     members += len({o["id"] for o in items})
 
         async def read_groups() -> None:
             tasks = []
-            async for items in pages(f"{url}/api/v1/groups", {
+            async for items in pages(
+                f"{url}/api/v1/groups",
+                {
                     "filter": f"({any_of('type', ('OKTA_GROUP', 'APP_GROUP'))})",
-                    "limit": min(page_size, GROUPS_MAX)}):
+                    "limit": min(page_size, GROUPS_MAX),
+                },
+            ):
                 tasks += [asyncio.create_task(read_members(g["id"])) for g in items]
             await asyncio.gather(*tasks)
 
@@ -151,8 +175,9 @@ async def compare_models(url: str, n: int) -> tuple[float, float]:
     conn = OktaConnector("bench", base_url=url, token=TOKEN)
     api = conn.api
     sdk = await api._ready()
-    groups = (await api.get(api.url("/api/v1/groups", {"limit": n}), what="groups",
-                            deadline=Deadline(600))).body
+    groups = (
+        await api.get(api.url("/api/v1/groups", {"limit": n}), what="groups", deadline=Deadline(600))
+    ).body
     gids = [g["id"] for g in orjson.loads(groups)][:n]
     t0 = time.perf_counter()
     for gid in gids:
@@ -194,9 +219,9 @@ def main() -> None:
             # the snapshot is handed out through a list, not as asyncio.run's result: on
             # Python 3.11 asyncio.run's SIGINT-handler restore formats repr(main task), result
             # included (a full repr of 100k users, ~1.5 s), which is harness cost, not reading
-            async with OktaConnector("bench", base_url=url, token=TOKEN,
-                                     concurrency=args.concurrency,
-                                     page_size=args.page_size) as conn:
+            async with OktaConnector(
+                "bench", base_url=url, token=TOKEN, concurrency=args.concurrency, page_size=args.page_size
+            ) as conn:
                 got_snap.append(await conn.snapshot())
 
         t0, c0, sc0 = time.perf_counter(), time.process_time(), server_cpu(proc.pid)
@@ -216,12 +241,20 @@ def main() -> None:
         assert users == args.users and members == memberships
 
         out: dict[str, Any] = {
-            "kind": "okta", "users": len(s.users), "groups": len(s.groups),
-            "memberships": got, "snapshot_s": round(snapshot_s, 2), "floor_s": round(floor_s, 2),
-            "ratio": round(snapshot_s / floor_s, 2), "peak_rss_mb": round(peak, 1),
-            "api_calls": s.stats.api_calls, "floor_calls": calls,
-            "concurrency": args.concurrency, "rss_source": "getrusage(RUSAGE_SELF).ru_maxrss",
-            "snapshot_cpu_s": round(snapshot_cpu, 2), "floor_cpu_s": round(floor_cpu, 2),
+            "kind": "okta",
+            "users": len(s.users),
+            "groups": len(s.groups),
+            "memberships": got,
+            "snapshot_s": round(snapshot_s, 2),
+            "floor_s": round(floor_s, 2),
+            "ratio": round(snapshot_s / floor_s, 2),
+            "peak_rss_mb": round(peak, 1),
+            "api_calls": s.stats.api_calls,
+            "floor_calls": calls,
+            "concurrency": args.concurrency,
+            "rss_source": "getrusage(RUSAGE_SELF).ru_maxrss",
+            "snapshot_cpu_s": round(snapshot_cpu, 2),
+            "floor_cpu_s": round(floor_cpu, 2),
             "server_cpu_s": [round(snapshot_server_cpu, 2), round(floor_server_cpu, 2)],
         }
         if args.compare_models:

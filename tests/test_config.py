@@ -51,6 +51,7 @@ def test_empty_file_gives_defaults_under_the_xdg_state_dir(tmp_path: Path) -> No
     assert s.server.listen == "127.0.0.1:8080"
     assert s.server.public_url == "http://127.0.0.1:8080"
     assert s.server.max_body_bytes == 10 * 1024 * 1024
+    assert s.server.workers == 1
     assert (s.log.level, s.log.format) == ("info", "text")
     assert s.directories == {}
 
@@ -148,6 +149,7 @@ BAD = [
     ),
     ("bool for int", "[server]\nmax_body_bytes = true\n", "server.max_body_bytes", 2, "expected an integer"),
     ("zero body size", "[server]\nmax_body_bytes = 0\n", "server.max_body_bytes", 2, "greater than 0"),
+    ("zero workers", "[server]\nworkers = 0\n", "server.workers", 2, "greater than or equal to 1"),
     ("string for table", 'server = "x"\n', "server", 1, "expected a table, got string"),
     ("bad listen", '[server]\nlisten = "localhost"\n', "server.listen", 2, "HOST:PORT"),
     ("bad port", '[server]\nlisten = "localhost:99999"\n', "server.listen", 2, "HOST:PORT"),

@@ -4,16 +4,22 @@ paging and projection parameters, and the conditional-request headers.
 FastAPI resolves an endpoint's dependencies in the order of its parameters; every endpoint
 that needs a token lists `caller` first, so a request without a valid token gets 401 before
 its body is read or validated.
+
+Every dependency here is `async def` and does no blocking I/O on the event loop: FastAPI runs
+each sync dependency in its threadpool, a thread hop (and GIL hand-over) per dependency per
+request. The only one that may touch the store, `caller`, does so in the threadpool, and only
+when the token cache has no live entry.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Annotated, Any
 
 import orjson
 from fastapi import Depends, Header, Query, Request
 from sqlalchemy import Engine
+from starlette.concurrency import run_in_threadpool
 
 from syncd.scim import auth
 from syncd.scim.errors import UnsupportedMediaType
@@ -28,23 +34,41 @@ MAX_INT = 2**31 - 1
 
 @dataclass(frozen=True)
 class ScimContext:
-    """What the app was built with. `base` is the absolute URL of `/scim/v2` (no trailing /)."""
+    """What the app was built with. `base` is the absolute URL of `/scim/v2` (no trailing /).
+
+    `reads` is the engine of read-only requests (list, get, search). On PostgreSQL it runs in
+    autocommit: at the store's READ COMMITTED isolation every statement takes its own snapshot
+    inside a transaction or not, so the answers are the same, without a BEGIN and a COMMIT
+    round trip per request. On SQLite it is `engine` (a read transaction there gives all its
+    statements one snapshot, and BEGIN costs no round trip).
+    """
 
     engine: Engine
     base: str
     max_body_bytes: int
+    reads: Engine = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        reads = self.engine
+        if self.engine.dialect.name == "postgresql":
+            reads = self.engine.execution_options(isolation_level="AUTOCOMMIT")
+        object.__setattr__(self, "reads", reads)
 
 
-def context(request: Request) -> ScimContext:
+async def context(request: Request) -> ScimContext:
     return request.app.state.scim  # type: ignore[no-any-return]
 
 
 Context = Annotated[ScimContext, Depends(context)]
 
 
-def caller(ctx: Context, authorization: Annotated[str | None, Header()] = None) -> Actor:
-    """The Actor of the request's bearer token (sync: runs in the threadpool)."""
-    return auth.authenticate(ctx.engine, authorization)
+async def caller(ctx: Context, authorization: Annotated[str | None, Header()] = None) -> Actor:
+    """The Actor of the request's bearer token: from the token cache on the event loop, else
+    read from the store in the threadpool."""
+    actor = auth.cached(ctx.engine, auth.bearer_secret(authorization))
+    if actor is not None:
+        return actor
+    return await run_in_threadpool(auth.authenticate, ctx.engine, authorization)
 
 
 Caller = Annotated[Actor, Depends(caller)]
@@ -129,7 +153,7 @@ class ListParams:
         return cls(filter or None, max(start or 1, 1), n, attributes, excluded)
 
 
-def list_query(
+async def list_query(
     filter: Annotated[str | None, Query(description="SCIM filter (RFC 7644 §3.4.2.2)")] = None,
     start_index: Annotated[str | None, Query(alias="startIndex", description="1-based")] = None,
     count: Annotated[str | None, Query(description=f"page size, at most {MAX_RESULTS}")] = None,
@@ -152,7 +176,7 @@ class Shape:
     excluded: str | None = None
 
 
-def shape(
+async def shape(
     attributes: Annotated[str | None, Query()] = None,
     excluded: Annotated[str | None, Query(alias="excludedAttributes")] = None,
 ) -> Shape:

@@ -46,18 +46,21 @@ class Kind:
     extra_key: str  # "groups" for users, "members" for groups
     extra: Callable[[Session, Sequence[str]], Extra]  # not called when extra_key is not wanted
     render: Callable[..., dict[str, Any]]  # (row, *, base, <extra_key>=...) -> resource
+    #: True when a just-created resource cannot have any `extra` yet (a new user is in no team:
+    #: `groups` is read-only), so its create answer skips that query.
+    created_bare: bool = False
 
     def location(self, base: str, resource_id: str) -> str:
         return f"{base}{self.rt.endpoint}/{resource_id}"
 
 
 def render_rows(
-    s: Session, kind: Kind, rows: Sequence[Any], base: str, proj: Projection
+    s: Session, kind: Kind, rows: Sequence[Any], base: str, proj: Projection, *, bare: bool = False
 ) -> list[dict[str, Any]]:
     """Rows → projected resources; `groups`/`members` are loaded (one query per 500 rows) only
-    when the projection returns them."""
+    when the projection returns them and the rows are not `bare` (known to have none)."""
     want = proj.wants(kind.extra_key)
-    extra = kind.extra(s, [r.id for r in rows]) if want and rows else {}
+    extra = kind.extra(s, [r.id for r in rows]) if want and rows and not bare else {}
     out = []
     for r in rows:
         kw = {kind.extra_key: extra.get(r.id, [])} if want else {}
@@ -80,7 +83,7 @@ def etag_matches(header: str | None, version: int) -> bool:
 
 def list_resources(ctx: ScimContext, kind: Kind, actor: Actor, q: ListParams) -> Response:
     proj = Projection.parse(kind.rt, q.attributes, q.excluded)
-    with session_scope(ctx.engine, write=False) as s:
+    with session_scope(ctx.reads, write=False) as s:
         page = kind.list(s, actor, q.filter, q.start_index, q.count)
         resources = render_rows(s, kind, page.items, ctx.base, proj)
     return ScimResponse(list_response(resources, page.total, page.start_index))
@@ -90,7 +93,7 @@ def get_resource(
     ctx: ScimContext, kind: Kind, actor: Actor, resource_id: str, shape: Shape, if_none_match: str | None
 ) -> Response:
     proj = Projection.parse(kind.rt, shape.attributes, shape.excluded)
-    with session_scope(ctx.engine, write=False) as s:
+    with session_scope(ctx.reads, write=False) as s:
         row = kind.get(s, actor, resource_id)
         if etag_matches(if_none_match, row.version):
             return Response(status_code=304, headers={"ETag": etag(row.version)})
@@ -104,7 +107,7 @@ def create_resource(
     proj = Projection.parse(kind.rt, shape.attributes, shape.excluded)
     with session_scope(ctx.engine) as s:
         row = kind.create(s, actor, body)
-        out = render_rows(s, kind, [row], ctx.base, proj)[0]
+        out = render_rows(s, kind, [row], ctx.base, proj, bare=kind.created_bare)[0]
     return _resource(kind, ctx, row, out, 201)
 
 

@@ -23,6 +23,7 @@ KIND = r.Kind(
     extra_key="groups",
     extra=users.groups_of,
     render=render_user,
+    created_bare=True,
 )
 EXAMPLE = {"schemas": [CORE_USER], "userName": "bjensen@example.com", "active": True}
 BODY = json_body("a User", EXAMPLE, "UserRequest")

@@ -63,7 +63,7 @@ def search_all(actor: Caller, ctx: Context, body: Body) -> Response:
     total = 0
     errors: list[InvalidFilter] = []
     skip = q.start_index - 1  # results to skip over the concatenated sequence
-    with session_scope(ctx.engine, write=False) as s:
+    with session_scope(ctx.reads, write=False) as s:
         for kind in (routes_users.KIND, routes_groups.KIND):
             proj = Projection.parse(kind.rt, q.attributes, q.excluded)
             room = want - len(resources)

@@ -138,14 +138,19 @@ def list_scoped(
     session: Session, model: Any, actor: Actor, condition: Any, start_index: int | None, count: int | None
 ) -> Page[Any]:
     """One page of the actor's `model` rows matching `condition` (None: all), ordered by
-    creation then id so that pages are stable."""
+    creation then id so that pages are stable. The total is counted by a second query only
+    when the page cannot tell it: a page that ends short of `count` (the usual answer to a
+    filter such as `userName eq`) is the last one, so total = offset + its length."""
     offset, limit = page_bounds(start_index, count)
     cond = in_scope(model.directory, actor)
     if condition is not None:
         cond = cond & condition
-    total = session.execute(select(func.count()).select_from(model).where(cond)).scalar_one()
     items: Sequence[Any] = []
     if limit:
         q = select(model).where(cond).order_by(model.created_at, model.id).offset(offset).limit(limit)
         items = session.execute(q).scalars().all()
+    if limit and len(items) < limit and (items or offset == 0):
+        total = offset + len(items)
+    else:
+        total = session.execute(select(func.count()).select_from(model).where(cond)).scalar_one()
     return Page(items, total, offset + 1)

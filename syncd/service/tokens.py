@@ -1,7 +1,10 @@
 """Bearer tokens for the SCIM endpoint (bound to one directory) and the admin API.
 
 Invariants: only the SHA-256 of a token is stored; the secret is returned once, by
-`create_token`; a revoked or expired token never authenticates.
+`create_token`; an expired token never authenticates; a revoked one stops authenticating at
+once in the process that revoked it, and within `CACHE_TTL_S` seconds in any other process
+(`TokenCache`: the SCIM endpoint remembers a live token that long instead of reading it on
+every request).
 """
 
 from __future__ import annotations
@@ -9,10 +12,13 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+import threading
+import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import or_, select
+from sqlalchemy import event, or_, select
 from sqlmodel import Session
 
 from syncd.service import audit, limits
@@ -23,6 +29,9 @@ from syncd.store.models import Directory, ScimToken, utcnow
 PREFIX = "syncd_"
 #: last_used_at is written at most this often per token (seconds), not on every request.
 LAST_USED_RESOLUTION = 60
+#: How long (seconds) a live token is trusted without reading its row again. A revocation made
+#: by another process (`syncd token revoke` while `syncd serve` runs) takes effect within it.
+CACHE_TTL_S = 5.0
 
 
 def hash_token(secret: str) -> str:
@@ -112,6 +121,9 @@ def revoke_token(session: Session, *, token: str, revoked_by: str = "cli") -> Sc
     if len(rows) > 1:
         raise InvalidValue(f"{token!r} names several tokens; use the id")
     row = rows[0]
+    CACHE.forget(row.token_hash)
+    # and again once committed: a request that read the row before the commit may have cached it
+    event.listen(session, "after_commit", lambda _s: CACHE.forget(row.token_hash), once=True)
     if row.revoked_at is None:
         row.revoked_at = utcnow()
         session.add(row)
@@ -123,6 +135,67 @@ def revoke_token(session: Session, *, token: str, revoked_by: str = "cli") -> Sc
             resource_id=row.id,
         )
     return row
+
+
+@dataclass(frozen=True, slots=True)
+class CachedToken:
+    """What a request needs of a live token: its id, kind and directory, and when it expires."""
+
+    id: str
+    kind: str
+    directory: str | None
+    expires_at: datetime | None  # aware UTC
+    seen: float  # time.monotonic() when its row was read
+
+
+class TokenCache:
+    """Live tokens by (store, hash), trusted for `ttl_s` seconds after their row was read.
+
+    Only tokens that authenticated are kept (an unknown secret is looked up every time); an
+    entry past its token's `expires_at` is never used; `forget` drops a hash from every store.
+    Thread-safe; at most `size` entries (the oldest half is dropped when full).
+    """
+
+    def __init__(self, ttl_s: float = CACHE_TTL_S, size: int = 4096) -> None:
+        self.ttl_s, self.size = ttl_s, size
+        self._rows: dict[tuple[str, str], CachedToken] = {}
+        self._forgotten: dict[str, float] = {}  # hash -> time.monotonic() of its last forget
+        self._lock = threading.Lock()
+
+    def get(self, store: str, secret: str, *, kind: str = "scim") -> CachedToken | None:
+        """The cached live token of `secret` in `store`, or None (then read the store)."""
+        hit = self._rows.get((store, hash_token(secret)))
+        if hit is None or hit.kind != kind or time.monotonic() - hit.seen >= self.ttl_s:
+            return None
+        if hit.expires_at is not None and hit.expires_at <= utcnow():
+            return None
+        return hit
+
+    def put(self, store: str, row: ScimToken, *, seen: float) -> None:
+        """Remember `row` as read at `seen` (time.monotonic() taken before the read); a read that
+        began before the token was last forgotten (a revocation racing it) is not kept."""
+        expires = _aware(row.expires_at) if row.expires_at else None
+        entry = CachedToken(row.id, row.kind, row.directory, expires, seen)
+        with self._lock:
+            if seen <= self._forgotten.get(row.token_hash, float("-inf")):
+                return
+            if len(self._rows) >= self.size:
+                for key in list(self._rows)[: self.size // 2]:
+                    del self._rows[key]
+            self._rows[(store, row.token_hash)] = entry
+
+    def forget(self, token_hash: str) -> None:
+        now = time.monotonic()
+        with self._lock:
+            for key in [k for k in self._rows if k[1] == token_hash]:
+                del self._rows[key]
+            if len(self._forgotten) >= self.size:  # a read older than a minute no longer races
+                self._forgotten = {h: t for h, t in self._forgotten.items() if now - t < 60}
+            self._forgotten[token_hash] = now
+
+
+#: The process's token cache (the SCIM endpoint's; `revoke_token` invalidates it).
+CACHE = TokenCache()
 
 
 def _aware(dt: datetime) -> datetime:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -19,6 +20,7 @@ from syncd.service import tokens
 from syncd.store import session_scope
 from syncd.store.engine import make_engine, upgrade
 from tests.cli.conftest import ROOT, Cli, write_config
+from tests.conftest import drop_pg_schema, make_pg_engine_with_schema, pg_schema_url, require_pg
 
 
 @pytest.fixture
@@ -129,3 +131,72 @@ def test_serve_answers_and_stops_on_sigterm(cli: Cli) -> None:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def test_serve_refuses_several_workers_on_sqlite(cli: Cli) -> None:
+    cli.config.write_text(cli.config.read_text().replace("[server]\n", "[server]\nworkers = 2\n", 1))
+    result = cli("serve", "--listen", f"127.0.0.1:{free_port()}")
+    assert result.exit_code == 2
+    assert "workers = 2 needs a PostgreSQL store" in result.stderr
+
+
+def test_serve_listen_socket_sends_without_nagle_delay() -> None:
+    from cli.serve import listen_socket
+
+    with listen_socket(f"127.0.0.1:{free_port()}") as sock:
+        assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) == 1
+        assert sock.proto == socket.IPPROTO_TCP  # asyncio sets TCP_NODELAY on accepted sockets
+
+
+@pytest.mark.postgres
+def test_serve_with_workers_on_postgresql_serves_and_stops_on_sigterm(tmp_path: Path) -> None:
+    require_pg()
+    eng, schema = make_pg_engine_with_schema()
+    try:
+        upgrade(eng)
+        with session_scope(eng) as s:
+            _, secret = tokens.create_token(s, directory="entra", name="workers")
+        port = free_port()
+        cfg = write_config(
+            tmp_path / "config.toml",
+            url=pg_schema_url(schema),
+            extra=f'[server]\nlisten = "127.0.0.1:{port}"\nworkers = 2\n',
+        )
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "cli.main", "serve", "--config", str(cfg)],
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        try:
+            base = f"http://127.0.0.1:{port}/scim/v2"
+            headers = {"Authorization": f"Bearer {secret}"}
+            deadline = time.monotonic() + 180  # two interpreters starting on a busy machine
+            while True:
+                try:
+                    httpx.get(f"{base}/ServiceProviderConfig", timeout=2)
+                    break
+                except httpx.TransportError:
+                    assert proc.poll() is None, proc.communicate()[1].decode()
+                    if time.monotonic() > deadline:
+                        proc.kill()
+                        pytest.fail(f"syncd serve did not start: {proc.communicate()[1].decode()[-2000:]}")
+                    time.sleep(0.2)
+            with httpx.Client(base_url=base, headers=headers, timeout=30) as c:
+                # several connections, so that more than one worker is likely to answer
+                names = [f"w{i}@example.com" for i in range(6)]
+                for name in names:
+                    body = {"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": name}
+                    assert c.post("/Users", json=body, headers={"Connection": "close"}).status_code == 201
+                found = c.get("/Users", params={"filter": 'userName sw "w"'}).json()
+                assert sorted(r["userName"] for r in found["Resources"]) == names
+            proc.send_signal(signal.SIGTERM)
+            assert proc.wait(timeout=30) == 0
+            assert b"2 workers" in proc.stderr.read()
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    finally:
+        eng.dispose()
+        drop_pg_schema(schema)
