@@ -1,0 +1,69 @@
+"""Fixtures of the browser suite: Chromium driven by Playwright, a clean-page watch on every
+page, and the daemon under test.
+
+- `browser` (session): Chromium from `chromium.require_chromium()`, launched headless once.
+- `watch`, `page` (per test): a fresh context at 1280x800 (UTC, en-US); every page it opens
+  is watched (`watch.PageWatch`) and the test fails at teardown when any logged an error or
+  warning, threw, or loaded something that failed. `watch.expect(403, "/path")` allows one
+  expected error response.
+- `stack` (session): the daemon with its fake IdP and seeded hostile names (`stack.py`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import ExitStack
+from typing import Any
+
+import pytest
+
+from tests.browser.chromium import require_chromium
+from tests.browser.stack import Stack, start_stack
+from tests.browser.watch import PageWatch
+
+VIEWPORT = {"width": 1280, "height": 800}
+#: Upper bound for one browser action or navigation on a loaded 2-core machine (not a timing
+#: assertion: a slow page passes, a hung one fails with a clear message).
+ACTION_TIMEOUT_MS = 30_000
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Any]:
+    path = require_chromium()
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        b = pw.chromium.launch(executable_path=str(path), headless=True)
+        try:
+            yield b
+        finally:
+            b.close()
+
+
+@pytest.fixture
+def watch() -> PageWatch:
+    return PageWatch()
+
+
+@pytest.fixture
+def context(browser: Any, watch: PageWatch) -> Iterator[Any]:
+    ctx = browser.new_context(viewport=VIEWPORT, locale="en-US", timezone_id="UTC", color_scheme="light")
+    ctx.set_default_timeout(ACTION_TIMEOUT_MS)
+    ctx.on("page", watch.attach)
+    yield ctx
+    ctx.close()
+
+
+@pytest.fixture
+def page(context: Any, watch: PageWatch) -> Iterator[Any]:
+    p = context.new_page()  # attached by the context's "page" handler
+    yield p
+    p.close()
+    watch.check()
+
+
+@pytest.fixture(scope="session")
+def stack(browser: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """Depends on `browser` so that without Chromium the suite skips before starting a daemon."""
+    with ExitStack() as es:
+        yield start_stack(es, tmp_path_factory.mktemp("console"))
