@@ -40,9 +40,13 @@ def browser() -> Iterator[Any]:
             b.close()
 
 
+#: origins of test fakes whose pages may miss a favicon (the stack's IdP adds its own)
+FOREIGN_ORIGINS: set[str] = set()
+
+
 @pytest.fixture
 def watch() -> PageWatch:
-    return PageWatch()
+    return PageWatch(foreign_origins=FOREIGN_ORIGINS)
 
 
 @pytest.fixture
@@ -58,12 +62,16 @@ def context(browser: Any, watch: PageWatch) -> Iterator[Any]:
 def page(context: Any, watch: PageWatch) -> Iterator[Any]:
     p = context.new_page()  # attached by the context's "page" handler
     yield p
-    p.close()
-    watch.check()
+    try:
+        watch.check()  # before closing: closing aborts what is in flight (a run's live progress)
+    finally:
+        p.close()
 
 
 @pytest.fixture(scope="session")
 def stack(browser: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     """Depends on `browser` so that without Chromium the suite skips before starting a daemon."""
     with ExitStack() as es:
-        yield start_stack(es, tmp_path_factory.mktemp("console"))
+        st = start_stack(es, tmp_path_factory.mktemp("console"))
+        FOREIGN_ORIGINS.add(st.oidc.issuer)
+        yield st

@@ -1,20 +1,25 @@
 """The system under test: a real `syncd run` subprocess with a SQLite store, a fake Okta tenant
-(pull directory "okta") and a push directory "push" seeded over SCIM, both holding hostile names.
+(pull directory "okta"), a push directory "push" seeded over SCIM, both holding hostile names,
+and a fake OpenID Connect provider the console signs admins in with.
 
 `start_stack` writes the config, makes the tokens, starts the daemon, waits for its start-up
 pull of "okta" to apply, then seeds the push directory. The console is served on
 `[server] admin_listen` (`console_url`); `[server] listen` (`scim_url`) faces the IdPs.
+
+OIDC users: "alice" (admin group; her email is an Okta user, so her on-login sync runs),
+"mallory" (admin group, a hostile display name) and "bob" (not an admin).
 """
 
 from __future__ import annotations
 
+import secrets
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
-from sqlalchemy import Engine
+from sqlalchemy import Engine, select
 
 from connectors.testing.harness import fake_class
 from connectors.testing.server import ServerThread, free_port
@@ -22,6 +27,7 @@ from connectors.testing.tenant import Tenant, generate
 from syncd.service import tokens
 from syncd.store import session_scope
 from syncd.store.engine import make_engine, upgrade
+from syncd.store.models import Membership, ScimToken, Team, User
 from tests.daemon.helpers import Daemon, runs, wait_for
 
 #: Names an IdP or a SCIM client may send. Each must reach every page as text: nothing may run
@@ -37,6 +43,8 @@ LONG = "W" * 400
 TOO_LONG = "L" * 5000
 HOSTILE = (SCRIPT, IMG, RTL, LONG)
 
+ADMIN_GROUP = "syncd-admins"
+ALICE_EMAIL = "alice@okta.example"
 #: removals above this stop a run of "okta" for review (accidental-deletion prevention)
 MAX_REMOVALS = 3
 SCIM_USER = "urn:ietf:params:scim:schemas:core:2.0:User"
@@ -50,6 +58,7 @@ class Stack:
     daemon: Daemon
     engine: Engine
     okta: Any  # the fake Okta (its `.tenant` is mutable: the next pull reads the change)
+    oidc: Any  # the fake OpenID Connect provider (`connectors.testing.oidc.FakeOidc`)
     admin_token: str
     scim_token: str
     scim_url: str
@@ -82,6 +91,26 @@ class Stack:
     def last_run_id(self, directory: str) -> int:
         return max((r.id for r in runs(self.engine, directory)), default=0)
 
+    def team_id(self, directory: str, name: str) -> str:
+        with session_scope(self.engine, write=False) as s:
+            q = select(Team.id).where(Team.directory == directory, Team.display_name == name)
+            return str(s.execute(q).scalar_one())
+
+    def user_id(self, directory: str, user_name: str) -> str:
+        with session_scope(self.engine, write=False) as s:
+            q = select(User.id).where(User.directory == directory, User.user_name == user_name)
+            return str(s.execute(q).scalar_one())
+
+    def token_ids(self, name: str) -> list[str]:
+        """Ids of the tokens called `name`."""
+        with session_scope(self.engine, write=False) as s:
+            return [str(i) for i in s.execute(select(ScimToken.id).where(ScimToken.name == name)).scalars()]
+
+    def member_names(self, team_id: str) -> set[str]:
+        with session_scope(self.engine, write=False) as s:
+            q = select(User.user_name).join(Membership, Membership.user_id == User.id)
+            return set(s.execute(q.where(Membership.team_id == team_id)).scalars())
+
 
 def okta_tenant() -> Tenant:
     """A small tenant whose groups include hostile names (a name too long for the store too)."""
@@ -92,13 +121,29 @@ def okta_tenant() -> Tenant:
             t.add_member(g.id, uid)
     hostile_user = t.add_user("hostile@okta.example", given_name=SCRIPT, family_name=IMG)
     t.add_member(next(iter(t.groups)), hostile_user.id)
+    t.add_user(ALICE_EMAIL, given_name="Alice", family_name="Admin")
     return t
 
 
-def supports_admin_listen() -> bool:
-    from syncd.config.models import ServerSettings
+def start_oidc(stack: ExitStack, tmp: Path) -> tuple[Any, str]:
+    """The fake provider with its users, served (stopped when `stack` closes); its config TOML
+    (admin_listen's redirect URI is registered by `start_stack`)."""
+    from connectors.testing.oidc import FakeOidc, serve_oidc
 
-    return "admin_listen" in ServerSettings.model_fields
+    oidc = FakeOidc()
+    oidc.add_user("alice", email=ALICE_EMAIL, name="Alice Admin", groups=(ADMIN_GROUP, "staff"))
+    oidc.add_user("mallory", email="mallory@okta.example", name=IMG + SCRIPT, groups=(ADMIN_GROUP,))
+    oidc.add_user("bob", email="bob@elsewhere.example", name="Bob Viewer", groups=("staff",))
+    srv = serve_oidc(oidc)
+    stack.callback(srv.stop)
+    (tmp / "oidc-secret").write_text(oidc.client_secret)
+    (tmp / "session-key").write_text(secrets.token_urlsafe(48))
+    toml = (
+        f'\n[console]\ndirectory = "okta"\nsecret_file = "{tmp / "session-key"}"\n\n'
+        f'[console.oidc]\nissuer = "{oidc.issuer}"\nclient_id = "{oidc.client_id}"\n'
+        f'client_secret_file = "{tmp / "oidc-secret"}"\nadmin_groups = ["{ADMIN_GROUP}"]\n'
+    )
+    return oidc, toml
 
 
 def write_config(
@@ -106,12 +151,12 @@ def write_config(
     *,
     store_url: str,
     listen: str,
-    admin_listen: str | None,
+    admin_listen: str,
     okta: Any,
     okta_url: str,
     extra: str = "",
 ) -> Path:
-    server = f'listen = "{listen}"\n' + (f'admin_listen = "{admin_listen}"\n' if admin_listen else "")
+    server = f'listen = "{listen}"\nadmin_listen = "{admin_listen}"\n'
     path = tmp / "config.toml"
     path.write_text(
         f'state_dir = "{tmp / "state"}"\n\n[store]\nurl = "{store_url}"\n\n[server]\n{server}\n'
@@ -141,7 +186,9 @@ def start_stack(stack: ExitStack, tmp: Path, *, extra_config: str = "") -> Stack
         _, scim_token = tokens.create_token(s, directory="push", kind="scim", name="browser-tests push")
 
     listen = f"127.0.0.1:{free_port()}"
-    admin_listen = f"127.0.0.1:{free_port()}" if supports_admin_listen() else None
+    admin_listen = f"127.0.0.1:{free_port()}"
+    oidc, console_toml = start_oidc(stack, tmp)
+    oidc.redirect_uris.add(f"http://{admin_listen}/signin/callback")
     cfg = write_config(
         tmp,
         store_url=store_url,
@@ -149,24 +196,32 @@ def start_stack(stack: ExitStack, tmp: Path, *, extra_config: str = "") -> Stack
         admin_listen=admin_listen,
         okta=okta,
         okta_url=okta_srv.url,
-        extra=extra_config,
+        extra=console_toml + extra_config,
     )
     daemon = Daemon(cfg, tmp / "daemon.log")
     stack.callback(daemon.stop)
-    daemon.wait_ready()
+    wait_for(lambda: _ready(f"http://{admin_listen}"), what="the admin listener's /readyz", proc=daemon)
     st = Stack(
         daemon=daemon,
         engine=engine,
         okta=okta,
+        oidc=oidc,
         admin_token=admin_token,
         scim_token=scim_token,
         scim_url=f"http://{listen}",
-        console_url=f"http://{admin_listen or listen}",
+        console_url=f"http://{admin_listen}",
         tmp=tmp,
     )
     st.wait_run("okta", outcome="applied")
     seed_push(st)
     return st
+
+
+def _ready(url: str) -> bool:
+    try:
+        return httpx.get(url + "/readyz", timeout=5).status_code == 200
+    except httpx.HTTPError:
+        return False
 
 
 def seed_push(st: Stack) -> None:

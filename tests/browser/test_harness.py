@@ -19,6 +19,7 @@ from tests.browser.screens import shot
 from tests.browser.stack import Stack
 from tests.browser.watch import PageWatch
 
+FAVICON_404 = "Failed to load resource: the server responded with a status of 404 (Not Found)"
 PAGES = {
     "/clean": "<h1>fine</h1>",
     "/console-error": "<script>console.error('boom')</script>",
@@ -94,6 +95,15 @@ def test_an_expected_error_response_is_allowed_once(bare_page: Any, site: str) -
     assert own.problems() == []  # neither the response nor Chromium's console line for it
     p.goto(site + "/forbidden")
     assert [x for x in own.problems() if x.startswith("HTTP 403")], own.problems()
+
+
+def test_a_missing_favicon_is_tolerated_only_from_a_foreign_origin(bare_page: Any, site: str) -> None:
+    p, own = bare_page
+    p.goto(site + "/clean")  # the test site serves no real icon: answer 404 for it from now on
+    own.console.append(("error", FAVICON_404, site + "/favicon.ico"))
+    assert own.problems() == [f"console error: {FAVICON_404} ({site}/favicon.ico)"]
+    own.foreign_origins.add(site)
+    assert own.problems() == []
 
 
 def test_without_chromium_the_suite_skips_locally_and_fails_under_ci(

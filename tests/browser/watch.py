@@ -5,6 +5,10 @@
 - requests that failed (connection refused, aborted, blocked) and responses with status >= 400,
   for documents and subresources alike.
 
+Chromium asks every origin for /favicon.ico unless the document declares an icon; a 404 for it
+is tolerated only from `foreign_origins` (test fakes such as the IdP's login form), never from
+the console.
+
 `problems()` lists what was recorded, minus what the test said it expects (`expect(403, "/x")`:
 one such response, and one matching "Failed to load resource" console line of Chromium's);
 `check()` fails the test when anything is left. The `page` fixture calls `check()` at teardown,
@@ -41,6 +45,7 @@ class PageWatch:
     errors: list[str] = field(default_factory=list)
     failed: list[str] = field(default_factory=list)
     _expected: list[_Expected] = field(default_factory=list)
+    foreign_origins: set[str] = field(default_factory=set)
 
     def attach(self, page: Any) -> None:
         """Record `page`'s console, errors and network failures from now on."""
@@ -79,6 +84,9 @@ class PageWatch:
         allowed = [(e.status, e.path) for e in self._expected]
         console = []
         for kind, text, url in self.console:
+            parts = urlsplit(url)
+            if parts.path == "/favicon.ico" and f"{parts.scheme}://{parts.netloc}" in self.foreign_origins:
+                continue
             match = next(
                 (
                     a
