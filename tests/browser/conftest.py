@@ -18,13 +18,13 @@ from typing import Any
 import pytest
 
 from tests.browser.chromium import require_chromium
+from tests.browser.screens import VIEWPORT
 from tests.browser.stack import Stack, start_stack
 from tests.browser.watch import PageWatch
 
-VIEWPORT = {"width": 1280, "height": 800}
 #: Upper bound for one browser action or navigation on a loaded 2-core machine (not a timing
 #: assertion: a slow page passes, a hung one fails with a clear message).
-ACTION_TIMEOUT_MS = 30_000
+ACTION_TIMEOUT_MS = 60_000
 
 
 @pytest.fixture(scope="session")

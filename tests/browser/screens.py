@@ -13,6 +13,8 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
+#: every browser context of the suite, so every screenshot, has this viewport
+VIEWPORT = {"width": 1280, "height": 800}
 
 
 def screenshot_dir() -> Path:

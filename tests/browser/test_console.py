@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.browser.screens import shot
+from tests.browser.screens import VIEWPORT, shot
 from tests.browser.session import sign_in, signed_in_as_alice
 from tests.browser.stack import ALICE_EMAIL, IMG, MAX_REMOVALS, Stack
 from tests.browser.watch import PageWatch
@@ -23,8 +23,15 @@ from tests.browser.watch import PageWatch
 OVERFLOW_TOLERANCE = 2
 
 
-def testid(name: str) -> str:
+def tid(name: str) -> str:
     return f"[data-testid='{name}']"
+
+
+def wait_run_shown_finished(page: Any) -> None:
+    """Wait until the run page shows the run ended (it follows a running run live, then asks for
+    a reload to show the changes), and reload it as the admin would."""
+    page.locator("[data-run-status]:not([data-run-status='running'])").wait_for()
+    page.reload()
 
 
 def page_width(page: Any) -> int:
@@ -91,7 +98,7 @@ def test_each_page_loads_cleanly_and_fits_the_viewport(
     signed_in_as_alice(page, stack, path)
     assert page.url == stack.console_url + path
     if marker:
-        assert page.locator(testid(marker)).first.is_visible()
+        assert page.locator(tid(marker)).first.is_visible()
     assert page.locator("main h1").first.inner_text().strip()
     assert_fits(page)
     shot(page, name)
@@ -100,8 +107,8 @@ def test_each_page_loads_cleanly_and_fits_the_viewport(
 def test_a_team_and_a_user_page_show_names_members_and_teams(page: Any, stack: Stack) -> None:
     team_id = stack.team_id("okta", "team-00000")
     signed_in_as_alice(page, stack, f"/teams/{team_id}")
-    assert page.inner_text(testid("team-name")) == "team-00000"
-    members = page.locator(testid("members")).inner_text()
+    assert page.inner_text(tid("team-name")) == "team-00000"
+    members = page.locator(tid("members")).inner_text()
     some_member = sorted(stack.member_names(team_id))[0]
     assert some_member in members
     assert "pull" in members  # each membership's source
@@ -110,10 +117,10 @@ def test_a_team_and_a_user_page_show_names_members_and_teams(page: Any, stack: S
 
     user_id = stack.user_id("okta", some_member)
     page.goto(f"{stack.console_url}/users/{user_id}")
-    assert page.inner_text(testid("user-name")) == some_member
-    assert "team-00000" in page.inner_text(testid("user-teams"))
-    page.click(testid("user-sync-button"))
-    result = page.locator(testid("user-sync-result"))
+    assert page.inner_text(tid("user-name")) == some_member
+    assert "team-00000" in page.inner_text(tid("user-teams"))
+    page.click(tid("user-sync-button"))
+    result = page.locator(tid("user-sync-result"))
     result.wait_for()
     assert result.get_attribute("data-result") == "fresh", result.inner_text()
     assert_fits(page)
@@ -123,20 +130,18 @@ def test_a_team_and_a_user_page_show_names_members_and_teams(page: Any, stack: S
 def test_sync_now_starts_a_run_and_shows_it(page: Any, stack: Stack) -> None:
     signed_in_as_alice(page, stack)
     before = stack.last_run_id("okta")
-    page.click(testid("sync-now-okta"))
+    page.click(tid("sync-now-okta"))
     page.wait_for_url(f"{stack.console_url}/runs/*")
     run_id = int(page.url.rsplit("/", 1)[1])
     assert run_id > before
     run = stack.wait_run("okta", after=before)
     assert run.id == run_id and run.trigger != "schedule"
-    page.wait_for_function(  # the page follows the run live, then shows its outcome
-        "document.querySelector('[data-run-status]').dataset.runStatus !== 'running'"
-    )
-    assert page.locator(testid("run-outcome")).inner_text().strip()
+    wait_run_shown_finished(page)  # the page follows the run live, then shows its outcome
+    assert page.locator(tid("run-outcome")).inner_text().strip()
     page.goto(stack.console_url + "/")
     assert (
-        str(run_id) in page.inner_text(testid("dir-row-okta"))
-        or page.locator(f"{testid('dir-row-okta')} a[href='/runs/{run_id}']").count()
+        str(run_id) in page.inner_text(tid("dir-row-okta"))
+        or page.locator(f"{tid('dir-row-okta')} a[href='/runs/{run_id}']").count()
     )
 
 
@@ -152,32 +157,97 @@ def test_approve_and_apply_a_safety_stopped_run_shows_names_and_updates_the_team
         tenant.remove_member(group.id, uid)
 
     before = stack.last_run_id("okta")
-    page.click(testid("sync-now-okta"))
+    page.click(tid("sync-now-okta"))
     page.wait_for_url(f"{stack.console_url}/runs/*")
     stopped = stack.wait_run("okta", after=before)
     assert stopped.outcome == "stopped", (stopped.outcome, stopped.error)
-    page.goto(f"{stack.console_url}/runs/{stopped.id}")
+    assert page.url == f"{stack.console_url}/runs/{stopped.id}"
+    wait_run_shown_finished(page)
 
-    changes = page.locator(testid("plan-change")).all_inner_texts()
+    changes = page.locator(tid("plan-change")).all_inner_texts()
     for name in leaving_names:  # names, not ids
         assert any(name in c and "team-00001" in c for c in changes), (name, changes)
-    assert page.locator(testid("approve-button")).is_visible()
+    assert page.locator(tid("approve-button")).is_visible()
     assert_fits(page)
     shot(page, "run-approve")
 
-    page.click(testid("approve-button"))
+    page.click(tid("approve-button"))
     page.wait_for_load_state("load")
     applied = stack.wait_run("okta", after=stopped.id)
     assert applied.outcome == "applied", (applied.outcome, applied.error)
-    assert not page.locator(testid("approve-button")).count()
+    assert not page.locator(tid("approve-button")).count()
 
     team_id = stack.team_id("okta", "team-00001")
     assert not leaving_names & stack.member_names(team_id)
     page.goto(f"{stack.console_url}/teams/{team_id}")
-    members = page.locator(testid("members")).inner_text()
+    members = page.locator(tid("members")).inner_text()
     for name in leaving_names:
         assert name not in members
     shot(page, "team-after-approve")
+
+
+def test_approving_a_plan_the_directory_has_moved_past_is_refused_with_a_fresh_plan_offered(
+    page: Any, watch: PageWatch, stack: Stack
+) -> None:
+    tenant = stack.okta.tenant
+    group = next(g for g in tenant.groups.values() if g.name == "team-00002")
+    signed_in_as_alice(page, stack)
+    for uid in sorted(group.user_ids)[: MAX_REMOVALS + 1]:
+        tenant.remove_member(group.id, uid)
+    before = stack.last_run_id("okta")
+    page.click(tid("sync-now-okta"))
+    stopped = stack.wait_run("okta", after=before)
+    assert stopped.outcome == "stopped", (stopped.outcome, stopped.error)
+    wait_run_shown_finished(page)
+
+    # the directory moves on: a user's on-login sync ("Sync this user now") adds a membership
+    mover = tenant.find_user("hostile@okta.example")
+    moved_to = tenant.add_group(f"moved {secrets.token_hex(3)}")
+    tenant.add_member(moved_to.id, mover.id)
+    page.goto(f"{stack.console_url}/users/{stack.user_id('okta', mover.user_name)}")
+    page.click(tid("user-sync-button"))
+    result = page.locator(tid("user-sync-result"))
+    result.wait_for()
+    assert moved_to.name in page.inner_text(tid("user-sync-added")), result.inner_text()
+
+    page.goto(f"{stack.console_url}/runs/{stopped.id}")
+    watch.expect(409, f"/runs/{stopped.id}/approve")
+    page.click(tid("approve-button"))
+    refused = page.locator(tid("approve-refused"))
+    refused.wait_for()
+    assert "was not applied" in refused.inner_text()
+    assert stack.last_run_id("okta") == stopped.id  # nothing ran, nothing was written
+    shot(page, "run-approve-refused")
+
+    page.click(tid("plan-again"))
+    page.wait_for_url(f"{stack.console_url}/runs/*")
+    fresh = stack.wait_run("okta", after=stopped.id)
+    assert fresh.dry_run and fresh.outcome in ("planned", "stopped"), (fresh.outcome, fresh.error)
+    wait_run_shown_finished(page)
+    assert any("team-00002" in c for c in page.locator(tid("plan-change")).all_inner_texts())
+
+
+def test_the_console_works_with_javascript_off(browser: Any, watch: PageWatch, stack: Stack) -> None:
+    ctx = browser.new_context(viewport=VIEWPORT, java_script_enabled=False)
+    try:
+        page = ctx.new_page()
+        watch.attach(page)
+        signed_in_as_alice(page, stack)
+        for path, _name, marker in PAGES:
+            page.goto(stack.console_url + path)
+            if marker:
+                assert page.locator(tid(marker)).first.is_visible(), path
+        name = f"no-js {secrets.token_hex(3)}"
+        page.goto(stack.console_url + "/tokens")
+        page.fill("input[name=name]", name)
+        page.click(tid("create-token"))
+        assert page.inner_text(tid("secret-token")).strip()
+        assert page.inner_text(tid("tenant-url")).strip() == stack.scim_url + "/scim/v2"
+        assert not page.locator(tid("copy-secret-token")).is_visible()  # copying needs JS
+        assert len(stack.token_ids(name)) == 1
+        watch.check()
+    finally:
+        ctx.close()
 
 
 def test_a_scim_token_shows_its_tenant_url_and_secret_once_and_can_be_revoked(
@@ -186,20 +256,20 @@ def test_a_scim_token_shows_its_tenant_url_and_secret_once_and_can_be_revoked(
     context.grant_permissions(["clipboard-read", "clipboard-write"], origin=stack.console_url)
     name = f"Entra provisioning {secrets.token_hex(3)}"
     signed_in_as_alice(page, stack, "/tokens")
-    page.select_option(testid("token-directory"), "push")
+    page.select_option(tid("token-directory"), "push")
     page.fill("input[name=name]", name)
-    page.click(testid("create-token"))
-    created = page.locator(testid("token-created"))
+    page.click(tid("create-token"))
+    created = page.locator(tid("token-created"))
     created.wait_for()
 
-    tenant_url = page.inner_text(testid("tenant-url")).strip()
-    secret = page.inner_text(testid("secret-token")).strip()
+    tenant_url = page.inner_text(tid("tenant-url")).strip()
+    secret = page.inner_text(tid("secret-token")).strip()
     assert tenant_url == stack.scim_url + "/scim/v2"
     text = created.inner_text()
     assert "Tenant URL" in text and "Secret Token" in text  # as Entra labels them
-    page.click(testid("copy-secret-token"))
+    page.click(tid("copy-secret-token"))
     assert page.evaluate("navigator.clipboard.readText()") == secret
-    page.click(testid("copy-tenant-url"))
+    page.click(tid("copy-tenant-url"))
     assert page.evaluate("navigator.clipboard.readText()") == tenant_url
     shot(page, "token-created")
 
@@ -210,11 +280,11 @@ def test_a_scim_token_shows_its_tenant_url_and_secret_once_and_can_be_revoked(
     page.goto(stack.console_url + "/tokens")  # shown once: never again
     assert secret not in page.content()
     [token_id] = stack.token_ids(name)
-    row = page.locator(testid(f"token-row-{token_id}"))
+    row = page.locator(tid(f"token-row-{token_id}"))
     assert name in row.inner_text()
-    page.click(testid(f"revoke-{token_id}"))
+    page.click(tid(f"revoke-{token_id}"))
     page.wait_for_load_state("load")
-    assert page.locator(testid(f"token-row-{token_id}")).get_attribute("data-state") == "revoked"
+    assert page.locator(tid(f"token-row-{token_id}")).get_attribute("data-state") == "revoked"
     assert httpx.get(tenant_url + "/Users", headers=scim, timeout=30).status_code == 401
 
 
@@ -222,14 +292,14 @@ def test_a_form_with_a_tampered_csrf_token_is_refused(page: Any, watch: PageWatc
     name = f"forged {secrets.token_hex(3)}"
     signed_in_as_alice(page, stack, "/tokens")
     page.fill("input[name=name]", name)
-    page.eval_on_selector(f"{testid('token-form')} input[name=csrf]", "el => { el.value = 'x' + el.value }")
+    page.eval_on_selector(f"{tid('token-form')} input[name=csrf]", "el => { el.value = 'x' + el.value }")
     watch.expect(403, "/tokens")
     with page.expect_response(lambda r: r.request.method == "POST") as answer:
-        page.click(testid("create-token"))
+        page.click(tid("create-token"))
     assert answer.value.status == 403
     page.wait_for_load_state("load")
     assert stack.token_ids(name) == []
-    assert page.locator(testid("secret-token")).count() == 0
+    assert page.locator(tid("secret-token")).count() == 0
     shot(page, "csrf-refused")
 
 

@@ -8,7 +8,7 @@ from typing import Any
 from tests.browser.screens import shot
 from tests.browser.session import sign_in
 from tests.browser.stack import HOSTILE, IMG, LONG, RTL, SCRIPT, Stack
-from tests.browser.test_console import assert_fits, testid
+from tests.browser.test_console import assert_fits, tid
 from tests.daemon.helpers import runs
 
 
@@ -39,7 +39,7 @@ def test_hostile_names_are_text_on_every_page_and_break_no_layout(page: Any, sta
         assert "/signin" not in page.url, url
         assert_inert(page)
         if url.startswith("/teams/"):
-            shown = page.inner_text(testid("team-name"))
+            shown = page.inner_text(tid("team-name"))
             assert shown in (SCRIPT, IMG, RTL, LONG), (url, shown[:80])
 
     page.goto(stack.console_url + "/teams")
