@@ -92,6 +92,7 @@ def summary(s: Settings) -> dict[str, Any]:
             }
             for name, t in s.targets.items()
         ],
+        "console": console_summary(s),
         "feed": s.feed.model_dump(),
         "webhooks": [
             {
@@ -106,9 +107,28 @@ def summary(s: Settings) -> dict[str, Any]:
     }
 
 
+def console_summary(s: Settings) -> dict[str, Any]:
+    """The console's sign-in settings; secrets by their source only."""
+    c = s.console
+    return {
+        "url": s.console_url,
+        "sso": f"{c.oidc.issuer} (client {c.oidc.client_id}, secret from {c.oidc.secret.source})"
+        if c.oidc
+        else None,
+        "break_glass": c.break_glass,
+        "directory": c.directory,
+        "session_key": c.secret.source if c.secret else f"generated in {s.state_dir}/console-session.key",
+    }
+
+
 def notes(s: Settings) -> list[str]:
-    """What a directory's settings imply that an operator may not expect (not problems)."""
-    return [
+    """What the settings imply that an operator may not expect (not problems)."""
+    shared = [
+        f"server.listen and server.admin_listen are both {s.server.listen}: the console, /v1 and "
+        "/metrics are served next to /scim/v2; expose only /scim/v2 to the internet (see "
+        "docs/deploying.md), or move admin_listen to a private address"
+    ]
+    return (shared if s.server.shared_listener else []) + [
         f"directory {name!r}: Keycloak is read in full on every run. Admin events are not used "
         "for incremental reads, whether or not the realm records them (adminEventsEnabled): "
         "they miss self-registration, identity-provider logins and mappers, and LDAP/user "
@@ -116,6 +136,13 @@ def notes(s: Settings) -> list[str]:
         for name, d in s.directories.items()
         if isinstance(d, KeycloakDirectory)
     ]
+
+
+def _sign_in(c: dict[str, Any]) -> str:
+    ways = ([f"SSO {c['sso']}"] if c["sso"] else []) + (
+        ["break-glass admin token"] if c["break_glass"] else []
+    )
+    return ", ".join(ways) or "none: set [console.oidc] or break_glass = true"
 
 
 @config.command("check")
@@ -144,10 +171,13 @@ def check_cmd(ctx: typer.Context, config: ConfigOption = None, json: JsonOption 
             "store.url",
             data["store"] + ("" if data["store_source"] == "value" else f"  ({data['store_source']})"),
         ),
-        ("server.listen", server["listen"]),
+        ("server.listen", f"{server['listen']}  (SCIM)"),
+        ("server.admin_listen", f"{server['admin_listen']}  (console, /v1, /metrics)"),
         ("server.public_url", server["public_url"]),
         ("server.max_body_bytes", server["max_body_bytes"]),
         ("log", f"{log['level']}, {log['format']}"),
+        ("console", data["console"]["url"]),
+        ("console.sign-in", _sign_in(data["console"])),
         ("feed.retention", f"{data['feed']['retention']}s"),
     ]
     table([{"key": k, "value": str(v)} for k, v in rows], _KV, title="settings")

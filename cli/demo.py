@@ -1,7 +1,8 @@
 """`syncd demo`: sync the bundled fake IdP tenants into the embedded SQLite store and show them.
 
-The flow is a list of steps over one `Demo` (start the fakes → write the config → pull each
-directory → show the largest teams → print next steps → optionally keep the fakes up); a new
+The flow is a list of steps over one `Demo` (start the fakes and a fake OpenID Connect
+provider for the console → write the config → pull each directory → show the largest teams →
+give the console's sign-in users → print next steps → optionally keep the fakes up); a new
 step (e.g. delivering to a fake gateway) is one more function called from `demo_cmd`, adding
 its rows to `Demo.report`.
 """
@@ -46,6 +47,7 @@ class Demo:
     settings: Any
     engine: Any
     quiet: bool
+    oidc: Any = None
     results: list[Any] = field(default_factory=list)
     report: dict[str, Any] = field(default_factory=dict)
 
@@ -77,6 +79,7 @@ def demo_cmd(
         demo = _start(stack, state_dir, users=users, groups=groups, quiet=st.json)
         _pull_all(demo)
         _largest_teams(demo)
+        _console_users(demo)
         from cli.push import demo_delivery
 
         deliveries, show_delivery = demo_delivery(stack, state_dir, demo.engine, quiet=st.json)
@@ -108,8 +111,9 @@ def _start(stack: ExitStack, state_dir: Path, *, users: int, groups: int, quiet:
     if not quiet:
         typer.echo("syncd demo: starting the fake IdP tenants on 127.0.0.1", err=True)
     text = start_fakes(stack, state_dir, DemoSize(users, groups, min(30, users)))
+    console_text, oidc = _start_oidc(stack, state_dir)
     cfg = state_dir / "config.toml"
-    cfg.write_text(CONFIG_NOTE + text)
+    cfg.write_text(CONFIG_NOTE + text + console_text)
     cfg.chmod(0o600)
     try:
         settings = load_config(cfg)
@@ -118,7 +122,56 @@ def _start(stack: ExitStack, state_dir: Path, *, users: int, groups: int, quiet:
     engine = make_engine(settings.store.url)
     stack.callback(engine.dispose)
     upgrade(engine)
-    return Demo(state_dir, cfg, settings, engine, quiet)
+    return Demo(state_dir, cfg, settings, engine, quiet, oidc)
+
+
+#: The console's admins in the demo: members of this group at the fake OIDC provider.
+DEMO_ADMIN_GROUP = "syncd-admins"
+#: The demo's console address ([server] admin_listen's default).
+DEMO_CONSOLE = "http://127.0.0.1:8081"
+
+
+def _start_oidc(stack: ExitStack, state_dir: Path) -> tuple[str, Any]:
+    """A fake OpenID Connect provider for the console's SSO sign-in, and the config's
+    [console] tables naming it (its client secret in a 0600 file beside the config)."""
+    from connectors.testing.oidc import FakeOidc, serve_oidc
+
+    oidc = FakeOidc()
+    oidc.redirect_uris.add(f"{DEMO_CONSOLE}/signin/callback")
+    srv = serve_oidc(oidc)
+    stack.callback(srv.stop)
+    secret = state_dir / "console-oidc-secret"
+    secret.write_text(oidc.client_secret + "\n")
+    secret.chmod(0o600)
+    text = f"""
+# The admin console on {DEMO_CONSOLE} (`syncd run`): SSO through a fake OpenID Connect provider
+# that listens while `syncd demo --keep-running` runs; break-glass admin tokens work at any time.
+[console]
+directory = "okta-demo"
+break_glass = true
+
+[console.oidc]
+issuer = "{oidc.issuer}"
+client_id = "{oidc.client_id}"
+client_secret_file = "{secret.resolve()}"
+admin_groups = ["{DEMO_ADMIN_GROUP}"]
+"""
+    return text, oidc
+
+
+def _console_users(demo: Demo) -> None:
+    """The provider's users: "admin" is okta-demo's sample user (so the on-login sync finds
+    them) in the admin group; "viewer" is not an admin."""
+    user = demo.report.get("sample_user")
+    if demo.oidc is None or not user:
+        return
+    demo.oidc.add_user("admin", email=user, name=f"Demo admin ({user})", groups=(DEMO_ADMIN_GROUP,))
+    demo.oidc.add_user("viewer", email="viewer@okta-demo.example", name="Demo viewer", groups=("staff",))
+    demo.report["console"] = {
+        "url": DEMO_CONSOLE,
+        "oidc_issuer": demo.oidc.issuer,
+        "sso_users": {"admin": "an admin", "viewer": "not an admin (403)"},
+    }
 
 
 def _pull_all(demo: Demo) -> None:
@@ -206,12 +259,20 @@ def next_steps(demo: Demo, *, keep_running: bool) -> list[str]:
         f"  {cfg} runs",
         f"  {cfg} audit --since 1h",
     ]
+    console = [
+        f"The admin console: start the daemon, then open {DEMO_CONSOLE} (SCIM listens on 127.0.0.1:8080):",
+        f"  {cfg} run",
+        "Sign in with SSO as admin (viewer signs in but is refused: not an admin), or with a",
+        "break-glass admin token from:",
+        f"  {cfg} token create --admin",
+    ]
     if keep_running:
         return [
             "",
             "The fake IdPs keep running until Ctrl-C. In another terminal, from this directory:",
             *live,
             *stored,
+            *console,
         ]
     again = f"{syncd} demo --keep-running"
     if demo.state_dir != DEFAULT_STATE_DIR:
@@ -224,6 +285,9 @@ def next_steps(demo: Demo, *, keep_running: bool) -> list[str]:
         *stored,
         f"To plan or sync against the fake IdPs, keep them up with `{again}`, then in another terminal:",
         *live,
+        *console[:3],
+        f"(SSO needs the fake IdPs up, with `{again}`), or with a break-glass admin token from:",
+        console[-1],
     ]
 
 

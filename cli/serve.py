@@ -1,4 +1,5 @@
-"""`syncd serve`: the SCIM 2.0 endpoint under uvicorn, until SIGINT/SIGTERM (exit 0).
+"""`syncd serve`: the SCIM 2.0 endpoint (and `/healthz`) under uvicorn, until SIGINT/SIGTERM
+(exit 0).
 
 uvicorn and the app are imported inside the command, so other commands never load them.
 """
@@ -94,6 +95,7 @@ def serve_cmd(
     import uvicorn
 
     from syncd.config.types import check_listen
+    from syncd.daemon.health import with_healthz
     from syncd.scim import create_app
 
     st = state(ctx, config=config)
@@ -110,7 +112,7 @@ def serve_cmd(
     host, port = split_listen(bind)
     with open_store(st) as engine:
         sock = listen_socket(bind, option="--listen or [server] listen")
-        app = create_app(engine, public_url=public_url, max_body_bytes=s.server.max_body_bytes)
+        app = with_healthz(create_app(engine, public_url=public_url, max_body_bytes=s.server.max_body_bytes))
         server: Any = _server_class()(
             uvicorn.Config(
                 app,

@@ -70,7 +70,10 @@ def run_cmd(
         from cli.serve import listen_socket
         from syncd.daemon.main import run_daemon
 
-        listen_socket(settings(st).server.listen).close()  # a taken port: one line and exit 2
+        server = settings(st).server
+        listen_socket(server.listen).close()  # a taken port: one line and exit 2
+        if not server.shared_listener:
+            listen_socket(server.admin_listen, option="[server] admin_listen").close()
         raise typer.Exit(run_daemon(settings(st)))
     raise typer.Exit(
         _pull(st, directory, dry_run=dry_run, allow_deletes=allow_deletes, trigger="cli", every=every)

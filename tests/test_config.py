@@ -499,6 +499,7 @@ def test_the_example_config_documents_every_key() -> None:
     classes += [models.OneLoginDirectory]
     classes += [models.ScopeSettings, models.SafetySettings]
     classes += [models.Auth0Directory]
+    classes += [models.ConsoleSettings, models.OidcSettings]
     keys = {k for cls in classes for k in cls.model_fields} - {"store", "server", "log", "directories"}
     undocumented = sorted(k for k in keys if not re.search(rf"(?m)^[# ]*{k} *=|^#\s+{k}\s|\.{k}\]", text))
     assert undocumented == []
@@ -558,6 +559,8 @@ def test_config_check_validates_the_store_url_sources_and_never_prints_the_passw
     assert ok.exit_code == 0 and "env SYNCD_DB" in ok.stdout and "s3cr" not in ok.output
     bad = Cli(cfg)("config", "check", env={"SYNCD_DB": "mysql://u:topsecret@h/x"})
     assert bad.exit_code == 2 and "store.url_env" in bad.output and "topsecret" not in bad.output
+
+
 # ------------------------------------------------------------------ keycloak
 
 KEYCLOAK = (
@@ -572,7 +575,11 @@ def test_keycloak_validates_with_a_secret_from_the_environment(tmp_path: Path) -
     kc = parse(text, tmp_path, {"KC_SECRET": "s3"}).directories["kc"]
     assert isinstance(kc, KeycloakDirectory)
     assert (kc.server_url, kc.realm, kc.team_name, kc.token_realm) == (
-        "https://sso.example.com/auth", "acme", "path", None)
+        "https://sso.example.com/auth",
+        "acme",
+        "path",
+        None,
+    )
     assert kc.secret is not None and kc.secret.reveal() == "s3"
 
 
@@ -580,8 +587,11 @@ def test_keycloak_validates_with_a_secret_from_the_environment(tmp_path: Path) -
     ("extra", "key", "message"),
     [
         ('client_id = "c"\n', "directories.kc", "exactly one of client_secret"),
-        ('client_id = "c"\nclient_secret = "a"\nclient_secret_env = "B"\n', "directories.kc",
-         "exactly one of client_secret"),
+        (
+            'client_id = "c"\nclient_secret = "a"\nclient_secret_env = "B"\n',
+            "directories.kc",
+            "exactly one of client_secret",
+        ),
         ('client_id = "c"\nclient_secret = "a"\nteam_name = "id"\n', "directories.kc.team_name", "'name'"),
         ('client_secret = "a"\n', "directories.kc.client_id", "missing required key"),
     ],
@@ -631,3 +641,37 @@ def test_onelogin_bad_settings_name_the_key(
     assert len(found) == 1, found
     assert found[0][:2] == (key, line)
     assert re.search(pattern, found[0][2]), found[0][2]
+
+
+CONSOLE_OIDC = '[console.oidc]\nissuer = "https://idp.example/"\nclient_id = "c"\n'
+
+
+def test_console_defaults_and_oidc(tmp_path: Path) -> None:
+    s = parse("", tmp_path)
+    assert s.server.admin_listen == "127.0.0.1:8081" and not s.server.shared_listener
+    assert s.console_url == "http://127.0.0.1:8081" and s.console.break_glass and s.console.oidc is None
+    s = parse(
+        CONSOLE_OIDC + 'client_secret_env = "OIDC"\nadmin_groups = ["admins"]\n', tmp_path, {"OIDC": "s3"}
+    )
+    assert s.console.oidc is not None and s.console.oidc.issuer == "https://idp.example/"  # kept exactly
+    assert s.console.oidc.secret.reveal() == "s3" and s.console.oidc.secret.source == "env OIDC"
+
+
+@pytest.mark.parametrize(
+    ("extra", "key", "words"),
+    [
+        ('client_secret = "inline"\nadmin_groups = ["a"]\n', "console.oidc.client_secret", "unknown key"),
+        ('client_secret_env = "OIDC"\n', "console.oidc", "admin_groups or admin_values"),
+        ('client_secret_env = "OIDC"\nadmin_groups = ["a"]\nscopes = ["email"]\n', "console.oidc", "openid"),
+    ],
+)
+def test_console_oidc_problems(tmp_path: Path, extra: str, key: str, words: str) -> None:
+    found = problems(CONSOLE_OIDC + extra, tmp_path, {"OIDC": "s3"})
+    assert any(k == key and words in m for k, _, m in found), found
+
+
+def test_console_directory_must_be_a_pull_directory(tmp_path: Path) -> None:
+    found = problems('[console]\ndirectory = "push"\n[directories.push]\nkind = "scim"\n', tmp_path)
+    assert any("push-only" in m for _, _, m in found), found
+    found = problems('[console]\ndirectory = "nope"\n', tmp_path)
+    assert any("no directory named nope" in m for _, _, m in found), found

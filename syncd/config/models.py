@@ -19,6 +19,7 @@ from pydantic import (
 
 from syncd.config.delivery import FeedSettings, WebhookSettings
 from syncd.config.types import (
+    DEFAULT_ADMIN_LISTEN,
     DEFAULT_LISTEN,
     DirectoryName,
     Duration,
@@ -89,9 +90,20 @@ class StoreSettings(_Model):
 
 
 class ServerSettings(_Model):
+    """`listen` serves only SCIM (`/scim/v2`) and health: the one address an IdP must reach.
+    `admin_listen` serves the console, the admin API (`/v1`), `/metrics` and health: keep it
+    on a private address. Both may be the same address (one listener serves everything;
+    `syncd run` logs a warning and `syncd config check` notes it)."""
+
     listen: Listen = DEFAULT_LISTEN
+    admin_listen: Listen = DEFAULT_ADMIN_LISTEN
     public_url: Url
     max_body_bytes: StrictInt = Field(default=10 * 1024 * 1024, gt=0)
+
+    @property
+    def shared_listener(self) -> bool:
+        """True when SCIM and the admin paths share one listener (`listen == admin_listen`)."""
+        return self.listen == self.admin_listen
 
     @model_validator(mode="before")
     @classmethod
@@ -101,6 +113,78 @@ class ServerSettings(_Model):
             listen = listen if isinstance(listen, str) else DEFAULT_LISTEN  # else: reported on listen
             data = {**data, "public_url": f"http://{listen}"}
         return data
+
+
+class OidcSettings(_Model):
+    """`[console.oidc]`: sign-in with the organisation's OpenID Connect provider (authorization
+    code flow with PKCE S256, state and nonce), found by `issuer` discovery. The client secret
+    comes from `client_secret_env` or `client_secret_file` (never inline).
+
+    Who is an admin: a user whose `admin_claim` claim (default "groups", a list or a string)
+    holds one of `admin_groups`, or whose claim NAME holds one of `admin_values[NAME]`. At least
+    one rule is required. `user_claim` names the claim that identifies the admin's directory
+    user for the on-login sync (IdP id, userName or email, as `syncd login-sync` takes)."""
+
+    issuer: Text  # kept exactly as given: the id_token's `iss` must equal it (Auth0's ends in "/")
+    client_id: Text
+    client_secret_env: EnvSecret | None = None
+    client_secret_file: FileSecret | None = None
+    scopes: tuple[Text, ...] = ("openid", "email", "profile")
+    admin_groups: tuple[Text, ...] = ()
+    admin_claim: Text = "groups"
+    admin_values: dict[Text, tuple[Text, ...]] = {}
+    user_claim: Text = "email"
+    timeout: Duration = 10
+
+    @model_validator(mode="after")
+    def _check(self) -> OidcSettings:
+        self._one_of("client_secret_env", "client_secret_file", required=True)
+        from syncd.config.types import check_url
+
+        check_url(self.issuer)
+        if "openid" not in self.scopes:
+            raise ValueError('scopes must include "openid"')
+        if not self.admin_groups and not any(self.admin_values.values()):
+            raise ValueError("give admin_groups or admin_values: otherwise no one can sign in as an admin")
+        return self
+
+    @property
+    def secret(self) -> Secret:
+        return self.client_secret_env or self.client_secret_file  # type: ignore[return-value]  # one is required
+
+
+class ConsoleSettings(_Model):
+    """`[console]`: the admin console on `[server] admin_listen`.
+
+    `public_url` is the console's address as browsers reach it (default http://ADMIN_LISTEN;
+    the OIDC redirect URI is PUBLIC_URL/signin/callback). `directory` names the directory whose
+    on-login sync runs for an admin signing in with SSO. `break_glass` allows sign-in with an
+    admin token (`syncd token create --admin`). Sessions end after `idle_timeout` without a
+    request and `max_age` after sign-in. The session signing key comes from `secret_env` or
+    `secret_file`; without either it is generated once into STATE_DIR/console-session.key (give
+    every instance the same key when several serve one store)."""
+
+    public_url: Url | None = None
+    directory: DirectoryName | None = None
+    break_glass: bool = True
+    idle_timeout: Duration = 1800
+    max_age: Duration = 12 * 3600
+    secret_env: EnvSecret | None = None
+    secret_file: FileSecret | None = None
+    oidc: OidcSettings | None = None
+
+    @model_validator(mode="after")
+    def _check(self) -> ConsoleSettings:
+        self._one_of("secret_env", "secret_file", required=False)
+        if self.idle_timeout <= 0 or self.max_age <= 0:
+            raise ValueError("idle_timeout and max_age must be longer than 0s")
+        if self.secret is not None and len(self.secret.reveal()) < 32:
+            raise ValueError(f"the session secret from {self.secret.source} is shorter than 32 characters")
+        return self
+
+    @property
+    def secret(self) -> Secret | None:
+        return self.secret_env or self.secret_file
 
 
 class LogSettings(_Model):
@@ -386,6 +470,7 @@ class Settings(_Model):
     store: StoreSettings
     server: ServerSettings = Field(default_factory=lambda: ServerSettings.model_validate({}))
     log: LogSettings = LogSettings()
+    console: ConsoleSettings = ConsoleSettings()
     directories: dict[DirectoryName, DirectorySettings] = {}
     targets: dict[DirectoryName, TargetSettings] = {}
     feed: FeedSettings = FeedSettings()
@@ -412,6 +497,23 @@ class Settings(_Model):
         if isinstance(store, dict) and not given and isinstance(state, Path):
             data["store"] = {**store, "url": f"sqlite:///{state / 'syncd.db'}"}
         return data
+
+    @property
+    def console_url(self) -> str:
+        """The console's public base URL (no trailing slash)."""
+        return (self.console.public_url or f"http://{self.server.admin_listen}").rstrip("/")
+
+    @model_validator(mode="after")
+    def _console_directory(self) -> Settings:
+        d = self.console.directory
+        if d is not None and d not in self.directories:
+            raise ValueError(
+                f"console.directory: no directory named {d} "
+                f"(configured: {', '.join(self.directories) or 'none'})"
+            )
+        if d is not None and self.directories[d].kind == "scim":
+            raise ValueError(f"console.directory: {d} is push-only (kind scim); name a pull directory")
+        return self
 
     @model_validator(mode="after")
     def _target_sources(self) -> Settings:

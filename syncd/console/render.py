@@ -1,7 +1,8 @@
 """The console's Jinja2 environment and `page()`.
 
 Autoescape is on for every template; stored names are never marked safe. Templates get
-`admin`, `csrf` and `nav` besides their own context; a form includes
+`admin`, `csrf`, `nav` and `flash` (one-time messages: the sign-in's on-login sync) besides
+their own context; a form includes
 `<input type="hidden" name="csrf" value="{{ csrf }}">`.
 """
 
@@ -15,9 +16,11 @@ from fastapi.templating import Jinja2Templates
 from starlette.responses import HTMLResponse
 
 from syncd.console.deps import csrf_token
+from syncd.console.filters import FILTERS
 
 TEMPLATES = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
 TEMPLATES.env.autoescape = True
+TEMPLATES.env.filters.update(FILTERS)
 
 #: (path, label) of the navigation bar, in order.
 NAV: tuple[tuple[str, str], ...] = (
@@ -40,6 +43,7 @@ def page(request: Request, template: str, status_code: int = 200, **context: Any
             "admin": getattr(request.state, "admin", None),
             "csrf": csrf_token(request),
             "nav": NAV,
+            "flash": getattr(request.state, "flash", None) or (),
             **context,
         },
         status_code=status_code,

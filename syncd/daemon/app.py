@@ -1,8 +1,15 @@
-"""The one ASGI app the daemon serves: SCIM (`/scim/v2`), the admin API (`/v1`), `/healthz`,
-`/readyz`, `/metrics`; wrapped in the request-id and metrics middlewares.
+"""The daemon's two ASGI apps, one a listener, each wrapped in the request-id and metrics
+middlewares:
 
-The SCIM app (`syncd.scim.create_app`) is mounted as is, so its auth, body limit and error
-funnel apply to SCIM paths only; the admin API answers plain JSON errors.
+- the SCIM app (`[server] listen`, faces the IdPs): `/scim/v2`, `/healthz`, `/readyz` and
+  nothing else: every other path is a 404, whatever token it carries;
+- the admin app (`[server] admin_listen`, private): the console at `/` (and `/static`), the
+  admin API `/v1` (with `/v1/docs`), `/metrics`, `/healthz`, `/readyz`.
+
+`build_apps` returns both; when the two addresses are equal, `build_shared_app` serves both
+on one listener (SCIM paths go to the SCIM app, the rest to the admin app). The SCIM app
+(`syncd.scim.create_app`) is mounted as is, so its auth, body limit and error funnel apply to
+SCIM paths only; the admin API answers plain JSON errors; the console answers HTML.
 """
 
 from __future__ import annotations
@@ -15,6 +22,7 @@ import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from typing import Any
 
 from fastapi import FastAPI
 from sqlalchemy import Engine
@@ -90,9 +98,7 @@ class RequestContext:
                 )
 
 
-def build_app(state: DaemonState, *, public_url: str, max_body_bytes: int) -> ASGIApp:
-    from syncd.scim import create_app
-
+def _heartbeat_lifespan(state: DaemonState) -> Callable[[FastAPI], Any]:
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         async def heartbeat() -> None:
@@ -106,17 +112,75 @@ def build_app(state: DaemonState, *, public_url: str, max_body_bytes: int) -> AS
         finally:
             task.cancel()
 
+    return lifespan
+
+
+def _scim_app(state: DaemonState, *, public_url: str, max_body_bytes: int) -> FastAPI:
+    from syncd.scim import create_app
+
+    app = FastAPI(openapi_url=None, docs_url=None, redoc_url=None)
+    app.state.daemon = state
+    app.include_router(health.probes)
+    app.mount("/", create_app(state.engine, public_url=public_url, max_body_bytes=max_body_bytes))
+    return app
+
+
+def _admin_app(state: DaemonState) -> FastAPI:
+    from syncd.console.app import build_console
+
     app = FastAPI(
         title="syncd daemon",
-        description="Admin API, health and metrics of the syncd daemon; SCIM 2.0 is under /scim/v2.",
+        description="Admin API, health and metrics of the syncd daemon (the admin listener).",
         openapi_url="/v1/openapi.json",
         docs_url="/v1/docs",
         redoc_url=None,
-        lifespan=lifespan,
+        lifespan=_heartbeat_lifespan(state),
     )
     app.state.daemon = state
-    app.include_router(health.router)
+    app.include_router(health.probes)
+    app.include_router(health.metrics_router)
     app.include_router(admin.router)
     app.include_router(feed_api.router)
-    app.mount("/", create_app(state.engine, public_url=public_url, max_body_bytes=max_body_bytes))
+    app.mount("/", build_console(state))
+    return app
+
+
+@dataclass(frozen=True)
+class Apps:
+    """The SCIM listener's app and the admin listener's app, each ready to serve."""
+
+    scim: ASGIApp
+    admin: ASGIApp
+
+
+def _wrap(app: ASGIApp, state: DaemonState) -> ASGIApp:
     return RequestContext(HttpMetrics(app, state.metrics))
+
+
+def build_apps(state: DaemonState, *, public_url: str, max_body_bytes: int) -> Apps:
+    """The two listeners' apps. Only the admin app has a lifespan (the event-loop heartbeat)."""
+    scim = _scim_app(state, public_url=public_url, max_body_bytes=max_body_bytes)
+    return Apps(scim=_wrap(scim, state), admin=_wrap(_admin_app(state), state))
+
+
+class _ByPath:
+    """ASGI: `/scim/...` to the SCIM app, everything else (and lifespan) to the admin app."""
+
+    def __init__(self, scim: ASGIApp, admin: ASGIApp) -> None:
+        self.scim, self.admin = scim, admin
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path = scope.get("path", "") if scope["type"] in ("http", "websocket") else ""
+        target = self.scim if path == "/scim" or path.startswith("/scim/") else self.admin
+        await target(scope, receive, send)
+
+
+def build_shared_app(state: DaemonState, *, public_url: str, max_body_bytes: int) -> ASGIApp:
+    """One app for `listen == admin_listen`: SCIM, the console and the admin API together."""
+    scim = _scim_app(state, public_url=public_url, max_body_bytes=max_body_bytes)
+    return _wrap(_ByPath(scim, _admin_app(state)), state)
+
+
+def build_app(state: DaemonState, *, public_url: str, max_body_bytes: int) -> ASGIApp:
+    """Every path on one app (the shared-listener layout); tests of the admin API use it."""
+    return build_shared_app(state, public_url=public_url, max_body_bytes=max_body_bytes)

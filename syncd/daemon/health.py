@@ -1,5 +1,8 @@
 """`/healthz` (the process answers), `/readyz` (store reachable, schema current, not stopping)
-and `/metrics` (Prometheus text format). None needs a token: they hold no tenant data."""
+and `/metrics` (Prometheus text format). None needs a token: they hold no tenant data.
+
+`probes` (healthz, readyz) is served on both listeners; `metrics_router` on the admin
+listener only (metric labels name directories and targets)."""
 
 from __future__ import annotations
 
@@ -8,18 +11,20 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from syncd.store.engine import StoreError, schema_status
 
-router = APIRouter(tags=["Health"])
+probes = APIRouter(tags=["Health"])
+metrics_router = APIRouter(tags=["Health"])
 
 
-@router.get("/healthz", summary="Liveness: the process answers")
+@probes.get("/healthz", summary="Liveness: the process answers")
 async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/readyz", summary="Readiness: the store is reachable and its schema current")
+@probes.get("/readyz", summary="Readiness: the store is reachable and its schema current")
 def readyz(request: Request) -> Any:
     state = request.app.state.daemon
     if state.stopping:
@@ -43,6 +48,22 @@ def readyz(request: Request) -> Any:
     return {"status": "ready", "schema": current}
 
 
-@router.get("/metrics", summary="Prometheus metrics")
+@metrics_router.get("/metrics", summary="Prometheus metrics")
 def metrics(request: Request) -> Response:
     return Response(request.app.state.daemon.metrics.render(), media_type=CONTENT_TYPE_LATEST)
+
+
+def with_healthz(app: ASGIApp) -> ASGIApp:
+    """`app`, plus `GET /healthz` answered before it (what `syncd serve` adds to SCIM)."""
+
+    async def wrapped(scope: Scope, receive: Receive, send: Send) -> None:
+        if (
+            scope["type"] == "http"
+            and scope.get("path") == "/healthz"
+            and scope.get("method") in ("GET", "HEAD")
+        ):
+            await JSONResponse({"status": "ok"})(scope, receive, send)
+            return
+        await app(scope, receive, send)
+
+    return wrapped

@@ -1,9 +1,19 @@
-"""`syncd run`: one process that schedules pulls and serves SCIM, the admin API, health and
-metrics on `server.listen`, until SIGTERM/SIGINT.
+"""`syncd run`: one process that schedules pulls and serves, until SIGTERM/SIGINT, two
+listeners: SCIM and health on `server.listen`; the console, the admin API, metrics and health
+on `server.admin_listen` (one listener serves all when the two are equal, with a warning).
+
+The two listeners are two uvicorn servers on one event loop (`serve_listeners`), not one
+server with two sockets routed by the local address: an accepted connection reports its
+local address, not the listening socket's, so a wildcard bind (`0.0.0.0:8080`) could not be
+told apart from `127.0.0.1:8081` reliably, and one server would serve the same app (and its
+paths) on both. Each server owns its app, its connections and its graceful shutdown; the
+admin server alone handles the signals and runs the lifespan (the event-loop heartbeat), and
+a stop or a failed start of either stops both.
 
 Lifecycle:
-1. logging set up; the store must be reachable and at the code's schema (else exit 2);
-2. uvicorn starts (main thread); once it listens, the scheduler starts (each pull directory
+1. logging set up; the store must be reachable and at the code's schema (else exit 2); both
+   addresses are bound before anything starts (a busy address exits 1 with its reason);
+2. uvicorn starts (main thread); once both listen, the scheduler starts (each pull directory
    runs at once, then on its schedule) and systemd gets READY=1 (and WATCHDOG=1 pings while
    the event loop beats);
 3. SIGHUP: the config file is read again; on success the jobs follow it (new directories run
@@ -17,8 +27,11 @@ Lifecycle:
 
 from __future__ import annotations
 
+import asyncio
+import errno
 import logging
 import signal
+import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -29,7 +42,7 @@ import uvicorn
 
 from syncd.config import ConfigError, Settings, load_config
 from syncd.daemon import logging as dlog
-from syncd.daemon.app import BEAT_S, DaemonState, build_app
+from syncd.daemon.app import BEAT_S, DaemonState, build_apps, build_shared_app
 from syncd.daemon.feed_workers import FeedWorkers
 from syncd.daemon.login import LoginService
 from syncd.daemon.metrics import Metrics
@@ -74,6 +87,7 @@ class DaemonServer(uvicorn.Server):
     def __init__(self, config: uvicorn.Config, daemon: Daemon) -> None:
         super().__init__(config)
         self.daemon = daemon
+        self.peers: list[uvicorn.Server] = []
 
     @contextmanager
     def capture_signals(self) -> Iterator[None]:
@@ -90,6 +104,8 @@ class DaemonServer(uvicorn.Server):
 
     def _stop(self, sig: int, frame: Any) -> None:
         self.handle_exit(sig, frame)
+        for peer in self.peers:
+            peer.handle_exit(sig, frame)
         self.daemon.begin_stop(signal.Signals(sig).name)
 
     def _hup(self, _sig: int, _frame: Any) -> None:
@@ -97,8 +113,42 @@ class DaemonServer(uvicorn.Server):
 
     async def startup(self, sockets: Any = None) -> None:
         await super().startup(sockets=sockets)
+        while self.started and not self.should_exit and not all(p.started for p in self.peers):
+            if any(p.should_exit for p in self.peers):
+                return
+            await asyncio.sleep(0.01)
         if self.started and not self.should_exit:
             self.daemon.ready()
+
+
+class PeerServer(uvicorn.Server):
+    """A second listener on the daemon server's loop: its signals are the daemon server's."""
+
+    @contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+async def serve_listeners(
+    main: DaemonServer, peers: list[tuple[uvicorn.Server, socket.socket]], main_socket: socket.socket
+) -> None:
+    """Serve `main` and its peers on this loop until all stop; one ending stops the others."""
+    main.peers = [p for p, _ in peers]
+    tasks = [asyncio.create_task(main.serve(sockets=[main_socket]), name="admin-listener")]
+    tasks += [asyncio.create_task(p.serve(sockets=[sock]), name="scim-listener") for p, sock in peers]
+    try:
+        pending: set[asyncio.Task[None]] = set(tasks)
+        while pending:
+            done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+            if pending:
+                for server in (main, *main.peers):
+                    server.should_exit = True
+            for t in done:
+                if not t.cancelled() and t.exception() is not None:
+                    raise t.exception()  # type: ignore[misc]
+    finally:
+        for t in tasks:
+            t.cancel()
 
 
 class Daemon:
@@ -130,8 +180,18 @@ class Daemon:
         self.targets.start()
         self.feed_workers.start()
         pulls = self._pull_names()
-        log.info("syncd ready", extra={"listen": s.server.listen, "pull_directories": pulls})
-        notify(f"READY=1\nSTATUS=serving on {s.server.listen}; {len(pulls)} pull directories scheduled")
+        log.info(
+            "syncd ready",
+            extra={
+                "listen": s.server.listen,
+                "admin_listen": s.server.admin_listen,
+                "pull_directories": pulls,
+            },
+        )
+        notify(
+            f"READY=1\nSTATUS=SCIM on {s.server.listen}, console on {s.server.admin_listen}; "
+            f"{len(pulls)} pull directories scheduled"
+        )
         interval = watchdog_interval()
         if interval:
             self.watchdog = Watchdog(
@@ -202,33 +262,84 @@ def run_daemon(settings: Settings) -> int:
         )
         engine.dispose()
         return EXIT_USAGE
-    daemon = Daemon(settings, engine)
-    host, port = split_listen(settings.server.listen)
-    app = build_app(
-        daemon.state, public_url=settings.server.public_url, max_body_bytes=settings.server.max_body_bytes
-    )
-    server = DaemonServer(
-        uvicorn.Config(
-            app,
-            host=host,
-            port=port,
-            log_config=None,
-            access_log=False,
-            timeout_keep_alive=KEEP_ALIVE_S,
-            timeout_graceful_shutdown=GRACEFUL_S,
-            server_header=False,
-            proxy_headers=True,
-            lifespan="on",
-        ),
-        daemon,
-    )
     try:
-        server.run()
-    except SystemExit as exc:  # uvicorn could not bind or start
-        log.error("the server did not start", extra={"listen": settings.server.listen, "code": exc.code})
+        sockets = _bind(settings)
+    except OSError as exc:
+        log.error("cannot listen", extra={"error": str(exc)})
+        engine.dispose()
+        return EXIT_FAILED
+    daemon = Daemon(settings, engine)
+    srv = settings.server
+    if srv.shared_listener:
+        log.warning(
+            "SCIM and the admin console share one listener; expose only /scim/v2 to the internet, "
+            "or set [server] admin_listen to a private address",
+            extra={"listen": srv.listen},
+        )
+        apps = None
+        main_app = build_shared_app(
+            daemon.state, public_url=srv.public_url, max_body_bytes=srv.max_body_bytes
+        )
+    else:
+        apps = build_apps(daemon.state, public_url=srv.public_url, max_body_bytes=srv.max_body_bytes)
+        main_app = apps.admin
+    server = DaemonServer(_uvicorn_config(main_app, lifespan="on"), daemon)
+    peers: list[tuple[uvicorn.Server, socket.socket]] = []
+    if apps is not None:
+        peers.append((PeerServer(_uvicorn_config(apps.scim, lifespan="off")), sockets[1]))
+    try:
+        asyncio.run(serve_listeners(server, peers, sockets[0]))
+    except SystemExit as exc:  # uvicorn could not start (a lifespan failure)
+        log.error("the server did not start", extra={"listen": srv.admin_listen, "code": exc.code})
         return EXIT_FAILED
     finally:
+        for sock in sockets:
+            sock.close()
         daemon.finish()
         engine.dispose()
     log.info("syncd stopped")
     return EXIT_OK if server.started else EXIT_FAILED
+
+
+def _uvicorn_config(app: Any, *, lifespan: str) -> uvicorn.Config:
+    return uvicorn.Config(
+        app,
+        log_config=None,
+        access_log=False,
+        timeout_keep_alive=KEEP_ALIVE_S,
+        timeout_graceful_shutdown=GRACEFUL_S,
+        server_header=False,
+        proxy_headers=True,
+        lifespan=lifespan,
+    )
+
+
+_REASONS = {
+    errno.EADDRINUSE: "the address is already in use",
+    errno.EADDRNOTAVAIL: "the address is not on this machine",
+    errno.EACCES: "permission denied (ports below 1024 need privileges)",
+}
+
+
+def _bind(settings: Settings) -> list[socket.socket]:
+    """Bound sockets: [admin listener, SCIM listener] (one socket when the two are equal).
+    An OSError's message names the address and the option that set it."""
+    srv = settings.server
+    wanted = [("[server] admin_listen", srv.admin_listen)]
+    if not srv.shared_listener:
+        wanted.append(("[server] listen", srv.listen))
+    out: list[socket.socket] = []
+    for option, listen in wanted:
+        host, port = split_listen(listen)
+        sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError as exc:
+            sock.close()
+            for s in out:
+                s.close()
+            reason = _REASONS.get(exc.errno or 0, exc.strerror or str(exc))
+            raise OSError(f"cannot listen on {listen} ({option}): {reason}") from None
+        out.append(sock)
+    return out

@@ -104,9 +104,15 @@ def kept_plan(session: Session, run_id: int) -> tuple[SyncRun, Plan]:
 
 
 def approve_run(
-    engine: Engine, run_id: int, *, lock_dir: Path | None = None, on_apply: ApplyProgress | None = None
+    engine: Engine,
+    run_id: int,
+    *,
+    lock_dir: Path | None = None,
+    on_apply: ApplyProgress | None = None,
+    actor: str | None = None,
 ) -> RunResult:
     """Apply run `run_id`'s kept plan as a new sync run; ApprovalRefused when it may not be.
+    `actor` names who approved in the audit (`pull:<actor>`; default "cli").
 
     The returned result's outcome is "applied", or "failed" when the service refused a write
     (then `applied` counts what was written before it)."""
@@ -129,7 +135,7 @@ def approve_run(
                 s.add(run)
                 s.flush()
                 new_id = run.id
-            return _apply(engine, plan, new_id, run_id, kept_data, mode, on_apply, t0)
+            return _apply(engine, plan, new_id, run_id, kept_data, mode, on_apply, t0, actor or APPROVER)
     except LockBusy as exc:
         raise DirectoryBusy(f"{exc}", "try again when that run has finished") from None
 
@@ -143,11 +149,12 @@ def _apply(
     mode: str,
     on_apply: ApplyProgress | None,
     t0: float,
+    approver: str,
 ) -> RunResult:
     directory = plan.directory
     result = RunResult(new_id, directory, "failed", plan=plan, mode=mode)
     result.complete = plan.complete
-    actor = Actor("pull", directory, APPROVER, sync_run_id=new_id)
+    actor = Actor("pull", directory, approver, sync_run_id=new_id)
     try:
         result.applied = apply_plan(engine, plan, actor, on_apply).applied
         result.outcome = "applied"

@@ -99,10 +99,15 @@ token_url = "{srv.url}/token"
     return out
 
 
-def write_config(path: Path, *, store_url: str, state_dir: Path, port: int, directories: str) -> Path:
+def write_config(
+    path: Path, *, store_url: str, state_dir: Path, port: int, directories: str, admin_port: int | None = None
+) -> Path:
+    """A config with SCIM on `port` and the admin listener on `admin_port` (a free port)."""
+    admin_port = admin_port or free_port()
     path.write_text(
         f'state_dir = "{state_dir}"\n\n[store]\nurl = "{store_url}"\n\n'
-        f'[server]\nlisten = "127.0.0.1:{port}"\n\n[log]\nlevel = "info"\n\n'
+        f'[server]\nlisten = "127.0.0.1:{port}"\nadmin_listen = "127.0.0.1:{admin_port}"\n\n'
+        f'[log]\nlevel = "info"\n\n'
         f'[directories.push]\nkind = "scim"\n{directories}'
     )
     return path
@@ -134,13 +139,16 @@ def sqlite_setup(tmp_path: Path, directories: str) -> tuple[Engine, Path, str, s
 
 
 class Daemon:
-    """`syncd --config CONFIG run` as a subprocess; stderr (not a TTY: JSON lines) to a file."""
+    """`syncd --config CONFIG run` as a subprocess; stderr (not a TTY: JSON lines) to a file.
+    `url` is the SCIM listener, `admin_url` the admin listener (console, /v1, /metrics)."""
 
     def __init__(self, config: Path, log: Path, *, env: dict[str, str] | None = None) -> None:
         self.config, self.log_path = config, log
         text = config.read_text()
         self.port = int(text.split('listen = "127.0.0.1:')[1].split('"')[0])
         self.url = f"http://127.0.0.1:{self.port}"
+        admin = text.split('admin_listen = "127.0.0.1:')
+        self.admin_url = "http://127.0.0.1:" + admin[1].split('"')[0] if len(admin) > 1 else self.url
         full_env = {**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}
         full_env.pop("SYNCD_CONFIG", None)
         self._err = open(log, "wb")  # noqa: SIM115 - closed in stop()
@@ -159,7 +167,9 @@ class Daemon:
 
     def _ready(self) -> bool:
         try:
-            return httpx.get(self.url + "/readyz", timeout=5).status_code == 200
+            return all(
+                httpx.get(u + "/readyz", timeout=5).status_code == 200 for u in {self.url, self.admin_url}
+            )
         except httpx.HTTPError:
             return False
 

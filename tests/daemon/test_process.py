@@ -96,7 +96,18 @@ def test_the_daemon_schedules_serves_reloads_and_stops_cleanly(tmp_path: Path, n
             wait_for(lambda n=name: applied_schedule_runs(engine, n) >= 2, what=f"two runs of {name}", proc=d)
             assert users_in(engine, name) == len(fakes.fakes[name].tenant.users)
 
-        # SCIM answers on the same port
+        # SCIM answers on its listener, the admin API and metrics on the other only
+        for path in ("/v1/directories", "/metrics", "/v1/docs", "/"):
+            assert httpx.get(d.url + path, headers=h).status_code == 404, path
+        assert (
+            httpx.get(d.admin_url + "/scim/v2/Users", headers={"Authorization": f"Bearer {scim}"}).status_code
+            == 404
+        )
+        assert (
+            httpx.get(d.url + "/healthz").status_code
+            == httpx.get(d.admin_url + "/healthz").status_code
+            == 200
+        )
         sh = {"Authorization": f"Bearer {scim}"}
         created = httpx.post(
             d.url + "/scim/v2/Users",
@@ -107,11 +118,13 @@ def test_the_daemon_schedules_serves_reloads_and_stops_cleanly(tmp_path: Path, n
         assert httpx.get(d.url + "/scim/v2/Users", headers=sh).json()["totalResults"] == 1
 
         # the admin API answers
-        names = {x["name"] for x in httpx.get(d.url + "/v1/directories", headers=h).json()["directories"]}
+        names = {
+            x["name"] for x in httpx.get(d.admin_url + "/v1/directories", headers=h).json()["directories"]
+        }
         assert names == {"push", "entra", "okta", "gws", "manual"}
         entra_user = next(iter(fakes.fakes["entra"].tenant.users.values()))
         login = httpx.post(
-            d.url + "/v1/logins", headers=h, json={"directory": "entra", "user": entra_user.user_name}
+            d.admin_url + "/v1/logins", headers=h, json={"directory": "entra", "user": entra_user.user_name}
         )
         assert login.status_code == 200 and login.json()["found"], login.text
 
@@ -122,7 +135,9 @@ def test_the_daemon_schedules_serves_reloads_and_stops_cleanly(tmp_path: Path, n
 
         def trigger() -> None:
             barrier.wait()
-            answers.append(httpx.post(d.url + "/v1/directories/manual/sync", headers=h, timeout=PATIENCE_S))
+            answers.append(
+                httpx.post(d.admin_url + "/v1/directories/manual/sync", headers=h, timeout=PATIENCE_S)
+            )
 
         threads = [threading.Thread(target=trigger) for _ in range(2)]
         for t in threads:
@@ -134,7 +149,7 @@ def test_the_daemon_schedules_serves_reloads_and_stops_cleanly(tmp_path: Path, n
         assert [r.outcome for r in runs(engine, "manual", "api")] == ["applied"]
 
         # /metrics parses with the Prometheus text parser
-        fams = {f.name: f for f in text_string_to_metric_families(httpx.get(d.url + "/metrics").text)}
+        fams = {f.name: f for f in text_string_to_metric_families(httpx.get(d.admin_url + "/metrics").text)}
         done = {
             s.labels["directory"]
             for s in fams["syncd_sync_runs"].samples
@@ -164,7 +179,8 @@ def test_the_daemon_schedules_serves_reloads_and_stops_cleanly(tmp_path: Path, n
         secrets = [admin, scim, fakes.fakes["okta"].token, fakes.fakes["entra"].client_secret]
         assert not [s for s in secrets if s in raw]
         # events only: no library set-up chatter, no ANSI duplicates, no console hints
-        assert any(x["msg"].startswith("Uvicorn running on") for x in lines)
+        (ready,) = [x for x in lines if x["msg"] == "syncd ready"]
+        assert ready["listen"] != ready["admin_listen"]
         chatter = [x for x in lines if x["logger"] == "alembic.runtime.plugins" or "Context impl" in x["msg"]]
         assert not chatter
         assert "color_message" not in raw and "\x1b" not in raw and "\\u001b" not in raw
@@ -181,7 +197,9 @@ def test_sigterm_during_a_slow_fetch_exits_0_and_abandons_the_run(tmp_path: Path
         d.wait_ready()
         wait_for(lambda: applied_schedule_runs(engine, "entra") == 1, what="the start-up run", proc=d)
         fakes.faults["entra"].add("timeout", delay=120, times=None)  # the IdP hangs from now on
-        r = httpx.post(d.url + "/v1/directories/entra/sync", headers={"Authorization": f"Bearer {admin}"})
+        r = httpx.post(
+            d.admin_url + "/v1/directories/entra/sync", headers={"Authorization": f"Bearer {admin}"}
+        )
         assert r.status_code == 202 and r.json()["run_id"], r.text
 
         assert d.stop(signal.SIGTERM) == 0

@@ -121,6 +121,8 @@ def test_serve_answers_and_stops_on_sigterm(cli: Cli) -> None:
         assert resp.status_code == 200
         assert resp.json()["patch"]["supported"] is True
         assert resp.headers["content-type"] == "application/scim+json"
+        health = httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=5)
+        assert health.status_code == 200 and health.json() == {"status": "ok"}
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=15) == 0
     finally:
