@@ -1,12 +1,15 @@
 """Fixtures of the browser suite: Chromium driven by Playwright, a clean-page watch on every
 page, and the daemon under test.
 
-- `browser` (session): Chromium from `chromium.require_chromium()`, launched headless once.
+Package-scoped fixtures end with this package, so no browser, Playwright event loop or daemon
+outlives the browser tests into the rest of the suite.
+
+- `browser` (package): Chromium from `chromium.require_chromium()`, launched headless once.
 - `watch`, `page` (per test): a fresh context at 1280x800 (UTC, en-US); every page it opens
   is watched (`watch.PageWatch`) and the test fails at teardown when any logged an error or
   warning, threw, or loaded something that failed. `watch.expect(403, "/path")` allows one
   expected error response.
-- `stack` (session): the daemon with its fake IdP and seeded hostile names (`stack.py`).
+- `stack` (package): the daemon with its fake IdP and seeded hostile names (`stack.py`).
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ from tests.browser.watch import PageWatch
 ACTION_TIMEOUT_MS = 60_000
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def browser() -> Iterator[Any]:
     path = require_chromium()
     from playwright.sync_api import sync_playwright
@@ -68,7 +71,7 @@ def page(context: Any, watch: PageWatch) -> Iterator[Any]:
         p.close()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def stack(browser: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     """Depends on `browser` so that without Chromium the suite skips before starting a daemon."""
     with ExitStack() as es:

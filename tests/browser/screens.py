@@ -29,8 +29,9 @@ def screenshot_dir() -> Path:
     return out
 
 
-def shot(page: Any, name: str) -> Path:
-    """Save the viewport of `page` as `<name>.png`; returns the file."""
-    path = screenshot_dir() / f"{name}.png"
+def shot(page: Any, name: str, directory: Path | None = None) -> Path:
+    """Save the viewport of `page` as `<name>.png` in `directory` (default `screenshot_dir()`);
+    returns the file."""
+    path = (directory or screenshot_dir()) / f"{name}.png"
     page.screenshot(path=str(path), full_page=False, animations="disabled", caret="hide")
     return path

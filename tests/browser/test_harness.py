@@ -128,11 +128,11 @@ def _png_size(path: Path) -> tuple[int, int]:
 
 
 def test_the_daemon_serves_a_page_the_browser_loads_cleanly(
-    page: Any, watch: PageWatch, stack: Stack
+    page: Any, watch: PageWatch, stack: Stack, tmp_path: Path
 ) -> None:
     # Chromium asks for /favicon.ico when a document declares no icon (a JSON one cannot);
     # the console's own pages declare theirs and get no such allowance
     watch.expect(404, "/favicon.ico")
     page.goto(stack.console_url + "/v1/openapi.json")
     assert '"openapi"' in page.inner_text("body")
-    assert _png_size(shot(page, "harness-openapi")) == (1280, 800)
+    assert _png_size(shot(page, "openapi", tmp_path)) == (1280, 800)
