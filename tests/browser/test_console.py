@@ -127,6 +127,32 @@ def test_a_team_and_a_user_page_show_names_members_and_teams(page: Any, stack: S
     shot(page, "user")
 
 
+def test_the_audit_trail_is_paged_and_filtered_and_shows_names(page: Any, stack: Stack) -> None:
+    signed_in_as_alice(page, stack, "/audit")
+    rows = "[data-testid^='audit-row-']"
+
+    def shown() -> list[str]:
+        return [r.get_attribute("data-testid") for r in page.locator(rows).all()]
+
+    first = shown()
+    assert len(first) == 50  # a full page: the seeded store holds more events than that
+    page.click(tid("pager-next"))
+    page.wait_for_url("**/audit?*page=2*")
+    assert shown() and not set(shown()) & set(first)
+    assert_fits(page)
+
+    page.goto(stack.console_url + "/audit")
+    page.fill("input[name=actor]", f"console:oidc:{ALICE_EMAIL}")
+    page.click("form.filters button[type=submit]")
+    page.wait_for_url("**/audit?*actor=*")
+    actions = page.locator(f"{rows} td:nth-child(3)").all_inner_texts()
+    assert "console.signin" in {a.split()[0] for a in actions}, actions
+    assert all(ALICE_EMAIL in a for a in page.locator(f"{rows} td:nth-child(2)").all_inner_texts())
+
+    page.goto(stack.console_url + "/audit?directory=push")
+    assert "hostile0@push.example" in page.inner_text(tid("audit"))  # names, not only ids
+
+
 def test_sync_now_starts_a_run_and_shows_it(page: Any, stack: Stack) -> None:
     signed_in_as_alice(page, stack)
     before = stack.last_run_id("okta")
