@@ -7,7 +7,7 @@ from typing import Any
 
 from tests.browser.screens import shot
 from tests.browser.session import sign_in
-from tests.browser.stack import HOSTILE, IMG, LONG, RTL, SCRIPT, Stack
+from tests.browser.stack import HOSTILE, IMG, LONG, RTL, SCRIPT, TOO_LONG, Stack
 from tests.browser.test_console import assert_fits, tid
 from tests.daemon.helpers import runs
 
@@ -25,7 +25,7 @@ def test_hostile_names_are_text_on_every_page_and_break_no_layout(page: Any, sta
 
     urls = ["/", "/teams", "/users", "/audit", "/runs", f"/teams?q={SCRIPT}", "/users?q=hostile"]
     first_okta_run = min(r.id for r in runs(stack.engine, "okta"))
-    urls.append(f"/runs/{first_okta_run}")  # its plan names the hostile teams; its notes the held one
+    urls.append(f"/runs/{first_okta_run}")  # its notes hold the group whose name is too long
     for directory in ("push", "okta"):
         for name in (SCRIPT, IMG, RTL):
             urls.append(f"/teams/{stack.team_id(directory, name)}")
@@ -41,6 +41,9 @@ def test_hostile_names_are_text_on_every_page_and_break_no_layout(page: Any, sta
         if url.startswith("/teams/"):
             shown = page.inner_text(tid("team-name"))
             assert shown in (SCRIPT, IMG, RTL, LONG), (url, shown[:80])
+
+    page.goto(f"{stack.console_url}/runs/{first_okta_run}")
+    assert f"displayName is {len(TOO_LONG)} characters long" in page.inner_text("main")
 
     page.goto(stack.console_url + "/teams")
     body = page.inner_text("main")
