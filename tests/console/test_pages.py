@@ -161,6 +161,11 @@ def test_approve_applies_the_kept_plan_audited_as_the_admin(console: Console) ->
     assert ev.actor == ACTOR and ev.after["approval_run"] == new_id  # type: ignore[index]
     kept = console.client.get(f"/runs/{run_id}").text
     assert "approve-button" not in kept and f'href="/runs/{new_id}" data-testid="approved-by"' in kept
+    applied = console.client.get(f"/runs/{new_id}").text
+    assert f'href="/audit?run={new_id}" data-testid="run-audit"' in applied
+    written = console.client.get(f"/audit?run={new_id}").text
+    assert all(v in written for v in victims)  # names, not only ids, of what the run wrote
+    assert "is not a run number" in console.client.get("/audit?run=x").text
 
 
 def test_approve_after_the_directory_changed_explains_and_offers_a_fresh_plan(console: Console) -> None:
@@ -197,7 +202,9 @@ def test_approve_while_a_sync_holds_the_directory_says_so_and_can_be_given_again
 
 def test_a_run_that_is_not_stopped_has_no_approve_and_approving_it_is_refused(console: Console) -> None:
     run_id = console.sync()
-    assert "approve-button" not in console.client.get(f"/runs/{run_id}").text
+    shown = console.client.get(f"/runs/{run_id}").text
+    assert "approve-button" not in shown and "No changes" not in shown  # an applied run keeps no plan
+    assert f'href="/audit?run={run_id}" data-testid="run-audit"' in shown
     r = console.client.post(f"/runs/{run_id}/approve", data={"csrf": "t"})
     assert r.status_code == 409 and "not stopped by a safety threshold" in r.text
     assert console.client.get("/runs/999999").status_code == 404

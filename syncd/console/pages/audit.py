@@ -41,12 +41,17 @@ def parse_time(raw: str) -> datetime | None:
 def audit_page(request: Request) -> Response:
     state = daemon(request)
     qp = request.query_params
-    f = {k: qp.get(k, "").strip() for k in ("directory", "actor", "action", "since", "until")}
+    f = {k: qp.get(k, "").strip() for k in ("directory", "actor", "action", "since", "until", "run")}
     conds: list[Any] = []
     problems: list[str] = []
     searchable = all(limits.storable_id(f[k]) for k in ("directory", "actor", "action"))
     if f["directory"]:
         conds.append(AuditEvent.directory == f["directory"])
+    if f["run"]:
+        if f["run"].isdigit() and len(f["run"]) < 19:
+            conds.append(AuditEvent.sync_run_id == int(f["run"]))
+        else:
+            problems.append(f"run {f['run']!r} is not a run number; it was ignored")
     if f["actor"]:
         conds.append(AuditEvent.actor.contains(f["actor"], autoescape=True))  # type: ignore[attr-defined]
     if f["action"]:

@@ -120,7 +120,13 @@ def run_page(
         title=f"Run {run_id}",
         run=run,
         plan=plan,
-        plan_summary=summary(plan.get("counts") or {}) if plan else None,
+        plan_summary=(
+            run["counts"]  # what it wrote, in the past tense
+            if run["outcome"] in ("applied", "partial")
+            else summary(plan.get("counts") or {})
+            if plan
+            else None
+        ),
         changes=shown,
         pager=p,
         notes=list(plan.get("notes") or ()),
