@@ -128,7 +128,12 @@ def notes(s: Settings) -> list[str]:
         "/metrics are served next to /scim/v2; expose only /scim/v2 to the internet (see "
         "docs/deploying.md), or move admin_listen to a private address"
     ]
-    return (shared if s.server.shared_listener else []) + [
+    workers = [
+        f"server.workers = {s.server.workers} applies to `syncd serve`; `syncd run` serves SCIM in "
+        "its own process. For more SCIM processes, run `syncd serve` beside the daemon on the "
+        "same PostgreSQL store (docs/deploying.md)"
+    ]
+    return ((shared if s.server.shared_listener else []) + (workers if s.server.workers > 1 else [])) + [
         f"directory {name!r}: Keycloak is read in full on every run. Admin events are not used "
         "for incremental reads, whether or not the realm records them (adminEventsEnabled): "
         "they miss self-registration, identity-provider logins and mappers, and LDAP/user "

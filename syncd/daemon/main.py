@@ -270,6 +270,12 @@ def run_daemon(settings: Settings) -> int:
         return EXIT_FAILED
     daemon = Daemon(settings, engine)
     srv = settings.server
+    if srv.workers > 1:
+        log.warning(
+            "[server] workers applies to `syncd serve`; this daemon serves SCIM in one process "
+            "(run `syncd serve` beside it on the same PostgreSQL store for more)",
+            extra={"workers": srv.workers},
+        )
     if srv.shared_listener:
         log.warning(
             "SCIM and the admin console share one listener; expose only /scim/v2 to the internet, "

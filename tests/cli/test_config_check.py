@@ -144,3 +144,15 @@ def test_onelogin_shows_its_credential_source_and_a_bad_teams_value_its_line(tmp
     assert "very-secret-value" not in good.output
     bad = check(tmp_path, block + 'teams = "users"\n', env={"OL_SECRET": "x"})
     assert bad.exit_code == 2 and ":6: directories.onelogin.teams" in bad.output, bad.output
+
+
+def test_workers_are_noted_as_serve_only(tmp_path: Path) -> None:
+    text = GOOD.replace(
+        'public_url = "https://syncd.example.com"\n',
+        'public_url = "https://syncd.example.com"\nworkers = 4\n',
+    )
+    result = check(tmp_path, text, "--json", env={"ENTRA_SECRET": "x"})
+    assert result.exit_code == 0, result.output
+    assert any("workers = 4 applies to `syncd serve`" in n for n in json.loads(result.stdout)["notes"])
+    plain = check(tmp_path, GOOD, "--json", env={"ENTRA_SECRET": "x"})
+    assert not any("workers" in n for n in json.loads(plain.stdout)["notes"])
