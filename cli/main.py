@@ -142,8 +142,14 @@ _plain_flags()
 
 
 def main() -> None:
-    """Console entry point: the last boundary, so no traceback reaches a user by accident."""
+    """Console entry point: the last boundary, so no traceback reaches a user by accident.
+    Listings are offered to `cli.quick` first (served without Typer's pydantic start-up)."""
     try:
+        from cli.quick import run
+
+        code = run(sys.argv[1:])
+        if code is not None:
+            sys.exit(code)
         app(prog_name="syncd")
     except KeyboardInterrupt:
         sys.exit(130)

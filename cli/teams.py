@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from cli.context import ConfigOption, JsonOption, directory_scope, fail, open_store, state
 from cli.output import NAME_WIDTH, Column, console, emit, kv, print_json, shown_of, table, text, when
 from cli.users import AllOption, DirectoryOption, LimitOption, LocalOption
-from syncd.service.views import count_teams, list_teams
-from syncd.store.engine import session_scope
+
+if TYPE_CHECKING:
+    from syncd.service.rows import TeamRow
 
 teams = typer.Typer(name="teams", help="Teams (SCIM groups) in the store.", no_args_is_help=True)
 
@@ -46,12 +47,27 @@ def list_cmd(
     json: JsonOption = False,
 ) -> None:
     """List teams by name, with member counts (and names with --members)."""
+    from cli import fastread
+
     st = state(ctx, config=config, json=json)
     scope = directory_scope(directory, local)
-    with open_store(st) as engine, session_scope(engine, write=False) as session:
-        rows = list_teams(session, directory=scope, with_members=members, limit=None if every else limit)
-        total = len(rows) if every or len(rows) < limit else count_teams(session, directory=scope)
-    if st.json:
+    n = None if every else limit
+    fast = fastread.list_teams(st.config, directory=directory, local=local, with_members=members, limit=n)
+    if fast is not None:
+        rows, total = fast
+    else:
+        from syncd.service.views import count_teams, list_teams
+        from syncd.store.engine import session_scope
+
+        with open_store(st) as engine, session_scope(engine, write=False) as session:
+            rows = list_teams(session, directory=scope, with_members=members, limit=n)
+            total = len(rows) if every or len(rows) < limit else count_teams(session, directory=scope)
+    show_list(rows, total, members=members, as_json=st.json)
+
+
+def show_list(rows: list[TeamRow], total: int, *, members: bool, as_json: bool) -> None:
+    """The listing's output: a table or JSON on stdout, "showing N of TOTAL" on stderr."""
+    if as_json:
         print_json([{k: v for k, v in vars(r).items() if members or k != "members"} for r in rows])
     else:
         emit(
@@ -77,6 +93,7 @@ def show_cmd(
 ) -> None:
     """One team: its attributes and its members, with the source of each membership."""
     from syncd.service.details import find_teams
+    from syncd.store.engine import session_scope
 
     st = state(ctx, config=config, json=json)
     scope = directory_scope(directory, local)

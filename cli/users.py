@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from cli.context import ConfigOption, JsonOption, directory_scope, fail, open_store, state
 from cli.output import NAME_WIDTH, Column, console, kv, print_json, shown_of, table, text, when
-from syncd.service.views import count_users, list_users
-from syncd.store.engine import session_scope
+
+if TYPE_CHECKING:
+    from syncd.service.rows import UserRow
 
 DirectoryOption = Annotated[
     str | None, typer.Option("--directory", "-d", metavar="NAME", help="Only this directory's rows.")
@@ -58,16 +59,33 @@ def list_cmd(
     json: JsonOption = False,
 ) -> None:
     """List users (active only unless --inactive), by user name."""
+    from cli import fastread
+
     st = state(ctx, config=config, json=json)
     scope = directory_scope(directory, local)
-    with open_store(st) as engine, session_scope(engine, write=False) as session:
-        rows = list_users(session, directory=scope, include_inactive=inactive, limit=None if every else limit)
-        total = (
-            len(rows)
-            if every or len(rows) < limit
-            else count_users(session, directory=scope, include_inactive=inactive)
-        )
-    if st.json:
+    n = None if every else limit
+    fast = fastread.list_users(
+        st.config, directory=directory, local=local, include_inactive=inactive, limit=n
+    )
+    if fast is not None:
+        rows, total = fast
+    else:
+        from syncd.service.views import count_users, list_users
+        from syncd.store.engine import session_scope
+
+        with open_store(st) as engine, session_scope(engine, write=False) as session:
+            rows = list_users(session, directory=scope, include_inactive=inactive, limit=n)
+            total = (
+                len(rows)
+                if every or len(rows) < limit
+                else count_users(session, directory=scope, include_inactive=inactive)
+            )
+    show_list(rows, total, inactive=inactive, as_json=st.json)
+
+
+def show_list(rows: list[UserRow], total: int, *, inactive: bool, as_json: bool) -> None:
+    """The listing's output: a table or JSON on stdout, "showing N of TOTAL" on stderr."""
+    if as_json:
         print_json(rows)
     else:
         rows_shown = [{**vars(r), "email": _email(r)} for r in rows]
@@ -86,6 +104,7 @@ def show_cmd(
 ) -> None:
     """One user: attributes, emails, and every team with the source of the membership."""
     from syncd.service.details import find_users
+    from syncd.store.engine import session_scope
 
     st = state(ctx, config=config, json=json)
     scope = directory_scope(directory, local)
