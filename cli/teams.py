@@ -17,7 +17,7 @@ teams = typer.Typer(name="teams", help="Teams (SCIM groups) in the store.", no_a
 
 COLUMNS = (
     Column("display_name", "team", style="bold", wrap=False, max_width=NAME_WIDTH),
-    Column("directory", "directory", fmt=lambda v: v or "local", wrap=False),
+    Column("directory", "directory", fmt=lambda v: v or "local"),
     Column("member_count", "members", wrap=False),
     Column("updated_at", "updated", fmt=when, wrap=False),
 )
@@ -25,9 +25,9 @@ MEMBERS = Column("members", "member user names", fmt=lambda v: ", ".join(v or ()
 MEMBER_COLUMNS = (
     Column("user_name", "user name", style="bold", wrap=False, max_width=NAME_WIDTH),
     Column("display_name", "display name"),
-    Column("active", "active", fmt=text),
-    Column("source", "source"),
-    Column("since", "since", fmt=when),
+    Column("active", "active", fmt=text, wrap=False),
+    Column("source", "source", wrap=False),
+    Column("since", "since", fmt=when, wrap=False),
 )
 
 

@@ -37,7 +37,7 @@ def columns(rows: list[Any], *, inactive: bool) -> tuple[Column, ...]:
     ]
     if any(_email(r) for r in rows):
         cols.append(Column("email", "email"))
-    cols.append(Column("directory", "directory", fmt=lambda v: v or "local", wrap=False))
+    cols.append(Column("directory", "directory", fmt=lambda v: v or "local"))
     if inactive:
         cols.append(Column("active", "active", fmt=text, wrap=False))
     return tuple(cols)
@@ -154,8 +154,8 @@ def show_cmd(
         (
             Column("team", "team", style="bold"),
             Column("directory", "directory"),
-            Column("source", "source"),
-            Column("since", "since", fmt=when),
+            Column("source", "source", wrap=False),
+            Column("since", "since", fmt=when, wrap=False),
         ),
         title=f"teams of {u.user_name} ({len(d.teams)})",
         empty="member of no team",
