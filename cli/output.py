@@ -179,13 +179,18 @@ def table(
 
 
 def kv(pairs: Iterable[tuple[str, Any]], *, title: str | None = None) -> None:
-    """Key/value lines (no header row): one record for people."""
+    """Key/value lines (no header row): one record for people; a long value wraps as a table
+    cell does (`cli.layout`), never inside a word that fits."""
+    from cli import layout
+
+    out = console()
+    rows = [(key, safe(text(value))) for key, value in pairs]
+    room = out.width - max((len(k) for k, _ in rows), default=0) - 2
     t = Table.grid(padding=(0, 2))
     t.add_column(style="bold", no_wrap=True)
     t.add_column(overflow="fold")
-    for key, value in pairs:
-        t.add_row(Text(key), cell(text(value)))
-    out = console()
+    for key, value in rows:
+        t.add_row(Text(key), Text("\n".join(layout.wrap(value, room)) if room >= layout.MIN_FLEX else value))
     if title:
         out.print(Text(safe(title), style="bold underline"))
     out.print(t)
