@@ -21,7 +21,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import typer
 from rich import box
 from rich.console import Console
 from rich.markup import escape as _markup_escape
@@ -97,7 +96,9 @@ def utc(ts: datetime) -> datetime:
 
 
 def print_json(data: Any) -> None:
-    typer.echo(json.dumps(jsonable(data), indent=2, ensure_ascii=False))
+    from typer import echo  # as every other command prints (stream encoding handled alike)
+
+    echo(json.dumps(jsonable(data), indent=2, ensure_ascii=False))
 
 
 def when(ts: datetime | None) -> str:

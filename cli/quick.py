@@ -1,4 +1,4 @@
-"""`syncd users list` and `syncd teams list` served before Typer parses anything.
+"""`syncd users list`, `syncd teams list` and `syncd --version` served before Typer is imported.
 
 Typer converts every parameter through a pydantic TypeAdapter, and pydantic alone costs more
 start-up than the whole listing; so `main()` first offers argv to `run` here. It recognises
@@ -31,6 +31,11 @@ _FLAGS = {
 def run(argv: list[str]) -> int | None:
     """Serve `argv` (without the program name) and return the exit code, or None (see the
     module docstring)."""
+    if argv == ["--version"]:
+        from cli.main import version_line
+
+        print(version_line())
+        return 0
     opts = _parse(argv)
     if opts is None:
         return None
@@ -48,9 +53,9 @@ def run(argv: list[str]) -> int | None:
         )
         if users is None:
             return None
-        from cli.users import show_list
+        from cli.listings import show_users
 
-        show_list(*users, inactive=opts["inactive"], as_json=opts["json"])
+        show_users(*users, inactive=opts["inactive"], as_json=opts["json"])
         return 0
     from cli import fastread
 
@@ -63,7 +68,7 @@ def run(argv: list[str]) -> int | None:
     )
     if teams is None:
         return None
-    from cli.teams import show_list as show_teams
+    from cli.listings import show_teams
 
     show_teams(*teams, members=opts["members"], as_json=opts["json"])
     return 0

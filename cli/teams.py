@@ -7,21 +7,15 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from cli.context import ConfigOption, JsonOption, directory_scope, fail, open_store, state
-from cli.output import NAME_WIDTH, Column, console, emit, kv, print_json, shown_of, table, text, when
+from cli.listings import show_teams
+from cli.output import NAME_WIDTH, Column, console, kv, print_json, shown_of, table, text, when
 from cli.users import AllOption, DirectoryOption, LimitOption, LocalOption
 
 if TYPE_CHECKING:
-    from syncd.service.rows import TeamRow
+    pass
 
 teams = typer.Typer(name="teams", help="Teams (SCIM groups) in the store.", no_args_is_help=True)
 
-COLUMNS = (
-    Column("display_name", "team", style="bold", wrap=False, max_width=NAME_WIDTH),
-    Column("directory", "directory", fmt=lambda v: v or "local"),
-    Column("member_count", "members", wrap=False),
-    Column("updated_at", "updated", fmt=when, wrap=False),
-)
-MEMBERS = Column("members", "member user names", fmt=lambda v: ", ".join(v or ()))
 MEMBER_COLUMNS = (
     Column("user_name", "user name", style="bold", wrap=False, max_width=NAME_WIDTH),
     Column("display_name", "display name"),
@@ -62,22 +56,7 @@ def list_cmd(
         with open_store(st) as engine, session_scope(engine, write=False) as session:
             rows = list_teams(session, directory=scope, with_members=members, limit=n)
             total = len(rows) if every or len(rows) < limit else count_teams(session, directory=scope)
-    show_list(rows, total, members=members, as_json=st.json)
-
-
-def show_list(rows: list[TeamRow], total: int, *, members: bool, as_json: bool) -> None:
-    """The listing's output: a table or JSON on stdout, "showing N of TOTAL" on stderr."""
-    if as_json:
-        print_json([{k: v for k, v in vars(r).items() if members or k != "members"} for r in rows])
-    else:
-        emit(
-            rows,
-            (*COLUMNS[:3], MEMBERS) if members else COLUMNS,
-            as_json=False,
-            title="teams",
-            empty="no teams",
-        )
-    shown_of(len(rows), total, "teams")
+    show_teams(rows, total, members=members, as_json=st.json)
 
 
 @teams.command("show")

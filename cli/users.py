@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from cli.context import ConfigOption, JsonOption, directory_scope, fail, open_store, state
-from cli.output import NAME_WIDTH, Column, console, kv, print_json, shown_of, table, text, when
+from cli.listings import show_users
+from cli.output import Column, console, kv, print_json, table, when
 
 if TYPE_CHECKING:
-    from syncd.service.rows import UserRow
+    pass
 
 DirectoryOption = Annotated[
     str | None, typer.Option("--directory", "-d", metavar="NAME", help="Only this directory's rows.")
@@ -20,27 +21,6 @@ LimitOption = Annotated[int, typer.Option("--limit", "-n", min=1, help="Show at 
 AllOption = Annotated[bool, typer.Option("--all", help="Show every one (no --limit).")]
 
 users = typer.Typer(name="users", help="Users in the store.", no_args_is_help=True)
-
-
-def _email(row: Any) -> str:
-    """The email when it says something the user name does not."""
-    email = row.email or ""
-    return "" if email.casefold() == row.user_name.casefold() else email
-
-
-def columns(rows: list[Any], *, inactive: bool) -> tuple[Column, ...]:
-    """The list's columns: email only when some row's differs from its user name, active only
-    when inactive users are listed. Ids and timestamps are in `users show` and `--json`."""
-    cols = [
-        Column("user_name", "user name", style="bold", wrap=False, max_width=NAME_WIDTH),
-        Column("display_name", "display name"),
-    ]
-    if any(_email(r) for r in rows):
-        cols.append(Column("email", "email"))
-    cols.append(Column("directory", "directory", fmt=lambda v: v or "local"))
-    if inactive:
-        cols.append(Column("active", "active", fmt=text, wrap=False))
-    return tuple(cols)
 
 
 def register(app: typer.Typer) -> None:
@@ -80,17 +60,7 @@ def list_cmd(
                 if every or len(rows) < limit
                 else count_users(session, directory=scope, include_inactive=inactive)
             )
-    show_list(rows, total, inactive=inactive, as_json=st.json)
-
-
-def show_list(rows: list[UserRow], total: int, *, inactive: bool, as_json: bool) -> None:
-    """The listing's output: a table or JSON on stdout, "showing N of TOTAL" on stderr."""
-    if as_json:
-        print_json(rows)
-    else:
-        rows_shown = [{**vars(r), "email": _email(r)} for r in rows]
-        table(rows_shown, columns(rows, inactive=inactive) if rows else (), title="users", empty="no users")
-    shown_of(len(rows), total, "users")
+    show_users(rows, total, inactive=inactive, as_json=st.json)
 
 
 @users.command("show")
