@@ -16,8 +16,8 @@ from syncd.store.engine import session_scope
 
 COLUMNS = (
     Column("at", "at", fmt=when, wrap=False),
-    Column("directory", "directory", fmt=lambda v: v or "local"),
-    Column("actor", "actor"),
+    Column("directory", "directory", fmt=lambda v: v or "local", hide=1),
+    Column("actor", "actor", hide=2),
     Column("action", "action", style="bold", wrap=False),
     Column("resource", "resource", wrap=False, max_width=NAME_WIDTH),
     Column("sync_run_id", "run", fmt=lambda v: "" if v is None else str(v), wrap=False),

@@ -22,7 +22,7 @@ if TYPE_CHECKING:  # imported inside the functions: `syncd --version` must not l
     from sqlalchemy import Engine
 
     from syncd.config import Settings
-    from syncd.service.views import DirectoryScope
+    from syncd.service.rows import DirectoryScope
 
 PG_CONNECT_TIMEOUT_S = 10
 
@@ -151,7 +151,7 @@ def open_store(st: CliState, *, need_schema: bool = True) -> Iterator[Engine]:
 def directory_scope(directory: str | None, local: bool) -> DirectoryScope:
     """The scope of `--directory NAME` / `--local`; a NAME is checked by the next `open_store`
     (exit 2 when neither the config nor the store knows it, instead of an empty listing)."""
-    from syncd.service.views import ALL, LOCAL
+    from syncd.service.rows import ALL, LOCAL
 
     if directory is not None and local:
         raise typer.BadParameter("give --directory NAME or --local, not both", param_hint="--local")

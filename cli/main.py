@@ -7,20 +7,17 @@ through `cli.context.state(ctx)`.
 
 Start-up cost: a command's module is imported only when that command runs (or for `--help`),
 and command modules import the store, web server and IdP SDKs inside the command, so
-`syncd --version` loads none of them (tests/cli/test_start.py).
+`syncd --version` loads none of them (tests/cli/test_start.py). This module imports no Typer:
+the Typer app (`app`, built by `cli.app` on first use) is not needed by `syncd --version` or by
+the listings `cli.quick` serves.
 """
 
 from __future__ import annotations
 
-import importlib
 import os
 import sys
 from typing import Any
 
-import typer
-from typer.core import TyperGroup
-
-from cli.context import ConfigOption, JsonOption, state
 from cli.exitcodes import EXIT_FAILED
 
 #: command name → the module that registers it, in the order `syncd --help` lists them.
@@ -64,87 +61,37 @@ EPILOG = "\n\n".join(
 )
 
 
-class LazyGroup(TyperGroup):
-    """The root group: knows its command names up front and imports a command's module only
-    when the command is looked up, so start-up pays for one command group, not all of them."""
+def version_line() -> str:
+    """What `syncd --version` prints."""
+    from importlib.metadata import PackageNotFoundError, version
 
-    _loaded: dict[str, TyperGroup] = {}
-
-    def list_commands(self, ctx: Any) -> list[str]:
-        return list(COMMANDS)
-
-    def get_command(self, ctx: Any, cmd_name: str) -> Any:
-        module = COMMANDS.get(cmd_name)
-        # a name missing from COMMANDS is looked up in every module (slow, but never wrong)
-        for name in [module] if module else dict.fromkeys(COMMANDS.values()):
-            command = self._group(name).commands.get(cmd_name)
-            if command is not None:
-                return command
-        return None
-
-    @classmethod
-    def _group(cls, module: str) -> TyperGroup:
-        if module not in cls._loaded:
-            sub = typer.Typer()
-            importlib.import_module(module).register(sub)
-            cls._loaded[module] = typer.main.get_group(sub)
-        return cls._loaded[module]
+    try:
+        return f"syncd {version('syncd')}"
+    except PackageNotFoundError:
+        return "syncd (not installed)"
 
 
-app = typer.Typer(
-    name="syncd",
-    cls=LazyGroup,
-    help=HELP,
-    epilog=EPILOG,
-    no_args_is_help=True,
-    pretty_exceptions_enable=False,
-    context_settings={"help_option_names": ["-h", "--help"]},
-)
+def __getattr__(name: str) -> Any:
+    """`app`, the Typer app, built on first use (see the module docstring)."""
+    if name == "app":
+        from cli.app import build
 
-
-def _version(value: bool) -> None:
-    if value:
-        from importlib.metadata import PackageNotFoundError, version
-
-        try:
-            typer.echo(f"syncd {version('syncd')}")
-        except PackageNotFoundError:
-            typer.echo("syncd (not installed)")
-        raise typer.Exit()
-
-
-@app.callback()
-def root(
-    ctx: typer.Context,
-    config: ConfigOption = None,
-    json: JsonOption = False,
-    _version_flag: bool = typer.Option(
-        False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
-    ),
-) -> None:
-    state(ctx, config=config, json=json)
-
-
-def _plain_flags() -> None:
-    """Typer's rich help labels every flag `<bool>` as if it took a value; a flag takes none,
-    so its type column is left empty (`--json`, not `--json <bool>`)."""
-    from typer.core import TyperOption
-
-    original = TyperOption.display_type_rich
-
-    def display_type_rich(self: TyperOption, ctx: Any) -> str | None:
-        return None if self.is_flag and self.metavar is None else original(self, ctx)
-
-    TyperOption.display_type_rich = display_type_rich  # type: ignore[method-assign]
-
-
-_plain_flags()
+        globals()["app"] = built = build()
+        return built
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def main() -> None:
-    """Console entry point: the last boundary, so no traceback reaches a user by accident."""
+    """Console entry point: the last boundary, so no traceback reaches a user by accident.
+    Listings are offered to `cli.quick` first (served without Typer's pydantic start-up)."""
     try:
-        app(prog_name="syncd")
+        from cli.quick import run
+
+        code = run(sys.argv[1:])
+        if code is not None:
+            sys.exit(code)
+        application = globals().get("app") or __getattr__("app")
+        application(prog_name="syncd")
     except KeyboardInterrupt:
         sys.exit(130)
     except Exception as exc:
@@ -153,8 +100,9 @@ def main() -> None:
         from cli.output import safe
 
         msg = safe(" ".join(str(exc).split()))
-        typer.echo(
-            f"syncd: internal error: {type(exc).__name__}: {msg}; SYNCD_DEBUG=1 shows the traceback", err=True
+        print(
+            f"syncd: internal error: {type(exc).__name__}: {msg}; SYNCD_DEBUG=1 shows the traceback",
+            file=sys.stderr,
         )
         sys.exit(EXIT_FAILED)
 

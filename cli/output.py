@@ -21,7 +21,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import typer
 from rich import box
 from rich.console import Console
 from rich.markup import escape as _markup_escape
@@ -48,15 +47,20 @@ def esc(value: Any) -> str:
     return _markup_escape(safe(value))
 
 
-#: widest a name column gets before "…" (80-column terminals keep room for the rest)
+#: widest a name column grows before it wraps (80-column terminals keep room for the rest)
 NAME_WIDTH = 40
 
 
 @dataclass(frozen=True)
 class Column:
-    """A table column. `wrap=False` keeps a cell on one line (names, ids, timestamps), cut
-    with "…" beyond `max_width`; other cells wrap between words and shorten a word longer
-    than the column with "…". Words are never split across lines."""
+    """A table column, laid out by `cli.layout` at the terminal's width.
+
+    `wrap=False` marks a fixed column (ids, timestamps, counts, short words): always its full
+    width, on one line. Other columns, and a `wrap=False` one given `max_width` (a name that
+    should stay on one line up to that width), share the remaining width and break between
+    words, or inside a long word after `.`, `-`, `@`, `_`, `/` or `:`; nothing is cut
+    short with "…". `hide` > 0: left out, highest first, when the table cannot fit otherwise.
+    """
 
     key: str
     title: str
@@ -64,6 +68,11 @@ class Column:
     style: str | None = None
     wrap: bool = True
     max_width: int | None = None
+    hide: int = 0
+
+    @property
+    def fixed(self) -> bool:
+        return not self.wrap and self.max_width is None
 
 
 def jsonable(obj: Any) -> Any:
@@ -87,7 +96,9 @@ def utc(ts: datetime) -> datetime:
 
 
 def print_json(data: Any) -> None:
-    typer.echo(json.dumps(jsonable(data), indent=2, ensure_ascii=False))
+    from typer import echo  # as every other command prints (stream encoding handled alike)
+
+    echo(json.dumps(jsonable(data), indent=2, ensure_ascii=False))
 
 
 def when(ts: datetime | None) -> str:
@@ -119,11 +130,33 @@ def cell(value: Any, style: str | None = None) -> Text:
 def table(
     rows: Sequence[Any], columns: Sequence[Column], *, title: str | None = None, empty: str = "none"
 ) -> None:
-    """Rows (dataclasses or mappings) as one Rich table; `empty` is printed when there are none."""
+    """Rows (dataclasses or mappings) as one Rich table at the terminal's width (see
+    `cli.layout`); `empty` is printed when there are none."""
+    from cli import layout
+
     out = console()
     if not rows:
         out.print(Text(empty, style="dim"))
         return
+    cells = []
+    for row in rows:
+        get = row.get if isinstance(row, Mapping) else lambda k, r=row: getattr(r, k)
+        cells.append([safe((c.fmt or text)(get(c.key))) for c in columns])
+    shown = list(range(len(columns)))
+    while True:
+        col_cells = [[r[i] for r in cells] for i in shown]
+        sized = layout.widths(
+            [layout.natural(cc, columns[i].title) for i, cc in zip(shown, col_cells, strict=True)],
+            [layout.longest_word(cc, columns[i].title) for i, cc in zip(shown, col_cells, strict=True)],
+            [layout.minimum(cc, columns[i].title) for i, cc in zip(shown, col_cells, strict=True)],
+            [columns[i].fixed for i in shown],
+            [columns[i].max_width for i in shown],
+            out.width - layout.overhead(len(shown)),
+        )
+        hideable = [i for i in shown if columns[i].hide]
+        if sized is not None or not hideable:
+            break
+        shown.remove(max(hideable, key=lambda i: columns[i].hide))
     t = Table(
         title=Text(safe(title)) if title else None,
         title_justify="left",
@@ -131,28 +164,34 @@ def table(
         box=box.SIMPLE_HEAD,
         pad_edge=False,
     )
-    for c in columns:
-        t.add_column(
-            c.title,
-            style=c.style,
-            no_wrap=not c.wrap,
-            overflow="ellipsis",
-            max_width=c.max_width,
+    for n, i in enumerate(shown):
+        c = columns[i]
+        w = sized[n] if sized else None
+        header = Text("\n".join(layout.wrap(c.title, w)) if w else c.title)
+        t.add_column(header, style=c.style, no_wrap=sized is not None, overflow="fold", width=w)
+    for r in cells:
+        t.add_row(
+            *[Text("\n".join(layout.wrap(r[i], sized[n])) if sized else r[i]) for n, i in enumerate(shown)]
         )
-    for row in rows:
-        get = row.get if isinstance(row, Mapping) else lambda k, r=row: getattr(r, k)
-        t.add_row(*[cell((c.fmt or text)(get(c.key))) for c in columns])
     out.print(t)
+    if len(shown) < len(columns):
+        left_out = ", ".join(c.title for i, c in enumerate(columns) if i not in shown)
+        note(f"{left_out} left out to fit {out.width} columns; a wider terminal or --json shows them")
 
 
 def kv(pairs: Iterable[tuple[str, Any]], *, title: str | None = None) -> None:
-    """Key/value lines (no header row): one record for people."""
+    """Key/value lines (no header row): one record for people; a long value wraps as a table
+    cell does (`cli.layout`), never inside a word that fits."""
+    from cli import layout
+
+    out = console()
+    rows = [(key, safe(text(value))) for key, value in pairs]
+    room = out.width - max((len(k) for k, _ in rows), default=0) - 2
     t = Table.grid(padding=(0, 2))
     t.add_column(style="bold", no_wrap=True)
     t.add_column(overflow="fold")
-    for key, value in pairs:
-        t.add_row(Text(key), cell(text(value)))
-    out = console()
+    for key, value in rows:
+        t.add_row(Text(key), Text("\n".join(layout.wrap(value, room)) if room >= layout.MIN_FLEX else value))
     if title:
         out.print(Text(safe(title), style="bold underline"))
     out.print(t)

@@ -24,11 +24,11 @@ runs = typer.Typer(name="runs", help="Sync run history.", no_args_is_help=False,
 RUN_COLUMNS = (
     Column("id", "run", style="bold", wrap=False),
     Column("directory", "directory"),
-    Column("trigger", "trigger", wrap=False),
+    Column("trigger", "trigger", wrap=False, hide=1),
     Column("outcome", "outcome", wrap=False),
     Column("started_at", "started", fmt=when, wrap=False),
-    Column("seconds", "secs", fmt=lambda v: "" if v is None else f"{v:g}", wrap=False),
-    Column("counts", "changes", fmt=lambda c: short_counts(c)),
+    Column("seconds", "secs", fmt=lambda v: "" if v is None else f"{v:g}", wrap=False, hide=2),
+    Column("counts", "changes", fmt=lambda c: short_counts(c, keep="\u00a0")),
 )
 _SHORT = (
     ("create_user", "+", "users"),
@@ -44,10 +44,11 @@ _SHORT = (
 )
 
 
-def short_counts(counts: dict[str, int]) -> str:
-    """`+30 users, +6 teams, -4 members, !2 deactivated`; "-" for none."""
-    known = [f"{sign}{counts[k]:,} {noun}" for k, sign, noun in _SHORT if counts.get(k)]
-    other = [f"{k} {v}" for k, v in sorted(counts.items()) if v and k not in {s[0] for s in _SHORT}]
+def short_counts(counts: dict[str, int], *, keep: str = " ") -> str:
+    """`+30 users, +6 teams, -4 members, !2 deactivated`; "-" for none. `keep` joins each
+    count to its noun (a no-break space keeps them on one line in a table)."""
+    known = [f"{sign}{counts[k]:,}{keep}{noun}" for k, sign, noun in _SHORT if counts.get(k)]
+    other = [f"{k}{keep}{v}" for k, v in sorted(counts.items()) if v and k not in {s[0] for s in _SHORT}]
     return ", ".join(known + other) or "-"
 
 

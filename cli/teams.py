@@ -2,31 +2,26 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from cli.context import ConfigOption, JsonOption, directory_scope, fail, open_store, state
-from cli.output import NAME_WIDTH, Column, console, emit, kv, print_json, shown_of, table, text, when
+from cli.listings import show_teams
+from cli.output import NAME_WIDTH, Column, console, kv, print_json, shown_of, table, text, when
 from cli.users import AllOption, DirectoryOption, LimitOption, LocalOption
-from syncd.service.views import count_teams, list_teams
-from syncd.store.engine import session_scope
+
+if TYPE_CHECKING:
+    pass
 
 teams = typer.Typer(name="teams", help="Teams (SCIM groups) in the store.", no_args_is_help=True)
 
-COLUMNS = (
-    Column("display_name", "team", style="bold", wrap=False, max_width=NAME_WIDTH),
-    Column("directory", "directory", fmt=lambda v: v or "local", wrap=False),
-    Column("member_count", "members", wrap=False),
-    Column("updated_at", "updated", fmt=when, wrap=False),
-)
-MEMBERS = Column("members", "member user names", fmt=lambda v: ", ".join(v or ()))
 MEMBER_COLUMNS = (
     Column("user_name", "user name", style="bold", wrap=False, max_width=NAME_WIDTH),
     Column("display_name", "display name"),
-    Column("active", "active", fmt=text),
-    Column("source", "source"),
-    Column("since", "since", fmt=when),
+    Column("active", "active", fmt=text, wrap=False),
+    Column("source", "source", wrap=False),
+    Column("since", "since", fmt=when, wrap=False),
 )
 
 
@@ -46,22 +41,22 @@ def list_cmd(
     json: JsonOption = False,
 ) -> None:
     """List teams by name, with member counts (and names with --members)."""
+    from cli import fastread
+
     st = state(ctx, config=config, json=json)
     scope = directory_scope(directory, local)
-    with open_store(st) as engine, session_scope(engine, write=False) as session:
-        rows = list_teams(session, directory=scope, with_members=members, limit=None if every else limit)
-        total = len(rows) if every or len(rows) < limit else count_teams(session, directory=scope)
-    if st.json:
-        print_json([{k: v for k, v in vars(r).items() if members or k != "members"} for r in rows])
+    n = None if every else limit
+    fast = fastread.list_teams(st.config, directory=directory, local=local, with_members=members, limit=n)
+    if fast is not None:
+        rows, total = fast
     else:
-        emit(
-            rows,
-            (*COLUMNS[:3], MEMBERS) if members else COLUMNS,
-            as_json=False,
-            title="teams",
-            empty="no teams",
-        )
-    shown_of(len(rows), total, "teams")
+        from syncd.service.views import count_teams, list_teams
+        from syncd.store.engine import session_scope
+
+        with open_store(st) as engine, session_scope(engine, write=False) as session:
+            rows = list_teams(session, directory=scope, with_members=members, limit=n)
+            total = len(rows) if every or len(rows) < limit else count_teams(session, directory=scope)
+    show_teams(rows, total, members=members, as_json=st.json)
 
 
 @teams.command("show")
@@ -77,6 +72,7 @@ def show_cmd(
 ) -> None:
     """One team: its attributes and its members, with the source of each membership."""
     from syncd.service.details import find_teams
+    from syncd.store.engine import session_scope
 
     st = state(ctx, config=config, json=json)
     scope = directory_scope(directory, local)

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from cli.context import ConfigOption, JsonOption, directory_scope, fail, open_store, state
-from cli.output import NAME_WIDTH, Column, console, kv, print_json, shown_of, table, text, when
-from syncd.service.views import count_users, list_users
-from syncd.store.engine import session_scope
+from cli.listings import show_users
+from cli.output import Column, console, kv, print_json, table, when
+
+if TYPE_CHECKING:
+    pass
 
 DirectoryOption = Annotated[
     str | None, typer.Option("--directory", "-d", metavar="NAME", help="Only this directory's rows.")
@@ -19,27 +21,6 @@ LimitOption = Annotated[int, typer.Option("--limit", "-n", min=1, help="Show at 
 AllOption = Annotated[bool, typer.Option("--all", help="Show every one (no --limit).")]
 
 users = typer.Typer(name="users", help="Users in the store.", no_args_is_help=True)
-
-
-def _email(row: Any) -> str:
-    """The email when it says something the user name does not."""
-    email = row.email or ""
-    return "" if email.casefold() == row.user_name.casefold() else email
-
-
-def columns(rows: list[Any], *, inactive: bool) -> tuple[Column, ...]:
-    """The list's columns: email only when some row's differs from its user name, active only
-    when inactive users are listed. Ids and timestamps are in `users show` and `--json`."""
-    cols = [
-        Column("user_name", "user name", style="bold", wrap=False, max_width=NAME_WIDTH),
-        Column("display_name", "display name"),
-    ]
-    if any(_email(r) for r in rows):
-        cols.append(Column("email", "email"))
-    cols.append(Column("directory", "directory", fmt=lambda v: v or "local", wrap=False))
-    if inactive:
-        cols.append(Column("active", "active", fmt=text, wrap=False))
-    return tuple(cols)
 
 
 def register(app: typer.Typer) -> None:
@@ -58,21 +39,28 @@ def list_cmd(
     json: JsonOption = False,
 ) -> None:
     """List users (active only unless --inactive), by user name."""
+    from cli import fastread
+
     st = state(ctx, config=config, json=json)
     scope = directory_scope(directory, local)
-    with open_store(st) as engine, session_scope(engine, write=False) as session:
-        rows = list_users(session, directory=scope, include_inactive=inactive, limit=None if every else limit)
-        total = (
-            len(rows)
-            if every or len(rows) < limit
-            else count_users(session, directory=scope, include_inactive=inactive)
-        )
-    if st.json:
-        print_json(rows)
+    n = None if every else limit
+    fast = fastread.list_users(
+        st.config, directory=directory, local=local, include_inactive=inactive, limit=n
+    )
+    if fast is not None:
+        rows, total = fast
     else:
-        rows_shown = [{**vars(r), "email": _email(r)} for r in rows]
-        table(rows_shown, columns(rows, inactive=inactive) if rows else (), title="users", empty="no users")
-    shown_of(len(rows), total, "users")
+        from syncd.service.views import count_users, list_users
+        from syncd.store.engine import session_scope
+
+        with open_store(st) as engine, session_scope(engine, write=False) as session:
+            rows = list_users(session, directory=scope, include_inactive=inactive, limit=n)
+            total = (
+                len(rows)
+                if every or len(rows) < limit
+                else count_users(session, directory=scope, include_inactive=inactive)
+            )
+    show_users(rows, total, inactive=inactive, as_json=st.json)
 
 
 @users.command("show")
@@ -86,6 +74,7 @@ def show_cmd(
 ) -> None:
     """One user: attributes, emails, and every team with the source of the membership."""
     from syncd.service.details import find_users
+    from syncd.store.engine import session_scope
 
     st = state(ctx, config=config, json=json)
     scope = directory_scope(directory, local)
@@ -135,8 +124,8 @@ def show_cmd(
         (
             Column("team", "team", style="bold"),
             Column("directory", "directory"),
-            Column("source", "source"),
-            Column("since", "since", fmt=when),
+            Column("source", "source", wrap=False),
+            Column("since", "since", fmt=when, wrap=False),
         ),
         title=f"teams of {u.user_name} ({len(d.teams)})",
         empty="member of no team",

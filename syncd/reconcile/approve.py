@@ -1,13 +1,19 @@
 """Approve a kept plan: apply what a safety stop held back, if the directory has not moved since.
 
 A run stopped by a safety threshold keeps its plan (`SyncRun.plan`) with the directory's
-fingerprint at the moment the plan was computed: the id of the newest audit event of that
-directory's users and teams (every write of the service layer records one, in the same
-transaction) and the connector's saved cursor. `approve_run` takes the directory's lock, reads
-the fingerprint again and applies the kept plan only when both are unchanged; any write to the
+fingerprint at the moment the plan was computed (`syncd.reconcile.state`): the newest audit
+event of that directory's users and teams (every write of the service layer records one, in
+the same transaction), how many of its events lie up to it, and the connector's saved cursor.
+`approve_run` takes the directory's lock, reads the fingerprint again and applies the kept
+plan only when it is unchanged; any write to the
 directory since (a pull, a SCIM push, an on-login sync, an earlier approval) or another read of
 the IdP refuses it, with the reason and `syncd plan` as the fix. The approval is a sync run of its
-own (trigger "approve"), audited as actor `pull:cli`; the kept run records which run approved it.
+own (trigger "approve"), audited as actor `pull:<actor>` (`pull:cli` from the CLI).
+
+Invariant: the kept run records the run that approved it (`approved_by_run`) only when that run
+applied the whole plan. A refused approval writes nothing; an approval whose apply failed is a
+failed run of its own and leaves the kept plan unapproved (whatever it wrote before failing
+moved the fingerprint, so approving the same plan again is refused: plan afresh).
 
 The fingerprint is taken before the store view is read, so a write that lands in between makes
 it older than the plan's basis and the approval is refused (never wrongly allowed).
@@ -25,7 +31,7 @@ from sqlmodel import Session
 from syncd.reconcile.apply import ApplyProgress, apply_plan
 from syncd.reconcile.plan import Plan, PlanFormatError
 from syncd.reconcile.run import RunResult
-from syncd.reconcile.state import STATE_KINDS, fingerprint, recount
+from syncd.reconcile.state import STATE_KINDS, below, fingerprint
 from syncd.service.context import Actor
 from syncd.service.errors import ServiceError
 from syncd.store import session_scope
@@ -61,8 +67,8 @@ def _differences(kept: dict[str, Any], now: dict[str, Any], session: Session, di
             )
         ).scalar_one()
         why.append(f"{since} change(s) were written to its users and teams since")
-    elif "recent" in kept and recount(session, directory, kept.get("audit_id")) != kept["recent"]:
-        why.append("a change with an earlier id was committed after the plan was made")
+    elif below(session, directory, kept.get("audit_id")) != kept.get("below"):
+        why.append("an audit event with an earlier id was committed after the plan was made")
     if now["cursor"] != kept.get("cursor"):
         why.append("another run has read the IdP since (its read cursor moved)")
     return why
@@ -95,9 +101,9 @@ def kept_plan(session: Session, run_id: int) -> tuple[SyncRun, Plan]:
             f"run {run_id} is of directory {run.directory} but its kept plan is of {plan.directory}",
             f"run `syncd plan -d {run.directory}` for a fresh plan",
         )
-    if not data.get("fingerprint"):
+    if not data.get("fingerprint") or "below" not in data["fingerprint"]:
         raise ApprovalRefused(
-            f"run {run_id}'s kept plan has no record of the directory's state",
+            f"run {run_id}'s kept plan has no record of the directory's state (or an older form of it)",
             f"run `syncd plan -d {run.directory}` for a fresh plan",
         )
     return run, plan
@@ -115,7 +121,8 @@ def approve_run(
     `actor` names who approved in the audit (`pull:<actor>`; default "cli").
 
     The returned result's outcome is "applied", or "failed" when the service refused a write
-    (then `applied` counts what was written before it)."""
+    (then `applied` counts what was written before it, and the kept plan stays unapproved).
+    Any other error is raised after the new run is recorded as failed."""
     t0 = time.monotonic()
     with session_scope(engine, write=False) as s:
         kept, plan = kept_plan(s, run_id)
@@ -160,6 +167,9 @@ def _apply(
         result.outcome = "applied"
     except ServiceError as exc:
         result.error = f"{type(exc).__name__}: {exc}"
+    except BaseException as exc:
+        result.error = f"{type(exc).__name__}: {exc}"
+        raise
     finally:
         result.seconds = time.monotonic() - t0
         with session_scope(engine) as s:
@@ -171,7 +181,7 @@ def _apply(
                 run.plan = {**kept_data, "approves_run": run_id, "approved_by_run": None}
                 s.add(run)
             kept = s.get(SyncRun, run_id)
-            if kept is not None and kept.plan is not None:
+            if result.outcome == "applied" and kept is not None and kept.plan is not None:
                 kept.plan = {**kept.plan, "approved_by_run": new_id}
                 s.add(kept)
     return result

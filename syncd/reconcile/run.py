@@ -206,8 +206,9 @@ def _incomplete(snapshot: Snapshot) -> str:
     """The one line a partial run records as its error: why its read is incomplete."""
     first = snapshot.problems[0] if snapshot.problems else "a read failed"
     more = len(snapshot.problems) - 1
-    return (f"incomplete read, nothing removed: {first}"
-            + (f" (and {more} more problems: see the run's notes)" if more > 0 else ""))
+    return f"incomplete read, nothing removed: {first}" + (
+        f" (and {more} more problems: see the run's notes)" if more > 0 else ""
+    )
 
 
 def _nothing_changed(snapshot: Snapshot) -> bool:

@@ -76,8 +76,10 @@ class Snapshot:
     notes: list[str] = field(default_factory=list)
 
     def __repr__(self) -> str:  # short: asyncio and loggers repr results, and these can be huge
-        return (f"Snapshot({self.directory!r}, {self.mode}, users={len(self.users)}, "
-                f"groups={len(self.groups)}, complete={self.complete})")
+        return (
+            f"Snapshot({self.directory!r}, {self.mode}, users={len(self.users)}, "
+            f"groups={len(self.groups)}, complete={self.complete})"
+        )
 
     def mark_incomplete(self, problem: str) -> None:
         """Record a failed read; the snapshot can no longer justify removals."""

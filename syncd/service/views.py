@@ -10,7 +10,6 @@ Timestamps are returned timezone-aware in UTC (SQLite hands them back naive).
 
 from __future__ import annotations
 
-import enum
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -19,45 +18,8 @@ from typing import Any
 from sqlalchemy import ColumnElement, func
 from sqlmodel import Session, select
 
+from syncd.service.rows import ALL, LOCAL, DirectoryScope, Scope, TeamRow, UserRow  # noqa: F401  (re-exported)
 from syncd.store.models import AuditEvent, Membership, ScimToken, Team, User, UserEmail
-
-
-class Scope(enum.Enum):
-    """Directory scope that is not one named directory."""
-
-    ALL = "all"
-    LOCAL = "local"
-
-
-ALL = Scope.ALL
-LOCAL = Scope.LOCAL
-DirectoryScope = str | Scope
-
-
-@dataclass(frozen=True)
-class UserRow:
-    id: str
-    user_name: str
-    display_name: str | None
-    directory: str | None
-    external_id: str | None
-    active: bool
-    email: str | None  # the primary email, else the first one
-    version: int
-    created_at: datetime
-    updated_at: datetime
-
-
-@dataclass(frozen=True)
-class TeamRow:
-    id: str
-    display_name: str
-    directory: str | None
-    external_id: str | None
-    member_count: int
-    members: tuple[str, ...] | None  # user names, sorted; None unless asked for
-    version: int
-    updated_at: datetime
 
 
 @dataclass(frozen=True)

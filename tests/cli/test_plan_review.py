@@ -190,3 +190,38 @@ def test_a_kept_plan_naming_another_directory_than_its_run_is_refused(review: Re
     assert refused.exit_code == EXIT_USAGE, refused.output
     assert "elsewhere" in refused.stderr
     assert _active(review, victims) == [True] * 5
+
+
+def test_an_approval_whose_apply_fails_leaves_the_kept_plan_unapproved(review: Review) -> None:
+    """A user removed behind the service's back (no audit event, so the fingerprint holds) makes
+    the apply fail: the approval is a failed run of its own, and the kept run is not marked as
+    approved by it."""
+    from sqlalchemy import delete
+
+    run_id, victims = _stop(review)
+    with session_scope(review.engine) as s:
+        s.execute(delete(User).where(User.user_name == victims[-1], User.directory == review.directory))
+    failed = review.cli("runs", "approve", str(run_id))
+    assert failed.exit_code != 0, failed.output
+    with session_scope(review.engine, write=False) as s:
+        new = s.execute(select(SyncRun).where(SyncRun.trigger == "approve")).scalar_one()
+        assert new.outcome == "failed" and new.error
+        assert s.get(SyncRun, run_id).plan.get("approved_by_run") is None  # type: ignore[union-attr]
+    shown = review.cli("runs", "show", str(run_id))
+    assert "approved and applied" not in shown.stdout
+
+
+def test_approve_names_its_actor_in_the_audit(review: Review) -> None:
+    from syncd.config import load_config
+    from syncd.reconcile.approve import approve_run
+
+    run_id, _ = _stop(review)
+    result = approve_run(
+        review.engine, run_id, lock_dir=load_config(review.cli.config).state_dir, actor="console:ann"
+    )
+    assert result.outcome == "applied"
+    with session_scope(review.engine, write=False) as s:
+        actors = set(
+            s.execute(select(AuditEvent.actor).where(AuditEvent.sync_run_id == result.run_id)).scalars()
+        )
+    assert actors == {"pull:console:ann"}

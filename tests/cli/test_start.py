@@ -61,13 +61,26 @@ def loaded_by(*args: str, cwd: Path = ROOT) -> set[str]:
 
 
 def test_version_loads_no_store_web_or_sdk_code() -> None:
-    assert loaded_by("--version") & (WEB_AND_SDKS | STORE) == set()
+    assert loaded_by("--version") & (WEB_AND_SDKS | STORE | {"typer", "rich", "pydantic"}) == set()
 
 
-def test_users_list_loads_no_web_or_sdk_code(cli: Cli) -> None:
+@pytest.mark.parametrize(
+    "command", [["users", "list"], ["teams", "list", "--members", "--json"]], ids=" ".join
+)
+def test_a_listing_loads_no_orm_pydantic_web_or_sdk_code(cli: Cli, command: list[str]) -> None:
     assert cli("db", "upgrade").exit_code == 0
-    modules = loaded_by("--config", str(cli.config), "users", "list")
-    assert "sqlalchemy" in modules  # the probe really ran the command
+    modules = loaded_by("--config", str(cli.config), *command)
+    assert "sqlite3" in modules  # the probe really read the store
+    assert modules & (WEB_AND_SDKS | {"sqlalchemy", "sqlmodel", "pydantic"}) == set()
+    if "--json" not in command:  # JSON is printed with typer.echo, as by every command
+        assert "typer" not in modules
+
+
+def test_a_listing_the_fast_path_cannot_serve_still_runs(cli: Cli) -> None:
+    assert cli("db", "upgrade").exit_code == 0
+    modules = loaded_by("--config", str(cli.config), "users", "list", "--limit=5")
+    assert "pydantic" in modules  # Typer parsed it (its parameters go through pydantic)
+    assert "sqlite3" in modules and "sqlalchemy" not in modules  # and its command read fast
     assert modules & WEB_AND_SDKS == set()
 
 
