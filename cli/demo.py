@@ -232,7 +232,7 @@ def invocation(cwd: Path | None = None) -> str:
     (`.venv/bin/syncd`), else `python -m cli.main` with this interpreter."""
     here = (cwd or Path.cwd()).absolute()
     argv0 = Path(sys.argv[0])
-    if argv0.name == "syncd" and argv0.exists():
+    if argv0.name == "syncd" and argv0.is_file():
         found = shutil.which("syncd")
         if found and Path(found).resolve() == argv0.resolve():
             return "syncd"

@@ -17,7 +17,6 @@ SQLite is read with the stdlib `sqlite3`; PostgreSQL with `psycopg`, imported on
 
 from __future__ import annotations
 
-import re
 import sys
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Sequence
@@ -30,6 +29,7 @@ from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 from cli.fastconfig import store_config
+from syncd.revisions import linear_head
 from syncd.service.rows import TeamRow, UserRow
 
 #: as `syncd.store.engine`: how long SQLite waits for a writer, and PostgreSQL to connect
@@ -254,24 +254,12 @@ def _postgresql(url: str) -> _Db:
     return _Db(psycopg.connect(url, autocommit=True), "postgresql")
 
 
-_REVISION_LINE = re.compile(r"^(revision|down_revision)\s*(?::[^=\n]*)?=\s*(.*?)\s*$", re.MULTILINE)
-
-
 def head_revision() -> str | None:
     """The single head of the migration files (as `syncd.store.engine.head_revision`), or None
     when they are not one linear history (the full path asks alembic)."""
     spec = find_spec("syncd")
     if spec is None or not spec.submodule_search_locations:
         return None
-    versions = Path(next(iter(spec.submodule_search_locations))) / "store" / "migrations" / "versions"
-    revisions: set[str] = set()
-    revised: set[str] = set()
-    for path in versions.glob("*.py"):
-        found = {k: v.strip("\"'") for k, v in _REVISION_LINE.findall(path.read_text())}
-        if not found.get("revision") or any(c in found.get("down_revision", "") for c in "([,"):
-            return None
-        revisions.add(found["revision"])
-        if found.get("down_revision", "None") != "None":
-            revised.add(found["down_revision"])
-    heads = revisions - revised
-    return heads.pop() if len(heads) == 1 else None
+    return linear_head(
+        Path(next(iter(spec.submodule_search_locations))) / "store" / "migrations" / "versions"
+    )

@@ -8,7 +8,6 @@ PostgreSQL: any `postgresql+psycopg://` URL. The schema is only ever created by 
 from __future__ import annotations
 
 import hashlib
-import re
 import threading
 import weakref
 from collections.abc import Iterator
@@ -21,6 +20,8 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, OperationalError
 from sqlalchemy.pool import NullPool
 from sqlmodel import Session
+
+from syncd.revisions import linear_head
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 SQLITE_BUSY_TIMEOUT_MS = 30_000
@@ -175,26 +176,13 @@ def schema_status(engine: Engine) -> tuple[str | None, str]:
     return current, head
 
 
-_REVISION_LINE = re.compile(r"^(revision|down_revision)\s*(?::[^=\n]*)?=\s*(.*?)\s*$", re.MULTILINE)
-
-
 def head_revision() -> str:
     """The head revision of the migrations: the one no other migration revises.
 
     Parsed from each version file's `revision` / `down_revision` lines; on anything but one
     linear head (a merge, a tuple), alembic's own answer.
     """
-    revisions: set[str] = set()
-    revised: set[str] = set()
-    for path in (MIGRATIONS / "versions").glob("*.py"):
-        found = {k: v.strip("\"'") for k, v in _REVISION_LINE.findall(path.read_text())}
-        if not found.get("revision") or any(c in found.get("down_revision", "") for c in "([,"):
-            return _alembic_head()
-        revisions.add(found["revision"])
-        if found.get("down_revision", "None") != "None":
-            revised.add(found["down_revision"])
-    heads = revisions - revised
-    return heads.pop() if len(heads) == 1 else _alembic_head()
+    return linear_head(MIGRATIONS / "versions") or _alembic_head()
 
 
 def _alembic_head() -> str:
