@@ -213,9 +213,17 @@ class LoginService:
             self._close(conn)
 
     def close(self) -> None:
+        """Close the connectors, cancel what still runs on the loop (a fetch past its budget,
+        an SDK's background task), then stop the loop: no task is left pending at exit."""
         self.reset()
+        try:
+            asyncio.run_coroutine_threadsafe(_cancel_pending(), self._loop).result(timeout=5)
+        except Exception:
+            log.warning("cancelling the login loop's tasks failed", exc_info=True)
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(timeout=5)
+        if not self._thread.is_alive():
+            self._loop.close()
 
     # -- fetch ----------------------------------------------------------------------------
 
@@ -321,6 +329,13 @@ class LoginService:
                         if not _lost_race(s, exc, name, ug.user.external_id):
                             raise
                 log.info("login write retried after a concurrent writer", exc_info=True)
+
+
+async def _cancel_pending() -> None:
+    tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+    for t in tasks:
+        t.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
 
 
 def _lost_race(s: Session, exc: Exception, directory: str, external_id: str) -> bool:

@@ -330,3 +330,17 @@ def test_google_login_keeps_and_adds_whole_customer_groups(engine: Any, tmp_path
             x(staff.id)
         }
         assert fresh.found and x(staff.id) in {t_["external_id"] for t_ in fresh.added}
+
+
+def test_close_cancels_what_still_runs_on_the_login_loop(env: Env, caplog: pytest.LogCaptureFixture) -> None:
+    import asyncio
+    import gc
+
+    svc = LoginService(env.engine, lambda: env.settings, metrics=Metrics())
+    stuck = asyncio.run_coroutine_threadsafe(asyncio.sleep(3600), svc._loop)  # a fetch past its budget
+    with caplog.at_level("ERROR", logger="asyncio"):
+        svc.close()
+        gc.collect()
+    assert stuck.cancelled()
+    assert svc._loop.is_closed()
+    assert not [r for r in caplog.records if "destroyed but it is pending" in r.getMessage()]
