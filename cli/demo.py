@@ -266,6 +266,7 @@ def next_steps(demo: Demo, *, keep_running: bool) -> list[str]:
         "break-glass admin token from:",
         f"  {cfg} token create --admin",
     ]
+    sso_needs = "Sign in with SSO as admin while the fake IdPs are up (`{again}`; viewer signs in but is"
     if keep_running:
         return [
             "",
@@ -285,8 +286,9 @@ def next_steps(demo: Demo, *, keep_running: bool) -> list[str]:
         *stored,
         f"To plan or sync against the fake IdPs, keep them up with `{again}`, then in another terminal:",
         *live,
-        *console[:3],
-        f"(SSO needs the fake IdPs up, with `{again}`), or with a break-glass admin token from:",
+        *console[:2],
+        sso_needs.format(again=again),
+        "refused: not an admin), or at any time with a break-glass admin token from:",
         console[-1],
     ]
 
