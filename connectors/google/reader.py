@@ -262,6 +262,7 @@ class SnapshotReader:
         direct_users: dict[str, set[str]] = {}
         direct_groups: dict[str, list[str]] = {}
         skipped, skipped_in = 0, 0
+        foreign = {gid for gid, fut in self.direct.items() if fut.result().foreign}
         for gid, fut in self.direct.items():
             res = fut.result()
             label = self._label(gid)
@@ -269,9 +270,13 @@ class SnapshotReader:
                 self.snap.complete = False
             elif res.error is not None:
                 self.failures.append(f"{res.error} ({label} keeps only the members read)")
-            mine = {u for u in res.users if u in users}
+            mine = set(res.users)
+            unknown = mine.difference(users)  # C loop over `mine` (a dict argument is probed)
+            if unknown:
+                mine -= unknown
             outside = len(res.users) - len(mine) + res.other
-            outside += sum(self.direct[c].result().foreign for c in res.groups)
+            if foreign:
+                outside += sum(c in foreign for c in res.groups)
             if outside:
                 skipped, skipped_in = skipped + outside, skipped_in + 1
             if res.customer:

@@ -27,7 +27,7 @@ import orjson
 
 from connectors.base import AuthError, ConfigError, ConnectorError, CursorExpired, ProgressCallback
 from connectors.breaker import died_mid_read
-from connectors.graph.paging import DeltaPaginator, NextLinkPaginator, iter_pages
+from connectors.graph.paging import DeltaPaginator, NextLinkPaginator, iter_pages, url_request
 from connectors.graph.reader import (
     GROUP_SELECT,
     GROUP_TYPE,
@@ -82,8 +82,7 @@ class DeltaReader:
         for kind, select in (("users", USER_SELECT), ("groups", [*GROUP_SELECT, "members"])):
             builder = self._builder(kind)
             url = absolute_url(self.r.api, request(builder, select=select))
-            info = builder.with_url(f"{url}{'&' if '?' in url else '?'}$deltatoken=latest") \
-                .to_get_request_information()
+            info = url_request(f"{url}{'&' if '?' in url else '?'}$deltatoken=latest")
             for _ in range(2):  # a 410 here is a server hiccup: ask once more
                 try:
                     page = await self.r.api.get_json(info, what=f"GET /{kind}/delta()?latest",
@@ -108,11 +107,10 @@ class DeltaReader:
 
         The first page failing raises (`CursorExpired` included); a later page failing marks
         the snapshot incomplete and returns the entries so far with the old `link`."""
-        builder = self._builder(kind)
-        pages = DeltaPaginator(lambda url: builder.with_url(url).to_get_request_information())
+        pages = DeltaPaginator()
         entries: list[dict[str, Any]] = []
         try:
-            async for value in iter_pages(self.r.api, builder.with_url(link).to_get_request_information(),
+            async for value in iter_pages(self.r.api, url_request(link),
                                           pages, what=f"GET /{kind}/delta()", deadline=deadline):
                 entries.extend(v for v in value if isinstance(v, dict) and isinstance(v.get("id"), str))
         except ConnectorError as exc:
@@ -164,7 +162,7 @@ class DeltaReader:
                 try:
                     async for value in iter_pages(
                             self.r.api, first,
-                            NextLinkPaginator(lambda u: builder.with_url(u).to_get_request_information()),
+                            NextLinkPaginator(),
                             what=f"GET /groups/{gid}/transitiveMemberOf", deadline=deadline):
                         for o in value:
                             if o.get("@odata.type") == GROUP_TYPE and o["id"] not in snap.removed_groups:

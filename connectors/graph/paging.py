@@ -1,8 +1,12 @@
 """Graph paging as small strategy objects (the dlt REST-client shape).
 
 A paginator is given each page as it arrives (`update_state`), says whether another page
-follows (`has_next_page`) and builds the request for it (`next_request`) through the SDK's
-`with_url` request builder, so every page still goes through the SDK's auth and middleware.
+follows (`has_next_page`) and builds the request for it (`next_request`) with `url_request`,
+the way msgraph-core's `PageIterator` builds its next-page requests: a GET
+`RequestInformation` carrying the absolute URL and no URL template. Every page is still sent
+by the SDK's request adapter (auth, middleware). A template-less request also spares the
+adapter its per-send work on the template (it decodes the template into each tracing span's
+name, twice per request, ~0.05 ms of CPU for a collection's long template).
 
 - `NextLinkPaginator`: collections; follow the absolute `@odata.nextLink` until absent.
 - `DeltaPaginator`: delta rounds; follow `@odata.nextLink` until a page carries
@@ -14,19 +18,28 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
+from kiota_abstractions.method import Method
 from kiota_abstractions.request_information import RequestInformation
 
 from connectors.base import BadDataError
 from connectors.graph.client import GraphApi
 
-#: Builds the request for an absolute Graph URL (a builder's `with_url(url).to_get_request_information`).
+#: Builds the request for an absolute Graph URL.
 WithUrl = Callable[[str], RequestInformation]
+
+
+def url_request(url: str) -> RequestInformation:
+    """A GET of the absolute Graph URL `url` that accepts JSON (no URL template)."""
+    info = RequestInformation(Method.GET)
+    info.url = url
+    info.headers.try_add("Accept", "application/json")
+    return info
 
 
 class NextLinkPaginator:
     """Follows `@odata.nextLink`; a page without one is the last."""
 
-    def __init__(self, with_url: WithUrl) -> None:
+    def __init__(self, with_url: WithUrl = url_request) -> None:
         self._with_url = with_url
         self.next_link: str | None = None
         self.pages = 0
@@ -49,7 +62,7 @@ class NextLinkPaginator:
 class DeltaPaginator(NextLinkPaginator):
     """Follows a delta round to its end and keeps the final `@odata.deltaLink`."""
 
-    def __init__(self, with_url: WithUrl) -> None:
+    def __init__(self, with_url: WithUrl = url_request) -> None:
         super().__init__(with_url)
         self.delta_link: str | None = None
 
