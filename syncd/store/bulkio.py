@@ -18,7 +18,7 @@ from sqlalchemy.pool import Pool
 from sqlmodel import Session
 
 #: page cache of a large SQLite write transaction, in KiB (SQLite's own default: 2000)
-CACHE_KIB = 192 * 1024
+CACHE_KIB = 128 * 1024
 DEFAULT_CACHE_KIB = 2000
 _FLAG = "syncd.large_cache"
 _hooked: weakref.WeakSet[Pool] = weakref.WeakSet()
