@@ -34,6 +34,7 @@ from syncd.service.context import Actor
 from syncd.service.errors import Conflict
 from syncd.service.resource import fold
 from syncd.store import session_scope
+from syncd.store.bulkio import large_writes
 from syncd.store.models import Team, User
 
 log = logging.getLogger("syncd.reconcile.apply")
@@ -43,8 +44,8 @@ T = TypeVar("T")
 BATCH = 5000
 #: tries of one batch that lost a race to a concurrent writer (see `_transaction`)
 ATTEMPTS = 3
-#: memberships per transaction
-MEMBER_BATCH = 50_000
+#: memberships per transaction (a team's changes are split only when it alone has more)
+MEMBER_BATCH = 200_000
 
 #: Called after each batch with (phase, objects done so far in that phase, total in that phase).
 ApplyProgress = Callable[[str, int, int], None]
@@ -142,6 +143,7 @@ def _transaction(engine: Engine, write: Callable[[Session], T]) -> T:
     for attempt in range(ATTEMPTS):
         try:
             with session_scope(engine) as s:
+                large_writes(s)
                 return write(s)
         except (Conflict, DBAPIError) as exc:
             if attempt == ATTEMPTS - 1 or not _lost_race(exc):
@@ -348,7 +350,8 @@ def _members(
 ) -> None:
     """Member changes of one kind, `MEMBER_BATCH` memberships (across teams) per transaction.
 
-    A team whose changes span two batches gets two versions and two audit events, as two
+    A team's changes stay in one batch (one version bump, one audit event listing the user
+    ids) unless they alone exceed `MEMBER_BATCH`; then it gets one per batch, as that many
     `change_members` calls would give it.
     """
     if not changes:
@@ -367,6 +370,8 @@ def _members(
 
     for c in changes:
         team_id = team_ids[c.team_external_id]
+        if batch and len(batch) + len(c.user_external_ids) > MEMBER_BATCH:
+            flush()  # keep a team's changes in one batch: one version bump, one audit event
         for u in c.user_external_ids:
             done += 1
             uid = user_ids.get(u)

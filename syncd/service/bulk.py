@@ -30,9 +30,11 @@ are not refreshed.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
+import orjson
 from sqlalchemy import bindparam, insert, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
@@ -74,16 +76,16 @@ _SET_USER = (
 
 #: memberships per INSERT/DELETE statement (sent as one JSON or two array parameters)
 PAIRS = 20_000
-_CREATED = bindparam("now", type_=MEMBERSHIPS.c.created_at.type)
 _COLS = "INSERT INTO memberships (team_id, user_id, directory, source, created_at) "
-_ADD_SQLITE = text(
+_ADD_SQLITE_RAW = (
     _COLS + "SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]'), :dir, :src, :now "
     "FROM json_each(:pairs) WHERE true ON CONFLICT DO NOTHING RETURNING team_id, user_id"
-).bindparams(_CREATED)
-_ADD_PG = text(
-    _COLS + "SELECT t, u, :dir, :src, :now FROM unnest(CAST(:teams AS varchar[]), CAST(:users AS varchar[])) "
+)
+_ADD_PG_RAW = (
+    _COLS + "SELECT t, u, %(dir)s, %(src)s, %(now)s "
+    "FROM unnest(CAST(%(teams)s AS varchar[]), CAST(%(users)s AS varchar[])) "
     "AS x(t, u) ON CONFLICT DO NOTHING RETURNING team_id, user_id"
-).bindparams(_CREATED)
+)
 _REMOVE_SQLITE = (
     "DELETE FROM memberships WHERE (team_id, user_id) IN "
     "(SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]') FROM json_each(:pairs)) "
@@ -113,7 +115,7 @@ def create_users(session: Session, *, actor: Actor, bodies: Sequence[dict[str, A
     Conflict (naming the first body in order that clashes, userName before externalId) if a
     userName or externalId is taken in the directory or repeated within `bodies`.
     """
-    datas = [normalize(USER, b) for b in bodies]
+    datas = [b if _canonical_user(b) else normalize(USER, b) for b in bodies]
     for d in datas:
         require(USER, d)
     if not datas:
@@ -178,6 +180,47 @@ def set_active(session: Session, *, actor: Actor, user_ids: Sequence[str], activ
         session.execute(_SET_USER, params)
         _audit(session, actor, now, events)
     return changed
+
+
+#: a user body whose strings together are this short cannot break a length limit, even
+#: casefolded (a character folds to at most three)
+_SHORT = 512 // 3
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+_USER_KEYS = frozenset(("userName", "externalId", "active", "displayName", "name", "emails"))
+
+
+def _canonical_user(b: dict[str, Any]) -> bool:
+    """Whether `normalize(USER, b) == b` surely holds, checked without walking the schema: the
+    shape a pull writes (`reconcile.apply.user_body`) with plain, short, non-empty strings.
+    A pull's users all are (its admission stage cleaned them); anything else is normalised."""
+    if not _USER_KEYS.issuperset(b) or type(b.get("active", True)) is not bool:
+        return False
+    strs = [b.get("userName"), b.get("externalId"), b.get("displayName")]
+    name = b.get("name")
+    if name is not None:
+        if type(name) is not dict or not name or not {"givenName", "familyName"}.issuperset(name):
+            return False
+        strs += name.values()
+    emails = b.get("emails")
+    if emails is not None:
+        if (
+            type(emails) is not list
+            or len(emails) != 1
+            or type(emails[0]) is not dict
+            or list(emails[0]) != ["value", "type", "primary"]
+            or emails[0]["type"] != "work"
+            or emails[0]["primary"] is not True
+        ):
+            return False
+        strs.append(emails[0]["value"])
+    if strs[1] is None:
+        strs[1] = "-"
+    if strs[2] is None and "displayName" not in b:
+        strs[2] = "-"
+    if any(type(v) is not str or not v for v in strs):
+        return False
+    joined = "".join(strs)
+    return len(joined) <= _SHORT and _CONTROL.search(joined) is None and not strs[0].isspace()
 
 
 # -- teams -----------------------------------------------------------------------------------
@@ -252,9 +295,22 @@ def add_memberships(
     flat = [(t, u) for t, us in by_team.items() for u in us]
     got: set[tuple[str, str]] = set()
     pg = _is_pg(session)
-    for part in chunks(flat, PAIRS):  # type: ignore[arg-type]
-        params: dict[str, Any] = {"dir": actor.directory, "src": actor.source, "now": now, **_pairs(pg, part)}
-        got.update((t, u) for t, u in session.execute(_ADD_PG if pg else _ADD_SQLITE, params).all())
+    conn = session.connection()
+    stamp = MEMBERSHIPS.c.created_at.type.bind_processor(conn.dialect)
+    params: dict[str, Any] = {
+        "dir": actor.directory,
+        "src": actor.source,
+        "now": stamp(now) if stamp else now,
+    }
+    # straight on the driver's cursor: a million RETURNING rows as SQLAlchemy rows cost more
+    # than the insert itself
+    cur = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    try:
+        for part in chunks(flat, PAIRS):  # type: ignore[arg-type]
+            cur.execute(_ADD_PG_RAW if pg else _ADD_SQLITE_RAW, {**params, **_pairs(pg, part)})
+            got.update(map(tuple, cur.fetchall()))
+    finally:
+        cur.close()
     return _finish_members(session, actor, now, by_team, got, "members_added", +1)
 
 
@@ -301,7 +357,7 @@ def _pairs(pg: bool, pairs: Sequence[tuple[str, str]]) -> dict[str, Any]:
     """(team id, user id) pairs as statement parameters: two arrays (PostgreSQL), JSON (SQLite)."""
     if pg:
         return {"teams": [t for t, _ in pairs], "users": [u for _, u in pairs]}
-    return {"pairs": json.dumps(pairs)}
+    return {"pairs": orjson.dumps(pairs).decode()}
 
 
 def _check_users(session: Session, actor: Actor, user_ids: list[str]) -> None:
@@ -342,10 +398,13 @@ def _finish_members(
     sign: int,
 ) -> dict[str, list[str]]:
     out: dict[str, list[str]] = {}
-    for t, us in by_team.items():
-        hit = [u for u in us if (t, u) in got]
-        if hit:
-            out[t] = hit
+    if len(got) == sum(map(len, by_team.values())):  # every pair changed (`got` ⊆ the pairs)
+        out = dict(by_team)
+    else:
+        for t, us in by_team.items():
+            hit = [u for u in us if (t, u) in got]
+            if hit:
+                out[t] = hit
     if out:
         session.execute(
             _BUMP_TEAMS, [{"b_id": t, "b_delta": sign * len(us), "b_now": now} for t, us in out.items()]

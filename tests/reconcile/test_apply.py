@@ -210,8 +210,9 @@ def test_a_crash_between_batches_leaves_a_consistent_store_the_next_run_complete
     assert pending(eng, s0) == {}
     with session_scope(eng, write=False) as s:
         n_audit = s.execute(select(func.count()).select_from(AuditEvent)).scalar_one()
-    # users, teams, and one member event per team per committed batch: [g1] then [g1, g2], [g2]
-    assert n_audit == 8 + 3 + 1 + 3
+    # users, teams, and one member event per team per committed batch: a team's changes start
+    # a new batch rather than share one they do not fit in: [g1 (2 of 3)], then [g1], [g2]
+    assert n_audit == 8 + 3 + 1 + 2
 
 
 def test_empty_plan_opens_no_transaction(eng: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
