@@ -46,7 +46,7 @@ def test_the_daemon_delivers_webhooks_and_resumes_after_sigkill(tmp_path: Path) 
             poll = threading.Thread(
                 target=lambda: got.update(
                     r=httpx.get(
-                        f"{d.url}/v1/changes",
+                        f"{d.admin_url}/v1/changes",
                         params={"after": head, "wait": "50s"},
                         headers={"Authorization": f"Bearer {admin}"},
                         timeout=60,
