@@ -7,11 +7,12 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
+import click
 import typer
 from typer.core import TyperGroup
 
 from cli.context import ConfigOption, JsonOption, state
-from cli.main import COMMANDS, EPILOG, HELP, version_line
+from cli.main import COMMANDS, EPILOG, HELP, SUMMARIES, version_line
 
 
 class LazyGroup(TyperGroup):
@@ -19,11 +20,23 @@ class LazyGroup(TyperGroup):
     when the command is looked up, so start-up pays for one command group, not all of them."""
 
     _loaded: dict[str, TyperGroup] = {}
+    #: True while the root's own help is written: commands are listed from `SUMMARIES`,
+    #: so `syncd --help` imports no command module.
+    _listing = False
 
     def list_commands(self, ctx: Any) -> list[str]:
         return list(COMMANDS)
 
+    def format_help(self, ctx: Any, formatter: Any) -> None:
+        LazyGroup._listing = True
+        try:
+            super().format_help(ctx, formatter)
+        finally:
+            LazyGroup._listing = False
+
     def get_command(self, ctx: Any, cmd_name: str) -> Any:
+        if self._listing and cmd_name in SUMMARIES:
+            return click.Command(cmd_name, help=SUMMARIES[cmd_name])
         module = COMMANDS.get(cmd_name)
         # a name missing from COMMANDS is looked up in every module (slow, but never wrong)
         for name in [module] if module else dict.fromkeys(COMMANDS.values()):

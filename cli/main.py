@@ -39,6 +39,26 @@ COMMANDS: dict[str, str] = {
     "targets": "cli.targets",
 }
 
+#: command name → its one-line help, as `syncd --help` lists it without importing the command's
+#: module (tests/cli/test_start.py checks each against the command's own help).
+SUMMARIES: dict[str, str] = {
+    "db": "Create, upgrade and inspect the store's schema.",
+    "users": "Users in the store.",
+    "teams": "Teams (SCIM groups) in the store.",
+    "audit": "Show audit events (who changed what), newest first.",
+    "config": "Check the configuration.",
+    "token": "Bearer tokens for IdPs pushing through SCIM.",
+    "serve": "Serve the SCIM 2.0 endpoint at <public_url>/scim/v2 (store schema must be current).",
+    "run": "Run the daemon (schedules, SCIM endpoint, admin API), or pull once with --once.",
+    "plan": "Show exactly the changes a run would apply now (same as `run --once --dry-run`).",
+    "runs": "Sync run history.",
+    "login-sync": "Sync one user's team memberships from the IdP now (what the gateway asks at SSO sign-in).",
+    "demo": "Sync the bundled fake IdP tenants into a SQLite store, deliver the teams to a stand-in gateway.",
+    "webhooks": "Signed webhooks that receive the change feed (\\[webhooks.NAME] in the config).",
+    "push": "Deliver users and teams to each configured target (`\\[targets.NAME]`) once.",
+    "targets": "One row per configured target: how far it is behind the change feed and what happened last.",
+}
+
 HELP = """\
 syncd keeps the users and teams of an LLM gateway in step with your identity providers
 (Entra ID, Okta, Google Workspace, OneLogin, Keycloak, Auth0): IdPs push through its

@@ -52,7 +52,7 @@ def push_cmd(
     config: ConfigOption = None,
     json: JsonOption = False,
 ) -> None:
-    """Deliver users and teams to each configured target (`[targets.NAME]`) once.
+    """Deliver users and teams to each configured target (`\\[targets.NAME]`) once.
 
     Follows the change feed from each target's cursor. A full reconcile (read the
     target back, adopt what exists, diff, safety checks, apply) runs first on first

@@ -24,11 +24,11 @@ from syncd.webhooks.status import dead_letters, statuses
 
 webhooks = typer.Typer(
     name="webhooks",
-    help="Signed webhooks that receive the change feed ([webhooks.NAME] in the config).",
+    help="Signed webhooks that receive the change feed (\\[webhooks.NAME] in the config).",
     invoke_without_command=True,
 )
 
-NameArg = Annotated[str, typer.Argument(help="The webhook's name ([webhooks.NAME]).")]
+NameArg = Annotated[str, typer.Argument(help="The webhook's name (\\[webhooks.NAME]).")]
 
 
 def _esc(v: object) -> str:

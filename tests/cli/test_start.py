@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import typer
 
-from cli.main import COMMANDS
+from cli.main import COMMANDS, SUMMARIES
 from tests.cli.conftest import ROOT, Cli
 
 WEB_AND_SDKS = {
@@ -108,6 +108,27 @@ def test_commands_maps_every_command_to_the_module_that_registers_it() -> None:
         __import__(module, fromlist=["register"]).register(sub)
         names = set(typer.main.get_group(sub).commands)
         assert names == {n for n, m in COMMANDS.items() if m == module}, module
+
+
+def test_help_lists_every_command_with_its_own_help_and_loads_no_command_module() -> None:
+    for module in set(COMMANDS.values()):
+        sub = typer.Typer()
+        __import__(module, fromlist=["register"]).register(sub)
+        for name, command in typer.main.get_group(sub).commands.items():
+            own = " ".join((command.short_help or command.help or "").split("\n\n")[0].split())
+            assert SUMMARIES[name] == own, name
+    assert set(SUMMARIES) == set(COMMANDS)
+    modules = loaded_by("--help")
+    assert modules & (WEB_AND_SDKS | STORE) == set()
+    out = subprocess.run(
+        [sys.executable, "-m", "cli.main", "--help"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT), "COLUMNS": "200"},
+        timeout=120,
+    ).stdout
+    assert "([webhooks.NAME] in the config)" in out  # markup in help text is escaped
+    assert "(`[targets.NAME]`)" in out
 
 
 def test_head_revision_is_alembics_head() -> None:
