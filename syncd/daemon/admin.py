@@ -184,6 +184,12 @@ def get_run(request: Request, run_id: int) -> dict[str, Any]:
         return run_dict(r, plan=True)
 
 
+def newest_run_ids(s: Any, *where: Any) -> dict[str, int]:
+    """directory → the id of its newest sync run matching `where` (all runs when empty)."""
+    query = select(SyncRun.directory, func.max(SyncRun.id)).where(*where).group_by(SyncRun.directory)
+    return dict(s.execute(query).tuples().all())
+
+
 @router.get("/directories", summary="Configured directories and their sync state")
 def directories(request: Request) -> dict[str, Any]:
     state = _state(request)
@@ -191,20 +197,8 @@ def directories(request: Request) -> dict[str, Any]:
     now = datetime.now(UTC)
     out = []
     with session_scope(state.engine, write=False) as s:
-        last_ids = dict(
-            s.execute(select(SyncRun.directory, func.max(SyncRun.id)).group_by(SyncRun.directory))
-            .tuples()
-            .all()
-        )
-        ok_ids = dict(
-            s.execute(
-                select(SyncRun.directory, func.max(SyncRun.id))
-                .where(SyncRun.outcome == "applied")
-                .group_by(SyncRun.directory)
-            )
-            .tuples()
-            .all()
-        )
+        last_ids = newest_run_ids(s)
+        ok_ids = newest_run_ids(s, SyncRun.outcome == "applied")
         cursors = dict(
             s.execute(
                 select(ConnectorCursor.directory, ConnectorCursor.updated_at).where(

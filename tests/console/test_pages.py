@@ -61,6 +61,14 @@ def test_overview_has_a_row_per_directory_and_target_and_sync_now_for_pulls_only
     assert ids_of(html, "sync-now-") == ["sync-now-entra"]
     assert "target-row-gateway" in html and "not connected yet" in html
     assert "never run" in html and "1h" in html
+    push_row = re.search(r'data-testid="dir-row-push">(.*?)</tr>', html, re.S)
+    assert push_row and "last push</span> —" in push_row.group(1)
+    with session_scope(console.engine) as s:
+        tokens.ensure_directory(s, name="push", kind="scim")
+        user_ops.create_user(s, actor=Actor("scim", "push", "t"), body={"userName": "pushed@x"})
+        at = s.execute(select(func.max(AuditEvent.at)).where(AuditEvent.directory == "push")).scalar_one()
+    pushed = re.search(r'data-testid="dir-row-push">(.*?)</tr>', console.client.get("/").text, re.S)
+    assert pushed and at.strftime("%Y-%m-%d %H:%M") in pushed.group(1)
 
 
 def test_sync_now_redirects_to_the_run_which_the_overview_then_shows(console: Console) -> None:

@@ -22,6 +22,7 @@ from cli.planview import summary
 from syncd.console import actions
 from syncd.console.deps import Admin, daemon, require_admin
 from syncd.console.render import page
+from syncd.daemon.admin import newest_run_ids
 from syncd.daemon.runner import START_WAIT_S, AlreadyRunning
 from syncd.store import session_scope
 from syncd.store.models import AuditEvent, ScimToken, SyncRun
@@ -65,29 +66,24 @@ def run_summary(r: SyncRun) -> dict[str, Any]:
     }
 
 
+def _last_event_at(s: Any, directory: str) -> datetime | None:
+    """When the directory's newest audit event was written: one lookup on the (directory, id)
+    index, not a scan of the audit table."""
+    query = (
+        select(AuditEvent.at)
+        .where(AuditEvent.directory == directory)
+        .order_by(AuditEvent.id.desc())  # type: ignore[union-attr]
+        .limit(1)
+    )
+    return s.execute(query).scalar()
+
+
 def directory_rows(state: Any) -> list[dict[str, Any]]:
     settings = state.settings()
     rows = []
     with session_scope(state.engine, write=False) as s:
-        last_ids = dict(
-            s.execute(select(SyncRun.directory, func.max(SyncRun.id)).group_by(SyncRun.directory))
-            .tuples()
-            .all()
-        )
-        failed_ids = dict(
-            s.execute(
-                select(SyncRun.directory, func.max(SyncRun.id))
-                .where(SyncRun.error.is_not(None))  # type: ignore[union-attr]
-                .group_by(SyncRun.directory)
-            )
-            .tuples()
-            .all()
-        )
-        pushed = dict(
-            s.execute(select(AuditEvent.directory, func.max(AuditEvent.at)).group_by(AuditEvent.directory))
-            .tuples()
-            .all()
-        )
+        last_ids = newest_run_ids(s)
+        failed_ids = newest_run_ids(s, SyncRun.error.is_not(None))  # type: ignore[union-attr]
         live_tokens = dict(
             s.execute(
                 select(ScimToken.directory, func.count())
@@ -102,7 +98,7 @@ def directory_rows(state: Any) -> list[dict[str, Any]]:
             if d.kind == "scim":
                 row.update(
                     schedule="pushed by the IdP (SCIM)",
-                    last_push=_aware(pushed.get(name)),
+                    last_push=_aware(_last_event_at(s, name)),
                     tokens=live_tokens.get(name, 0),
                 )
             else:
