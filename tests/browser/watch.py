@@ -63,6 +63,8 @@ class PageWatch:
             self.console.append((msg.type, msg.text, (msg.location or {}).get("url", "")))
 
     def _on_request_failed(self, request: Any) -> None:
+        if request.failure == "net::ERR_ABORTED" and request.resource_type != "document":
+            return  # a subresource the browser dropped because the page navigated away (a form submit)
         self.failed.append(f"request failed: {request.method} {request.url}: {request.failure}")
 
     def _on_response(self, response: Any) -> None:
