@@ -7,6 +7,7 @@ with code 2; `open_store` turns store and SQL errors raised inside its block int
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -118,6 +119,10 @@ def open_store(st: CliState, *, need_schema: bool = True) -> Iterator[Engine]:
     db_file = sqlite_file(s.store.url)
     if need_schema and db_file is not None and not db_file.exists():
         fail(f"the store {db_file} does not exist yet", "run `syncd db upgrade` to create it")
+    fast = sys.modules.get("cli.fastread")
+    failed = fast.connect_failure(s.store.url) if fast is not None else None
+    if failed is not None:  # the listings' fast path just waited for this store in vain
+        fail(f"cannot reach the store {shown}: {failed}", f"{_where(s)} and that the database is up")
     u = make_url(s.store.url)
     if u.get_backend_name() == "postgresql" and "connect_timeout" not in u.query:
         u = u.update_query_dict({"connect_timeout": str(PG_CONNECT_TIMEOUT_S)})

@@ -188,11 +188,16 @@ def _read(config: Path | None, directory: str | None, query: Callable[[_Db], T])
     (see the module docstring). A driver error anywhere, the query's included, is None."""
     conf = store_config(config)
     connect = _connector(conf.url) if conf is not None else None
-    if conf is None or connect is None:
+    if conf is None or connect is None or conf.url in _unreachable:
         return None
     db: _Db | None = None
     try:
-        db = connect()
+        try:
+            db = connect()
+        except Exception as exc:
+            if conf.url.startswith("postgresql") and _is_driver_error(exc):
+                _unreachable[conf.url] = exc
+            raise
         head = head_revision()
         current = db.rows("SELECT version_num FROM alembic_version")
         if head is None or [r[0] for r in current] != [head]:
@@ -209,6 +214,17 @@ def _read(config: Path | None, directory: str | None, query: Callable[[_Db], T])
         if db is not None:
             with suppress(Exception):
                 db.conn.close()
+
+
+def connect_failure(url: str) -> Exception | None:
+    """The driver error of this process's failed attempt to connect to the PostgreSQL store at
+    `url`, if there was one: the full path reports it instead of waiting for the same timeout
+    a second time (an unreachable host costs `PG_CONNECT_TIMEOUT_S` once, not twice)."""
+    return _unreachable.get(url)
+
+
+#: store URL -> the error of a failed connection attempt in this process (PostgreSQL only)
+_unreachable: dict[str, Exception] = {}
 
 
 def _is_driver_error(exc: Exception) -> bool:

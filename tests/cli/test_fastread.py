@@ -196,3 +196,45 @@ def test_a_config_only_the_loader_understands_is_left_to_it(tmp_path: Path, body
     path = tmp_path / "config.toml"
     path.write_text(body)
     assert store_config(path, {"HOME": str(tmp_path)}) is None
+
+
+def test_an_unreachable_postgresql_store_is_waited_for_once_not_twice(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A host that accepts TCP and never answers: the fast path's connection times out, and
+    the full path reports that failure (same message as its own) instead of a second wait."""
+    import socket
+    import threading
+
+    from cli import context
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(8)
+    accepted: list[socket.socket] = []
+
+    def accept() -> None:
+        while True:
+            try:
+                accepted.append(listener.accept()[0])
+            except OSError:
+                return
+
+    threading.Thread(target=accept, daemon=True).start()
+    port = listener.getsockname()[1]
+    config = tmp_path / "config.toml"
+    config.write_text(f'[store]\nurl = "postgresql+psycopg://postgres@127.0.0.1:{port}/test"\n')
+    monkeypatch.setattr(fastread, "PG_CONNECT_TIMEOUT_S", 1)
+    monkeypatch.setattr(context, "PG_CONNECT_TIMEOUT_S", 1)
+    monkeypatch.setattr(fastread, "_unreachable", {})
+    try:
+        code, out, err = _run(["--config", str(config), "users", "list"], capsys)
+    finally:
+        listener.close()
+        for conn in accepted:
+            conn.close()
+    assert code == 2, err
+    assert out == ""
+    assert err.startswith("syncd: error: cannot reach the store postgresql+psycopg://postgres@127.0.0.1:")
+    assert "and that the database is up" in err
+    assert len(accepted) == 1, "the full path connected again after the fast path's timeout"
