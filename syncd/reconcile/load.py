@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, func, select
 from sqlmodel import Session
 
 from syncd.reconcile.view import StoredTeam, StoredUser, StoreView
@@ -36,9 +36,11 @@ def load_view(session: Session, directory: str) -> StoreView:
     conn = session.connection()
     u, e = USERS.c, EMAILS.c
     # the primary email, else the first, from the email rows the service keeps equal to
-    # `data["emails"]`: an index lookup per user instead of parsing its JSON
-    email = (
-        select(e.value).where(e.user_id == u.id).order_by(e.primary.desc(), e.id).limit(1).scalar_subquery()
+    # `data["emails"]`: an index lookup per user instead of parsing its JSON. Two lookups in id
+    # order (the user_id index's own order: no sort per user) rather than one by (primary, id).
+    email = func.coalesce(
+        select(e.value).where(e.user_id == u.id, e.primary).order_by(e.id).limit(1).scalar_subquery(),
+        select(e.value).where(e.user_id == u.id).order_by(e.id).limit(1).scalar_subquery(),
     )
     q = select(
         u.id, u.external_id, u.user_name, u.active, u.display_name, u.given_name, u.family_name, email

@@ -65,3 +65,20 @@ def test_members_match_a_row_by_row_read(eng: Engine) -> None:  # noqa: F811
 def test_a_directory_without_rows_loads_empty(eng: Engine) -> None:  # noqa: F811
     with session_scope(eng, write=False) as s:
         assert load_view(s, D) == StoreView()
+
+
+def test_a_users_email_is_its_primary_one_else_its_first(eng: Engine) -> None:  # noqa: F811
+    pushed = Actor("scim", D, "token")
+    emails = {
+        "u-p": [{"value": "a@x"}, {"value": "b@x", "primary": True}, {"value": "c@x"}],
+        "u-f": [{"value": "d@x"}, {"value": "e@x"}],
+        "u-n": [],
+    }
+    with session_scope(eng) as s:
+        for ext, mails in emails.items():
+            users.create_user(
+                s, actor=pushed, body={"userName": f"{ext}@x", "externalId": ext, "emails": mails}
+            )
+    with session_scope(eng, write=False) as s:
+        view = load_view(s, D)
+    assert {ext: u.email for ext, u in view.users.items()} == {"u-p": "b@x", "u-f": "d@x", "u-n": None}
