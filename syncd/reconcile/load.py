@@ -12,6 +12,7 @@ member sets.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
+from sys import intern
 from typing import Any
 
 from sqlalchemy import Connection, func, select
@@ -48,7 +49,8 @@ def load_view(session: Session, directory: str) -> StoreView:
     uid_to_ext: dict[str, str] = {}
     users = view.users
     for part in _rows(conn, q):
-        for uid, ext, name, active, disp, given, family, mail in part:
+        for uid, ext_, name, active, disp, given, family, mail in part:
+            ext = intern(ext_)  # as the connectors do theirs: compares by identity
             users[ext] = StoredUser(uid, ext, name, bool(active), disp, given, family, mail)
             uid_to_ext[uid] = ext
     t = TEAMS.c
