@@ -29,6 +29,8 @@ MEMBERSHIPS = Membership.__table__  # type: ignore[attr-defined]
 ROWS = 20_000
 #: joins a team's user ids; store ids never hold it (and a team whose ids split wrong is re-read)
 SEP = ","
+#: PostgreSQL's work_mem for the per-team grouping (its hash table holds every joined id)
+HASH_WORK_MEM = "128MB"
 
 
 def load_view(session: Session, directory: str) -> StoreView:
@@ -129,7 +131,24 @@ def _joined_members(conn: Connection, directory: str) -> Iterator[Sequence[tuple
         f"SELECT team_id, count(*), {agg} FROM memberships "
         f"WHERE directory = {p} AND source <> 'manual' GROUP BY team_id"
     )
-    return _raw(conn, sql, (SEP, directory))
+    if conn.dialect.name != "postgresql":
+        yield from _raw(conn, sql, (SEP, directory))
+        return
+    # PostgreSQL: grouped in one hash table of the teams. Sorting every membership instead spills
+    # to disk at the default work_mem (~3x the time at 1.3M rows), and the planner picks that sort
+    # on the statistics a bulk load leaves stale. Both settings are put back after the query.
+    from psycopg.pq import TransactionStatus
+
+    raw: Any = conn.connection.dbapi_connection
+    get = "SELECT current_setting('work_mem'), current_setting('enable_sort')"
+    work_mem, enable_sort = raw.execute(get).fetchone()
+    put = "SELECT set_config('work_mem', %s, true), set_config('enable_sort', %s, true)"
+    raw.execute(put, (HASH_WORK_MEM, "off"))
+    try:
+        yield from _raw(conn, sql, (SEP, directory))
+    finally:
+        if raw.info.transaction_status == TransactionStatus.INTRANS:  # else: rolled back with it
+            raw.execute(put, (work_mem, enable_sort))
 
 
 def _member_rows(

@@ -82,3 +82,14 @@ def test_a_users_email_is_its_primary_one_else_its_first(eng: Engine) -> None:  
     with session_scope(eng, write=False) as s:
         view = load_view(s, D)
     assert {ext: u.email for ext, u in view.users.items()} == {"u-p": "b@x", "u-f": "d@x", "u-n": None}
+
+
+def test_the_grouping_settings_are_put_back(eng: Engine) -> None:  # noqa: F811
+    sync(eng, snap(*BASE))
+    with session_scope(eng, write=False) as s:
+        if eng.dialect.name != "postgresql":
+            return
+        get = "SELECT current_setting('work_mem'), current_setting('enable_sort')"
+        before = s.connection().exec_driver_sql(get).one()
+        assert load_view(s, D).members
+        assert s.connection().exec_driver_sql(get).one() == before
