@@ -60,16 +60,23 @@ def _diff_users(snapshot: Snapshot, view: StoreView, plan: Plan, policy: UserPol
     stored = {ext: row.user_name for ext, row in view.users.items()}
     wanted = {ext: su.user_name for ext, su in snapshot.users.items()}
     refused = settle_user_names(stored, wanted, view.unmanaged_user_names)
-    holder = {k: "without externalId" for k in view.unmanaged_user_names}
-    holder.update((fold(name), ext) for ext, name in stored.items())
+    holder: dict[str, str] = {}
 
     def note(ext: str, su: SnapshotUser) -> None:
+        if not holder:
+            holder.update((k, "without externalId") for k in view.unmanaged_user_names)
+            holder.update((fold(name), ext) for ext, name in stored.items())
         other = holder.get(fold(su.user_name))
         by = f"held by user {other}" if other not in (None, ext) else "wanted by another user too"
         plan.notes.append(f"user {ext} not written: userName {su.user_name!r} is {by}")
 
-    for ext, su in sorted(snapshot.users.items()):
-        row = view.users.get(ext)
+    rows = view.users
+    touched = [
+        ext for ext, su in snapshot.users.items() if not _same_user(su, rows.get(ext)) or ext in refused
+    ]
+    for ext in sorted(touched):
+        su = snapshot.users[ext]
+        row = rows.get(ext)
         if row is None:
             if ext in refused:
                 note(ext, su)
@@ -93,6 +100,20 @@ def _diff_users(snapshot: Snapshot, view: StoreView, plan: Plan, policy: UserPol
         row = view.users.get(ext)
         if row is not None and row.active:
             plan.users.append(UserChange("deactivate_user", ext, row.id))
+
+
+def _same_user(su: SnapshotUser, row: StoredUser | None) -> bool:
+    """Whether the stored user is exactly what the IdP says (then the diff has nothing to do for
+    it, whatever `user_fields` would compare): the common case, checked without building pairs."""
+    return (
+        row is not None
+        and su.active == row.active
+        and su.user_name == row.user_name
+        and su.display_name == row.display_name
+        and su.given_name == row.given_name
+        and su.family_name == row.family_name
+        and su.email == row.email
+    )
 
 
 def _diff_teams(snapshot: Snapshot, view: StoreView, plan: Plan, policy: TeamPolicy) -> None:
@@ -136,13 +157,17 @@ def _team_claims(snapshot: Snapshot, view: StoreView) -> tuple[dict[str, str], l
 
 def _diff_members(snapshot: Snapshot, view: StoreView, plan: Plan, policy: TeamPolicy) -> None:
     known = view.users.keys() | {c.external_id for c in plan.users if c.kind == "create_user"}
+    empty: frozenset[str] = frozenset()
     for ext, sg in sorted(snapshot.groups.items()):
-        row = view.teams.get(ext)
-        want = {u for u in sg.member_ids if u in known}
-        have = view.members.get(ext, set())
-        manual = view.manual.get(ext, set())
+        ids = sg.member_ids
+        want = ids if ids <= known else ids & known
+        have = view.members.get(ext, empty)
+        if have == want:  # the common case: nothing to add (manual ones aside) or remove
+            continue
+        manual = view.manual.get(ext, empty)
         add = sorted(want - have - manual)
         remove = sorted(have - want)
+        row = view.teams.get(ext)
         store_id = row.id if row else None
         if add:
             plan.members.append(MemberChange("add_members", ext, tuple(add), store_id))

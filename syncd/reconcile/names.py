@@ -79,8 +79,11 @@ def settle_user_names(
     claimed twice. Swaps, chains and cycles of renames, and creates under names freed in the same
     run, all go through.
     """
-    moving = {e for e, n in wanted.items() if e not in stored or fold(n) != fold(stored[e])}
+    get = stored.get
+    moving = {e for e, n in wanted.items() if n != (was := get(e)) and (was is None or fold(n) != fold(was))}
     refused: set[str] = set()
+    if not moving:  # no name changes hands: nothing can be claimed twice
+        return refused
     while True:
         claims: dict[str, list[str]] = {k: [""] for k in fixed}  # "": no external id, never moves
         for e, n in stored.items():

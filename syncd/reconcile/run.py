@@ -15,8 +15,10 @@ in its kept plan, or as `{"notes": [...]}` when no plan is kept.
 
 from __future__ import annotations
 
+import gc
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -155,11 +157,12 @@ def _locked(
             view = StoreView()
             plan = Plan(directory, complete=snapshot.complete)
         else:
-            with session_scope(engine, write=False) as s:
-                state = fingerprint(s, directory)  # before the view: see syncd.reconcile.state
-                view = load_view(s, directory)
-            scoped, held = admit(scoped, view)  # within the service's limits, or held with a note
-            plan = diff(scoped, view, users_left=options.users_left, teams_left=options.teams_left)
+            with _heap_frozen():
+                with session_scope(engine, write=False) as s:
+                    state = fingerprint(s, directory)  # before the view: see syncd.reconcile.state
+                    view = load_view(s, directory)
+                scoped, held = admit(scoped, view)  # within the service's limits, or held with a note
+                plan = diff(scoped, view, users_left=options.users_left, teams_left=options.teams_left)
             plan.basis = PlanBasis.of(plan, view, state)
             plan.notes.extend(held)
         plan.notes.extend(snapshot.notes)
@@ -200,6 +203,20 @@ def _locked(
     finally:
         result.seconds = time.monotonic() - t0
         _finish(engine, run_id, result)
+
+
+@contextmanager
+def _heap_frozen() -> Iterator[None]:
+    """Objects alive on entry (the snapshot, imported modules) are out of the cyclic collector's
+    reach until exit (`gc.freeze`), so the collections the store view's allocations trigger do
+    not walk them again; on exit they are handed back (`gc.unfreeze`): nothing is kept alive
+    that would otherwise be freed. A freeze and unfreeze of another thread in between is
+    harmless: the heap is whole again once both have exited."""
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
 
 
 def _incomplete(snapshot: Snapshot) -> str:

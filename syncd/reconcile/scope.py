@@ -48,5 +48,9 @@ def apply_scope(snapshot: Snapshot, scope: Scope) -> Snapshot:
         wanted = set().union(*(g.member_ids for g in groups.values())) if groups else set()
         users = {k: u for k, u in users.items() if k in wanted}
     if snapshot.mode == "full":  # a delta names only changed users; members may be unchanged ones
-        groups = {k: replace(g, member_ids=frozenset(g.member_ids & users.keys())) for k, g in groups.items()}
+        kept = set(users)  # a set: frozenset's own subset and intersection paths (dict keys are slower)
+        groups = {
+            k: g if g.member_ids <= kept else replace(g, member_ids=frozenset(g.member_ids & kept))
+            for k, g in groups.items()
+        }
     return replace(snapshot, users=dict(users), groups=groups, removed_groups=removed_groups)
