@@ -20,6 +20,7 @@ the transaction's `pg_current_xact_id()`, as the INSERT's column default would g
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -52,6 +53,9 @@ _AUDIT_COLS = (
 _CHANGE_COLS = ("xid", "at", "directory", "kind", "resource_type", "resource_id", "name", "data", "actor")
 _MEMBER_COLS = ("team_id", "user_id", "directory", "source", "created_at")
 _UNIQUE = "23505"
+#: rows per write of `copy_text`
+_LINES = 10_000
+_SPECIAL = re.compile(r"[\\\t\n\r]")
 _EMPTY_TEAMS = text(
     "SELECT count(*) FROM unnest(CAST(:ids AS varchar[])) AS x(id) JOIN teams AS t ON t.id = x.id "
     "WHERE t.member_count = 0"
@@ -69,6 +73,28 @@ def copy_rows(session: Session, table: Table, columns: Sequence[str], rows: Iter
         with cur.copy(stmt) as cp:
             for r in rows:
                 cp.write_row(r)
+    except psycopg.Error as exc:
+        raise DBAPIError.instance(stmt, None, exc, psycopg.Error) from exc
+    finally:
+        cur.close()
+
+
+def copy_text(session: Session, table: Table, columns: Sequence[str], lines: Iterable[str]) -> None:
+    """COPY `lines` (rows already in COPY text format, see `_copy_text`) into `table`; errors
+    as `copy_rows`."""
+    cols = ", ".join(f'"{c}"' for c in columns)
+    stmt = f'COPY "{table.name}" ({cols}) FROM STDIN'
+    cur = session.connection().connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    try:
+        with cur.copy(stmt) as cp:
+            buf: list[str] = []
+            for line in lines:
+                buf.append(line)
+                if len(buf) >= _LINES:
+                    cp.write("".join(buf))
+                    buf.clear()
+            if buf:
+                cp.write("".join(buf))
     except psycopg.Error as exc:
         raise DBAPIError.instance(stmt, None, exc, psycopg.Error) from exc
     finally:
@@ -156,14 +182,26 @@ def add_to_empty_teams(
     found = session.execute(_EMPTY_TEAMS, {"ids": team_ids}).scalar_one()
     if found != len(team_ids):
         return False
+    tail = "\t".join(("", _copy_text(directory), _copy_text(source), now.isoformat())) + "\n"
+    esc = {v: _copy_text(v) for v in {*team_ids, *(u for _, u in pairs)}}
+    lines = (f"{esc[t]}\t{esc[u]}{tail}" for t, u in pairs)
     try:
         with session.begin_nested():
-            copy_rows(session, MEMBERSHIPS, _MEMBER_COLS, ((t, u, directory, source, now) for t, u in pairs))
+            copy_text(session, MEMBERSHIPS, _MEMBER_COLS, lines)
     except IntegrityError as exc:
         if _sqlstate(exc) != _UNIQUE:
             raise
         return False
     return True
+
+
+def _copy_text(v: str | None) -> str:
+    """`v` as a field of COPY's text format (None: NULL)."""
+    if v is None:
+        return "\\N"
+    if _SPECIAL.search(v) is None:
+        return v
+    return v.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
 
 
 def _sqlstate(exc: DBAPIError) -> str | None:

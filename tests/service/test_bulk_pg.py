@@ -164,3 +164,45 @@ def test_driver_errors_surface_as_sqlalchemy_errors_with_their_sqlstate(pg: Engi
             [("no-team", "no-user", "pull", utcnow())],
         )
     assert getattr(err.value.orig, "sqlstate", None) == "23503"
+
+
+@pytest.mark.parametrize(
+    ("value", "field"),
+    [
+        (None, "\\N"),
+        ("plain-uuid-0f3c", "plain-uuid-0f3c"),
+        ("a\tb", "a\\tb"),
+        ("a\\b", "a\\\\b"),
+        ("l1\nl2\r", "l1\\nl2\\r"),
+        ("\\N", "\\\\N"),
+        ("é 日本", "é 日本"),
+    ],
+)
+def test_copy_text_fields(value: str | None, field: str) -> None:
+    assert bulk_pg._copy_text(value) == field
+
+
+def test_ids_with_copy_specials_round_trip(pg: Engine) -> None:
+    team, user = "t\tab\\x", "u\nnl\\N"
+    with session_scope(pg) as s:
+        s.execute(
+            text(
+                "INSERT INTO teams (id, directory, display_name, display_name_key, data, member_count, "
+                "archived, version, created_at, updated_at) VALUES (:t, 'copy', 'T', 't', '{}', 0, false, 1, "
+                "now(), now())"
+            ),
+            {"t": team},
+        )
+        s.execute(
+            text(
+                "INSERT INTO users (id, directory, user_name, user_name_key, active, data, version, "
+                "created_at, updated_at) VALUES (:u, 'copy', 'n', 'n', true, '{}', 1, now(), now())"
+            ),
+            {"u": user},
+        )
+        at = utcnow()
+        assert bulk_pg.add_to_empty_teams(s, [team], [(team, user)], directory=None, source="pull", now=at)
+    rows = raw(
+        pg, "SELECT team_id, user_id, directory, source, created_at FROM memberships WHERE :d = :d", ""
+    )
+    assert rows == [(team, user, None, "pull", at)]
