@@ -77,3 +77,27 @@ def _after_commit(session: Session) -> None:
     # A flag left by a rolled-back savepoint only costs a spurious wake-up; readers re-check.
     if session.info.pop(_DIRTY, False):
         _signal.notify_local()
+
+
+def change_rows(
+    session: Session,
+    *,
+    directory: str | None,
+    actor: str,
+    events: Iterable[Event],
+    at: datetime | None = None,
+) -> list[dict[str, Any]]:
+    """The `changes` rows `record` would insert for `events`, in order, without `xid`: for a
+    writer that inserts them itself (PostgreSQL COPY), then calls `mark_recorded`."""
+    specs = [s for ev in events for s in changes_for(*ev)]
+    unnamed = {s.resource_id for s in specs if s.name is None}
+    team_names = names(session, "teams", "display_name", unnamed) if unnamed else {}
+    now = at or utcnow()
+    return [_row(s, directory, actor, now, team_names) for s in specs]
+
+
+def mark_recorded(session: Session) -> None:
+    """What `record` does once its rows are in: NOTIFY (PostgreSQL) and the commit wake-up."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SELECT pg_notify(:c, '')"), {"c": CHANNEL})
+    session.info[_DIRTY] = True

@@ -119,8 +119,8 @@ def apply_plan(
     _teams(engine, actor, early, team_ids, result, tick)
     adds = [c for c in plan.members if c.kind == "add_members"]
     removes = [c for c in plan.members if c.kind != "add_members"]
-    _members(engine, actor, adds, user_ids, team_ids, result, tick)
-    _members(engine, actor, removes, user_ids, team_ids, result, tick)
+    _member_phase(engine, actor, adds, user_ids, team_ids, result, tick)
+    _member_phase(engine, actor, removes, user_ids, team_ids, result, tick)
     _users(engine, actor, last, user_ids, result, tick)
     _teams(engine, actor, [t for t in plan.teams if t.kind == "archive_team"], team_ids, result, tick)
     return result
@@ -337,6 +337,26 @@ def _teams(
 def _rename_team(s: Session, actor: Actor, team_id: str, name: str) -> None:
     op = {"op": "replace", "path": "displayName", "value": name}
     teams.patch_team(s, actor=actor, team_id=team_id, operations=[op])
+
+
+def _member_phase(
+    engine: Engine,
+    actor: Actor,
+    changes: list[MemberChange],
+    user_ids: dict[str, str],
+    team_ids: dict[str, str],
+    result: ApplyResult,
+    tick: ApplyProgress,
+) -> None:
+    """`_members`; on PostgreSQL over several connections at once (`parallel_members`)."""
+    if engine.dialect.name != "postgresql":
+        return _members(engine, actor, changes, user_ids, team_ids, result, tick)
+    from syncd.reconcile import parallel_members  # it builds on this module
+
+    def write(part: list[MemberChange], res: ApplyResult, tk: ApplyProgress) -> None:
+        _members(engine, actor, part, user_ids, team_ids, res, tk)
+
+    parallel_members.run(write, changes, result, tick)
 
 
 def _members(

@@ -40,6 +40,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
 from syncd.feed import writer as feed
+from syncd.service import bulk_pg
 from syncd.service.common import chunks, in_scope, new_id
 from syncd.service.context import Actor
 from syncd.service.errors import Conflict, InvalidValue, NotFound
@@ -135,7 +136,9 @@ def create_users(session: Session, *, actor: Actor, bodies: Sequence[dict[str, A
     rows = [_user_row(i, actor.directory, d, now) for i, d in zip(ids, datas, strict=True)]
     emails = [e for i, d in zip(ids, datas, strict=True) for e in _email_rows(i, d.get("emails"))]
     _insert_unique(session, USERS, rows, "userName")
-    if emails:
+    if emails and _is_pg(session):
+        bulk_pg.copy_dicts(session, EMAILS, emails)
+    elif emails:
         session.execute(insert(EMAILS), emails)
     _audit(
         session, actor, now, [("user.create", "user", i, None, d) for i, d in zip(ids, datas, strict=True)]
@@ -302,6 +305,10 @@ def add_memberships(
         "src": actor.source,
         "now": stamp(now) if stamp else now,
     }
+    if pg and bulk_pg.add_to_empty_teams(
+        session, list(by_team), flat, directory=actor.directory, source=actor.source, now=now
+    ):
+        return _finish_members(session, actor, now, by_team, set(flat), "members_added", +1)
     # straight on the driver's cursor: a million RETURNING rows as SQLAlchemy rows cost more
     # than the insert itself
     cur = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
@@ -463,6 +470,8 @@ def _taken(session: Session, column: Any, directory: Any, actor: Actor, values: 
 
 def _insert_unique(session: Session, table: Any, rows: list[dict[str, Any]], what: str) -> None:
     """executemany INSERT; a unique-index violation (a concurrent writer won) becomes Conflict."""
+    if _is_pg(session):
+        return bulk_pg.insert_unique(session, table, rows, what)
     try:
         with session.begin_nested():
             session.execute(insert(table), rows)
@@ -506,6 +515,8 @@ def _email_rows(uid: str, emails: Any) -> list[dict[str, Any]]:
 
 def _audit(session: Session, actor: Actor, now: Any, events: list[tuple[str, str, str, Any, Any]]) -> None:
     """One audit event per (action, resource type, resource id, before, after)."""
+    if _is_pg(session):
+        return bulk_pg.audit(session, actor, now, events)
     session.execute(
         insert(AUDIT),
         [

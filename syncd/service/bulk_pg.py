@@ -1,0 +1,220 @@
+"""PostgreSQL write paths of `syncd.service.bulk`: rows go in with `COPY … FROM STDIN`
+(psycopg 3), in the caller's transaction, instead of multi-row INSERT statements.
+
+The stored rows are the ones the INSERT path writes, byte for byte where it matters: JSON
+columns hold the text SQLAlchemy's JSON type writes (the engine's serializer, `json.dumps` by
+default, and None as JSON `null` unless the column says `none_as_null`); identity columns
+(audit and change ids) come from their sequences in row order; every `changes` row gets
+the transaction's `pg_current_xact_id()`, as the INSERT's column default would give it.
+
+- `insert_unique`: rows into a table with unique indexes; a violation (a concurrent writer
+  committed the same name or externalId) is a `Conflict`, the savepoint rolled back.
+- `audit`: audit events and their change-feed rows.
+- `add_to_empty_teams`: memberships of teams that had none when the batch began (a pull's
+  new teams). No ON CONFLICT, no RETURNING: every pair is new unless a concurrent writer
+  (an on-login sync) added one meanwhile; then the COPY fails on the primary key, its
+  savepoint is rolled back and the caller takes the ON CONFLICT path, so the outcome is the
+  same either way.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import psycopg
+from sqlalchemy import JSON, Table, text
+from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlmodel import Session
+
+from syncd.feed import writer as feed
+from syncd.service.context import Actor
+from syncd.service.errors import Conflict
+from syncd.store.models import AuditEvent, Change, Membership, Team
+
+AUDIT = AuditEvent.__table__  # type: ignore[attr-defined]
+CHANGES = Change.__table__  # type: ignore[attr-defined]
+MEMBERSHIPS = Membership.__table__  # type: ignore[attr-defined]
+TEAMS = Team.__table__  # type: ignore[attr-defined]
+
+_AUDIT_COLS = (
+    "at",
+    "directory",
+    "actor",
+    "action",
+    "resource_type",
+    "resource_id",
+    "before",
+    "after",
+    "sync_run_id",
+)
+_CHANGE_COLS = ("xid", "at", "directory", "kind", "resource_type", "resource_id", "name", "data", "actor")
+_MEMBER_COLS = ("team_id", "user_id", "directory", "source", "created_at")
+_UNIQUE = "23505"
+#: rows per write of `copy_text`
+_LINES = 10_000
+_SPECIAL = re.compile(r"[\\\t\n\r]")
+_EMPTY_TEAMS = text(
+    "SELECT count(*) FROM unnest(CAST(:ids AS varchar[])) AS x(id) JOIN teams AS t ON t.id = x.id "
+    "WHERE t.member_count = 0"
+)
+
+
+def copy_rows(session: Session, table: Table, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
+    """COPY `rows` (values in `columns` order, JSON columns already serialised) into `table`.
+    A driver error is raised as SQLAlchemy's (IntegrityError, OperationalError, …, with
+    `.orig`), as an `execute` would raise it (callers retry on its SQLSTATE)."""
+    cols = ", ".join(f'"{c}"' for c in columns)
+    stmt = f'COPY "{table.name}" ({cols}) FROM STDIN'
+    cur = session.connection().connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    try:
+        with cur.copy(stmt) as cp:
+            for r in rows:
+                cp.write_row(r)
+    except psycopg.Error as exc:
+        raise DBAPIError.instance(stmt, None, exc, psycopg.Error) from exc
+    finally:
+        cur.close()
+
+
+def copy_text(session: Session, table: Table, columns: Sequence[str], lines: Iterable[str]) -> None:
+    """COPY `lines` (rows already in COPY text format, see `_copy_text`) into `table`; errors
+    as `copy_rows`."""
+    cols = ", ".join(f'"{c}"' for c in columns)
+    stmt = f'COPY "{table.name}" ({cols}) FROM STDIN'
+    cur = session.connection().connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    try:
+        with cur.copy(stmt) as cp:
+            buf: list[str] = []
+            for line in lines:
+                buf.append(line)
+                if len(buf) >= _LINES:
+                    cp.write("".join(buf))
+                    buf.clear()
+            if buf:
+                cp.write("".join(buf))
+    except psycopg.Error as exc:
+        raise DBAPIError.instance(stmt, None, exc, psycopg.Error) from exc
+    finally:
+        cur.close()
+
+
+def copy_dicts(session: Session, table: Table, rows: Sequence[dict[str, Any]]) -> None:
+    """COPY `rows` (dicts with the same keys, Python values as the INSERT path binds them)."""
+    if not rows:
+        return
+    columns = list(rows[0])
+    dumps = _serializer(session)
+    enc = [
+        _json_encoder(table.c[c].type, dumps) if isinstance(table.c[c].type, JSON) else None for c in columns
+    ]
+    if not any(enc):
+        copy_rows(session, table, columns, ([r[c] for c in columns] for r in rows))
+        return
+    pairs = list(zip(columns, enc, strict=True))
+    copy_rows(session, table, columns, ([f(r[c]) if f else r[c] for c, f in pairs] for r in rows))
+
+
+def insert_unique(session: Session, table: Table, rows: Sequence[dict[str, Any]], what: str) -> None:
+    """`copy_dicts` in a savepoint; an integrity error (a unique index: a concurrent writer
+    won) is Conflict, as in `bulk._insert_unique`."""
+    try:
+        with session.begin_nested():
+            copy_dicts(session, table, rows)
+    except IntegrityError as exc:
+        raise Conflict(f"a {what} in this batch already exists") from exc
+
+
+def audit(session: Session, actor: Actor, now: Any, events: list[tuple[str, str, str, Any, Any]]) -> None:
+    """One audit event per (action, resource type, resource id, before, after), and the
+    change-feed rows they mean (`syncd.feed.writer`), both by COPY."""
+    dumps = _serializer(session)
+    j_before = _json_encoder(AUDIT.c.before.type, dumps)
+    j_after = _json_encoder(AUDIT.c.after.type, dumps)
+    d, label, run = actor.directory, actor.label, actor.sync_run_id
+    copy_rows(
+        session,
+        AUDIT,
+        _AUDIT_COLS,
+        ((now, d, label, a, rt, rid, j_before(b), j_after(af), run) for a, rt, rid, b, af in events),
+    )
+    rows = feed.change_rows(session, directory=d, actor=label, events=events, at=now)
+    if not rows:
+        return
+    xid = session.execute(text("SELECT pg_current_xact_id()::text::bigint")).scalar_one()
+    j_data = _json_encoder(CHANGES.c.data.type, dumps)
+    copy_rows(
+        session,
+        CHANGES,
+        _CHANGE_COLS,
+        (
+            (
+                xid,
+                r["at"],
+                r["directory"],
+                r["kind"],
+                r["resource_type"],
+                r["resource_id"],
+                r["name"],
+                j_data(r["data"]),
+                r["actor"],
+            )
+            for r in rows
+        ),
+    )
+    feed.mark_recorded(session)
+
+
+def add_to_empty_teams(
+    session: Session,
+    team_ids: list[str],
+    pairs: Sequence[tuple[str, str]],
+    *,
+    directory: str | None,
+    source: str,
+    now: Any,
+) -> bool:
+    """Insert `pairs` (distinct (team id, user id), teams among `team_ids`) by COPY if every
+    one of those teams has no member now; returns whether it did. False, with nothing
+    written, if a team has members or a concurrent writer added one of the pairs first."""
+    found = session.execute(_EMPTY_TEAMS, {"ids": team_ids}).scalar_one()
+    if found != len(team_ids):
+        return False
+    tail = "\t".join(("", _copy_text(directory), _copy_text(source), now.isoformat())) + "\n"
+    esc = {v: _copy_text(v) for v in {*team_ids, *(u for _, u in pairs)}}
+    lines = (f"{esc[t]}\t{esc[u]}{tail}" for t, u in pairs)
+    try:
+        with session.begin_nested():
+            copy_text(session, MEMBERSHIPS, _MEMBER_COLS, lines)
+    except IntegrityError as exc:
+        if _sqlstate(exc) != _UNIQUE:
+            raise
+        return False
+    return True
+
+
+def _copy_text(v: str | None) -> str:
+    """`v` as a field of COPY's text format (None: NULL)."""
+    if v is None:
+        return "\\N"
+    if _SPECIAL.search(v) is None:
+        return v
+    return v.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
+
+
+def _sqlstate(exc: DBAPIError) -> str | None:
+    return getattr(exc.orig, "sqlstate", None)
+
+
+def _serializer(session: Session) -> Any:
+    return getattr(session.get_bind().dialect, "_json_serializer", None) or json.dumps
+
+
+def _json_encoder(type_: JSON, dumps: Any) -> Any:
+    """value → the text SQLAlchemy's JSON type binds for it (None → SQL NULL only if
+    `none_as_null`)."""
+    if type_.none_as_null:
+        return lambda v: None if v is None else dumps(v)
+    return dumps
