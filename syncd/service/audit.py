@@ -23,6 +23,7 @@ from syncd.service.context import Actor
 from syncd.store.models import AuditEvent, utcnow
 
 AUDIT = AuditEvent.__table__  # type: ignore[attr-defined]
+_INSERT = insert(AUDIT)  # built once: compiled once per engine
 
 
 def record(
@@ -44,7 +45,7 @@ def record(
     if session.new or session.dirty or session.deleted:
         session.flush()
     session.execute(
-        insert(AUDIT),
+        _INSERT,
         {
             "at": utcnow(),
             "directory": actor.directory,

@@ -31,6 +31,7 @@ from syncd.service.common import (
 from syncd.service.context import Actor
 from syncd.service.errors import Conflict
 from syncd.service.filters import parse_filter, user_condition
+from syncd.service.keyed import Key, key_filter, list_by_key
 from syncd.service.patch import apply_patch
 from syncd.service.resource import fold, normalize, require
 from syncd.service.schema import USER
@@ -38,6 +39,15 @@ from syncd.store.models import Membership, Team, User, UserEmail, utcnow
 
 USERS = User.__table__  # type: ignore[attr-defined]
 EMAILS = UserEmail.__table__  # type: ignore[attr-defined]
+#: The user INSERT of each dialect, built once: its values are execute() parameters, so it is
+#: compiled once per engine, not per request.
+_INSERT_USER = {
+    name: ins(USERS).on_conflict_do_nothing().returning(USERS.c.id)
+    for name, ins in (("postgresql", pg_insert), ("sqlite", sqlite_insert))
+}
+_INSERT_EMAILS = insert(EMAILS)
+#: The attributes a per-directory unique index covers (`keyed`).
+KEYS = (Key("username", "user_name_key", fold=True), Key("externalid", "external_id", fold=False))
 
 
 def get_user(session: Session, *, actor: Actor, user_id: str, for_update: bool = False) -> User:
@@ -62,10 +72,8 @@ def create_user(session: Session, *, actor: Actor, body: dict[str, Any]) -> User
     now = utcnow()
     values = {"id": new_id(), "directory": actor.directory, **_columns(data), "version": 1}
     values["created_at"] = values["updated_at"] = now
-    insert_ = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
     try:
-        stmt = insert_(USERS).values(values).on_conflict_do_nothing().returning(USERS.c.id)
-        inserted = session.execute(stmt).first()
+        inserted = session.execute(_INSERT_USER[session.get_bind().dialect.name], values).first()
     except IntegrityError as exc:  # not a unique index (e.g. a directory row missing)
         raise Conflict(f"userName {data['userName']!r} already exists") from exc
     if inserted is None:
@@ -73,7 +81,7 @@ def create_user(session: Session, *, actor: Actor, body: dict[str, Any]) -> User
         raise Conflict(f"userName {data['userName']!r} already exists")  # its holder just left
     emails = _email_rows(values["id"], data.get("emails"))
     if emails:
-        session.execute(insert(EMAILS), emails)
+        session.execute(_INSERT_EMAILS, emails)
     audit.record(
         session, actor=actor, action="user.create", resource_type="user", resource_id=values["id"], after=data
     )
@@ -161,8 +169,11 @@ def list_users(
     count: int | None = None,
 ) -> Page[User]:
     """Users matching a SCIM filter, ordered by creation then id (stable across pages)."""
-    cond = user_condition(parse_filter(filter)) if filter else None
-    return list_scoped(session, User, actor, cond, start_index, count)
+    flt = parse_filter(filter) if filter else None
+    key = key_filter(flt, USER, KEYS) if flt is not None else None
+    if key is not None:
+        return list_by_key(session, User, actor, *key, start_index, count)
+    return list_scoped(session, User, actor, user_condition(flt) if flt else None, start_index, count)
 
 
 def groups_of(session: Session, user_ids: Sequence[str]) -> dict[str, list[tuple[str, str]]]:
@@ -264,4 +275,4 @@ def _sync_emails(session: Session, user_id: str, old: Any, new: Any) -> None:
         session.execute(delete(UserEmail).where(UserEmail.user_id == user_id))
     rows = _email_rows(user_id, new)
     if rows:
-        session.execute(insert(EMAILS), rows)
+        session.execute(_INSERT_EMAILS, rows)
