@@ -26,8 +26,8 @@ CORE_USER = USER.core.id
         ('externalId eq "E-1"', ("external_id", "E-1")),
         ('userName ne "a"', None),
         ('userName co "a"', None),
-        ('userName eq null', None),
-        ('userName eq true', None),
+        ("userName eq null", None),
+        ("userName eq true", None),
         ('userName eq "a" and active eq true', None),
         ('not (userName eq "a")', None),
         ('displayName eq "a"', None),
@@ -67,7 +67,12 @@ def test_user_key_pages_match_general_translation(eng) -> None:
     make_user(eng, "bob@example.com", externalId="E2")
     make_user(eng, "ada@example.com", actor=OKTA, externalId="E1")  # other directory
     make_user(eng, "ada@example.com", actor=LOCAL)
-    filters = ['userName eq "ADA@example.com"', 'externalId eq "E1"', 'externalId eq "e1"', 'userName eq "nobody"']
+    filters = [
+        'userName eq "ADA@example.com"',
+        'externalId eq "E1"',
+        'externalId eq "e1"',
+        'userName eq "nobody"',
+    ]
     for actor in (ENTRA, OKTA, LOCAL):
         for text in filters:
             for start, count in PAGES:
@@ -75,7 +80,12 @@ def test_user_key_pages_match_general_translation(eng) -> None:
                     fast = users.list_users(s, actor=actor, filter=text, start_index=start, count=count)
                     cond = user_condition(parse_filter(text))
                     slow = list_scoped(s, User, actor, cond, start, count)
-                    assert [u.id for u in fast.items] == [u.id for u in slow.items], (actor, text, start, count)
+                    assert [u.id for u in fast.items] == [u.id for u in slow.items], (
+                        actor,
+                        text,
+                        start,
+                        count,
+                    )
                     assert (fast.total, fast.start_index) == (slow.total, slow.start_index)
 
 
