@@ -10,9 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import delete, insert, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy import Table, TextClause, bindparam, delete, insert, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
@@ -39,12 +37,22 @@ from syncd.store.models import Membership, Team, User, UserEmail, utcnow
 
 USERS = User.__table__  # type: ignore[attr-defined]
 EMAILS = UserEmail.__table__  # type: ignore[attr-defined]
-#: The user INSERT of each dialect, built once: its values are execute() parameters, so it is
-#: compiled once per engine, not per request.
-_INSERT_USER = {
-    name: ins(USERS).on_conflict_do_nothing().returning(USERS.c.id)
-    for name, ins in (("postgresql", pg_insert), ("sqlite", sqlite_insert))
-}
+
+
+def _insert_new(table: Table) -> TextClause:
+    """`INSERT … ON CONFLICT DO NOTHING RETURNING id` of every column of `table`, as text with
+    the columns' types on its parameters (so values are bound as the ORM binds them): the
+    same SQL on SQLite and PostgreSQL, compiled once per engine. (The dialects' own `insert`
+    constructs have no cache key: SQLAlchemy would compile them on every execution.)"""
+    names = [c.name for c in table.c]
+    sql = (
+        f"INSERT INTO {table.name} ({', '.join(names)}) VALUES ({', '.join(':' + n for n in names)}) "
+        "ON CONFLICT DO NOTHING RETURNING id"
+    )
+    return text(sql).bindparams(*(bindparam(c.name, type_=c.type) for c in table.c))
+
+
+_INSERT_USER = _insert_new(USERS)
 _INSERT_EMAILS = insert(EMAILS)
 #: The attributes a per-directory unique index covers (`keyed`).
 KEYS = (Key("username", "user_name_key", fold=True), Key("externalid", "external_id", fold=False))
@@ -73,7 +81,7 @@ def create_user(session: Session, *, actor: Actor, body: dict[str, Any]) -> User
     values = {"id": new_id(), "directory": actor.directory, **_columns(data), "version": 1}
     values["created_at"] = values["updated_at"] = now
     try:
-        inserted = session.execute(_INSERT_USER[session.get_bind().dialect.name], values).first()
+        inserted = session.execute(_INSERT_USER, values).first()
     except IntegrityError as exc:  # not a unique index (e.g. a directory row missing)
         raise Conflict(f"userName {data['userName']!r} already exists") from exc
     if inserted is None:
