@@ -204,7 +204,10 @@ def _update(
     row.version += 1
     row.updated_at = utcnow()
     session.add(row)
-    flush_unique(session, f"displayName {data['displayName']!r}")
+    if changed_attrs:
+        flush_unique(session, f"displayName {data['displayName']!r}")
+    else:  # only count, version and time change: no unique index can refuse it, no savepoint
+        session.flush()
     after: dict[str, Any] = dict(data) if changed_attrs else {}
     if added:
         after["members_added"] = list(added)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Table, TextClause, bindparam, delete, insert, select, text, update
+from sqlalchemy import delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
@@ -23,6 +23,7 @@ from syncd.service.common import (
     find_scoped,
     flush_unique,
     get_scoped,
+    insert_new,
     list_scoped,
     new_id,
 )
@@ -38,21 +39,7 @@ from syncd.store.models import Membership, Team, User, UserEmail, utcnow
 USERS = User.__table__  # type: ignore[attr-defined]
 EMAILS = UserEmail.__table__  # type: ignore[attr-defined]
 
-
-def _insert_new(table: Table) -> TextClause:
-    """`INSERT … ON CONFLICT DO NOTHING RETURNING id` of every column of `table`, as text with
-    the columns' types on its parameters (so values are bound as the ORM binds them): the
-    same SQL on SQLite and PostgreSQL, compiled once per engine. (The dialects' own `insert`
-    constructs have no cache key: SQLAlchemy would compile them on every execution.)"""
-    names = [c.name for c in table.c]
-    sql = (
-        f"INSERT INTO {table.name} ({', '.join(names)}) VALUES ({', '.join(':' + n for n in names)}) "
-        "ON CONFLICT DO NOTHING RETURNING id"
-    )
-    return text(sql).bindparams(*(bindparam(c.name, type_=c.type) for c in table.c))
-
-
-_INSERT_USER = _insert_new(USERS)
+_INSERT_USER = insert_new(USERS, "id")
 _INSERT_EMAILS = insert(EMAILS)
 #: The attributes a per-directory unique index covers (`keyed`).
 KEYS = (Key("username", "user_name_key", fold=True), Key("externalid", "external_id", fold=False))
