@@ -15,12 +15,15 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
-from sqlalchemy import select
+from sqlalchemy import insert, select
 from sqlmodel import Session
 
 from syncd.feed import writer as feed
 from syncd.service.context import Actor
-from syncd.store.models import AuditEvent
+from syncd.store.models import AuditEvent, utcnow
+
+AUDIT = AuditEvent.__table__  # type: ignore[attr-defined]
+_INSERT = insert(AUDIT)  # built once: compiled once per engine
 
 
 def record(
@@ -33,18 +36,27 @@ def record(
     before: dict[str, Any] | None = None,
     after: dict[str, Any] | None = None,
 ) -> None:
-    """Add an audit event to the session's transaction (never committed on its own)."""
-    session.add(
-        AuditEvent(
-            directory=actor.directory,
-            actor=actor.label,
-            action=action,
-            resource_type=resource_type,
-            resource_id=resource_id,
-            before=before,
-            after=after,
-            sync_run_id=actor.sync_run_id,
-        )
+    """Add an audit event to the session's transaction (never committed on its own).
+
+    The row is one Core INSERT, sent now; ORM changes still pending in the session are
+    flushed first, so the event never precedes the rows it describes or refers to (its sync
+    run) and audit ids follow the order of the calls.
+    """
+    if session.new or session.dirty or session.deleted:
+        session.flush()
+    session.execute(
+        _INSERT,
+        {
+            "at": utcnow(),
+            "directory": actor.directory,
+            "actor": actor.label,
+            "action": action,
+            "resource_type": resource_type,
+            "resource_id": resource_id,
+            "before": before,
+            "after": after,
+            "sync_run_id": actor.sync_run_id,
+        },
     )
     feed.record(
         session,

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
-from sqlalchemy import ColumnElement, func, literal_column, select
+from sqlalchemy import ColumnElement, Table, TextClause, bindparam, func, literal_column, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
@@ -103,13 +103,27 @@ def get_scoped(
     """
     if not limits.storable_id(row_id):
         raise NotFound(f"{label} {row_id!r} not found")
-    q = select(model).where(model.id == row_id, in_scope(model.directory, actor))
-    if for_update:
-        q = q.with_for_update().execution_options(populate_existing=True)
-    row = session.execute(q).scalars().first()
+    params = {"id": row_id, "scope": actor.directory or ""}
+    row = session.execute(_by_id(model, for_update), params).scalars().first()
     if row is None:
         raise NotFound(f"{label} {row_id} not found")
     return row
+
+
+_BY_ID: dict[tuple[Any, bool], Any] = {}
+
+
+def _by_id(model: Any, for_update: bool) -> Any:
+    """`get_scoped`'s statement, built once per (model, for_update) with its values as
+    parameters (a statement built per call costs its construction and its cache-key walk)."""
+    stmt = _BY_ID.get((model, for_update))
+    if stmt is None:
+        scope = func.coalesce(model.directory, literal_column("''"))  # as in_scope
+        stmt = select(model).where(model.id == bindparam("id"), scope == bindparam("scope"))
+        if for_update:
+            stmt = stmt.with_for_update().execution_options(populate_existing=True)
+        _BY_ID[(model, for_update)] = stmt
+    return stmt
 
 
 def find_scoped(session: Session, model: Any, actor: Actor, external_id: str) -> Any:
@@ -154,3 +168,20 @@ def list_scoped(
     else:
         total = session.execute(select(func.count()).select_from(model).where(cond)).scalar_one()
     return Page(items, total, offset + 1)
+
+
+def insert_new(table: Table, returning: str) -> TextClause:
+    """`INSERT … ON CONFLICT DO NOTHING RETURNING <returning>` of one row of `table` (every
+    column a parameter named after it): a row a unique index refuses returns nothing.
+
+    Text with the columns' types on its parameters, so values are bound as the ORM binds them
+    (JSON, timestamps); the same SQL on SQLite and PostgreSQL, compiled once per engine. The
+    dialects' own `insert` constructs have no cache key: SQLAlchemy would compile them on
+    every execution.
+    """
+    names = [c.name for c in table.c]
+    sql = (
+        f"INSERT INTO {table.name} ({', '.join(names)}) VALUES ({', '.join(':' + n for n in names)}) "
+        f"ON CONFLICT DO NOTHING RETURNING {returning}"
+    )
+    return text(sql).bindparams(*(bindparam(c.name, type_=c.type) for c in table.c))

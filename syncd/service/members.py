@@ -8,27 +8,48 @@ count once per request (see `teams._touch`) and writes the audit event.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime
+from typing import Any
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import bindparam, delete, func, literal_column, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session
 
 from syncd.service import limits
-from syncd.service.common import chunks, in_scope
+from syncd.service.common import chunks, in_scope, insert_new
 from syncd.service.context import Actor
 from syncd.service.errors import InvalidValue
 from syncd.store.models import Membership, Team, User, utcnow
 
 MEMBERSHIPS = Membership.__table__  # type: ignore[attr-defined]
+_INSERT_MEMBERSHIP = insert_new(MEMBERSHIPS, "user_id")
+_DELETE_ONE = {  # by "keeps manual memberships" (every feed but "manual" does)
+    keep: delete(Membership)
+    .where(
+        Membership.team_id == bindparam("team"),  # type: ignore[arg-type]
+        Membership.user_id == bindparam("user"),  # type: ignore[arg-type]
+        *([Membership.source != "manual"] if keep else []),
+    )
+    .returning(Membership.user_id)
+    for keep in (False, True)
+}
+_USER_IN_SCOPE = select(User.id).where(
+    User.id == bindparam("id"), func.coalesce(User.directory, literal_column("''")) == bindparam("scope")
+)
 
 
 def check_users(session: Session, *, actor: Actor, user_ids: Sequence[str]) -> None:
     """Raise InvalidValue naming every id that is not a user of the actor's directory."""
+    ids = [u for u in user_ids if limits.storable_id(u)]
     found: set[str] = set()
-    for part in chunks([u for u in user_ids if limits.storable_id(u)]):
-        q = select(User.id).where(User.id.in_(part), in_scope(User.directory, actor))  # type: ignore[attr-defined]
-        found.update(session.execute(q).scalars())
+    if len(ids) == 1:  # the usual PATCH: a statement built once
+        params = {"id": ids[0], "scope": actor.directory or ""}
+        found.update(session.execute(_USER_IN_SCOPE, params).scalars())
+    else:
+        for part in chunks(ids):
+            q = select(User.id).where(User.id.in_(part), in_scope(User.directory, actor))  # type: ignore[attr-defined]
+            found.update(session.execute(q).scalars())
     missing = [u for u in user_ids if u not in found]
     if missing:
         shown = ", ".join(missing[:20]) + (f" and {len(missing) - 20} more" if len(missing) > 20 else "")
@@ -53,24 +74,30 @@ def add_members(
     if not ids:
         return []
     check_users(session, actor=actor, user_ids=ids)
+    now = utcnow()
+    if len(ids) == 1:  # the usual PATCH: a statement compiled once
+        row = _membership(team, ids[0], actor, now, displays)
+        return list(session.execute(_INSERT_MEMBERSHIP, row).scalars())
     insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
     added: list[str] = []
-    now = utcnow()
     for part in chunks(ids):
-        rows = [
-            {
-                "team_id": team.id,
-                "user_id": u,
-                "directory": team.directory,
-                "source": actor.source,
-                "created_at": now,
-                "display": (displays or {}).get(u),
-            }
-            for u in part
-        ]
+        rows = [_membership(team, u, actor, now, displays) for u in part]
         stmt = insert(MEMBERSHIPS).values(rows).on_conflict_do_nothing().returning(MEMBERSHIPS.c.user_id)
         added.extend(session.execute(stmt).scalars())
     return added
+
+
+def _membership(
+    team: Team, user_id: str, actor: Actor, now: datetime, displays: Mapping[str, str] | None
+) -> dict[str, Any]:
+    return {
+        "team_id": team.id,
+        "user_id": user_id,
+        "directory": team.directory,
+        "source": actor.source,
+        "created_at": now,
+        "display": (displays or {}).get(user_id),
+    }
 
 
 def remove_members(session: Session, *, actor: Actor, team: Team, user_ids: Iterable[str]) -> list[str]:
@@ -79,6 +106,9 @@ def remove_members(session: Session, *, actor: Actor, team: Team, user_ids: Iter
     A feed other than "manual" never removes a manual membership.
     """
     ids = [u for u in dict.fromkeys(user_ids) if limits.storable_id(u)]  # others are no member
+    if len(ids) == 1:  # the usual PATCH: a statement built once
+        stmt = _DELETE_ONE[actor.feed != "manual"]
+        return list(session.execute(stmt, {"team": team.id, "user": ids[0]}).scalars())
     removed: list[str] = []
     for part in chunks(ids):
         stmt = delete(Membership).where(

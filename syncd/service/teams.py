@@ -28,10 +28,14 @@ from syncd.service.common import (
 )
 from syncd.service.context import Actor
 from syncd.service.filters import parse_filter, team_condition
+from syncd.service.keyed import Key, key_filter, list_by_key
 from syncd.service.patch import MemberOp, apply_patch, member_refs
 from syncd.service.resource import fold, normalize, require
 from syncd.service.schema import GROUP
 from syncd.store.models import Membership, Team, utcnow
+
+#: The attributes a per-directory unique index covers (`keyed`).
+KEYS = (Key("displayname", "display_name_key", fold=True), Key("externalid", "external_id", fold=False))
 
 
 def get_team(session: Session, *, actor: Actor, team_id: str, for_update: bool = False) -> Team:
@@ -140,8 +144,11 @@ def list_teams(
     count: int | None = None,
 ) -> Page[Team]:
     """Teams matching a SCIM filter, ordered by creation then id (stable across pages)."""
-    cond = team_condition(parse_filter(filter)) if filter else None
-    return list_scoped(session, Team, actor, cond, start_index, count)
+    flt = parse_filter(filter) if filter else None
+    key = key_filter(flt, GROUP, KEYS) if flt is not None else None
+    if key is not None:
+        return list_by_key(session, Team, actor, *key, start_index, count)
+    return list_scoped(session, Team, actor, team_condition(flt) if flt else None, start_index, count)
 
 
 # -- internals -------------------------------------------------------------------------------
@@ -197,7 +204,10 @@ def _update(
     row.version += 1
     row.updated_at = utcnow()
     session.add(row)
-    flush_unique(session, f"displayName {data['displayName']!r}")
+    if changed_attrs:
+        flush_unique(session, f"displayName {data['displayName']!r}")
+    else:  # only count, version and time change: no unique index can refuse it, no savepoint
+        session.flush()
     after: dict[str, Any] = dict(data) if changed_attrs else {}
     if added:
         after["members_added"] = list(added)

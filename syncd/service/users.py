@@ -10,7 +10,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, insert, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
 from syncd.service import audit
@@ -22,15 +23,26 @@ from syncd.service.common import (
     find_scoped,
     flush_unique,
     get_scoped,
+    insert_new,
     list_scoped,
     new_id,
 )
 from syncd.service.context import Actor
+from syncd.service.errors import Conflict
 from syncd.service.filters import parse_filter, user_condition
+from syncd.service.keyed import Key, key_filter, list_by_key
 from syncd.service.patch import apply_patch
 from syncd.service.resource import fold, normalize, require
 from syncd.service.schema import USER
 from syncd.store.models import Membership, Team, User, UserEmail, utcnow
+
+USERS = User.__table__  # type: ignore[attr-defined]
+EMAILS = UserEmail.__table__  # type: ignore[attr-defined]
+
+_INSERT_USER = insert_new(USERS, "id")
+_INSERT_EMAILS = insert(EMAILS)
+#: The attributes a per-directory unique index covers (`keyed`).
+KEYS = (Key("username", "user_name_key", fold=True), Key("externalid", "external_id", fold=False))
 
 
 def get_user(session: Session, *, actor: Actor, user_id: str, for_update: bool = False) -> User:
@@ -42,22 +54,33 @@ def find_user(session: Session, *, actor: Actor, external_id: str) -> User | Non
 
 
 def create_user(session: Session, *, actor: Actor, body: dict[str, Any]) -> User:
-    """POST /Users: a new user in the actor's directory; Conflict if userName/externalId is taken."""
+    """POST /Users: a new user in the actor's directory; Conflict if userName/externalId is taken.
+
+    The row is one `INSERT … ON CONFLICT DO NOTHING`: the per-directory unique indexes decide
+    uniqueness, so a concurrent writer cannot slip between a check and the insert, and no
+    savepoint is needed (the transaction stays usable after a Conflict). Only when the insert
+    was refused is the taken attribute looked up, to name it. The returned User is not in the
+    session (its columns are the inserted values).
+    """
     data = normalize(USER, body)
     require(USER, data)
     now = utcnow()
-    row = User(
-        id=new_id(), directory=actor.directory, user_name="", user_name_key="", created_at=now, updated_at=now
-    )
-    _check_unique(session, actor, data, None)
-    _write(row, data)
-    session.add(row)
-    flush_unique(session, f"userName {data['userName']!r}")
-    _sync_emails(session, row.id, None, data.get("emails"))
+    values = {"id": new_id(), "directory": actor.directory, **_columns(data), "version": 1}
+    values["created_at"] = values["updated_at"] = now
+    try:
+        inserted = session.execute(_INSERT_USER, values).first()
+    except IntegrityError as exc:  # not a unique index (e.g. a directory row missing)
+        raise Conflict(f"userName {data['userName']!r} already exists") from exc
+    if inserted is None:
+        _check_unique(session, actor, data, None)
+        raise Conflict(f"userName {data['userName']!r} already exists")  # its holder just left
+    emails = _email_rows(values["id"], data.get("emails"))
+    if emails:
+        session.execute(_INSERT_EMAILS, emails)
     audit.record(
-        session, actor=actor, action="user.create", resource_type="user", resource_id=row.id, after=data
+        session, actor=actor, action="user.create", resource_type="user", resource_id=values["id"], after=data
     )
-    return row
+    return User(**values)
 
 
 def replace_user(
@@ -141,8 +164,11 @@ def list_users(
     count: int | None = None,
 ) -> Page[User]:
     """Users matching a SCIM filter, ordered by creation then id (stable across pages)."""
-    cond = user_condition(parse_filter(filter)) if filter else None
-    return list_scoped(session, User, actor, cond, start_index, count)
+    flt = parse_filter(filter) if filter else None
+    key = key_filter(flt, USER, KEYS) if flt is not None else None
+    if key is not None:
+        return list_by_key(session, User, actor, *key, start_index, count)
+    return list_scoped(session, User, actor, user_condition(flt) if flt else None, start_index, count)
 
 
 def groups_of(session: Session, user_ids: Sequence[str]) -> dict[str, list[tuple[str, str]]]:
@@ -200,17 +226,40 @@ def _check_unique(session: Session, actor: Actor, data: dict[str, Any], own_id: 
     )
 
 
+def _columns(data: dict[str, Any]) -> dict[str, Any]:
+    """The user columns stored for `data`: the data itself and the query columns derived from it."""
+    name = data.get("name") or {}
+    return {
+        "data": data,
+        "user_name": data["userName"],
+        "user_name_key": fold(data["userName"]),
+        "external_id": data.get("externalId"),
+        "display_name": data.get("displayName"),
+        "given_name": name.get("givenName"),
+        "family_name": name.get("familyName"),
+        "active": data.get("active", True),
+    }
+
+
 def _write(row: User, data: dict[str, Any]) -> None:
     """Store `data` and derive the query columns from it."""
-    row.data = data
-    row.user_name = data["userName"]
-    row.user_name_key = fold(data["userName"])
-    row.external_id = data.get("externalId")
-    row.display_name = data.get("displayName")
-    name = data.get("name") or {}
-    row.given_name = name.get("givenName")
-    row.family_name = name.get("familyName")
-    row.active = data.get("active", True)
+    for key, value in _columns(data).items():
+        setattr(row, key, value)
+
+
+def _email_rows(user_id: str, emails: Any) -> list[dict[str, Any]]:
+    """The UserEmail rows of an `emails` attribute (entries without a string value have none)."""
+    return [
+        {
+            "user_id": user_id,
+            "value": e["value"],
+            "value_key": fold(e["value"]),
+            "type": e.get("type"),
+            "primary": bool(e.get("primary")),
+        }
+        for e in emails or []
+        if isinstance(e, dict) and isinstance(e.get("value"), str)
+    ]
 
 
 def _sync_emails(session: Session, user_id: str, old: Any, new: Any) -> None:
@@ -219,14 +268,6 @@ def _sync_emails(session: Session, user_id: str, old: Any, new: Any) -> None:
         return
     if old:
         session.execute(delete(UserEmail).where(UserEmail.user_id == user_id))
-    for e in new or []:
-        if isinstance(e, dict) and isinstance(e.get("value"), str):
-            session.add(
-                UserEmail(
-                    user_id=user_id,
-                    value=e["value"],
-                    value_key=fold(e["value"]),
-                    type=e.get("type"),
-                    primary=bool(e.get("primary")),
-                )
-            )
+    rows = _email_rows(user_id, new)
+    if rows:
+        session.execute(_INSERT_EMAILS, rows)

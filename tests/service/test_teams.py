@@ -205,3 +205,40 @@ def test_member_count_matches_rows_after_mixed_ops(eng) -> None:
             select(func.count()).select_from(Membership).where(Membership.team_id == tid)
         ).scalar_one()
     assert team(eng, tid).member_count == rows == 5
+
+
+@pytest.mark.parametrize(
+    ("actor", "add", "remove", "expected", "members"),
+    [
+        # one id at a time (statements built once) and several (the chunked path) agree
+        (MANUAL, ["b"], [], (["b"], []), {"a", "m", "b"}),
+        (MANUAL, ["a"], [], ([], []), {"a", "m"}),  # already a member
+        (MANUAL, [], ["m"], ([], ["m"]), {"a"}),
+        (PULL, [], ["m"], ([], []), {"a", "m"}),  # a sync feed keeps manual memberships
+        (PULL, [], ["a"], ([], ["a"]), {"m"}),
+        (PULL, [], ["nobody"], ([], []), {"a", "m"}),
+        (PULL, ["b", "a"], ["m", "a"], (["b"], []), {"a", "m", "b"}),  # a out and back: no net change
+    ],
+)
+def test_one_and_many_member_changes(eng, actor, add, remove, expected, members) -> None:
+    ids = {n: make_user(eng, f"{n}@x") for n in ("a", "b", "m")}
+    ids["nobody"] = "no-such-user"
+    tid = make_team(eng, "Eng", [ids["a"]])
+    with session_scope(eng) as s:
+        teams.change_members(s, actor=MANUAL, team_id=tid, add=[ids["m"]])
+    with session_scope(eng) as s:
+        got = teams.change_members(
+            s, actor=actor, team_id=tid, add=[ids[n] for n in add], remove=[ids[n] for n in remove]
+        )
+    assert got == ([ids[n] for n in expected[0]], [ids[n] for n in expected[1]])
+    assert member_set(eng, tid) == {ids[n] for n in members}
+    assert team(eng, tid).member_count == len(members)
+
+
+@pytest.mark.parametrize("who", ["unknown", "other-directory"])
+def test_one_unknown_member_is_refused(eng, who) -> None:
+    uid = "no-such-user" if who == "unknown" else make_user(eng, "o@x", actor=OKTA)
+    tid = make_team(eng, "Eng")
+    with pytest.raises(InvalidValue, match=uid), session_scope(eng) as s:
+        teams.change_members(s, actor=ENTRA, team_id=tid, add=[uid])
+    assert member_set(eng, tid) == set()

@@ -248,3 +248,29 @@ def test_failed_write_leaves_no_audit_and_no_change(eng) -> None:
         u = users.get_user(s, actor=ENTRA, user_id=uid)
     assert u.version == 1 and "displayName" not in u.data
     assert audit_count(eng, resource_id=uid) == 1
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        (user_body("ADA@x", externalId="new"), "userName 'ADA@x' is already taken"),
+        (user_body("zed@x", externalId="E1"), "externalId 'E1' is already taken"),
+        (user_body("ada@x", externalId="E1"), "userName 'ada@x' is already taken"),
+    ],
+)
+def test_create_conflict_names_the_taken_attribute_and_keeps_the_transaction(eng, body, message) -> None:
+    """The unique indexes refuse the row (no savepoint): the transaction stays usable and
+    nothing of the refused user (row, emails, audit, change) is written."""
+    make_user(eng, "ada@x", externalId="E1")
+    before = audit_count(eng)
+    with session_scope(eng) as s:
+        with pytest.raises(Conflict) as err:
+            users.create_user(s, actor=ENTRA, body=body)
+        assert err.value.detail == message
+        users.create_user(s, actor=ENTRA, body=user_body("other@x"))  # same transaction, still usable
+    with session_scope(eng, write=False) as s:
+        names = sorted(u.user_name for u in users.list_users(s, actor=ENTRA).items)
+        emails = sorted(s.execute(select(UserEmail.value)).scalars())
+    assert names == ["ada@x", "other@x"]
+    assert emails == ["ada@x", "other@x"]
+    assert audit_count(eng) == before + 1
