@@ -44,8 +44,13 @@ T = TypeVar("T")
 BATCH = 5000
 #: tries of one batch that lost a race to a concurrent writer (see `_transaction`)
 ATTEMPTS = 3
-#: memberships per transaction (a team's changes are split only when it alone has more)
-MEMBER_BATCH = 200_000
+#: memberships per transaction (a team's changes are split only when it alone has more);
+#: None: the store's own size, `MEMBER_BATCHES`
+MEMBER_BATCH: int | None = None
+#: per store. SQLite has one writer at a time either way, and a pull's first batch into a
+#: small table rebuilds the (user, team) index instead of inserting into it (see
+#: `syncd.service.bulk_sqlite`), which pays only if that batch holds most of the pull.
+MEMBER_BATCHES = {"sqlite": 2_000_000, "postgresql": 200_000}
 
 #: Called after each batch with (phase, objects done so far in that phase, total in that phase).
 ApplyProgress = Callable[[str, int, int], None]
@@ -348,38 +353,55 @@ def _members(
     result: ApplyResult,
     tick: ApplyProgress,
 ) -> None:
-    """Member changes of one kind, `MEMBER_BATCH` memberships (across teams) per transaction.
+    """Member changes of one kind, `member_batch(engine)` memberships (across teams) per
+    transaction.
 
     A team's changes stay in one batch (one version bump, one audit event listing the user
-    ids) unless they alone exceed `MEMBER_BATCH`; then it gets one per batch, as that many
+    ids) unless they alone exceed the batch; then it gets one per batch, as that many
     `change_members` calls would give it.
     """
     if not changes:
         return
     kind = changes[0].kind
     op = bulk.add_memberships if kind == "add_members" else bulk.remove_memberships
+    limit = member_batch(engine)
     total = sum(len(c.user_external_ids) for c in changes)
     done = 0
-    batch: list[tuple[str, str]] = []
+    batch: list[tuple[str, list[str]]] = []  # (team id, user ids): pairs without a tuple each
+    size = 0
 
     def flush() -> None:
-        changed = _transaction(engine, lambda s: op(s, actor=actor, pairs=batch))
+        nonlocal size
+        # a generator per try: `_transaction` may run the write again
+        pairs = lambda: ((t, u) for t, us in batch for u in us)  # noqa: E731
+        changed = _transaction(engine, lambda s: op(s, actor=actor, pairs=pairs()))
         result.add(kind, sum(len(v) for v in changed.values()))
         tick("members", done, total)
         batch.clear()
+        size = 0
 
     for c in changes:
         team_id = team_ids[c.team_external_id]
-        if batch and len(batch) + len(c.user_external_ids) > MEMBER_BATCH:
+        if size and size + len(c.user_external_ids) > limit:
             flush()  # keep a team's changes in one batch: one version bump, one audit event
+        users: list[str] = []
+        batch.append((team_id, users))
         for u in c.user_external_ids:
             done += 1
             uid = user_ids.get(u)
             if uid is not None:
-                batch.append((team_id, uid))
-                if len(batch) >= MEMBER_BATCH:
+                users.append(uid)
+                size += 1
+                if size >= limit:
                     flush()
-    if batch:
+                    users = []
+                    batch.append((team_id, users))
+    if size:
         flush()
     elif done:
         tick("members", done, total)
+
+
+def member_batch(engine: Engine) -> int:
+    """Memberships per transaction: `MEMBER_BATCH` if set, else the store's `MEMBER_BATCHES`."""
+    return MEMBER_BATCH or MEMBER_BATCHES[engine.dialect.name]

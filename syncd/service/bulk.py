@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import json
 import re
+import sqlite3
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
@@ -40,6 +41,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
 from syncd.feed import writer as feed
+from syncd.service import bulk_sqlite
 from syncd.service.common import chunks, in_scope, new_id
 from syncd.service.context import Actor
 from syncd.service.errors import Conflict, InvalidValue, NotFound
@@ -134,9 +136,12 @@ def create_users(session: Session, *, actor: Actor, bodies: Sequence[dict[str, A
     ids = [new_id() for _ in datas]
     rows = [_user_row(i, actor.directory, d, now) for i, d in zip(ids, datas, strict=True)]
     emails = [e for i, d in zip(ids, datas, strict=True) for e in _email_rows(i, d.get("emails"))]
-    _insert_unique(session, USERS, rows, "userName")
-    if emails:
-        session.execute(insert(EMAILS), emails)
+    if bulk_sqlite.is_sqlite(session):
+        _unique(session, "userName", lambda: bulk_sqlite.insert_users(session, rows, emails))
+    else:
+        _insert_unique(session, USERS, rows, "userName")
+        if emails:
+            session.execute(insert(EMAILS), emails)
     _audit(
         session, actor, now, [("user.create", "user", i, None, d) for i, d in zip(ids, datas, strict=True)]
     )
@@ -292,6 +297,12 @@ def add_memberships(
     _check_teams(session, actor, list(by_team))
     _check_users(session, actor, list(dict.fromkeys(u for us in by_team.values() for u in us)))
     now = utcnow()
+    if not _is_pg(session):
+        added = bulk_sqlite.add_memberships(
+            session, directory=actor.directory, source=actor.source, at=now, by_team=by_team, chunk=PAIRS
+        )
+        return _finish_changed(session, actor, now, added, "members_added", +1)
+    now = utcnow()
     flat = [(t, u) for t, us in by_team.items() for u in us]
     got: set[tuple[str, str]] = set()
     pg = _is_pg(session)
@@ -405,6 +416,13 @@ def _finish_members(
             hit = [u for u in us if (t, u) in got]
             if hit:
                 out[t] = hit
+    return _finish_changed(session, actor, now, out, key, sign)
+
+
+def _finish_changed(
+    session: Session, actor: Actor, now: Any, out: dict[str, list[str]], key: str, sign: int
+) -> dict[str, list[str]]:
+    """Count, version and audit of the teams whose members `out` lists as changed."""
     if out:
         session.execute(
             _BUMP_TEAMS, [{"b_id": t, "b_delta": sign * len(us), "b_now": now} for t, us in out.items()]
@@ -463,10 +481,15 @@ def _taken(session: Session, column: Any, directory: Any, actor: Actor, values: 
 
 def _insert_unique(session: Session, table: Any, rows: list[dict[str, Any]], what: str) -> None:
     """executemany INSERT; a unique-index violation (a concurrent writer won) becomes Conflict."""
+    _unique(session, what, lambda: session.execute(insert(table), rows))
+
+
+def _unique(session: Session, what: str, write: Callable[[], Any]) -> None:
+    """`write` in a savepoint; a unique-index violation (a concurrent writer won) becomes Conflict."""
     try:
         with session.begin_nested():
-            session.execute(insert(table), rows)
-    except IntegrityError as exc:
+            write()
+    except (IntegrityError, sqlite3.IntegrityError) as exc:
         raise Conflict(f"a {what} in this batch already exists") from exc
 
 
@@ -506,6 +529,17 @@ def _email_rows(uid: str, emails: Any) -> list[dict[str, Any]]:
 
 def _audit(session: Session, actor: Actor, now: Any, events: list[tuple[str, str, str, Any, Any]]) -> None:
     """One audit event per (action, resource type, resource id, before, after)."""
+    if bulk_sqlite.is_sqlite(session):
+        bulk_sqlite.insert_audit(
+            session,
+            directory=actor.directory,
+            actor=actor.label,
+            sync_run_id=actor.sync_run_id,
+            at=now,
+            events=events,
+        )
+        feed.record(session, directory=actor.directory, actor=actor.label, events=events, at=now)
+        return
     session.execute(
         insert(AUDIT),
         [
