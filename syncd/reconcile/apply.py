@@ -384,18 +384,16 @@ def _members(
         team_id = team_ids[c.team_external_id]
         if size and size + len(c.user_external_ids) > limit:
             flush()  # keep a team's changes in one batch: one version bump, one audit event
-        users: list[str] = []
-        batch.append((team_id, users))
-        for u in c.user_external_ids:
-            done += 1
-            uid = user_ids.get(u)
-            if uid is not None:
-                users.append(uid)
-                size += 1
-                if size >= limit:
-                    flush()
-                    users = []
-                    batch.append((team_id, users))
+        known = [u for u in map(user_ids.get, c.user_external_ids) if u is not None]
+        done += len(c.user_external_ids)
+        while size + len(known) >= limit:  # a team larger than a batch: one per batch
+            batch.append((team_id, known[: limit - size]))
+            known = known[limit - size :]
+            size = limit
+            flush()
+        if known:
+            batch.append((team_id, known))
+            size += len(known)
     if size:
         flush()
     elif done:

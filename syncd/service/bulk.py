@@ -33,6 +33,8 @@ import json
 import re
 import sqlite3
 from collections.abc import Callable, Iterable, Sequence
+from itertools import groupby
+from operator import itemgetter
 from typing import Any
 
 import orjson
@@ -355,8 +357,11 @@ def remove_memberships(
 def _group(pairs: Iterable[tuple[str, str]]) -> dict[str, list[str]]:
     """Pairs grouped by team, first-seen order, duplicates dropped."""
     out: dict[str, dict[str, None]] = {}
-    for t, u in pairs:
-        out.setdefault(t, {})[u] = None
+    for t, run in groupby(pairs, key=itemgetter(0)):  # a team's pairs mostly come together
+        users = out.get(t)
+        if users is None:
+            users = out[t] = {}
+        users.update(dict.fromkeys(map(itemgetter(1), run)))
     return {t: list(us) for t, us in out.items()}
 
 
