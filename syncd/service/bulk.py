@@ -33,7 +33,7 @@ import json
 import re
 import sqlite3
 from collections.abc import Callable, Iterable, Sequence
-from itertools import groupby
+from itertools import chain, groupby
 from operator import itemgetter
 from typing import Any
 
@@ -356,13 +356,12 @@ def remove_memberships(
 
 def _group(pairs: Iterable[tuple[str, str]]) -> dict[str, list[str]]:
     """Pairs grouped by team, first-seen order, duplicates dropped."""
-    out: dict[str, dict[str, None]] = {}
+    out: dict[str, list[str]] = {}
     for t, run in groupby(pairs, key=itemgetter(0)):  # a team's pairs mostly come together
-        users = out.get(t)
-        if users is None:
-            users = out[t] = {}
-        users.update(dict.fromkeys(map(itemgetter(1), run)))
-    return {t: list(us) for t, us in out.items()}
+        users = dict.fromkeys(map(itemgetter(1), run))
+        seen = out.get(t)
+        out[t] = list(users) if seen is None else list(dict.fromkeys(chain(seen, users)))
+    return out
 
 
 def _is_pg(session: Session) -> bool:

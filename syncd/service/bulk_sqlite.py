@@ -268,6 +268,8 @@ def add_memberships(
 #: memberships whose (user, team) index is rebuilt rather than updated row by row, when a
 #: batch adds at least this many times the rows the table holds (a sort beats random inserts)
 REBUILD_RATIO = 1
+#: page cache (and so sort memory) while rebuilding them, as PRAGMA cache_size (-KiB)
+SORT_CACHE = -32 * 1024
 
 
 def _insert_fresh(
@@ -300,8 +302,14 @@ def _insert_fresh(
         if cur.rowcount != n:  # a membership no count knew of: the general path sorts it out
             cur.execute("ROLLBACK TO bulk_fresh_members")
             return False
-        for _, sql in indexes:
-            cur.execute(sql)
+        if indexes:
+            # the sort of CREATE INDEX takes up to cache_size of memory besides the cache
+            cur.execute("PRAGMA cache_size")
+            cache = cur.fetchone()[0]
+            cur.execute(f"PRAGMA cache_size={SORT_CACHE}")
+            for _, sql in indexes:
+                cur.execute(sql)
+            cur.execute(f"PRAGMA cache_size={int(cache)}")
         return True
     except BaseException:
         cur.execute("ROLLBACK TO bulk_fresh_members")
