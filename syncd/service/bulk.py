@@ -23,8 +23,10 @@ then checks uniqueness, then scope), the store is unchanged either way.
 The statements go through SQLAlchemy Core (executemany), and membership changes are one
 `INSERT … SELECT` / `DELETE … IN (SELECT …)` per `PAIRS` pairs, the pairs sent as one JSON
 parameter (SQLite `json_each`) or two arrays (PostgreSQL `unnest`), with RETURNING telling
-which rows really changed. ORM objects the caller's session already holds for these rows
-are not refreshed.
+which rows really changed. On SQLite, new users, their emails, audit events, change-feed rows
+and the members of teams that have none are written on the driver's cursor instead
+(`syncd.service.bulk_sqlite`, which states what it keeps equal). ORM objects the caller's
+session already holds for these rows are not refreshed.
 """
 
 from __future__ import annotations
@@ -304,7 +306,6 @@ def add_memberships(
             session, directory=actor.directory, source=actor.source, at=now, by_team=by_team, chunk=PAIRS
         )
         return _finish_changed(session, actor, now, added, "members_added", +1)
-    now = utcnow()
     flat = [(t, u) for t, us in by_team.items() for u in us]
     got: set[tuple[str, str]] = set()
     pg = _is_pg(session)
