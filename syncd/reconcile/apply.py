@@ -40,8 +40,11 @@ from syncd.store.models import Team, User
 log = logging.getLogger("syncd.reconcile.apply")
 T = TypeVar("T")
 
-#: users or teams per transaction
-BATCH = 5000
+#: users or teams per transaction; None: the store's own size, `BATCHES`
+BATCH: int | None = None
+#: per store: SQLite rewrites (and checkpoints) every index page a transaction dirtied, and
+#: 5000 random keys dirty most leaves of a 100k-row index, so fewer, larger transactions
+BATCHES = {"sqlite": 50_000, "postgresql": 5000}
 #: tries of one batch that lost a race to a concurrent writer (see `_transaction`)
 ATTEMPTS = 3
 #: memberships per transaction (a team's changes are split only when it alone has more);
@@ -174,11 +177,12 @@ def _in_batches(
     done: int = 0,
     total: int | None = None,
 ) -> None:
-    """`write` each BATCH of changes in a transaction of its own (`_transaction`), then record the
+    """`write` each `batch_size` changes in a transaction of its own (`_transaction`), then record the
     ids of the rows it created or adopted in `ids`, count the batch and report it."""
     total = len(changes) if total is None else total
-    for start in range(0, len(changes), BATCH):
-        part = changes[start : start + BATCH]
+    size = batch_size(engine)
+    for start in range(0, len(changes), size):
+        part = changes[start : start + size]
         ids.update(_transaction(engine, lambda s, part=part: write(s, part)))
         for c in part:
             result.add(c.kind)
@@ -203,7 +207,7 @@ def _renames(
     A change is written in the same transaction as the change of the row that holds its new
     name now (chains and cycles of renames are one component, never split over batches); in
     that transaction the names those rows hold are parked first (`keys.parked_names`), so the
-    order of the writes does not matter. A component is a few rows; batches hold up to BATCH
+    order of the writes does not matter. A component is a few rows; batches hold up to `batch_size`
     changes of whole components."""
     if not changes:
         return 0
@@ -226,8 +230,9 @@ def _renames(
     for i in range(len(changes)):
         components.setdefault(find(i), []).append(i)
     batches: list[list[int]] = [[]]
+    size = batch_size(engine)
     for members in components.values():
-        if batches[-1] and len(batches[-1]) + len(members) > BATCH:
+        if batches[-1] and len(batches[-1]) + len(members) > size:
             batches.append([])
         batches[-1].extend(members)
     done = 0
@@ -398,6 +403,11 @@ def _members(
         flush()
     elif done:
         tick("members", done, total)
+
+
+def batch_size(engine: Engine) -> int:
+    """Users or teams per transaction: `BATCH` if set, else the store's `BATCHES`."""
+    return BATCH or BATCHES[engine.dialect.name]
 
 
 def member_batch(engine: Engine) -> int:
