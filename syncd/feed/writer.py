@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 from syncd.feed import signal as _signal
 from syncd.feed.kinds import Spec, changes_for
 from syncd.feed.names import names
+from syncd.service import bulk_sqlite
 from syncd.store.models import Change, utcnow
 
 CHANGES = Change.__table__  # type: ignore[attr-defined]
@@ -49,8 +50,9 @@ def record(
     now = at or utcnow()
     rows = [_row(s, directory, actor, now, team_names) for s in specs]
     if not pg:
-        for r in rows:
-            r["xid"] = 0
+        bulk_sqlite.insert_changes(session, rows)
+        session.info[_DIRTY] = True
+        return len(rows)
     stmt = insert(CHANGES).values(xid=_XID) if pg else insert(CHANGES)
     session.execute(stmt, rows)
     if pg:

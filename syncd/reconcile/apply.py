@@ -40,12 +40,20 @@ from syncd.store.models import Team, User
 log = logging.getLogger("syncd.reconcile.apply")
 T = TypeVar("T")
 
-#: users or teams per transaction
-BATCH = 5000
+#: users or teams per transaction; None: the store's own size, `BATCHES`
+BATCH: int | None = None
+#: per store: SQLite rewrites (and checkpoints) every index page a transaction dirtied, and
+#: 5000 random keys dirty most leaves of a 100k-row index, so fewer, larger transactions
+BATCHES = {"sqlite": 50_000, "postgresql": 5000}
 #: tries of one batch that lost a race to a concurrent writer (see `_transaction`)
 ATTEMPTS = 3
-#: memberships per transaction (a team's changes are split only when it alone has more)
-MEMBER_BATCH = 200_000
+#: memberships per transaction (a team's changes are split only when it alone has more);
+#: None: the store's own size, `MEMBER_BATCHES`
+MEMBER_BATCH: int | None = None
+#: per store. SQLite has one writer at a time either way, and a pull's first batch into a
+#: small table rebuilds the (user, team) index instead of inserting into it (see
+#: `syncd.service.bulk_sqlite`), which pays only if that batch holds most of the pull.
+MEMBER_BATCHES = {"sqlite": 2_000_000, "postgresql": 200_000}
 
 #: Called after each batch with (phase, objects done so far in that phase, total in that phase).
 ApplyProgress = Callable[[str, int, int], None]
@@ -169,11 +177,12 @@ def _in_batches(
     done: int = 0,
     total: int | None = None,
 ) -> None:
-    """`write` each BATCH of changes in a transaction of its own (`_transaction`), then record the
+    """`write` each `batch_size` changes in a transaction of its own (`_transaction`), then record the
     ids of the rows it created or adopted in `ids`, count the batch and report it."""
     total = len(changes) if total is None else total
-    for start in range(0, len(changes), BATCH):
-        part = changes[start : start + BATCH]
+    size = batch_size(engine)
+    for start in range(0, len(changes), size):
+        part = changes[start : start + size]
         ids.update(_transaction(engine, lambda s, part=part: write(s, part)))
         for c in part:
             result.add(c.kind)
@@ -198,7 +207,7 @@ def _renames(
     A change is written in the same transaction as the change of the row that holds its new
     name now (chains and cycles of renames are one component, never split over batches); in
     that transaction the names those rows hold are parked first (`keys.parked_names`), so the
-    order of the writes does not matter. A component is a few rows; batches hold up to BATCH
+    order of the writes does not matter. A component is a few rows; batches hold up to `batch_size`
     changes of whole components."""
     if not changes:
         return 0
@@ -221,8 +230,9 @@ def _renames(
     for i in range(len(changes)):
         components.setdefault(find(i), []).append(i)
     batches: list[list[int]] = [[]]
+    size = batch_size(engine)
     for members in components.values():
-        if batches[-1] and len(batches[-1]) + len(members) > BATCH:
+        if batches[-1] and len(batches[-1]) + len(members) > size:
             batches.append([])
         batches[-1].extend(members)
     done = 0
@@ -368,38 +378,58 @@ def _members(
     result: ApplyResult,
     tick: ApplyProgress,
 ) -> None:
-    """Member changes of one kind, `MEMBER_BATCH` memberships (across teams) per transaction.
+    """Member changes of one kind, `member_batch(engine)` memberships (across teams) per
+    transaction.
 
     A team's changes stay in one batch (one version bump, one audit event listing the user
-    ids) unless they alone exceed `MEMBER_BATCH`; then it gets one per batch, as that many
+    ids) unless they alone exceed the batch; then it gets one per batch, as that many
     `change_members` calls would give it.
     """
     if not changes:
         return
     kind = changes[0].kind
     op = bulk.add_memberships if kind == "add_members" else bulk.remove_memberships
+    limit = member_batch(engine)
     total = sum(len(c.user_external_ids) for c in changes)
     done = 0
-    batch: list[tuple[str, str]] = []
+    batch: list[tuple[str, list[str]]] = []  # (team id, user ids): pairs without a tuple each
+    size = 0
 
     def flush() -> None:
-        changed = _transaction(engine, lambda s: op(s, actor=actor, pairs=batch))
+        nonlocal size
+        # a generator per try: `_transaction` may run the write again
+        pairs = lambda: ((t, u) for t, us in batch for u in us)  # noqa: E731
+        changed = _transaction(engine, lambda s: op(s, actor=actor, pairs=pairs()))
         result.add(kind, sum(len(v) for v in changed.values()))
         tick("members", done, total)
         batch.clear()
+        size = 0
 
     for c in changes:
         team_id = team_ids[c.team_external_id]
-        if batch and len(batch) + len(c.user_external_ids) > MEMBER_BATCH:
+        if size and size + len(c.user_external_ids) > limit:
             flush()  # keep a team's changes in one batch: one version bump, one audit event
-        for u in c.user_external_ids:
-            done += 1
-            uid = user_ids.get(u)
-            if uid is not None:
-                batch.append((team_id, uid))
-                if len(batch) >= MEMBER_BATCH:
-                    flush()
-    if batch:
+        known = [u for u in map(user_ids.get, c.user_external_ids) if u is not None]
+        done += len(c.user_external_ids)
+        while size + len(known) >= limit:  # a team larger than a batch: one per batch
+            batch.append((team_id, known[: limit - size]))
+            known = known[limit - size :]
+            size = limit
+            flush()
+        if known:
+            batch.append((team_id, known))
+            size += len(known)
+    if size:
         flush()
     elif done:
         tick("members", done, total)
+
+
+def batch_size(engine: Engine) -> int:
+    """Users or teams per transaction: `BATCH` if set, else the store's `BATCHES`."""
+    return BATCH or BATCHES[engine.dialect.name]
+
+
+def member_batch(engine: Engine) -> int:
+    """Memberships per transaction: `MEMBER_BATCH` if set, else the store's `MEMBER_BATCHES`."""
+    return MEMBER_BATCH or MEMBER_BATCHES[engine.dialect.name]

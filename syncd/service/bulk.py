@@ -23,15 +23,20 @@ then checks uniqueness, then scope), the store is unchanged either way.
 The statements go through SQLAlchemy Core (executemany), and membership changes are one
 `INSERT … SELECT` / `DELETE … IN (SELECT …)` per `PAIRS` pairs, the pairs sent as one JSON
 parameter (SQLite `json_each`) or two arrays (PostgreSQL `unnest`), with RETURNING telling
-which rows really changed. ORM objects the caller's session already holds for these rows
-are not refreshed.
+which rows really changed. On SQLite, new users, their emails, audit events, change-feed rows
+and the members of teams that have none are written on the driver's cursor instead
+(`syncd.service.bulk_sqlite`, which states what it keeps equal). ORM objects the caller's
+session already holds for these rows are not refreshed.
 """
 
 from __future__ import annotations
 
 import json
 import re
+import sqlite3
 from collections.abc import Callable, Iterable, Sequence
+from itertools import chain, groupby
+from operator import itemgetter
 from typing import Any
 
 import orjson
@@ -40,7 +45,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
 from syncd.feed import writer as feed
-from syncd.service import bulk_pg
+from syncd.service import bulk_pg, bulk_sqlite
 from syncd.service.common import chunks, in_scope, new_id
 from syncd.service.context import Actor
 from syncd.service.errors import Conflict, InvalidValue, NotFound
@@ -135,11 +140,14 @@ def create_users(session: Session, *, actor: Actor, bodies: Sequence[dict[str, A
     ids = [new_id() for _ in datas]
     rows = [_user_row(i, actor.directory, d, now) for i, d in zip(ids, datas, strict=True)]
     emails = [e for i, d in zip(ids, datas, strict=True) for e in _email_rows(i, d.get("emails"))]
-    _insert_unique(session, USERS, rows, "userName")
-    if emails and _is_pg(session):
-        bulk_pg.copy_dicts(session, EMAILS, emails)
-    elif emails:
-        session.execute(insert(EMAILS), emails)
+    if bulk_sqlite.is_sqlite(session):
+        _unique(session, "userName", lambda: bulk_sqlite.insert_users(session, rows, emails))
+    else:
+        _insert_unique(session, USERS, rows, "userName")
+        if emails and _is_pg(session):
+            bulk_pg.copy_dicts(session, EMAILS, emails)
+        elif emails:
+            session.execute(insert(EMAILS), emails)
     _audit(
         session, actor, now, [("user.create", "user", i, None, d) for i, d in zip(ids, datas, strict=True)]
     )
@@ -295,6 +303,11 @@ def add_memberships(
     _check_teams(session, actor, list(by_team))
     _check_users(session, actor, list(dict.fromkeys(u for us in by_team.values() for u in us)))
     now = utcnow()
+    if not _is_pg(session):
+        added = bulk_sqlite.add_memberships(
+            session, directory=actor.directory, source=actor.source, at=now, by_team=by_team, chunk=PAIRS
+        )
+        return _finish_changed(session, actor, now, added, "members_added", +1)
     flat = [(t, u) for t, us in by_team.items() for u in us]
     got: set[tuple[str, str]] = set()
     pg = _is_pg(session)
@@ -350,10 +363,12 @@ def remove_memberships(
 
 def _group(pairs: Iterable[tuple[str, str]]) -> dict[str, list[str]]:
     """Pairs grouped by team, first-seen order, duplicates dropped."""
-    out: dict[str, dict[str, None]] = {}
-    for t, u in pairs:
-        out.setdefault(t, {})[u] = None
-    return {t: list(us) for t, us in out.items()}
+    out: dict[str, list[str]] = {}
+    for t, run in groupby(pairs, key=itemgetter(0)):  # a team's pairs mostly come together
+        users = dict.fromkeys(map(itemgetter(1), run))
+        seen = out.get(t)
+        out[t] = list(users) if seen is None else list(dict.fromkeys(chain(seen, users)))
+    return out
 
 
 def _is_pg(session: Session) -> bool:
@@ -412,6 +427,13 @@ def _finish_members(
             hit = [u for u in us if (t, u) in got]
             if hit:
                 out[t] = hit
+    return _finish_changed(session, actor, now, out, key, sign)
+
+
+def _finish_changed(
+    session: Session, actor: Actor, now: Any, out: dict[str, list[str]], key: str, sign: int
+) -> dict[str, list[str]]:
+    """Count, version and audit of the teams whose members `out` lists as changed."""
     if out:
         session.execute(
             _BUMP_TEAMS, [{"b_id": t, "b_delta": sign * len(us), "b_now": now} for t, us in out.items()]
@@ -472,10 +494,15 @@ def _insert_unique(session: Session, table: Any, rows: list[dict[str, Any]], wha
     """executemany INSERT; a unique-index violation (a concurrent writer won) becomes Conflict."""
     if _is_pg(session):
         return bulk_pg.insert_unique(session, table, rows, what)
+    _unique(session, what, lambda: session.execute(insert(table), rows))
+
+
+def _unique(session: Session, what: str, write: Callable[[], Any]) -> None:
+    """`write` in a savepoint; a unique-index violation (a concurrent writer won) becomes Conflict."""
     try:
         with session.begin_nested():
-            session.execute(insert(table), rows)
-    except IntegrityError as exc:
+            write()
+    except (IntegrityError, sqlite3.IntegrityError) as exc:
         raise Conflict(f"a {what} in this batch already exists") from exc
 
 
@@ -517,6 +544,17 @@ def _audit(session: Session, actor: Actor, now: Any, events: list[tuple[str, str
     """One audit event per (action, resource type, resource id, before, after)."""
     if _is_pg(session):
         return bulk_pg.audit(session, actor, now, events)
+    if bulk_sqlite.is_sqlite(session):
+        bulk_sqlite.insert_audit(
+            session,
+            directory=actor.directory,
+            actor=actor.label,
+            sync_run_id=actor.sync_run_id,
+            at=now,
+            events=events,
+        )
+        feed.record(session, directory=actor.directory, actor=actor.label, events=events, at=now)
+        return
     session.execute(
         insert(AUDIT),
         [

@@ -1,0 +1,318 @@
+"""SQLite raw-driver paths of `syncd.service.bulk`: rows written with the sqlite3 cursor's
+`executemany` and one prepared INSERT per table, inside the caller's transaction.
+
+What each function writes is what the SQLAlchemy statements of `bulk` would write, column for
+column: every value goes through the column type's own bind processor (timestamps, booleans),
+except JSON values, which are encoded with orjson (`dumps`). The stored JSON text is compact
+(no blanks after separators, non-ASCII characters kept as UTF-8), while SQLAlchemy's
+`json.dumps` writes blanks and `\\u` escapes; every reader parses the column, so the values
+read back are equal. A value orjson cannot encode exactly (an integer beyond 64 bits, a
+lone surrogate, a float that is not finite) goes through SQLAlchemy's serializer instead.
+
+Invariant of `add_memberships`: it returns exactly the pairs it inserted. Pairs of teams with
+no member at all (member_count = 0: a team the same run just created) are inserted sorted
+with one prepared statement and no RETURNING; should any of them exist all the same (a row
+`member_count` does not account for), that statement is rolled back to its savepoint and every
+pair goes through the general `INSERT … SELECT … ON CONFLICT DO NOTHING RETURNING` path. The
+caller holds SQLite's write lock (`BEGIN IMMEDIATE`), so no writer can add a member between
+the count read here and the insert.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import Any
+
+import orjson
+from sqlalchemy import Connection
+from sqlalchemy.orm import Session
+
+from syncd.store.models import AuditEvent, Change, Membership, Team, User, UserEmail
+
+USERS = User.__table__  # type: ignore[attr-defined]
+EMAILS = UserEmail.__table__  # type: ignore[attr-defined]
+TEAMS = Team.__table__  # type: ignore[attr-defined]
+MEMBERSHIPS = Membership.__table__  # type: ignore[attr-defined]
+AUDIT = AuditEvent.__table__  # type: ignore[attr-defined]
+CHANGES = Change.__table__  # type: ignore[attr-defined]
+
+#: parameters per json_each lookup
+LOOKUP = 20_000
+
+_ADD_RETURNING = (
+    "INSERT INTO memberships (team_id, user_id, directory, source, created_at) "
+    "SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]'), ?, ?, ? "
+    "FROM json_each(?) WHERE true ON CONFLICT DO NOTHING RETURNING team_id, user_id"
+)
+_ADD_PLAIN = (
+    "INSERT INTO memberships (team_id, user_id, directory, source, created_at) "
+    "VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING"
+)
+_COUNTS = "SELECT t.id, t.member_count FROM json_each(?) AS x CROSS JOIN teams AS t WHERE t.id = x.value"
+_JSON_FALLBACK = json.dumps
+
+
+def dumps(value: Any) -> str:
+    """`value` as JSON text that `json.loads` reads back equal to what SQLAlchemy's JSON type
+    would store (see the module docstring)."""
+    try:
+        out = orjson.dumps(value)
+    except (TypeError, orjson.JSONEncodeError):
+        return _JSON_FALLBACK(value)
+    if b"null" in out and _has_odd_float(value):  # orjson writes NaN and ±inf as null
+        return _JSON_FALLBACK(value)
+    return out.decode()
+
+
+def _has_odd_float(value: Any) -> bool:
+    if type(value) is float:
+        return not math.isfinite(value)
+    if isinstance(value, dict):
+        return any(_has_odd_float(v) for v in value.values())
+    if isinstance(value, list | tuple):
+        return any(_has_odd_float(v) for v in value)
+    return False
+
+
+def is_sqlite(session: Session) -> bool:
+    return session.get_bind().dialect.name == "sqlite"
+
+
+def _cursor(session: Session) -> Any:
+    return session.connection().connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+
+
+def stamp(conn: Connection | Session, table: Any, column: str, value: datetime) -> Any:
+    """`value` as the driver parameter SQLAlchemy binds for `table.column` (its text form)."""
+    dialect = conn.get_bind().dialect if isinstance(conn, Session) else conn.dialect
+    process = table.c[column].type._cached_bind_processor(dialect)
+    return process(value) if process else value
+
+
+def insert_rows(session: Session, table: Any, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> int:
+    """One prepared INSERT of `columns` into `table`, executed for each of `rows` (values
+    already in driver form); returns the rows written. Constraint errors propagate as
+    `sqlite3.IntegrityError`."""
+    cols = ", ".join(f'"{c}"' for c in columns)
+    sql = f"INSERT INTO {table.name} ({cols}) VALUES ({', '.join('?' * len(columns))})"
+    cur = _cursor(session)
+    try:
+        cur.executemany(sql, rows)
+        return int(cur.rowcount)
+    finally:
+        cur.close()
+
+
+_USER_COLS = (
+    "id",
+    "directory",
+    "external_id",
+    "user_name",
+    "user_name_key",
+    "display_name",
+    "given_name",
+    "family_name",
+    "active",
+    "data",
+    "version",
+    "created_at",
+    "updated_at",
+)
+_EMAIL_COLS = ("user_id", "value", "value_key", "type", "primary")
+
+
+def insert_users(session: Session, rows: Sequence[dict[str, Any]], emails: Sequence[dict[str, Any]]) -> None:
+    """The users and user_emails rows `bulk` builds (`bulk._user_row`, `bulk._email_rows`)."""
+    if not rows:
+        return
+    at = stamp(session, USERS, "created_at", rows[0]["created_at"])
+    same = all(r["created_at"] is rows[0]["created_at"] for r in rows)
+
+    def user(r: dict[str, Any]) -> tuple[Any, ...]:
+        ts = at if same else stamp(session, USERS, "created_at", r["created_at"])
+        return (
+            r["id"],
+            r["directory"],
+            r["external_id"],
+            r["user_name"],
+            r["user_name_key"],
+            r["display_name"],
+            r["given_name"],
+            r["family_name"],
+            1 if r["active"] else 0,
+            dumps(r["data"]),
+            r["version"],
+            ts,
+            ts,
+        )
+
+    insert_rows(session, USERS, _USER_COLS, map(user, rows))
+    if emails:
+        insert_rows(
+            session,
+            EMAILS,
+            _EMAIL_COLS,
+            ((e["user_id"], e["value"], e["value_key"], e["type"], 1 if e["primary"] else 0) for e in emails),
+        )
+
+
+_AUDIT_COLS = (
+    "at",
+    "directory",
+    "actor",
+    "action",
+    "resource_type",
+    "resource_id",
+    "before",
+    "after",
+    "sync_run_id",
+)
+
+
+def insert_audit(
+    session: Session,
+    *,
+    directory: str | None,
+    actor: str,
+    sync_run_id: int | None,
+    at: datetime,
+    events: Sequence[tuple[str, str, str, Any, Any]],
+) -> None:
+    """One audit_events row per (action, resource type, resource id, before, after)."""
+    ts = stamp(session, AUDIT, "at", at)
+    insert_rows(
+        session,
+        AUDIT,
+        _AUDIT_COLS,
+        (
+            (ts, directory, actor, action, rtype, rid, dumps(before), dumps(after), sync_run_id)
+            for action, rtype, rid, before, after in events
+        ),
+    )
+
+
+_CHANGE_COLS = ("xid", "at", "directory", "kind", "resource_type", "resource_id", "name", "data", "actor")
+
+
+def insert_changes(session: Session, rows: Sequence[dict[str, Any]]) -> None:
+    """The changes rows `syncd.feed.writer` builds (xid 0: SQLite orders by id alone)."""
+    if not rows:
+        return
+    at = rows[0]["at"]
+    ts = stamp(session, CHANGES, "at", at)
+    insert_rows(
+        session,
+        CHANGES,
+        _CHANGE_COLS,
+        (
+            (
+                0,
+                ts if r["at"] is at else stamp(session, CHANGES, "at", r["at"]),
+                r["directory"],
+                r["kind"],
+                r["resource_type"],
+                r["resource_id"],
+                r["name"],
+                dumps(r["data"]),
+                r["actor"],
+            )
+            for r in rows
+        ),
+    )
+
+
+def add_memberships(
+    session: Session,
+    *,
+    directory: str | None,
+    source: str,
+    at: datetime,
+    by_team: dict[str, list[str]],
+    chunk: int,
+) -> dict[str, list[str]]:
+    """Insert the pairs of `by_team` (team id → distinct user ids) that do not exist yet;
+    returns, per team that gained members, the user ids inserted, in the order given (see
+    the module docstring)."""
+    ts = stamp(session, MEMBERSHIPS, "created_at", at)
+    cur = _cursor(session)
+    try:
+        teams = list(by_team)
+        empty: set[str] = set()
+        for i in range(0, len(teams), LOOKUP):
+            cur.execute(_COUNTS, (orjson.dumps(teams[i : i + LOOKUP]).decode(),))
+            empty.update(t for t, n in cur.fetchall() if n == 0)
+        out: dict[str, list[str]] = {}
+        if empty and _insert_fresh(cur, directory, source, ts, {t: by_team[t] for t in empty}):
+            out = {t: us for t, us in by_team.items() if t in empty and us}
+            rest = [(t, u) for t, us in by_team.items() if t not in empty for u in us]
+        else:
+            rest = [(t, u) for t, us in by_team.items() for u in us]
+        got: set[tuple[str, str]] = set()
+        for i in range(0, len(rest), chunk):
+            part = orjson.dumps(rest[i : i + chunk]).decode()
+            cur.execute(_ADD_RETURNING, (directory, source, ts, part))
+            got.update(map(tuple, cur.fetchall()))
+        for t, us in by_team.items():
+            if t not in out:
+                hit = [u for u in us if (t, u) in got]
+                if hit:
+                    out[t] = hit
+        return {t: out[t] for t in by_team if t in out}
+    finally:
+        cur.close()
+
+
+#: memberships whose (user, team) index is rebuilt rather than updated row by row, when a
+#: batch adds at least this many times the rows the table holds (a sort beats random inserts)
+REBUILD_RATIO = 1
+#: page cache (and so sort memory) while rebuilding them, as PRAGMA cache_size (-KiB)
+SORT_CACHE = -32 * 1024
+
+
+def _insert_fresh(
+    cur: Any, directory: str | None, source: str, ts: Any, by_team: dict[str, list[str]]
+) -> bool:
+    """Insert every pair of `by_team` (teams without members), in key order; False (and
+    nothing written) if any already existed.
+
+    When the pairs outnumber the rows of `memberships` (`REBUILD_RATIO`; `max(rowid)` bounds
+    their count from above), the secondary indexes of the table are dropped and created again
+    from their own DDL after the inserts, in the same savepoint: other connections see them
+    before and after, never without (WAL readers keep their snapshot; the writer holds the lock).
+    """
+    n = sum(map(len, by_team.values()))
+    cur.execute("SELECT coalesce(max(rowid), 0) FROM memberships")
+    rebuild = cur.fetchone()[0] * REBUILD_RATIO <= n
+    indexes: list[tuple[str, str]] = []
+    cur.execute("SAVEPOINT bulk_fresh_members")
+    try:
+        if rebuild:
+            cur.execute(
+                "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name = 'memberships' "
+                "AND sql IS NOT NULL ORDER BY name"
+            )
+            indexes = cur.fetchall()
+            for name, _ in indexes:
+                cur.execute(f'DROP INDEX "{name}"')
+        rows = ((t, u, directory, source, ts) for t in sorted(by_team) for u in sorted(by_team[t]))
+        cur.executemany(_ADD_PLAIN, rows)
+        if cur.rowcount != n:  # a membership no count knew of: the general path sorts it out
+            cur.execute("ROLLBACK TO bulk_fresh_members")
+            return False
+        if indexes:
+            # the sort of CREATE INDEX takes up to cache_size of memory besides the cache
+            cur.execute("PRAGMA cache_size")
+            cache = cur.fetchone()[0]
+            cur.execute(f"PRAGMA cache_size={SORT_CACHE}")
+            for _, sql in indexes:
+                cur.execute(sql)
+            cur.execute(f"PRAGMA cache_size={int(cache)}")
+        return True
+    except BaseException:
+        cur.execute("ROLLBACK TO bulk_fresh_members")
+        raise
+    finally:
+        cur.execute("RELEASE bulk_fresh_members")
