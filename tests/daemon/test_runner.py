@@ -6,6 +6,7 @@ import threading
 from datetime import UTC, datetime
 from typing import Any
 
+import pytest
 from sqlalchemy import func, select
 
 from connectors.base import Connector
@@ -105,11 +106,13 @@ def test_stopping_during_a_fetch_abandons_it_with_nothing_written(env: Env) -> N
         assert s.execute(select(func.count()).select_from(User)).scalar_one() == 0
 
 
-def test_stopping_during_apply_stops_between_batches(env: Env) -> None:
-    from syncd.reconcile.apply import BATCH
+def test_stopping_during_apply_stops_between_batches(env: Env, monkeypatch: pytest.MonkeyPatch) -> None:
+    from syncd.reconcile import apply
 
+    batch = 500
+    monkeypatch.setattr(apply, "BATCH", batch)
     holder: dict[str, Runner] = {}
-    r = runner(env, lambda name, _d: Instant(name, users=BATCH * 2 + 1, on_fetch=holder["r"].stop.set))
+    r = runner(env, lambda name, _d: Instant(name, users=batch * 2 + 1, on_fetch=holder["r"].stop.set))
     holder["r"] = r
     h = r.trigger("entra")
     assert h.done.wait(60)
@@ -117,7 +120,7 @@ def test_stopping_during_apply_stops_between_batches(env: Env) -> None:
     (row,) = runs(env.engine, "entra")
     assert row.outcome == "abandoned" and row.ended_at is not None
     with session_scope(env.engine, write=False) as s:
-        assert s.execute(select(func.count()).select_from(User)).scalar_one() == BATCH  # one whole batch
+        assert s.execute(select(func.count()).select_from(User)).scalar_one() == batch  # one whole batch
 
 
 def test_a_run_left_running_by_a_dead_process_is_marked_abandoned(env: Env) -> None:
