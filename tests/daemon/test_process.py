@@ -254,7 +254,7 @@ def test_two_daemons_on_one_postgres_run_each_slot_once(tmp_path: Path) -> None:
                 settled.append({epoch(x["slot"]) for x in lines if x["msg"] in SETTLED})
             rows = runs(engine, "entra", "schedule")
             assert {r.id for r in rows} == set(claimed)  # every scheduled run came through a claim
-            assert all(r.outcome == "applied" for r in rows)
+            assert all(r.outcome == "applied" for r in rows), [(r.id, r.outcome, r.error) for r in rows]
             # from the runs table: one run per slot, in the slot it claimed
             per_slot = Counter(int(r.started_at.timestamp()) // PERIOD * PERIOD for r in rows)
             assert max(per_slot.values()) == 1, per_slot
