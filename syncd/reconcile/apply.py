@@ -360,8 +360,11 @@ def _member_phase(
     result: ApplyResult,
     tick: ApplyProgress,
 ) -> None:
-    """`_members`; on PostgreSQL over several connections at once (`parallel_members`)."""
-    if engine.dialect.name != "postgresql":
+    """`_members`; on PostgreSQL, when the changes fill more than one transaction anyway, over
+    several connections at once (`parallel_members`). A plan that fits one batch stays one
+    transaction on one connection."""
+    total = sum(len(c.user_external_ids) for c in changes)
+    if engine.dialect.name != "postgresql" or total <= member_batch(engine):
         return _members(engine, actor, changes, user_ids, team_ids, result, tick)
     from syncd.reconcile import parallel_members  # it builds on this module
 
