@@ -51,6 +51,7 @@ from syncd.service.context import Actor
 from syncd.service.errors import Conflict, InvalidValue, NotFound
 from syncd.service.resource import fold, normalize, require
 from syncd.service.schema import GROUP, USER
+from syncd.service.users import email_rows
 from syncd.store.models import AuditEvent, Membership, Team, User, UserEmail, utcnow
 
 USERS = User.__table__  # type: ignore[attr-defined]
@@ -139,7 +140,7 @@ def create_users(session: Session, *, actor: Actor, bodies: Sequence[dict[str, A
     now = utcnow()
     ids = [new_id() for _ in datas]
     rows = [_user_row(i, actor.directory, d, now) for i, d in zip(ids, datas, strict=True)]
-    emails = [e for i, d in zip(ids, datas, strict=True) for e in _email_rows(i, d.get("emails"))]
+    emails = [e for i, d in zip(ids, datas, strict=True) for e in email_rows(i, d.get("emails"))]
     if bulk_sqlite.is_sqlite(session):
         _unique(session, "userName", lambda: bulk_sqlite.insert_users(session, rows, emails))
     else:
@@ -524,20 +525,6 @@ def _user_row(uid: str, directory: str | None, data: dict[str, Any], now: Any) -
         "created_at": now,
         "updated_at": now,
     }
-
-
-def _email_rows(uid: str, emails: Any) -> list[dict[str, Any]]:
-    return [
-        {
-            "user_id": uid,
-            "value": e["value"],
-            "value_key": fold(e["value"]),
-            "type": e.get("type"),
-            "primary": bool(e.get("primary")),
-        }
-        for e in emails or []
-        if isinstance(e, dict) and isinstance(e.get("value"), str)
-    ]
 
 
 def _audit(session: Session, actor: Actor, now: Any, events: list[tuple[str, str, str, Any, Any]]) -> None:

@@ -30,6 +30,8 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlmodel import Session
 
 from syncd.feed import writer as feed
+from syncd.service.common import AUDIT_COLUMNS as _AUDIT_COLS
+from syncd.service.common import CHANGE_COLUMNS as _CHANGE_COLS
 from syncd.service.context import Actor
 from syncd.service.errors import Conflict
 from syncd.store.models import AuditEvent, Change, Membership, Team
@@ -39,18 +41,6 @@ CHANGES = Change.__table__  # type: ignore[attr-defined]
 MEMBERSHIPS = Membership.__table__  # type: ignore[attr-defined]
 TEAMS = Team.__table__  # type: ignore[attr-defined]
 
-_AUDIT_COLS = (
-    "at",
-    "directory",
-    "actor",
-    "action",
-    "resource_type",
-    "resource_id",
-    "before",
-    "after",
-    "sync_run_id",
-)
-_CHANGE_COLS = ("xid", "at", "directory", "kind", "resource_type", "resource_id", "name", "data", "actor")
 _MEMBER_COLS = ("team_id", "user_id", "directory", "source", "created_at")
 _UNIQUE = "23505"
 #: rows per write of `copy_text`

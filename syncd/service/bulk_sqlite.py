@@ -30,6 +30,8 @@ import orjson
 from sqlalchemy import Connection
 from sqlalchemy.orm import Session
 
+from syncd.service.common import AUDIT_COLUMNS as _AUDIT_COLS
+from syncd.service.common import CHANGE_COLUMNS as _CHANGE_COLS
 from syncd.store.models import AuditEvent, Change, Membership, Team, User, UserEmail
 
 USERS = User.__table__  # type: ignore[attr-defined]
@@ -125,7 +127,7 @@ _EMAIL_COLS = ("user_id", "value", "value_key", "type", "primary")
 
 
 def insert_users(session: Session, rows: Sequence[dict[str, Any]], emails: Sequence[dict[str, Any]]) -> None:
-    """The users and user_emails rows `bulk` builds (`bulk._user_row`, `bulk._email_rows`)."""
+    """The users and user_emails rows `bulk` builds (`bulk._user_row`, `users.email_rows`)."""
     if not rows:
         return
     at = stamp(session, USERS, "created_at", rows[0]["created_at"])
@@ -159,19 +161,6 @@ def insert_users(session: Session, rows: Sequence[dict[str, Any]], emails: Seque
         )
 
 
-_AUDIT_COLS = (
-    "at",
-    "directory",
-    "actor",
-    "action",
-    "resource_type",
-    "resource_id",
-    "before",
-    "after",
-    "sync_run_id",
-)
-
-
 def insert_audit(
     session: Session,
     *,
@@ -192,9 +181,6 @@ def insert_audit(
             for action, rtype, rid, before, after in events
         ),
     )
-
-
-_CHANGE_COLS = ("xid", "at", "directory", "kind", "resource_type", "resource_id", "name", "data", "actor")
 
 
 def insert_changes(session: Session, rows: Sequence[dict[str, Any]]) -> None:

@@ -185,3 +185,19 @@ def insert_new(table: Table, returning: str) -> TextClause:
         f"ON CONFLICT DO NOTHING RETURNING {returning}"
     )
     return text(sql).bindparams(*(bindparam(c.name, type_=c.type) for c in table.c))
+
+
+#: the columns, in order, of the audit_events and changes rows the bulk writers send as tuples
+#: (`bulk_sqlite` by executemany, `bulk_pg` by COPY)
+AUDIT_COLUMNS = (
+    "at",
+    "directory",
+    "actor",
+    "action",
+    "resource_type",
+    "resource_id",
+    "before",
+    "after",
+    "sync_run_id",
+)
+CHANGE_COLUMNS = ("xid", "at", "directory", "kind", "resource_type", "resource_id", "name", "data", "actor")

@@ -74,7 +74,7 @@ def create_user(session: Session, *, actor: Actor, body: dict[str, Any]) -> User
     if inserted is None:
         _check_unique(session, actor, data, None)
         raise Conflict(f"userName {data['userName']!r} already exists")  # its holder just left
-    emails = _email_rows(values["id"], data.get("emails"))
+    emails = email_rows(values["id"], data.get("emails"))
     if emails:
         session.execute(_INSERT_EMAILS, emails)
     audit.record(
@@ -247,7 +247,7 @@ def _write(row: User, data: dict[str, Any]) -> None:
         setattr(row, key, value)
 
 
-def _email_rows(user_id: str, emails: Any) -> list[dict[str, Any]]:
+def email_rows(user_id: str, emails: Any) -> list[dict[str, Any]]:
     """The UserEmail rows of an `emails` attribute (entries without a string value have none)."""
     return [
         {
@@ -268,6 +268,6 @@ def _sync_emails(session: Session, user_id: str, old: Any, new: Any) -> None:
         return
     if old:
         session.execute(delete(UserEmail).where(UserEmail.user_id == user_id))
-    rows = _email_rows(user_id, new)
+    rows = email_rows(user_id, new)
     if rows:
         session.execute(_INSERT_EMAILS, rows)
