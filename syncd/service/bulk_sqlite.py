@@ -264,14 +264,15 @@ def _insert_fresh(
     """Insert every pair of `by_team` (teams without members), in key order; False (and
     nothing written) if any already existed.
 
-    When the pairs outnumber the rows of `memberships` (`REBUILD_RATIO`; `max(rowid)` bounds
-    their count from above), the secondary indexes of the table are dropped and created again
+    When the pairs outnumber the rows of `memberships` (`REBUILD_RATIO`; counted up to that
+    bound only), the secondary indexes of the table are dropped and created again
     from their own DDL after the inserts, in the same savepoint: other connections see them
     before and after, never without (WAL readers keep their snapshot; the writer holds the lock).
     """
     n = sum(map(len, by_team.values()))
-    cur.execute("SELECT coalesce(max(rowid), 0) FROM memberships")
-    rebuild = cur.fetchone()[0] * REBUILD_RATIO <= n
+    bound = n // REBUILD_RATIO
+    cur.execute("SELECT count(*) FROM (SELECT 1 FROM memberships LIMIT ?)", (bound + 1,))
+    rebuild = cur.fetchone()[0] <= bound
     indexes: list[tuple[str, str]] = []
     cur.execute("SAVEPOINT bulk_fresh_members")
     try:

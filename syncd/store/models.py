@@ -135,7 +135,8 @@ class Team(SQLModel, table=True):
 
 class Membership(SQLModel, table=True):
     __tablename__ = "memberships"
-    __table_args__ = (Index("ix_memberships_user", "user_id", "team_id"),)
+    #: SQLite: clustered on (team_id, user_id), see migration 0006
+    __table_args__ = (Index("ix_memberships_user", "user_id", "team_id"), {"sqlite_with_rowid": False})
 
     team_id: str = Field(
         sa_column=Column(String(64), ForeignKey("teams.id", ondelete="CASCADE"), primary_key=True)
