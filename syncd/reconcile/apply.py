@@ -18,9 +18,11 @@ which a sync makes a few of at a time, through the per-row operations.
 
 from __future__ import annotations
 
+import gc
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from itertools import chain, repeat
 from typing import Any, Literal, TypeVar
 
 from sqlalchemy import Engine, select
@@ -31,11 +33,11 @@ from syncd.reconcile.plan import MemberChange, Plan, TeamChange, UserChange
 from syncd.reconcile.snapshot import SnapshotUser
 from syncd.service import bulk, keys, teams, users
 from syncd.service.context import Actor
-from syncd.service.errors import Conflict
+from syncd.service.errors import Conflict, NotFound
 from syncd.service.resource import fold
 from syncd.store import session_scope
 from syncd.store.bulkio import large_writes
-from syncd.store.models import Team, User
+from syncd.store.models import Directory, Team, User
 
 log = logging.getLogger("syncd.reconcile.apply")
 T = TypeVar("T")
@@ -119,6 +121,18 @@ def apply_plan(
     if plan.empty:
         return result
     tick = progress or (lambda *_: None)
+    # what is alive now (the plan, the snapshot it came from: millions of objects at L) is out
+    # of the cyclic collector's reach while the batches allocate (`gc.freeze`); handed back
+    # on exit, so nothing is kept alive that would otherwise be freed
+    gc.freeze()
+    try:
+        _apply(engine, plan, actor, result, tick)
+    finally:
+        gc.unfreeze()
+    return result
+
+
+def _apply(engine: Engine, plan: Plan, actor: Actor, result: ApplyResult, tick: ApplyProgress) -> None:
     user_ids = _ids(engine, User, plan.directory)
     team_ids = _ids(engine, Team, plan.directory)
 
@@ -133,7 +147,6 @@ def apply_plan(
     _member_phase(engine, actor, removes, user_ids, team_ids, result, tick)
     _users(engine, actor, last, user_ids, result, tick)
     _teams(engine, actor, [t for t in plan.teams if t.kind == "archive_team"], team_ids, result, tick)
-    return result
 
 
 def _ids(engine: Engine, model: Any, directory: str) -> dict[str, str]:
@@ -144,22 +157,39 @@ def _ids(engine: Engine, model: Any, directory: str) -> dict[str, str]:
         return dict(s.execute(q).tuples().all())
 
 
-def _transaction(engine: Engine, write: Callable[[Session], T]) -> T:
+def _transaction(engine: Engine, write: Callable[[Session], T], *, bulk: Actor | None = None) -> T:
     """`write` in a transaction of its own, tried again (in a new one) when it may have lost a
     race to a concurrent writer: a Conflict (a row it creates was created and committed
     meanwhile by an on-login sync: on PostgreSQL a statement sees rows committed after the
     transaction began, so even a uniqueness check can see it), or PostgreSQL broke a deadlock by
-    aborting it. The retry adopts the committed rows; a Conflict that was no race recurs."""
+    aborting it. The retry adopts the committed rows; a Conflict that was no race recurs.
+
+    `bulk` (the actor of a batch of `syncd.service.bulk` writes): on SQLite the transaction
+    runs without foreign-key enforcement (`session_scope(foreign_keys=False)`). What keeps the
+    references of its rows valid: the bulk operations check the teams and users they link
+    (`_check_teams`, `_check_users`) and the rows they update inside the transaction, the
+    actor's directory is checked here, audit rows name this run's sync run (sync runs are never
+    deleted), and SQLite's write lock, held from BEGIN to COMMIT, lets no other writer delete
+    any of them in between; the writes of such a batch delete nothing that has dependants."""
+    unchecked = bulk is not None and engine.dialect.name == "sqlite"
     for attempt in range(ATTEMPTS):
         try:
-            with session_scope(engine) as s:
+            with session_scope(engine, foreign_keys=not unchecked) as s:
                 large_writes(s)
+                if unchecked and bulk is not None and bulk.directory is not None:
+                    _require_directory(s, bulk.directory)
                 return write(s)
         except (Conflict, DBAPIError) as exc:
             if attempt == ATTEMPTS - 1 or not _lost_race(exc):
                 raise
             log.info("apply batch retried after a concurrent writer: %s", exc)
     raise AssertionError("unreachable")
+
+
+def _require_directory(s: Session, name: str) -> None:
+    """NotFound unless directory `name` exists (what the users' and teams' foreign key checks)."""
+    if s.execute(select(Directory.name).where(Directory.name == name)).first() is None:
+        raise NotFound(f"directory {name!r} not found")
 
 
 def _lost_race(exc: Exception) -> bool:
@@ -170,6 +200,7 @@ def _lost_race(exc: Exception) -> bool:
 
 def _in_batches(
     engine: Engine,
+    actor: Actor,
     changes: list[Any],
     phase: str,
     result: ApplyResult,
@@ -185,7 +216,7 @@ def _in_batches(
     size = batch_size(engine)
     for start in range(0, len(changes), size):
         part = changes[start : start + size]
-        ids.update(_transaction(engine, lambda s, part=part: write(s, part)))
+        ids.update(_transaction(engine, lambda s, part=part: write(s, part), bulk=actor))
         for c in part:
             result.add(c.kind)
         tick(phase, done + start + len(part), total)
@@ -300,7 +331,7 @@ def _users(
     rest = [c for c in changes if c.kind != "update_user"]
     key = lambda c: fold(c.user.user_name)  # noqa: E731
     done = _renames(engine, actor, "user", updates, ids, key, update, result, tick, len(changes))
-    _in_batches(engine, rest, "users", result, tick, write, ids, done, len(changes))
+    _in_batches(engine, actor, rest, "users", result, tick, write, ids, done, len(changes))
 
 
 def _teams(
@@ -343,7 +374,7 @@ def _teams(
     rest = [c for c in changes if c.kind != "rename_team"]
     key = lambda c: fold(c.display_name)  # noqa: E731
     done = _renames(engine, actor, "team", renames, ids, key, rename, result, tick, len(changes))
-    _in_batches(engine, rest, "teams", result, tick, write, ids, done, len(changes))
+    _in_batches(engine, actor, rest, "teams", result, tick, write, ids, done, len(changes))
 
 
 def _rename_team(s: Session, actor: Actor, team_id: str, name: str) -> None:
@@ -403,8 +434,8 @@ def _members(
     def flush() -> None:
         nonlocal size
         # a generator per try: `_transaction` may run the write again
-        pairs = lambda: ((t, u) for t, us in batch for u in us)  # noqa: E731
-        changed = _transaction(engine, lambda s: op(s, actor=actor, pairs=pairs()))
+        pairs = lambda: chain.from_iterable(zip(repeat(t), us) for t, us in batch)  # noqa: E731
+        changed = _transaction(engine, lambda s: op(s, actor=actor, pairs=pairs()), bulk=actor)
         result.add(kind, sum(len(v) for v in changed.values()))
         tick("members", done, total)
         batch.clear()
@@ -414,7 +445,7 @@ def _members(
         team_id = team_ids[c.team_external_id]
         if size and size + len(c.user_external_ids) > limit:
             flush()  # keep a team's changes in one batch: one version bump, one audit event
-        known = [u for u in map(user_ids.get, c.user_external_ids) if u is not None]
+        known = list(filter(None, map(user_ids.get, c.user_external_ids)))  # store ids are never ''
         done += len(c.user_external_ids)
         while size + len(known) >= limit:  # a team larger than a batch: one per batch
             batch.append((team_id, known[: limit - size]))

@@ -302,7 +302,7 @@ def add_memberships(
     if not by_team:
         return {}
     _check_teams(session, actor, list(by_team))
-    _check_users(session, actor, list(dict.fromkeys(u for us in by_team.values() for u in us)))
+    _check_users(session, actor, list(dict.fromkeys(chain.from_iterable(by_team.values()))))
     now = utcnow()
     if not _is_pg(session):
         added = bulk_sqlite.add_memberships(

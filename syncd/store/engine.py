@@ -1,7 +1,10 @@
 """Engine and session setup; schema upgrade through Alembic.
 
 SQLite (the default): WAL journal, foreign keys on, a busy timeout, and write transactions
-started with `BEGIN IMMEDIATE` so two writers queue instead of failing on lock upgrade.
+started with `BEGIN IMMEDIATE` so two writers queue instead of failing on lock upgrade. A write
+transaction opened with `session_scope(..., foreign_keys=False)` runs with SQLite's foreign-key
+enforcement off on its own connection only (every other connection keeps it, cascades
+included); the connection has it on again before any other transaction starts on it.
 PostgreSQL: any `postgresql+psycopg://` URL. The schema is only ever created by migrations.
 """
 
@@ -25,6 +28,8 @@ from syncd.revisions import linear_head
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+#: connection info key: foreign keys are off on this SQLite connection
+_FK_OFF = "syncd.foreign_keys_off"
 
 
 class StoreError(Exception):
@@ -68,8 +73,19 @@ def _sqlite_hooks(engine: Engine) -> None:
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Any) -> None:
-        mode = conn.get_execution_options().get("sqlite_begin", "DEFERRED")
-        conn.exec_driver_sql(f"BEGIN {mode}")
+        # PRAGMA foreign_keys is a no-op inside a transaction: set before BEGIN
+        options = conn.get_execution_options()
+        if options.get("sqlite_foreign_keys", True) is False:
+            conn.exec_driver_sql("PRAGMA foreign_keys=OFF")
+            conn.info[_FK_OFF] = True
+        elif conn.info.pop(_FK_OFF, False):
+            conn.exec_driver_sql("PRAGMA foreign_keys=ON")
+        conn.exec_driver_sql(f"BEGIN {options.get('sqlite_begin', 'DEFERRED')}")
+
+    @event.listens_for(engine, "checkin")
+    def _on_checkin(dbapi_conn: Any, record: Any) -> None:
+        if dbapi_conn is not None and record is not None and record.info.pop(_FK_OFF, False):
+            dbapi_conn.execute("PRAGMA foreign_keys=ON")
 
 
 def is_sqlite(engine: Engine) -> bool:
@@ -89,16 +105,25 @@ def _writer_lock(engine: Engine) -> threading.RLock:
 
 
 @contextmanager
-def session_scope(engine: Engine, *, write: bool = True) -> Iterator[Session]:
+def session_scope(engine: Engine, *, write: bool = True, foreign_keys: bool = True) -> Iterator[Session]:
     """One transaction: committed when the block ends, rolled back if it raises.
 
     `write=True` on SQLite takes the write lock at BEGIN, so read-check-write sequences
     (uniqueness checks, version bumps) never interleave with another writer. Writers of one
     process also queue on an in-process lock first: SQLite's busy handler waits by sleeping
     in growing steps, which under many threads leaves the database idle while they doze.
+
+    `foreign_keys=False` (a SQLite write transaction; ignored otherwise): SQLite checks no
+    foreign key of what this transaction writes, and its deletes cascade nothing. For bulk
+    writers that check every reference they write inside the transaction themselves: the write
+    lock, held from BEGIN to COMMIT, keeps what they checked true until their rows are
+    committed, and the writers that come after enforce the keys (and cascade) again.
     """
     if write and is_sqlite(engine):
-        with _writer_lock(engine), _session(engine.execution_options(sqlite_begin="IMMEDIATE")) as session:
+        options: dict[str, Any] = {"sqlite_begin": "IMMEDIATE"}
+        if not foreign_keys:
+            options["sqlite_foreign_keys"] = False
+        with _writer_lock(engine), _session(engine.execution_options(**options)) as session:
             yield session
         return
     with _session(engine) as session:
