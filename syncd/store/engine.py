@@ -22,6 +22,7 @@ from sqlalchemy.pool import NullPool
 from sqlmodel import Session
 
 from syncd.revisions import linear_head
+from syncd.store.writer_queue import WriterQueue
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 SQLITE_BUSY_TIMEOUT_MS = 30_000
@@ -76,16 +77,24 @@ def is_sqlite(engine: Engine) -> bool:
     return engine.dialect.name == "sqlite"
 
 
-_writer_locks: weakref.WeakKeyDictionary[Engine, threading.RLock] = weakref.WeakKeyDictionary()
-_writer_locks_guard = threading.Lock()
+_queues_by_path: dict[str, WriterQueue] = {}  # every engine of one database file shares its queue
+_queues: weakref.WeakKeyDictionary[Engine, WriterQueue] = weakref.WeakKeyDictionary()
+_queues_guard = threading.Lock()
 
 
-def _writer_lock(engine: Engine) -> threading.RLock:
-    with _writer_locks_guard:
-        lock = _writer_locks.get(engine)
-        if lock is None:
-            lock = _writer_locks[engine] = threading.RLock()
-        return lock
+def _writer_queue(engine: Engine) -> WriterQueue:
+    with _queues_guard:
+        queue = _queues.get(engine)
+        if queue is None:
+            db = engine.url.database or ""
+            timeout_s = SQLITE_BUSY_TIMEOUT_MS / 1000
+            if not db or db == ":memory:" or db.startswith("file:"):
+                queue = WriterQueue(None, timeout_s=timeout_s)
+            else:
+                path = str(Path(db).resolve())
+                queue = _queues_by_path.setdefault(path, WriterQueue(path, timeout_s=timeout_s))
+            _queues[engine] = queue
+        return queue
 
 
 @contextmanager
@@ -93,12 +102,15 @@ def session_scope(engine: Engine, *, write: bool = True) -> Iterator[Session]:
     """One transaction: committed when the block ends, rolled back if it raises.
 
     `write=True` on SQLite takes the write lock at BEGIN, so read-check-write sequences
-    (uniqueness checks, version bumps) never interleave with another writer. Writers of one
-    process also queue on an in-process lock first: SQLite's busy handler waits by sleeping
-    in growing steps, which under many threads leaves the database idle while they doze.
+    (uniqueness checks, version bumps) never interleave with another writer. Writers queue
+    first (`WriterQueue`: threads on a lock, processes on a file lock): SQLite's busy handler
+    waits by sleeping in growing steps, which leaves the database idle while waiters doze.
     """
     if write and is_sqlite(engine):
-        with _writer_lock(engine), _session(engine.execution_options(sqlite_begin="IMMEDIATE")) as session:
+        with (
+            _writer_queue(engine).turn(),
+            _session(engine.execution_options(sqlite_begin="IMMEDIATE")) as session,
+        ):
             yield session
         return
     with _session(engine) as session:
