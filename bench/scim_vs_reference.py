@@ -1,12 +1,13 @@
 """Benchmark: syncd's SCIM endpoint side by side with `scim2-server`, the independent reference.
 
     python bench/scim_vs_reference.py [--pairs 1500] [--seconds 20] [--levels 1,8,32]
-                                      [--seed-users 500] [--pg-workers 2]
+                                      [--seed-users 500] [--pg-workers 2] [--sqlite-workers 2]
 
 Servers, each in its own subprocess on 127.0.0.1, all started before the first level:
 
     reference       `scim2-server --bearer-token T` (python-scim, in memory, threaded WSGI)
     sqlite          `syncd serve` over a migrated SQLite file
+    sqlite_wN       the same over its own file, `[server] workers = N` (only with --sqlite-workers > 1)
     postgres        `syncd serve` over a fresh schema of PostgreSQL's `test` database
     postgres_wN     the same store, `[server] workers = N` (only with --pg-workers > 1)
 
@@ -20,8 +21,9 @@ every server sees the same requests in the same order per client.
 
 Reported per server and level: req/s (both halves of a pair count), p50/p99 of single
 requests (ms, measured by the client), the server's CPU milliseconds per request (all its
-processes; the figure least disturbed by other load on the machine), and each syncd server's
-req/s ÷ the reference's. Prints one JSON line; per-server CPU use goes to stderr.
+processes; the figure least disturbed by other load on the machine), the load generator's CPU
+milliseconds per request (this process; it shares the two cores with the server), and each
+syncd server's req/s ÷ the reference's. Prints one JSON line; per-server CPU use goes to stderr.
 """
 
 from __future__ import annotations
@@ -57,26 +59,25 @@ from tests.conftest import drop_pg_schema, make_pg_engine_with_schema, pg_schema
 #: Where the time goes (profiled in-process: the ASGI app driven directly with the threadpool
 #: inlined, cProfile and process CPU time; SQLite), recorded with the figures.
 NOTE = (
-    "Bar: >= 2x the reference's req/s at 8 and 32 clients, p99 <= 250 ms at 32. CPU per request "
-    "(in-process, the ASGI app driven directly, SQLite, filter+create pair average): 3.1 ms before "
-    "the Core write path, 1.8 ms after (PostgreSQL 4.2 -> 2.5 ms). What changed: a user create is "
-    "one `INSERT ... ON CONFLICT DO NOTHING RETURNING id` (the per-directory unique indexes decide; "
-    "no uniqueness SELECTs, no SAVEPOINT; the taken attribute is looked up only after a refusal), "
-    "its email, audit and change-feed rows Core INSERTs; every statement of the hot paths is built "
-    "once with its values as parameters (the dialects' ON CONFLICT inserts have no cache key, so "
-    "SQLAlchemy compiled the 13-column user INSERT on every POST); a filter on a unique key "
-    "(userName, externalId, Group displayName) is one prebuilt SELECT; a member PATCH of one user "
-    "uses prebuilt statements and no SAVEPOINT. Where a request's time goes now (cProfile, "
-    "proportions): filter GET - FastAPI's dependency solving (5 query parameters, token, context) "
-    "~35%, the ORM SELECT ~25%, routing and middleware ~20%, BEGIN/COMMIT ~7%; user POST - the "
-    "service ~47% (normalize 5%, audit 13%, feed 7%, the INSERTs and SQLite's COMMIT), dependency "
-    "solving ~17%, session begin/commit ~11%, render ~3%. uvicorn parses HTTP with httptools "
-    "(a dependency). scim2-server keeps users in a dict (no disk, audit or feed). On PostgreSQL "
-    "a POST is 8 round trips (pool pre-ping, BEGIN, user, email, audit, change, NOTIFY, COMMIT). "
-    "What would close the rest: a writable CTE (or psycopg pipeline mode) sending a create's "
-    "rows in one round trip on PostgreSQL, the hot routes' parameters parsed in one dependency, "
-    "Core rows instead of ORM objects for reads, and cores for [server] workers (2 shared cores "
-    "here, the load generator and the neighbours on the second)."
+    "Bar: >= 2x the reference's req/s at 8 and 32 clients, p99 <= 250 ms at 32. The write path: a "
+    "user create is one `INSERT ... ON CONFLICT DO NOTHING RETURNING id` plus Core INSERTs of its "
+    "email, audit and change-feed rows, every hot statement prebuilt; a filter on a unique key is "
+    "one prebuilt SELECT. The HTTP side: the SCIM resource routes resolve their inputs by hand "
+    "(`scim.route.ScimRoute`: token, context, body, list/shape query, If-(None-)Match, path ids; "
+    "FastAPI's dependency solver was ~35% of a filter GET and ~17% of a POST), and the router tries "
+    "/Users and /Groups first. sqlite_wN: `[server] workers = N` on SQLite, the workers' writers "
+    "queued on a file lock next to the database (`store.writer_queue`), reads in parallel. Where a "
+    "request's time goes now (cProfile, SQLite, proportions): the ORM session's begin/execute/"
+    "commit machinery and SQLite's COMMIT ~45%, the service's own work ~15%, FastAPI's routing "
+    "(the route match walks included routers) ~10%, middleware and the threadpool hop the rest. "
+    "uvicorn parses HTTP with httptools. scim2-server keeps users in a dict (no disk, audit or "
+    "feed) and serves with a threaded WSGI server. client_cpu_ms_per_req is the load generator's "
+    "own CPU (one process; the reference costs it more per request). On PostgreSQL a POST is 8 "
+    "round trips (pool pre-ping, BEGIN, user, email, audit, change, NOTIFY, COMMIT). What would "
+    "close the rest: Core connections instead of ORM sessions on the hot paths, a writable CTE "
+    "(or psycopg pipeline mode) for a create's rows on PostgreSQL, no pre-ping round trip (with a "
+    "retry of a request whose connection died before it wrote), and idle cores: on this shared "
+    "2-core machine the neighbours' load starves every server alike."
 )
 DIRECTORY = "entra"
 REFERENCE_TOKEN = "bench-reference-token"
@@ -181,6 +182,7 @@ class Result:
     errors: list[str] = field(default_factory=list)
     wall_s: float = 0.0
     cpu_s: float = 0.0
+    client_cpu_s: float = 0.0
 
 
 async def pair(http: aiohttp.ClientSession, srv: Server, name: str, out: Result) -> None:
@@ -223,9 +225,10 @@ async def drive(srv: Server, clients: int, pairs: int, seconds: float, tag: str)
                 i += 1
                 await pair(http, srv, f"{tag}-{c}-{i}@contoso.com", out)
 
-        cpu0, t0 = tree_cpu_seconds(srv.pid), time.perf_counter()
+        cpu0, t0, own0 = tree_cpu_seconds(srv.pid), time.perf_counter(), time.process_time()
         await asyncio.gather(*(client(c) for c in range(clients)))
         out.wall_s, out.cpu_s = time.perf_counter() - t0, tree_cpu_seconds(srv.pid) - cpu0
+        out.client_cpu_s = time.process_time() - own0
     return out
 
 
@@ -250,11 +253,15 @@ def run(servers: list[Server], args: argparse.Namespace) -> dict[str, object]:
             out[f"{key}_p50_ms"] = round(pct(res.latency_ms, 50), 2)
             out[f"{key}_p99_ms"] = round(pct(res.latency_ms, 99), 2)
             out[f"{key}_cpu_ms_per_req"] = round(res.cpu_s / max(len(res.latency_ms), 1) * 1000, 2)
+            out[f"{key}_client_cpu_ms_per_req"] = round(
+                res.client_cpu_s / max(len(res.latency_ms), 1) * 1000, 2
+            )
             if res.errors:
                 out[f"{key}_errors"] = len(res.errors)
             print(
                 f"{key}: {len(res.latency_ms)} ok / {len(res.errors)} errors in {res.wall_s:.1f} s; "
-                f"server CPU {res.cpu_s / res.wall_s:.0%} of one core (all its processes)",
+                f"server CPU {res.cpu_s / res.wall_s:.0%} of one core (all its processes), "
+                f"load generator {res.client_cpu_s / res.wall_s:.0%}",
                 file=sys.stderr,
             )
             for e in res.errors[:3]:
@@ -271,6 +278,7 @@ def main() -> None:
     ap.add_argument("--levels", default="1,8,32", help="concurrent clients, comma-separated")
     ap.add_argument("--seed-users", type=int, default=500, help="users created before the levels")
     ap.add_argument("--pg-workers", type=int, default=2, help="also run PostgreSQL with this many workers")
+    ap.add_argument("--sqlite-workers", type=int, default=2, help="also run SQLite with this many workers")
     ap.add_argument("--backends", default="sqlite,postgres", help="syncd stores, comma-separated")
     args = ap.parse_args()
     backends = args.backends.split(",")
@@ -286,8 +294,14 @@ def main() -> None:
         work = Path(d)
         servers = [stack.enter_context(reference_serve(work))]
         if "sqlite" in backends:
-            url = f"sqlite:///{work}/bench.db"
-            servers.append(stack.enter_context(syncd_server("sqlite", url, work, syncd_token(url))))
+            sqlite_runs = [("sqlite", 1)] + (
+                [(f"sqlite_w{args.sqlite_workers}", args.sqlite_workers)] if args.sqlite_workers > 1 else []
+            )
+            for name, workers in sqlite_runs:  # each its own file: the same store state as the others
+                url = f"sqlite:///{work}/{name}.db"
+                servers.append(
+                    stack.enter_context(syncd_server(name, url, work, syncd_token(url), workers=workers))
+                )
         if "postgres" in backends:
             pg_runs = [("postgres", 1)] + (
                 [(f"postgres_w{args.pg_workers}", args.pg_workers)] if args.pg_workers > 1 else []

@@ -131,7 +131,7 @@ def notes(s: Settings) -> list[str]:
     workers = [
         f"server.workers = {s.server.workers} applies to `syncd serve`; `syncd run` serves SCIM in "
         "its own process. For more SCIM processes, run `syncd serve` beside the daemon on the "
-        "same PostgreSQL store (docs/deploying.md)"
+        "same store (docs/deploying.md)"
     ]
     return ((shared if s.server.shared_listener else []) + (workers if s.server.workers > 1 else [])) + [
         f"directory {name!r}: Keycloak is read in full on every run. Admin events are not used "

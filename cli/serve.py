@@ -1,5 +1,5 @@
 """`syncd serve`: the SCIM 2.0 endpoint (and `/healthz`) under uvicorn, until SIGINT/SIGTERM
-(exit 0), in `[server] workers` processes (PostgreSQL only; see syncd.scim.serve).
+(exit 0), in `[server] workers` processes (see syncd.scim.serve).
 
 uvicorn and the app are imported inside the command, so other commands never load them.
 """
@@ -77,7 +77,7 @@ def serve_cmd(
     workers = s.server.workers
     problem = check_workers(workers, s.store.url)
     if problem:
-        fail(f"config error: {problem}", "set [server] workers = 1, or use a PostgreSQL store")
+        fail(f"config error: {problem}", "set [server] workers = 1, or store on disk")
     bind = listen or s.server.listen
     public_url = s.server.public_url
     if listen is not None and public_url.rstrip("/") == f"http://{s.server.listen}":

@@ -99,7 +99,7 @@ class ServerSettings(_Model):
     admin_listen: Listen = DEFAULT_ADMIN_LISTEN
     public_url: Url
     max_body_bytes: StrictInt = Field(default=10 * 1024 * 1024, gt=0)
-    #: Processes serving SCIM (`syncd serve`); more than 1 needs a PostgreSQL store.
+    #: Processes serving SCIM (`syncd serve`); more than 1 needs a store on disk or PostgreSQL.
     workers: StrictInt = Field(default=1, ge=1, le=64)
 
     @property

@@ -273,7 +273,7 @@ def run_daemon(settings: Settings) -> int:
     if srv.workers > 1:
         log.warning(
             "[server] workers applies to `syncd serve`; this daemon serves SCIM in one process "
-            "(run `syncd serve` beside it on the same PostgreSQL store for more)",
+            "(run `syncd serve` beside it on the same store for more)",
             extra={"workers": srv.workers},
         )
     if srv.shared_listener:

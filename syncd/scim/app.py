@@ -24,6 +24,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from syncd.scim import discovery, errors, openapi, routes_groups, routes_users, search
 from syncd.scim.deps import SCIM_PREFIX, Context, ScimContext
 from syncd.scim.responses import ScimResponse
+from syncd.scim.route import ScimRoute
 from syncd.service.errors import NotFound
 
 #: Default request body limit. Entra sends whole membership changes in one group PATCH and
@@ -69,7 +70,7 @@ class BodyLimit:
 
 
 def _discovery_router() -> APIRouter:
-    router = APIRouter(tags=["Discovery"])
+    router = APIRouter(tags=["Discovery"], route_class=ScimRoute)
 
     @router.get("/ServiceProviderConfig", summary="What this server supports")
     def service_provider_config(ctx: Context) -> Response:
@@ -121,10 +122,12 @@ def create_app(engine: Engine, *, public_url: str, max_body_bytes: int = MAX_BOD
     )
     app.state.scim = ScimContext(engine, public_url.rstrip("/") + SCIM_PREFIX, max_body_bytes)
     scim = APIRouter(prefix=SCIM_PREFIX)
-    scim.include_router(_discovery_router())
-    scim.include_router(search.router)  # before /Users/{id}: clearer, though order does not matter
+    # The router tries routes in this order, and the order changes no answer (`/Users/.search`
+    # is POST-only, `/Users/{id}` takes no POST): the provisioning traffic's routes come first.
     scim.include_router(routes_users.router)
     scim.include_router(routes_groups.router)
+    scim.include_router(search.router)
+    scim.include_router(_discovery_router())
     app.include_router(scim)
     errors.install(app)
     openapi.install(app)

@@ -15,6 +15,7 @@ from syncd.scim import resources as r
 from syncd.scim.deps import Body, Caller, Context, IfMatch, IfNoneMatch, ListQuery, ShapeQuery
 from syncd.scim.openapi import json_body
 from syncd.scim.render import render_group
+from syncd.scim.route import ScimRoute
 from syncd.service import members, teams
 from syncd.service.schema import CORE_GROUP, GROUP
 
@@ -33,7 +34,7 @@ KIND = r.Kind(
 EXAMPLE = {"schemas": [CORE_GROUP], "displayName": "Engineering", "members": []}
 BODY = json_body("a Group", EXAMPLE, "GroupRequest")
 
-router = APIRouter(prefix="/Groups", tags=["Groups"])
+router = APIRouter(prefix="/Groups", tags=["Groups"], route_class=ScimRoute)
 
 
 @router.get("", summary="List or filter groups")

@@ -9,6 +9,7 @@ from syncd.scim import resources as r
 from syncd.scim.deps import Body, Caller, Context, IfMatch, IfNoneMatch, ListQuery, ShapeQuery
 from syncd.scim.openapi import json_body
 from syncd.scim.render import render_user
+from syncd.scim.route import ScimRoute
 from syncd.service import users
 from syncd.service.schema import CORE_USER, USER
 
@@ -28,7 +29,7 @@ KIND = r.Kind(
 EXAMPLE = {"schemas": [CORE_USER], "userName": "bjensen@example.com", "active": True}
 BODY = json_body("a User", EXAMPLE, "UserRequest")
 
-router = APIRouter(prefix="/Users", tags=["Users"])
+router = APIRouter(prefix="/Users", tags=["Users"], route_class=ScimRoute)
 
 
 @router.get("", summary="List or filter users")

@@ -23,6 +23,7 @@ from syncd.scim.deps import Body, Caller, Context, ListParams
 from syncd.scim.openapi import json_body
 from syncd.scim.render import Projection, list_response
 from syncd.scim.responses import ScimResponse
+from syncd.scim.route import ScimRoute
 from syncd.service.common import DEFAULT_COUNT
 from syncd.service.errors import InvalidFilter
 from syncd.store import session_scope
@@ -31,7 +32,7 @@ SEARCH_REQUEST = "urn:ietf:params:scim:api:messages:2.0:SearchRequest"
 EXAMPLE = {"schemas": [SEARCH_REQUEST], "filter": 'userName eq "bjensen"', "startIndex": 1, "count": 10}
 OPENAPI = json_body("a SearchRequest message", EXAMPLE, "SearchRequest")
 
-router = APIRouter(tags=["Search"])
+router = APIRouter(tags=["Search"], route_class=ScimRoute)
 
 
 def search_params(body: dict[str, Any]) -> ListParams:

@@ -4,9 +4,12 @@
 Workers are spawned (not forked) by uvicorn's supervisor, which restarts one that dies and, on
 SIGINT/SIGTERM, stops them all gracefully and returns. Each worker builds its own app and its
 own engine from an `AppFactory` (a picklable value), so no database connection crosses a
-process boundary. Several processes only pay on PostgreSQL: SQLite has one writer at a time,
-and its writers queue on a lock that only works within one process (`store.session_scope`),
-so callers refuse `workers > 1` there (`check_workers`).
+process boundary. On SQLite the workers' writers queue on a file lock next to the database
+(`store.writer_queue`), and reads run in parallel (WAL); an in-memory SQLite database is one
+process's own, so callers refuse `workers > 1` there (`check_workers`). What a worker caches
+stays correct across processes: a token revoked elsewhere is refused within
+`tokens.CACHE_TTL_S`, as for a revocation by the CLI, and feed readers poll for changes that
+other processes committed (`feed.signal`).
 
 Used by `syncd serve`; the daemon may call `serve` the same way for its SCIM listener.
 """
@@ -73,11 +76,14 @@ class AppFactory:
 def check_workers(workers: int, store_url: str) -> str | None:
     """Why `workers` processes cannot serve this store, or None when they can."""
     if workers > 1 and store_url.startswith("sqlite"):
-        return (
-            f"[server] workers = {workers} needs a PostgreSQL store: SQLite has one writer at a "
-            "time and its writer queue works within one process, so more processes only contend "
-            "for its lock"
-        )
+        from sqlalchemy.engine import make_url
+
+        db = make_url(store_url).database or ""
+        if not db or db == ":memory:" or "mode=memory" in db:
+            return (
+                f"[server] workers = {workers} needs a store the workers can share: an in-memory "
+                "SQLite database belongs to one process"
+            )
     return None
 
 

@@ -25,6 +25,7 @@ from sqlalchemy.pool import NullPool
 from sqlmodel import Session
 
 from syncd.revisions import linear_head
+from syncd.store.writer_queue import WriterQueue
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 SQLITE_BUSY_TIMEOUT_MS = 30_000
@@ -92,16 +93,24 @@ def is_sqlite(engine: Engine) -> bool:
     return engine.dialect.name == "sqlite"
 
 
-_writer_locks: weakref.WeakKeyDictionary[Engine, threading.RLock] = weakref.WeakKeyDictionary()
-_writer_locks_guard = threading.Lock()
+_queues_by_path: dict[str, WriterQueue] = {}  # every engine of one database file shares its queue
+_queues: weakref.WeakKeyDictionary[Engine, WriterQueue] = weakref.WeakKeyDictionary()
+_queues_guard = threading.Lock()
 
 
-def _writer_lock(engine: Engine) -> threading.RLock:
-    with _writer_locks_guard:
-        lock = _writer_locks.get(engine)
-        if lock is None:
-            lock = _writer_locks[engine] = threading.RLock()
-        return lock
+def _writer_queue(engine: Engine) -> WriterQueue:
+    with _queues_guard:
+        queue = _queues.get(engine)
+        if queue is None:
+            db = engine.url.database or ""
+            timeout_s = SQLITE_BUSY_TIMEOUT_MS / 1000
+            if not db or db == ":memory:" or db.startswith("file:"):
+                queue = WriterQueue(None, timeout_s=timeout_s)
+            else:
+                path = str(Path(db).resolve())
+                queue = _queues_by_path.setdefault(path, WriterQueue(path, timeout_s=timeout_s))
+            _queues[engine] = queue
+        return queue
 
 
 @contextmanager
@@ -109,9 +118,9 @@ def session_scope(engine: Engine, *, write: bool = True, foreign_keys: bool = Tr
     """One transaction: committed when the block ends, rolled back if it raises.
 
     `write=True` on SQLite takes the write lock at BEGIN, so read-check-write sequences
-    (uniqueness checks, version bumps) never interleave with another writer. Writers of one
-    process also queue on an in-process lock first: SQLite's busy handler waits by sleeping
-    in growing steps, which under many threads leaves the database idle while they doze.
+    (uniqueness checks, version bumps) never interleave with another writer. Writers queue
+    first (`WriterQueue`: threads on a lock, processes on a file lock): SQLite's busy handler
+    waits by sleeping in growing steps, which leaves the database idle while waiters doze.
 
     `foreign_keys=False` (a SQLite write transaction; ignored otherwise): SQLite checks no
     foreign key of what this transaction writes, and its deletes cascade nothing. For bulk
@@ -123,7 +132,7 @@ def session_scope(engine: Engine, *, write: bool = True, foreign_keys: bool = Tr
         options: dict[str, Any] = {"sqlite_begin": "IMMEDIATE"}
         if not foreign_keys:
             options["sqlite_foreign_keys"] = False
-        with _writer_lock(engine), _session(engine.execution_options(**options)) as session:
+        with _writer_queue(engine).turn(), _session(engine.execution_options(**options)) as session:
             yield session
         return
     with _session(engine) as session:

@@ -4,21 +4,25 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
 import pytest
+from sqlalchemy import Engine, func, select
 
 from connectors.testing.server import free_port
 from syncd.service import tokens
 from syncd.store import session_scope
 from syncd.store.engine import make_engine, upgrade
+from syncd.store.models import AuditEvent, Change
 from tests.cli.conftest import ROOT, Cli, write_config
 from tests.conftest import drop_pg_schema, make_pg_engine_with_schema, pg_schema_url, require_pg
 
@@ -133,11 +137,14 @@ def test_serve_answers_and_stops_on_sigterm(cli: Cli) -> None:
             proc.wait()
 
 
-def test_serve_refuses_several_workers_on_sqlite(cli: Cli) -> None:
+def test_serve_refuses_several_workers_on_an_in_memory_sqlite_store(cli: Cli) -> None:
     cli.config.write_text(cli.config.read_text().replace("[server]\n", "[server]\nworkers = 2\n", 1))
+    cli.config.write_text(
+        re.sub(r'url = "sqlite:///[^"]*"', 'url = "sqlite:///:memory:"', cli.config.read_text())
+    )
     result = cli("serve", "--listen", f"127.0.0.1:{free_port()}")
     assert result.exit_code == 2
-    assert "workers = 2 needs a PostgreSQL store" in result.stderr
+    assert "an in-memory SQLite database belongs to one process" in result.stderr
 
 
 def test_serve_listen_socket_sends_without_nagle_delay() -> None:
@@ -148,6 +155,72 @@ def test_serve_listen_socket_sends_without_nagle_delay() -> None:
         assert sock.proto == socket.IPPROTO_TCP  # asyncio sets TCP_NODELAY on accepted sockets
 
 
+def _serve_with_two_workers(tmp_path: Path, url: str, secret: str, engine: Engine) -> None:
+    """`syncd serve` with 2 workers over `url`: concurrent creates (over fresh connections, so
+    both workers answer) all succeed, each with its audit and change-feed row; SIGTERM ends it."""
+    port = free_port()
+    cfg = write_config(
+        tmp_path / "config.toml", url=url, extra=f'[server]\nlisten = "127.0.0.1:{port}"\nworkers = 2\n'
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "cli.main", "serve", "--config", str(cfg)],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        base = f"http://127.0.0.1:{port}/scim/v2"
+        headers = {"Authorization": f"Bearer {secret}"}
+        deadline = time.monotonic() + 180  # two interpreters starting on a busy machine
+        while True:
+            try:
+                httpx.get(f"{base}/ServiceProviderConfig", timeout=2)
+                break
+            except httpx.TransportError:
+                assert proc.poll() is None, proc.communicate()[1].decode()
+                if time.monotonic() > deadline:
+                    proc.kill()
+                    pytest.fail(f"syncd serve did not start: {proc.communicate()[1].decode()[-2000:]}")
+                time.sleep(0.2)
+        names = [f"w{i}@example.com" for i in range(12)]
+
+        def create(name: str) -> int:
+            body = {"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": name}
+            with httpx.Client(base_url=base, headers=headers, timeout=60) as c:
+                return c.post("/Users", json=body, headers={"Connection": "close"}).status_code
+
+        with ThreadPoolExecutor(6) as pool:
+            assert list(pool.map(create, names)) == [201] * len(names)
+        with httpx.Client(base_url=base, headers=headers, timeout=30) as c:
+            found = c.get("/Users", params={"filter": 'userName sw "w"'}).json()
+        assert sorted(r["userName"] for r in found["Resources"]) == sorted(names)
+        with session_scope(engine, write=False) as s:
+            created = s.execute(
+                select(func.count()).select_from(AuditEvent).where(AuditEvent.action == "user.create")
+            ).scalar_one()
+            changes = s.execute(select(func.count()).select_from(Change)).scalar_one()
+        assert (created, changes) == (len(names), len(names))
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0
+        assert b"2 workers" in proc.stderr.read()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def test_serve_with_workers_on_sqlite_takes_concurrent_writes_from_both(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'syncd.db'}"
+    eng = make_engine(url)
+    try:
+        upgrade(eng)
+        with session_scope(eng) as s:
+            _, secret = tokens.create_token(s, directory="entra", name="workers")
+        _serve_with_two_workers(tmp_path, url, secret, eng)
+    finally:
+        eng.dispose()
+
+
 @pytest.mark.postgres
 def test_serve_with_workers_on_postgresql_serves_and_stops_on_sigterm(tmp_path: Path) -> None:
     require_pg()
@@ -156,47 +229,7 @@ def test_serve_with_workers_on_postgresql_serves_and_stops_on_sigterm(tmp_path: 
         upgrade(eng)
         with session_scope(eng) as s:
             _, secret = tokens.create_token(s, directory="entra", name="workers")
-        port = free_port()
-        cfg = write_config(
-            tmp_path / "config.toml",
-            url=pg_schema_url(schema),
-            extra=f'[server]\nlisten = "127.0.0.1:{port}"\nworkers = 2\n',
-        )
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "cli.main", "serve", "--config", str(cfg)],
-            cwd=ROOT,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-        )
-        try:
-            base = f"http://127.0.0.1:{port}/scim/v2"
-            headers = {"Authorization": f"Bearer {secret}"}
-            deadline = time.monotonic() + 180  # two interpreters starting on a busy machine
-            while True:
-                try:
-                    httpx.get(f"{base}/ServiceProviderConfig", timeout=2)
-                    break
-                except httpx.TransportError:
-                    assert proc.poll() is None, proc.communicate()[1].decode()
-                    if time.monotonic() > deadline:
-                        proc.kill()
-                        pytest.fail(f"syncd serve did not start: {proc.communicate()[1].decode()[-2000:]}")
-                    time.sleep(0.2)
-            with httpx.Client(base_url=base, headers=headers, timeout=30) as c:
-                # several connections, so that more than one worker is likely to answer
-                names = [f"w{i}@example.com" for i in range(6)]
-                for name in names:
-                    body = {"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": name}
-                    assert c.post("/Users", json=body, headers={"Connection": "close"}).status_code == 201
-                found = c.get("/Users", params={"filter": 'userName sw "w"'}).json()
-                assert sorted(r["userName"] for r in found["Resources"]) == names
-            proc.send_signal(signal.SIGTERM)
-            assert proc.wait(timeout=30) == 0
-            assert b"2 workers" in proc.stderr.read()
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
+        _serve_with_two_workers(tmp_path, pg_schema_url(schema), secret, eng)
     finally:
         eng.dispose()
         drop_pg_schema(schema)

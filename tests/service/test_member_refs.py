@@ -1,8 +1,8 @@
 """Referential integrity of memberships on both stores: a membership names an existing user
 and team (else an IntegrityError, as a foreign key gives), deleting a user or team deletes its
-memberships, and an id that memberships use cannot change. On PostgreSQL these are statement-
-level triggers (migration 0006_pg_member_refs); the race tests prove that a concurrent delete
-never leaves a membership behind, whichever of the two transactions comes first."""
+memberships, and an id that memberships use cannot change. The race tests (PostgreSQL) prove
+that a concurrent delete never leaves a membership behind, whichever of the two transactions
+comes first."""
 
 from __future__ import annotations
 
