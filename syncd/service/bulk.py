@@ -237,6 +237,22 @@ def _canonical_user(b: dict[str, Any]) -> bool:
 # -- teams -----------------------------------------------------------------------------------
 
 
+_TEAM_KEYS = frozenset(("displayName", "externalId"))
+
+
+def _canonical_team(b: dict[str, Any]) -> bool:
+    """Whether `normalize(GROUP, b) == b` surely holds and `require` passes, checked without
+    walking the schema: the body a pull or a login writes (displayName and externalId) with
+    plain, short, non-blank strings. Anything else is normalised."""
+    if type(b) is not dict or not _TEAM_KEYS.issuperset(b):
+        return False
+    name, ext = b.get("displayName"), b.get("externalId", "-")
+    if type(name) is not str or type(ext) is not str or not ext or name.isspace():
+        return False
+    joined = name + ext
+    return len(name) > 0 and len(joined) <= _SHORT and _CONTROL.search(joined) is None
+
+
 def create_teams(session: Session, *, actor: Actor, bodies: Sequence[dict[str, Any]]) -> list[str]:
     """New teams in the actor's directory, one per body; returns their ids in body order.
 
@@ -299,6 +315,9 @@ def _new_teams(
     their create and that member change); returns (ids in body order, normalised bodies)."""
     datas = []
     for b in bodies:
+        if _canonical_team(b):
+            datas.append(b)
+            continue
         if any(str(k).lower() == "members" and v for k, v in b.items()):
             raise InvalidValue("create_teams takes no members; add them with add_memberships")
         d = normalize(GROUP, b)

@@ -19,6 +19,8 @@ from sqlalchemy import Engine, select
 from syncd.service import bulk, common, keys, teams, tokens, users
 from syncd.service.context import Actor
 from syncd.service.errors import Conflict, InvalidValue, NotFound, ServiceError
+from syncd.service.resource import normalize, require
+from syncd.service.schema import GROUP
 from syncd.store import session_scope
 from syncd.store.models import AuditEvent, Membership, Team, User, UserEmail
 
@@ -490,3 +492,28 @@ def test_parked_names_are_never_committed_when_the_block_fails(seeded: Engine) -
         raise RuntimeError("killed")
     with session_scope(seeded, write=False) as s:
         assert s.execute(select(Team.display_name_key).where(Team.id == eng)).scalar_one() == "eng"
+
+
+@pytest.mark.parametrize(
+    ("body", "canonical"),
+    [
+        ({"displayName": "Eng", "externalId": "g1"}, True),
+        ({"displayName": "Eng"}, True),
+        ({"externalId": "g1", "displayName": "Ünïcode ß"}, True),
+        ({"displayName": "Eng", "externalId": ""}, False),  # normalised away
+        ({"displayName": ""}, False),  # required
+        ({"displayName": "   "}, False),  # blank
+        ({"displayName": "a\tb"}, False),  # control character
+        ({"displayName": "x" * 200}, False),  # may break a limit once casefolded
+        ({"displayName": 7}, False),
+        ({"displayName": "Eng", "members": []}, False),
+        ({"displayname": "Eng"}, False),  # normalize renames the key
+        ({"displayName": "Eng", "schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"]}, False),
+    ],
+)
+def test_a_team_body_taken_as_canonical_is_its_own_normal_form(body: dict[str, Any], canonical: bool) -> None:
+    assert bulk._canonical_team(body) is canonical
+    if canonical:
+        assert normalize(GROUP, body) == body
+        assert list(normalize(GROUP, body)) == list(body)  # same key order: same stored JSON text
+        require(GROUP, body)
