@@ -11,7 +11,7 @@ but costs a few statements per chunk of `CHUNK` items instead of several per ite
 - `add_memberships` / `remove_memberships` ≡ `teams.change_members(add=…)` /
   `(remove=…)` once per team, with that team's user ids in the order given;
 - `join_teams` (one user into new and existing teams, the on-login write) ≡ `create_teams`
-  then `add_memberships`, new teams written with their member (no version bump afterwards).
+  then `add_memberships`, the new teams written with their member (no version bump after).
 
 Invariants kept: every read and write is limited to the actor's directory; a version grows
 only on a real change (one bump per team per call, as one `change_members` call does);
@@ -86,7 +86,11 @@ _SET_USER = (
 #: memberships per INSERT/DELETE statement (sent as one JSON or two array parameters)
 PAIRS = 20_000
 _MEMBER_ROW = ("team_id", "user_id", "directory", "source", "created_at")
-_COLS = f"INSERT INTO memberships ({', '.join(_MEMBER_ROW)}) "
+_COLS = "INSERT INTO memberships (team_id, user_id, directory, source, created_at) "
+_ADD_SQLITE_RAW = (
+    _COLS + "SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]'), :dir, :src, :now "
+    "FROM json_each(:pairs) WHERE true ON CONFLICT DO NOTHING RETURNING team_id, user_id"
+)
 _ADD_PG_RAW = (
     _COLS + "SELECT t, u, %(dir)s, %(src)s, %(now)s "
     "FROM unnest(CAST(%(teams)s AS varchar[]), CAST(%(users)s AS varchar[])) "
@@ -276,35 +280,29 @@ def join_teams(
     team_ids: Sequence[str],
 ) -> tuple[list[str], list[str]]:
     """One user joins new teams (one per body) and the existing `team_ids`: the outcome of
-    `create_teams(bodies)` then `add_memberships` of (team, `user_id`) for all those teams in
-    team id order, with the same rows, versions, counts, audit events and change rows, in that
-    order, and the same errors. Returns (the new teams' ids in body order, the existing teams
-    the user really joined, in id order).
+    `create_teams(bodies)`, then `add_memberships` of (team, `user_id`) for the new teams in id
+    order, then for the existing ones (same rows, versions, counts, audit events and change
+    rows, in that order; the per-row errors). Returns (the new teams' ids in body order, the
+    existing teams the user really joined, in id order).
 
     A new team is written with the user as its only member (count 1, version 2: its create and
-    its member change) and its membership is inserted without a conflict check: no other
-    transaction can see the team before this one commits. The existing teams take the
-    `add_memberships` path. One audit write (events and change rows) for everything.
+    its member change), its membership without a conflict check (no other transaction can see
+    the team before this one commits), and its create and member events in one audit write.
     """
     now = utcnow()
-    ids, datas = _new_teams(session, actor, bodies, now, member_count=1) if bodies else ([], [])
-    existing = {t: [user_id] for t in sorted(set(team_ids))}
-    if existing:
-        _check_teams(session, actor, list(existing))
-    _check_users(session, actor, [user_id])
+    ids, datas = _new_teams(session, actor, bodies, now, member_count=1)
     if ids:
+        _check_users(session, actor, [user_id])
         rows = [(t, user_id, actor.directory, actor.source, now) for t in ids]
         if _is_pg(session):
             bulk_pg.copy_rows(session, MEMBERSHIPS, _MEMBER_ROW, rows)
         else:
             session.execute(insert(MEMBERSHIPS), [dict(zip(_MEMBER_ROW, r, strict=True)) for r in rows])
-    joined = _insert_members(session, actor, now, existing) if existing else {}
-    if joined:
-        session.execute(_BUMP_TEAMS, [{"b_id": t, "b_delta": 1, "b_now": now} for t in joined])
-    created = [("team.create", "team", i, None, d) for i, d in zip(ids, datas, strict=True)]
-    added = {"members_added": [user_id]}
-    members = [("team.members", "team", t, None, added) for t in sorted((*ids, *joined))]
-    _audit(session, actor, now, created + members)
+        created = [("team.create", "team", i, None, d) for i, d in zip(ids, datas, strict=True)]
+        added = {"members_added": [user_id]}
+        _audit(session, actor, now, created + [("team.members", "team", t, None, added) for t in sorted(ids)])
+    pairs = [(t, user_id) for t in sorted(set(team_ids))]
+    joined = add_memberships(session, actor=actor, pairs=pairs) if pairs else {}
     return ids, sorted(joined)
 
 
@@ -372,24 +370,14 @@ def add_memberships(
     _check_teams(session, actor, list(by_team))
     _check_users(session, actor, list(dict.fromkeys(u for us in by_team.values() for u in us)))
     now = utcnow()
-    added = _insert_members(session, actor, now, by_team)
-    return _finish_changed(session, actor, now, added, "members_added", +1)
-
-
-def _insert_members(
-    session: Session, actor: Actor, now: Any, by_team: dict[str, list[str]]
-) -> dict[str, list[str]]:
-    """Insert the pairs of `by_team` (team id → distinct user ids, checked) that do not exist
-    yet; returns, per team that gained members, the user ids inserted (in the order given)."""
     if not _is_pg(session):
-        return bulk_sqlite.add_memberships(
+        added = bulk_sqlite.add_memberships(
             session, directory=actor.directory, source=actor.source, at=now, by_team=by_team, chunk=PAIRS
         )
+        return _finish_changed(session, actor, now, added, "members_added", +1)
     flat = [(t, u) for t, us in by_team.items() for u in us]
-    if bulk_pg.add_to_empty_teams(
-        session, list(by_team), flat, directory=actor.directory, source=actor.source, now=now
-    ):
-        return _changed(by_team, set(flat))
+    got: set[tuple[str, str]] = set()
+    pg = _is_pg(session)
     conn = session.connection()
     stamp = MEMBERSHIPS.c.created_at.type.bind_processor(conn.dialect)
     params: dict[str, Any] = {
@@ -397,17 +385,20 @@ def _insert_members(
         "src": actor.source,
         "now": stamp(now) if stamp else now,
     }
-    got: set[tuple[str, str]] = set()
+    if pg and bulk_pg.add_to_empty_teams(
+        session, list(by_team), flat, directory=actor.directory, source=actor.source, now=now
+    ):
+        return _finish_members(session, actor, now, by_team, set(flat), "members_added", +1)
     # straight on the driver's cursor: a million RETURNING rows as SQLAlchemy rows cost more
     # than the insert itself
     cur = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
     try:
         for part in chunks(flat, PAIRS):  # type: ignore[arg-type]
-            cur.execute(_ADD_PG_RAW, {**params, **_pairs(True, part)})
+            cur.execute(_ADD_PG_RAW if pg else _ADD_SQLITE_RAW, {**params, **_pairs(pg, part)})
             got.update(map(tuple, cur.fetchall()))
     finally:
         cur.close()
-    return _changed(by_team, got)
+    return _finish_members(session, actor, now, by_team, got, "members_added", +1)
 
 
 def remove_memberships(
@@ -431,7 +422,7 @@ def remove_memberships(
     stmt = text((_REMOVE_PG if pg else _REMOVE_SQLITE).format(keep_manual=keep_manual))
     for part in chunks(flat, PAIRS):  # type: ignore[arg-type]
         got.update((t, u) for t, u in session.execute(stmt, _pairs(pg, part)).all())
-    return _finish_changed(session, actor, utcnow(), _changed(by_team, got), "members_removed", -1)
+    return _finish_members(session, actor, utcnow(), by_team, got, "members_removed", -1)
 
 
 # -- internals -------------------------------------------------------------------------------
@@ -486,16 +477,24 @@ def _check_teams(session: Session, actor: Actor, team_ids: list[str]) -> None:
             raise NotFound(f"Group {t} not found")
 
 
-def _changed(by_team: dict[str, list[str]], got: set[tuple[str, str]]) -> dict[str, list[str]]:
-    """Per team of `by_team`, its users whose pair is in `got` (teams without any left out)."""
-    if len(got) == sum(map(len, by_team.values())):  # every pair changed (`got` ⊆ the pairs)
-        return dict(by_team)
+def _finish_members(
+    session: Session,
+    actor: Actor,
+    now: Any,
+    by_team: dict[str, list[str]],
+    got: set[tuple[str, str]],
+    key: str,
+    sign: int,
+) -> dict[str, list[str]]:
     out: dict[str, list[str]] = {}
-    for t, us in by_team.items():
-        hit = [u for u in us if (t, u) in got]
-        if hit:
-            out[t] = hit
-    return out
+    if len(got) == sum(map(len, by_team.values())):  # every pair changed (`got` ⊆ the pairs)
+        out = dict(by_team)
+    else:
+        for t, us in by_team.items():
+            hit = [u for u in us if (t, u) in got]
+            if hit:
+                out[t] = hit
+    return _finish_changed(session, actor, now, out, key, sign)
 
 
 def _finish_changed(

@@ -243,7 +243,7 @@ def _per_row(s: Any, case: Case, a: Actor, directory: str) -> None:
         uid = _id(s, User, directory, case.extra["user"])
         new = [teams.create_team(s, actor=a, body=b).id for b in case.items if isinstance(b, dict)]
         old = [_id(s, Team, directory, t) for t in case.items if isinstance(t, str)]
-        for tid in sorted({*new, *old}):
+        for tid in [*sorted(new), *sorted(set(old))]:
             teams.change_members(s, actor=a, team_id=tid, add=[uid])
     else:
         by_team: dict[str, list[str]] = {}
