@@ -18,12 +18,13 @@ teams it belongs to whose group the lookup reports and does not return carry no 
   report is not compared at all.
 
 `apply_login_plan` writes that plan in the caller's transaction through the bulk service
-operations: one statement (an executemany) for the creates, one for the adds, one for the removes (their audit
-events and change-feed rows likewise), with the versions, audit events and change-feed rows
-their per-row counterparts (`teams.create_team` per team in external-id order,
-`teams.change_members` per team in id order) write. An empty plan writes nothing. A
-create that meets a team a concurrent writer just created raises `LostRace`: the caller retries
-in a new transaction, whose read adopts that row.
+operations, a few statements whatever the number of groups: restores, then `bulk.join_teams`
+(the new teams created already holding the user, and the user added to the existing ones),
+then `bulk.remove_memberships`; with the rows, versions, audit events and change-feed rows
+their per-row counterparts (`teams.create_team` per new team, `teams.change_members` per
+team) write. An empty plan writes nothing. A create that meets a team a concurrent writer
+just created raises `LostRace`: the caller retries in a new transaction, whose read adopts
+that row.
 """
 
 from __future__ import annotations
