@@ -295,6 +295,7 @@ class LoginService:
                     _xact_lock(s, name, ug.user.external_id)
                     tokens.ensure_directory(s, name=name, kind=d.kind)
                     row = user_ops.find_user(s, actor=actor, external_id=ug.user.external_id)
+                    held: list[one_user.HeldTeam] | None = None  # None: read in read_scope
                     if row is None:
                         if not in_scope:
                             result.notes.append("the user is outside this directory's scope")
@@ -302,11 +303,12 @@ class LoginService:
                         try:
                             with s.begin_nested():
                                 row = user_ops.create_user(s, actor=actor, body=user_body(ug.user))
+                            held = []  # a user created now is in no team yet
                         except InvalidValue as exc:  # beyond the service's limits even cleaned
                             result.notes.append(f"the user was not created: {exc.detail}")
                             return
                     stored = StoredUser(row.id, ug.user.external_id, row.user_name, row.active)
-                    view = one_user.read_scope(s, name, stored, [g.external_id for g in kept])
+                    view = one_user.read_scope(s, name, stored, [g.external_id for g in kept], held)
                     plan = one_user.login_plan(ug, kept, view)
                     changes = one_user.apply_login_plan(s, actor, plan, view)
                     result.created_teams = [_change(t) for t in changes.created]

@@ -18,12 +18,13 @@ teams it belongs to whose group the lookup reports and does not return carry no 
   report is not compared at all.
 
 `apply_login_plan` writes that plan in the caller's transaction through the bulk service
-operations: one statement (an executemany) for the creates, one for the adds, one for the removes (their audit
-events and change-feed rows likewise), with the versions, audit events and change-feed rows
-their per-row counterparts (`teams.create_team` per team in external-id order,
-`teams.change_members` per team in id order) write. An empty plan writes nothing. A
-create that meets a team a concurrent writer just created raises `LostRace`: the caller retries
-in a new transaction, whose read adopts that row.
+operations, a few statements whatever the number of groups: restores, then `bulk.join_teams`
+(the new teams created already holding the user, and the user added to the existing ones),
+then `bulk.remove_memberships`; with the rows, versions, audit events and change-feed rows
+their per-row counterparts (`teams.create_team` per new team, `teams.change_members` per
+team) write. An empty plan writes nothing. A create that meets a team a concurrent writer
+just created raises `LostRace`: the caller retries in a new transaction, whose read adopts
+that row.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ from sqlalchemy import select, text
 from sqlmodel import Session
 
 from syncd.reconcile.diff import diff
-from syncd.reconcile.plan import MemberChange, Plan, TeamChange
+from syncd.reconcile.plan import Plan, TeamChange
 from syncd.reconcile.snapshot import Snapshot, SnapshotGroup, SnapshotUser, UserGroups
 from syncd.reconcile.view import StoredTeam, StoredUser, StoreView
 from syncd.service import bulk, limits
@@ -246,29 +247,45 @@ def apply_login_plan(session: Session, actor: Actor, plan: Plan, scope: LoginSco
     out = LoginChanges()
     if plan.empty:
         return out
-    ids: dict[str, str] = {}
     names = {t.id: (t.id, t.external_id, t.display_name) for t in scope.teams.values()}
-    creates = [c for c in plan.teams if c.kind == "create_team"]
-    try:
-        try:
-            new = bulk.create_teams(session, actor=actor, bodies=[_body(c) for c in creates])
-        except InvalidValue:  # some group is beyond the service's limits even cleaned (nothing
-            creates = _valid(creates, out.notes)  # was written): create the others
-            new = bulk.create_teams(session, actor=actor, bodies=[_body(c) for c in creates])
-    except Conflict as exc:  # the view was read before a concurrent writer's commit
-        raise LostRace(exc.detail) from exc
-    for c, tid in zip(creates, new, strict=True):
-        ids[c.external_id] = tid
-        names[tid] = (tid, c.external_id, c.display_name)
-        out.created.append(names[tid])
     for c in plan.teams:
         if c.kind == "restore_team" and c.store_id is not None:
             row = team_ops.set_archived(session, actor=actor, team_id=c.store_id, archived=False)
             names[row.id] = (row.id, c.external_id, row.display_name)
     session.flush()  # the bulk statements bump versions in SQL: the ORM rows must be written first
-    for kind, done in (("add_members", out.added), ("remove_members", out.removed)):
-        _members(session, actor, plan.members, kind, scope.user.id, ids, names, done)
+    creates = [c for c in plan.teams if c.kind == "create_team"]
+    adds = [c for c in plan.members if c.kind == "add_members"]
+    # every group a login creates a team for is one of the user's: the plan adds the user to it
+    assert {c.external_id for c in creates} <= {c.team_external_id for c in adds}
+    joins = sorted({c.team_store_id for c in adds if c.team_store_id is not None})
+    if creates or joins:
+        try:
+            try:
+                new, joined = _join(session, actor, scope.user.id, creates, joins)
+            except InvalidValue:  # some group is beyond the service's limits even cleaned (nothing
+                creates = _valid(creates, out.notes)  # was written): create the others
+                new, joined = _join(session, actor, scope.user.id, creates, joins)
+        except Conflict as exc:  # the view was read before a concurrent writer's commit
+            raise LostRace(exc.detail) from exc
+        for c, tid in zip(creates, new, strict=True):
+            names[tid] = (tid, c.external_id, c.display_name)
+            out.created.append(names[tid])
+        out.added.extend(names[t] for t in sorted((*new, *joined)))
+    removes = sorted(
+        {c.team_store_id for c in plan.members if c.kind == "remove_members" and c.team_store_id is not None}
+    )
+    if removes:
+        left = bulk.remove_memberships(session, actor=actor, pairs=[(t, scope.user.id) for t in removes])
+        out.removed.extend(names[t] for t in sorted(left))
     return out
+
+
+def _join(
+    session: Session, actor: Actor, user_id: str, creates: list[TeamChange], joins: list[str]
+) -> tuple[list[str], list[str]]:
+    return bulk.join_teams(
+        session, actor=actor, user_id=user_id, bodies=[_body(c) for c in creates], team_ids=joins
+    )
 
 
 def _body(c: TeamChange) -> dict[str, Any]:
@@ -286,27 +303,3 @@ def _valid(creates: list[TeamChange], notes: list[str]) -> list[TeamChange]:
             continue
         out.append(c)
     return out
-
-
-def _members(
-    session: Session,
-    actor: Actor,
-    changes: list[MemberChange],
-    kind: str,
-    user_id: str,
-    ids: dict[str, str],
-    names: dict[str, tuple[str, str, str]],
-    done: list[tuple[str, str, str]],
-) -> None:
-    """One bulk statement for the user's changes of `kind`, teams in id order (as the per-row
-    path writes them: one version and one audit event per team)."""
-    teams: dict[str, str] = {}
-    for c in changes:
-        tid = c.team_store_id or ids.get(c.team_external_id)
-        if c.kind == kind and tid is not None:  # None: a create the service refused
-            teams[tid] = c.team_external_id
-    if not teams:
-        return
-    op = bulk.add_memberships if kind == "add_members" else bulk.remove_memberships
-    changed = op(session, actor=actor, pairs=[(t, user_id) for t in sorted(teams)])
-    done.extend(names[t] for t in sorted(changed))

@@ -9,7 +9,9 @@ but costs a few statements per chunk of `CHUNK` items instead of several per ite
   body (bodies without members);
 - `set_active` ≡ `users.set_active` per user id;
 - `add_memberships` / `remove_memberships` ≡ `teams.change_members(add=…)` /
-  `(remove=…)` once per team, with that team's user ids in the order given.
+  `(remove=…)` once per team, with that team's user ids in the order given;
+- `join_teams` (one user into new and existing teams, the on-login write) ≡ `create_teams`
+  then `add_memberships`, the new teams written with their member (no version bump after).
 
 Invariants kept: every read and write is limited to the actor's directory; a version grows
 only on a real change (one bump per team per call, as one `change_members` call does);
@@ -83,6 +85,7 @@ _SET_USER = (
 
 #: memberships per INSERT/DELETE statement (sent as one JSON or two array parameters)
 PAIRS = 20_000
+_MEMBER_ROW = ("team_id", "user_id", "directory", "source", "created_at")
 _COLS = "INSERT INTO memberships (team_id, user_id, directory, source, created_at) "
 _ADD_SQLITE_RAW = (
     _COLS + "SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]'), :dir, :src, :now "
@@ -238,21 +241,88 @@ def _canonical_user(b: dict[str, Any]) -> bool:
 # -- teams -----------------------------------------------------------------------------------
 
 
+_TEAM_KEYS = frozenset(("displayName", "externalId"))
+
+
+def _canonical_team(b: dict[str, Any]) -> bool:
+    """Whether `normalize(GROUP, b) == b` surely holds and `require` passes, checked without
+    walking the schema: the body a pull or a login writes (displayName and externalId) with
+    plain, short, non-blank strings. Anything else is normalised."""
+    if type(b) is not dict or not _TEAM_KEYS.issuperset(b):
+        return False
+    name, ext = b.get("displayName"), b.get("externalId", "-")
+    if type(name) is not str or type(ext) is not str or not ext or name.isspace():
+        return False
+    joined = name + ext
+    return len(name) > 0 and len(joined) <= _SHORT and _CONTROL.search(joined) is None
+
+
 def create_teams(session: Session, *, actor: Actor, bodies: Sequence[dict[str, Any]]) -> list[str]:
     """New teams in the actor's directory, one per body; returns their ids in body order.
 
     Bodies carry attributes only (InvalidValue if one has members: add them with
     `add_memberships`). Conflict as `create_users`, on displayName then externalId.
     """
+    now = utcnow()
+    ids, datas = _new_teams(session, actor, bodies, now, member_count=0)
+    _audit(
+        session, actor, now, [("team.create", "team", i, None, d) for i, d in zip(ids, datas, strict=True)]
+    )
+    return ids
+
+
+def join_teams(
+    session: Session,
+    *,
+    actor: Actor,
+    user_id: str,
+    bodies: Sequence[dict[str, Any]],
+    team_ids: Sequence[str],
+) -> tuple[list[str], list[str]]:
+    """One user joins new teams (one per body) and the existing `team_ids`: the outcome of
+    `create_teams(bodies)`, then `add_memberships` of (team, `user_id`) for the new teams in id
+    order, then for the existing ones (same rows, versions, counts, audit events and change
+    rows, in that order; the per-row errors). Returns (the new teams' ids in body order, the
+    existing teams the user really joined, in id order).
+
+    A new team is written with the user as its only member (count 1, version 2: its create and
+    its member change), its membership without a conflict check (no other transaction can see
+    the team before this one commits), and its create and member events in one audit write.
+    """
+    now = utcnow()
+    ids, datas = _new_teams(session, actor, bodies, now, member_count=1)
+    if ids:
+        _check_users(session, actor, [user_id])
+        rows = [(t, user_id, actor.directory, actor.source, now) for t in ids]
+        if _is_pg(session):
+            bulk_pg.copy_rows(session, MEMBERSHIPS, _MEMBER_ROW, rows)
+        else:
+            session.execute(insert(MEMBERSHIPS), [dict(zip(_MEMBER_ROW, r, strict=True)) for r in rows])
+        created = [("team.create", "team", i, None, d) for i, d in zip(ids, datas, strict=True)]
+        added = {"members_added": [user_id]}
+        _audit(session, actor, now, created + [("team.members", "team", t, None, added) for t in sorted(ids)])
+    pairs = [(t, user_id) for t in sorted(set(team_ids))]
+    joined = add_memberships(session, actor=actor, pairs=pairs) if pairs else {}
+    return ids, sorted(joined)
+
+
+def _new_teams(
+    session: Session, actor: Actor, bodies: Sequence[dict[str, Any]], now: Any, *, member_count: int
+) -> tuple[list[str], list[dict[str, Any]]]:
+    """Validate `bodies` and insert their teams (version 1, or 2 when they start with members:
+    their create and that member change); returns (ids in body order, normalised bodies)."""
     datas = []
     for b in bodies:
+        if _canonical_team(b):
+            datas.append(b)
+            continue
         if any(str(k).lower() == "members" and v for k, v in b.items()):
             raise InvalidValue("create_teams takes no members; add them with add_memberships")
         d = normalize(GROUP, b)
         require(GROUP, d)
         datas.append(d)
     if not datas:
-        return []
+        return [], []
     keys = [fold(d["displayName"]) for d in datas]
     _check_new(
         session,
@@ -263,7 +333,6 @@ def create_teams(session: Session, *, actor: Actor, bodies: Sequence[dict[str, A
         keys,
         lambda d: f"a group named {d['displayName']!r} already exists",
     )
-    now = utcnow()
     ids = [new_id() for _ in datas]
     rows = [
         {
@@ -273,19 +342,16 @@ def create_teams(session: Session, *, actor: Actor, bodies: Sequence[dict[str, A
             "display_name": d["displayName"],
             "display_name_key": k,
             "data": d,
-            "member_count": 0,
+            "member_count": member_count,
             "archived": False,
-            "version": 1,
+            "version": 2 if member_count else 1,
             "created_at": now,
             "updated_at": now,
         }
         for i, d, k in zip(ids, datas, keys, strict=True)
     ]
     _insert_unique(session, TEAMS, rows, "displayName")
-    _audit(
-        session, actor, now, [("team.create", "team", i, None, d) for i, d in zip(ids, datas, strict=True)]
-    )
-    return ids
+    return ids, datas
 
 
 def add_memberships(

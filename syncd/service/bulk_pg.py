@@ -121,8 +121,8 @@ def audit(session: Session, actor: Actor, now: Any, events: list[tuple[str, str,
     """One audit event per (action, resource type, resource id, before, after), and the
     change-feed rows they mean (`syncd.feed.writer`), both by COPY."""
     dumps = _serializer(session)
-    j_before = _json_encoder(AUDIT.c.before.type, dumps)
-    j_after = _json_encoder(AUDIT.c.after.type, dumps)
+    j_before = _by_identity(_json_encoder(AUDIT.c.before.type, dumps))
+    j_after = _by_identity(_json_encoder(AUDIT.c.after.type, dumps))
     d, label, run = actor.directory, actor.label, actor.sync_run_id
     copy_rows(
         session,
@@ -200,6 +200,21 @@ def _sqlstate(exc: DBAPIError) -> str | None:
 
 def _serializer(session: Session) -> Any:
     return getattr(session.get_bind().dialect, "_json_serializer", None) or json.dumps
+
+
+def _by_identity(encode: Any) -> Any:
+    """`encode`, answering again from memory for an object it has seen (by identity: events
+    often share one `before` (None) or `after`). Valid while the objects it saw are alive and
+    unchanged, i.e. within one call over a list of events."""
+    seen: dict[int, Any] = {}
+
+    def once(v: Any) -> Any:
+        k = id(v)
+        if k not in seen:
+            seen[k] = encode(v)
+        return seen[k]
+
+    return once
 
 
 def _json_encoder(type_: JSON, dumps: Any) -> Any:

@@ -220,7 +220,7 @@ def test_postgres_apply_inserting_a_user_a_login_holds_uncommitted_adopts_it(
         pytest.skip("SQLite writers never interleave (the write lock is taken at BEGIN)")
 
     plan = plan_for(engine, snap)
-    release, pids = held_inside(bulk, "add_memberships", monkeypatch)  # the login's, after its creates
+    release, pids = held_inside(bulk, "join_teams", monkeypatch)  # the login's teams and memberships
     login, got = in_thread(lambda: logins.sync(snap.directory, "u5"))
     pid = wait_for(pids)
     pulled, result = in_thread(lambda: apply_plan(engine, plan, pull(snap)))

@@ -19,6 +19,8 @@ from sqlalchemy import Engine, select
 from syncd.service import bulk, common, keys, teams, tokens, users
 from syncd.service.context import Actor
 from syncd.service.errors import Conflict, InvalidValue, NotFound, ServiceError
+from syncd.service.resource import normalize, require
+from syncd.service.schema import GROUP
 from syncd.store import session_scope
 from syncd.store.models import AuditEvent, Membership, Team, User, UserEmail
 
@@ -70,7 +72,7 @@ def _id(s: Any, model: Any, directory: str, name: str) -> str:
 @dataclass(frozen=True)
 class Case:
     name: str
-    op: str  # create_users | create_teams | set_active | add_memberships | remove_memberships
+    op: str  # create_users | create_teams | set_active | add_memberships | remove_memberships | join_teams
     items: tuple[Any, ...]
     feed: str = "pull"
     active: bool = False
@@ -182,6 +184,48 @@ CASES = [
         (("foreign", "ann@x"),),
         error=NotFound,
     ),
+    # join_teams: items are new team bodies (dicts) and existing teams (names); extra["user"] joins
+    Case(
+        "join new teams only (a first login)",
+        "join_teams",
+        ({"displayName": "new", "externalId": "g-new"}, {"displayName": "bare"}),
+        extra={"user": "dee@x"},
+    ),
+    Case(
+        "join new and existing teams; an existing (manual) membership unchanged",
+        "join_teams",
+        ({"displayName": "new", "externalId": "g-new"}, "eng", "ops", "sales"),
+        extra={"user": "bob@x"},
+    ),
+    Case("join existing teams only", "join_teams", ("ops", "sales"), extra={"user": "ann@x"}),
+    Case(
+        "join as manual feed",
+        "join_teams",
+        ({"displayName": "new"}, "sales"),
+        feed="manual",
+        extra={"user": "ann@x"},
+    ),
+    Case(
+        "join: a new team's name taken",
+        "join_teams",
+        ({"displayName": "ENG"},),
+        extra={"user": "ann@x"},
+        error=Conflict,
+    ),
+    Case(
+        "join: team of another directory",
+        "join_teams",
+        ({"displayName": "new"}, "foreign"),
+        extra={"user": "ann@x"},
+        error=NotFound,
+    ),
+    Case(
+        "join: user of another directory",
+        "join_teams",
+        ({"displayName": "new"}, "ops"),
+        extra={"user": "stranger@x"},
+        error=InvalidValue,
+    ),
 ]
 
 
@@ -195,6 +239,12 @@ def _per_row(s: Any, case: Case, a: Actor, directory: str) -> None:
     elif case.op == "set_active":
         for n in case.items:
             users.set_active(s, actor=a, user_id=_id(s, User, directory, n), active=case.active)
+    elif case.op == "join_teams":
+        uid = _id(s, User, directory, case.extra["user"])
+        new = [teams.create_team(s, actor=a, body=b).id for b in case.items if isinstance(b, dict)]
+        old = [_id(s, Team, directory, t) for t in case.items if isinstance(t, str)]
+        for tid in [*sorted(new), *sorted(set(old))]:
+            teams.change_members(s, actor=a, team_id=tid, add=[uid])
     else:
         by_team: dict[str, list[str]] = {}
         for t, u in case.items:
@@ -210,6 +260,14 @@ def _bulk(s: Any, case: Case, a: Actor, directory: str) -> None:
     elif case.op == "set_active":
         ids = [_id(s, User, directory, n) for n in case.items]
         bulk.set_active(s, actor=a, user_ids=ids, active=case.active)
+    elif case.op == "join_teams":
+        bulk.join_teams(
+            s,
+            actor=a,
+            user_id=_id(s, User, directory, case.extra["user"]),
+            bodies=[b for b in case.items if isinstance(b, dict)],
+            team_ids=[_id(s, Team, directory, t) for t in case.items if isinstance(t, str)],
+        )
     else:
         pairs = [(_id(s, Team, directory, t), _id(s, User, directory, u)) for t, u in case.items]
         getattr(bulk, case.op)(s, actor=a, pairs=pairs)
@@ -343,6 +401,18 @@ def test_results_name_what_really_changed(seeded: Engine) -> None:
         assert bulk.create_users(s, actor=a, bodies=[]) == []
 
 
+def test_join_teams_names_the_new_teams_and_the_teams_really_joined(seeded: Engine) -> None:
+    a = actor("bulk")
+    with session_scope(seeded) as s:
+        eng, ops, sales = (_id(s, Team, "bulk", n) for n in ("eng", "ops", "sales"))
+        ann = _id(s, User, "bulk", "ann@x")
+        bodies = [{"displayName": "p"}, {"displayName": "q"}]
+        new, joined = bulk.join_teams(s, actor=a, user_id=ann, bodies=bodies, team_ids=[sales, eng, ops])
+        assert [teams.get_team(s, actor=a, team_id=t).display_name for t in new] == ["p", "q"]
+        assert joined == sorted([ops, sales])  # ann was in eng already
+        assert bulk.join_teams(s, actor=a, user_id=ann, bodies=[], team_ids=[eng]) == ([], [])
+
+
 def test_create_teams_refuses_members(seeded: Engine) -> None:
     with session_scope(seeded) as s, pytest.raises(InvalidValue):
         bulk.create_teams(s, actor=actor("bulk"), bodies=[{"displayName": "t", "members": [{"value": "x"}]}])
@@ -422,3 +492,28 @@ def test_parked_names_are_never_committed_when_the_block_fails(seeded: Engine) -
         raise RuntimeError("killed")
     with session_scope(seeded, write=False) as s:
         assert s.execute(select(Team.display_name_key).where(Team.id == eng)).scalar_one() == "eng"
+
+
+@pytest.mark.parametrize(
+    ("body", "canonical"),
+    [
+        ({"displayName": "Eng", "externalId": "g1"}, True),
+        ({"displayName": "Eng"}, True),
+        ({"externalId": "g1", "displayName": "Ünïcode ß"}, True),
+        ({"displayName": "Eng", "externalId": ""}, False),  # normalised away
+        ({"displayName": ""}, False),  # required
+        ({"displayName": "   "}, False),  # blank
+        ({"displayName": "a\tb"}, False),  # control character
+        ({"displayName": "x" * 200}, False),  # may break a limit once casefolded
+        ({"displayName": 7}, False),
+        ({"displayName": "Eng", "members": []}, False),
+        ({"displayname": "Eng"}, False),  # normalize renames the key
+        ({"displayName": "Eng", "schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"]}, False),
+    ],
+)
+def test_a_team_body_taken_as_canonical_is_its_own_normal_form(body: dict[str, Any], canonical: bool) -> None:
+    assert bulk._canonical_team(body) is canonical
+    if canonical:
+        assert normalize(GROUP, body) == body
+        assert list(normalize(GROUP, body)) == list(body)  # same key order: same stored JSON text
+        require(GROUP, body)
