@@ -8,6 +8,7 @@ values, the login adopts the pull's row, and a failed run records what it wrote.
 
 from __future__ import annotations
 
+import functools
 import threading
 import time
 import uuid
@@ -24,6 +25,7 @@ from syncd.config import parse_config
 from syncd.daemon.login import LoginService
 from syncd.daemon.metrics import Metrics
 from syncd.reconcile import apply as apply_mod
+from syncd.reconcile import parallel_members
 from syncd.reconcile.apply import apply_plan
 from syncd.reconcile.diff import diff
 from syncd.reconcile.load import load_view
@@ -259,6 +261,11 @@ def test_a_failed_run_records_what_its_committed_batches_wrote(
 ) -> None:
     engine, snap, _ = world
     monkeypatch.setattr(apply_mod, "MEMBER_BATCH", 4)
+    # one connection, so "the second batch" is one batch: with two (PostgreSQL's member phase
+    # when the plan fills more than one batch) which batch fails first is up to the threads,
+    # and the one that succeeded may be told to stop (tests/reconcile/test_parallel_members.py)
+    serial = functools.partial(parallel_members.run, workers=1)
+    monkeypatch.setattr(parallel_members, "run", serial)
     real, calls = bulk.add_memberships, []
 
     def failing(*a: Any, **kw: Any) -> Any:
