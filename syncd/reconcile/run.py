@@ -3,7 +3,9 @@
 Invariants: the directory lock is held for the whole run; the sync run row is written before
 the first change and finished (outcome, counts, error) whatever happens; a dry run or a
 safety stop writes no user, team or membership; the cursor is saved only after a complete
-snapshot was applied.
+snapshot was applied. A full read (no cursor) has its store view read while the IdP is
+read (`syncd.reconcile.preload`); the plan is made against the view a read after the fetch
+would give.
 
 Outcomes: `applied` (a complete read, applied); `partial` (the read was incomplete — a page
 failed, the time budget ran out, the IdP stopped answering — so its adds and updates were
