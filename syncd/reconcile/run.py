@@ -3,7 +3,9 @@
 Invariants: the directory lock is held for the whole run; the sync run row is written before
 the first change and finished (outcome, counts, error) whatever happens; a dry run or a
 safety stop writes no user, team or membership; the cursor is saved only after a complete
-snapshot was applied.
+snapshot was applied. A full read (no cursor) has its store view read while the IdP is
+read (`syncd.reconcile.preload`); the plan is made against the view a read after the fetch
+would give.
 
 Outcomes: `applied` (a complete read, applied); `partial` (the read was incomplete — a page
 failed, the time budget ran out, the IdP stopped answering — so its adds and updates were
@@ -15,10 +17,8 @@ in its kept plan, or as `{"notes": [...]}` when no plan is kept.
 
 from __future__ import annotations
 
-import gc
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -29,12 +29,12 @@ from connectors.base import AuthError, Connector, ConnectorError, ProgressCallba
 from syncd.reconcile.apply import ApplyProgress, ApplyResult, apply_plan
 from syncd.reconcile.clean import admit
 from syncd.reconcile.diff import TeamPolicy, UserPolicy, diff
-from syncd.reconcile.load import load_view
+from syncd.reconcile.heap import heap_frozen
 from syncd.reconcile.plan import Plan, PlanBasis
+from syncd.reconcile.preload import Preload, read_state
 from syncd.reconcile.safety import SafetyStop, Thresholds, check
 from syncd.reconcile.scope import Scope, apply_scope
 from syncd.reconcile.snapshot import Snapshot
-from syncd.reconcile.state import fingerprint
 from syncd.reconcile.view import StoreView
 from syncd.service import tokens
 from syncd.service.context import Actor
@@ -143,6 +143,8 @@ def _locked(
         cur = s.get(ConnectorCursor, (directory, "default")) if options.use_cursor else None
         cursor = cur.value if cur else None
     result = RunResult(run_id, directory, "failed")
+    # a full read (no cursor) always needs the whole view: read it while the IdP is read
+    preload = Preload(engine, directory) if cursor is None else None
     try:
 
         async def fetch() -> Any:
@@ -157,10 +159,9 @@ def _locked(
             view = StoreView()
             plan = Plan(directory, complete=snapshot.complete)
         else:
-            with _heap_frozen():
-                with session_scope(engine, write=False) as s:
-                    state = fingerprint(s, directory)  # before the view: see syncd.reconcile.state
-                    view = load_view(s, directory)
+            # the fingerprint is taken before the view: see syncd.reconcile.state
+            state, view = preload.take() if preload else read_state(engine, directory)
+            with heap_frozen():
                 scoped, held = admit(scoped, view)  # within the service's limits, or held with a note
                 plan = diff(scoped, view, users_left=options.users_left, teams_left=options.teams_left)
             plan.basis = PlanBasis.of(plan, view, state)
@@ -201,22 +202,10 @@ def _locked(
         result.error = f"{type(exc).__name__}: {exc}"
         raise
     finally:
+        if preload is not None:
+            preload.close()
         result.seconds = time.monotonic() - t0
         _finish(engine, run_id, result)
-
-
-@contextmanager
-def _heap_frozen() -> Iterator[None]:
-    """Objects alive on entry (the snapshot, imported modules) are out of the cyclic collector's
-    reach until exit (`gc.freeze`), so the collections the store view's allocations trigger do
-    not walk them again; on exit they are handed back (`gc.unfreeze`): nothing is kept alive
-    that would otherwise be freed. A freeze and unfreeze of another thread in between is
-    harmless: the heap is whole again once both have exited."""
-    gc.freeze()
-    try:
-        yield
-    finally:
-        gc.unfreeze()
 
 
 def _incomplete(snapshot: Snapshot) -> str:
