@@ -18,7 +18,6 @@ which a sync makes a few of at a time, through the per-row operations.
 
 from __future__ import annotations
 
-import gc
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -29,6 +28,7 @@ from sqlalchemy import Engine, select
 from sqlalchemy.exc import DBAPIError
 from sqlmodel import Session
 
+from syncd.reconcile.heap import heap_frozen
 from syncd.reconcile.plan import MemberChange, Plan, TeamChange, UserChange
 from syncd.reconcile.snapshot import SnapshotUser
 from syncd.service import bulk, keys, teams, users
@@ -121,14 +121,10 @@ def apply_plan(
     if plan.empty:
         return result
     tick = progress or (lambda *_: None)
-    # what is alive now (the plan, the snapshot it came from: millions of objects at L) is out
-    # of the cyclic collector's reach while the batches allocate (`gc.freeze`); handed back
-    # on exit, so nothing is kept alive that would otherwise be freed
-    gc.freeze()
-    try:
+    # the plan and the snapshot it came from (millions of objects at L) stay out of the cyclic
+    # collector's walks while the batches allocate
+    with heap_frozen():
         _apply(engine, plan, actor, result, tick)
-    finally:
-        gc.unfreeze()
     return result
 
 

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field, fields
+from itertools import chain
 from typing import Any
 
 from syncd.reconcile.snapshot import SnapshotUser
@@ -64,12 +65,12 @@ class PlanBasis:
         """The basis of `plan`, keeping only the stored rows its changes name (a plan held by the
         daemon after its run must not hold the whole directory's view)."""
         user_ids = {u.external_id for u in plan.users}
-        user_ids.update(e for m in plan.members for e in m.user_external_ids)
+        user_ids.update(chain.from_iterable(m.user_external_ids for m in plan.members))
         team_ids = {t.external_id for t in plan.teams} | {m.team_external_id for m in plan.members}
         return cls(
             StoreView(
-                users={e: view.users[e] for e in user_ids if e in view.users},
-                teams={e: view.teams[e] for e in team_ids if e in view.teams},
+                users={e: view.users[e] for e in user_ids & view.users.keys()},
+                teams={e: view.teams[e] for e in team_ids & view.teams.keys()},
             ),
             fingerprint,
         )
