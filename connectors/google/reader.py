@@ -27,7 +27,6 @@ import functools
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from sys import intern
 from typing import Any, Literal
 
 from connectors.base import (
@@ -93,7 +92,7 @@ def to_user(d: dict[str, Any]) -> SnapshotUser | None:
         return None
     name = d.get("name") or {}
     return SnapshotUser(
-        external_id=intern(str(uid)), user_name=email, email=email,
+        external_id=str(uid), user_name=email, email=email,
         active=not (d.get("suspended") or d.get("archived")),
         display_name=name.get("fullName"), given_name=name.get("givenName"),
         family_name=name.get("familyName"))
@@ -121,9 +120,9 @@ def read_members(svc: Any, group_id: str, settings: ReadSettings, *,
             for m in page.get("members", ()):
                 kind, mid = m.get("type"), m.get("id")
                 if kind == "USER" and mid:
-                    out.users.append(intern(mid))
+                    out.users.append(mid)
                 elif kind == "GROUP" and mid:
-                    out.groups.append(intern(mid))
+                    out.groups.append(mid)
                 elif kind == "CUSTOMER":
                     out.customer = True
                 else:

@@ -164,14 +164,6 @@ def test_many_groups_read_several_per_job_match_the_tenant() -> None:
                 fake, tenant, gid)
 
 
-def test_member_ids_are_the_user_ids_own_str_objects() -> None:
-    tenant = small()
-    _fake, snap = read(tenant)
-    users = {uid: uid for uid in snap.users}
-    members = [m for g in snap.groups.values() for m in g.member_ids]
-    assert members and all(users[m] is m for m in members)
-
-
 def test_fatal_member_read_stops_every_other_member_read() -> None:
     tenant = generate(users=100, groups=40, members_per_group=5, seed=5)
     faults = FaultPlan()
