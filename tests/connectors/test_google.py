@@ -147,6 +147,33 @@ def test_second_snapshot_sees_changes_and_ignores_the_cursor() -> None:
     assert len(second.users) == len(first.users)
 
 
+def test_many_groups_read_several_per_job_match_the_tenant() -> None:
+    """More groups than one worker job takes, pages that do not divide into jobs evenly, and
+    nested groups outside the list read in jobs of their own: the same snapshot as the tenant."""
+    tenant = generate(users=300, groups=45, members_per_group=12, nesting_depth=3, seed=11)
+    nested = sorted({c for g in tenant.groups.values() for c in g.group_ids})
+    assert len(nested) > 1
+    fake, snap = read(tenant, fake_options={"secondary_domain_groups": nested},
+                      domain=tenant.domain, page_size=7, concurrency=3)
+    assert snap.complete and not snap.problems
+    assert set(snap.groups) == {google_group_id(g) for g in tenant.groups if g not in nested}
+    assert set(snap.users) == {fake.external_id(u) for u in tenant.users}
+    for gid in tenant.groups:
+        if gid not in nested:
+            assert snap.groups[google_group_id(gid)].member_ids == expected_members(
+                fake, tenant, gid)
+
+
+def test_fatal_member_read_stops_every_other_member_read() -> None:
+    tenant = generate(users=100, groups=40, members_per_group=5, seed=5)
+    faults = FaultPlan()
+    member_reads = faults.add("error", path="/members", after=10**9)  # counts, never fires
+    faults.add("error", path="/members", status=403, times=None)  # not an admin: fatal
+    with pytest.raises(AuthError):
+        read(tenant, faults, concurrency=1)
+    assert member_reads.seen == 1  # the groups queued with it, or after it, were not read
+
+
 # -- nesting and member types -----------------------------------------------------------------
 
 
