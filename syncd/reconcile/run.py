@@ -3,9 +3,8 @@
 Invariants: the directory lock is held for the whole run; the sync run row is written before
 the first change and finished (outcome, counts, error) whatever happens; a dry run or a
 safety stop writes no user, team or membership; the cursor is saved only after a complete
-snapshot was applied. A full read (no cursor) has its store view read while the IdP is
-read (`syncd.reconcile.preload`); the plan is made against the view a read after the fetch
-would give.
+snapshot was applied. The store view a plan is made against is read after the fetch, its
+fingerprint first (`syncd.reconcile.state`).
 
 Outcomes: `applied` (a complete read, applied); `partial` (the read was incomplete — a page
 failed, the time budget ran out, the IdP stopped answering — so its adds and updates were
@@ -30,11 +29,12 @@ from syncd.reconcile.apply import ApplyProgress, ApplyResult, apply_plan
 from syncd.reconcile.clean import admit
 from syncd.reconcile.diff import TeamPolicy, UserPolicy, diff
 from syncd.reconcile.heap import heap_frozen
+from syncd.reconcile.load import load_view
 from syncd.reconcile.plan import Plan, PlanBasis
-from syncd.reconcile.preload import Preload, read_state
 from syncd.reconcile.safety import SafetyStop, Thresholds, check
 from syncd.reconcile.scope import Scope, apply_scope
 from syncd.reconcile.snapshot import Snapshot
+from syncd.reconcile.state import fingerprint
 from syncd.reconcile.view import StoreView
 from syncd.service import tokens
 from syncd.service.context import Actor
@@ -143,8 +143,6 @@ def _locked(
         cur = s.get(ConnectorCursor, (directory, "default")) if options.use_cursor else None
         cursor = cur.value if cur else None
     result = RunResult(run_id, directory, "failed")
-    # a full read (no cursor) always needs the whole view: read it while the IdP is read
-    preload = Preload(engine, directory) if cursor is None else None
     try:
 
         async def fetch() -> Any:
@@ -159,9 +157,10 @@ def _locked(
             view = StoreView()
             plan = Plan(directory, complete=snapshot.complete)
         else:
-            # the fingerprint is taken before the view: see syncd.reconcile.state
-            state, view = preload.take() if preload else read_state(engine, directory)
             with heap_frozen():
+                with session_scope(engine, write=False) as s:
+                    state = fingerprint(s, directory)  # before the view: see syncd.reconcile.state
+                    view = load_view(s, directory)
                 scoped, held = admit(scoped, view)  # within the service's limits, or held with a note
                 plan = diff(scoped, view, users_left=options.users_left, teams_left=options.teams_left)
             plan.basis = PlanBasis.of(plan, view, state)
@@ -202,8 +201,6 @@ def _locked(
         result.error = f"{type(exc).__name__}: {exc}"
         raise
     finally:
-        if preload is not None:
-            preload.close()
         result.seconds = time.monotonic() - t0
         _finish(engine, run_id, result)
 
