@@ -7,9 +7,9 @@ connector uses `ClientCredentialsCredential`, which performs the same OAuth 2.0 
 credentials grant (`POST {root}/{tenant}/oauth2/v2.0/token`) over httpx.
 
 Every credential here follows azure-core's `AsyncTokenCredential` protocol
-(`await get_token(*scopes) -> AccessToken`, `await close()`); kiota's
-`AzureIdentityAuthenticationProvider` calls `get_token` before every request, so tokens are
-cached until 5 minutes before they expire. Secrets never appear in messages or reprs.
+(`await get_token(*scopes) -> AccessToken`, `await close()`); the connector's token provider
+(`connectors.graph.token`) reuses a token until 5 minutes before it expires, and so does
+`ClientCredentialsCredential` for its own callers. Secrets never appear in messages or reprs.
 """
 
 from __future__ import annotations

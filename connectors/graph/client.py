@@ -3,8 +3,9 @@
 Layers kept from the SDK: `GraphServiceClient` request builders (URL templates, query
 parameters; next/delta links are followed as msgraph-core's `PageIterator` follows them, see
 `paging`), `GraphRequestAdapter`, kiota's
-`AzureIdentityAuthenticationProvider` (bearer token per request, https-only except
-loopback), and the kiota + Graph middleware that acts on this connector's requests, in the
+bearer-token authentication with the SDK's `AzureIdentityAccessTokenProvider` checks
+(https-only except loopback; each origin's token reused until shortly before it expires,
+`connectors.graph.token`), and the kiota + Graph middleware that acts on this connector's requests, in the
 SDK's default order: redirects, retry on 429/503/504 honouring `Retry-After`, query
 parameter name decoding, user agent, Graph telemetry headers (`MIDDLEWARE`). Layers skipped:
 model deserialisation. Responses are read with `send_primitive_async(info, "bytes", …)` and
@@ -31,9 +32,6 @@ from typing import Any
 import httpx
 import orjson
 from kiota_abstractions.request_information import RequestInformation
-from kiota_authentication_azure.azure_identity_authentication_provider import (
-    AzureIdentityAuthenticationProvider,
-)
 from kiota_http.middleware import (
     ParametersNameDecodingHandler,
     RedirectHandler,
@@ -52,6 +50,7 @@ from msgraph_core.middleware.options import GraphTelemetryHandlerOption
 from connectors.base import BadDataError, BudgetExceeded, CircuitOpen, UnavailableError
 from connectors.breaker import Breaker
 from connectors.graph.errors import translate
+from connectors.graph.token import CachingAuthenticationProvider
 from syncd.reconcile.snapshot import FetchStats
 
 #: FetchStats of the operation running in this context (set by the connector per call).
@@ -127,7 +126,7 @@ class GraphApi:
         http = httpx.AsyncClient(transport=transport, timeout=httpx.Timeout(self.request_timeout),
                                  follow_redirects=False)
         http = GraphClientFactory.create_with_custom_middleware(self._middleware(), client=http)
-        auth = AzureIdentityAuthenticationProvider(self._credential, scopes=self._scopes)
+        auth = CachingAuthenticationProvider(self._credential, scopes=self._scopes)
         adapter = GraphRequestAdapter(auth, client=http)
         adapter.base_url = self.base_url  # after the client: httpx would add a trailing slash
         self._loop, self._http, self._adapter = loop, http, adapter

@@ -242,7 +242,7 @@ class GraphReader:
                 async for value in iter_pages(self.api, first, NextLinkPaginator(),
                                               what=f"GET /groups/{gid}/transitiveMembers",
                                               deadline=deadline):
-                    members.update([intern(o["id"]) for o in value if o.get("@odata.type") == USER_TYPE])
+                    members.update(map(intern, [o["id"] for o in value if o.get("@odata.type") == USER_TYPE]))
                     if on_page:
                         on_page(len(value))
             except NotFoundError:
