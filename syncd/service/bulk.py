@@ -34,6 +34,7 @@ session already holds for these rows are not refreshed.
 from __future__ import annotations
 
 import json
+import os
 import re
 import sqlite3
 from collections.abc import Callable, Iterable, Sequence
@@ -48,7 +49,7 @@ from sqlmodel import Session
 
 from syncd.feed import writer as feed
 from syncd.service import bulk_pg, bulk_sqlite
-from syncd.service.common import chunks, in_scope, new_id
+from syncd.service.common import chunks, in_scope
 from syncd.service.context import Actor
 from syncd.service.errors import Conflict, InvalidValue, NotFound
 from syncd.service.resource import fold, normalize, require
@@ -141,20 +142,25 @@ def create_users(session: Session, *, actor: Actor, bodies: Sequence[dict[str, A
         lambda d: f"userName {d['userName']!r} is already taken",
     )
     now = utcnow()
-    ids = [new_id() for _ in datas]
+    ids = new_ids(len(datas))
+    events = [("user.create", "user", i, None, d) for i, d in zip(ids, datas, strict=True)]
+    if bulk_sqlite.is_sqlite(session):
+        texts: list[str] = []
+
+        def write() -> None:
+            texts[:] = bulk_sqlite.insert_users(session, actor.directory, ids, datas, keys, now)
+
+        _unique(session, "userName", write)
+        _audit(session, actor, now, events, afters=texts)
+        return ids
     rows = [_user_row(i, actor.directory, d, now) for i, d in zip(ids, datas, strict=True)]
     emails = [e for i, d in zip(ids, datas, strict=True) for e in email_rows(i, d.get("emails"))]
-    if bulk_sqlite.is_sqlite(session):
-        _unique(session, "userName", lambda: bulk_sqlite.insert_users(session, rows, emails))
-    else:
-        _insert_unique(session, USERS, rows, "userName")
-        if emails and _is_pg(session):
-            bulk_pg.copy_dicts(session, EMAILS, emails)
-        elif emails:
-            session.execute(insert(EMAILS), emails)
-    _audit(
-        session, actor, now, [("user.create", "user", i, None, d) for i, d in zip(ids, datas, strict=True)]
-    )
+    _insert_unique(session, USERS, rows, "userName")
+    if emails and _is_pg(session):
+        bulk_pg.copy_dicts(session, EMAILS, emails)
+    elif emails:
+        session.execute(insert(EMAILS), emails)
+    _audit(session, actor, now, events)
     return ids
 
 
@@ -333,7 +339,7 @@ def _new_teams(
         keys,
         lambda d: f"a group named {d['displayName']!r} already exists",
     )
-    ids = [new_id() for _ in datas]
+    ids = new_ids(len(datas))
     rows = [
         {
             "id": i,
@@ -426,6 +432,22 @@ def remove_memberships(
 
 
 # -- internals -------------------------------------------------------------------------------
+
+_VARIANT = {c: "89ab"[int(c, 16) & 3] for c in "0123456789abcdef"}
+
+
+def new_ids(n: int) -> list[str]:
+    """`n` random version-4 UUIDs (as `str(uuid.uuid4())` writes them), in ascending order:
+    rows created together then go into the id-keyed B-trees (the table's key, the
+    (directory, id) index, emails, audit and feed indexes) in key order."""
+    raw = os.urandom(16 * n).hex()
+    out = [
+        f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{_VARIANT[h[16]]}{h[17:20]}-{h[20:]}"
+        for h in (raw[i : i + 32] for i in range(0, 32 * n, 32))
+    ]
+    out.sort()
+    return out
+
 
 
 def _group(pairs: Iterable[tuple[str, str]]) -> dict[str, list[str]]:
@@ -593,8 +615,16 @@ def _user_row(uid: str, directory: str | None, data: dict[str, Any], now: Any) -
     }
 
 
-def _audit(session: Session, actor: Actor, now: Any, events: list[tuple[str, str, str, Any, Any]]) -> None:
-    """One audit event per (action, resource type, resource id, before, after)."""
+def _audit(
+    session: Session,
+    actor: Actor,
+    now: Any,
+    events: list[tuple[str, str, str, Any, Any]],
+    *,
+    afters: Sequence[str] | None = None,
+) -> None:
+    """One audit event per (action, resource type, resource id, before, after). `afters`
+    (SQLite): the `after` values already encoded by `bulk_sqlite.dumps`, in event order."""
     if _is_pg(session):
         return bulk_pg.audit(session, actor, now, events)
     if bulk_sqlite.is_sqlite(session):
@@ -605,6 +635,7 @@ def _audit(session: Session, actor: Actor, now: Any, events: list[tuple[str, str
             sync_run_id=actor.sync_run_id,
             at=now,
             events=events,
+            afters=afters,
         )
         feed.record(session, directory=actor.directory, actor=actor.label, events=events, at=now)
         return

@@ -32,6 +32,7 @@ from sqlalchemy.orm import Session
 
 from syncd.service.common import AUDIT_COLUMNS as _AUDIT_COLS
 from syncd.service.common import CHANGE_COLUMNS as _CHANGE_COLS
+from syncd.service.resource import fold
 from syncd.store.models import AuditEvent, Change, Membership, Team, User, UserEmail
 
 USERS = User.__table__  # type: ignore[attr-defined]
@@ -60,6 +61,8 @@ _JSON_FALLBACK = json.dumps
 def dumps(value: Any) -> str:
     """`value` as JSON text that `json.loads` reads back equal to what SQLAlchemy's JSON type
     would store (see the module docstring)."""
+    if value is None:
+        return "null"
     try:
         out = orjson.dumps(value)
     except (TypeError, orjson.JSONEncodeError):
@@ -126,39 +129,47 @@ _USER_COLS = (
 _EMAIL_COLS = ("user_id", "value", "value_key", "type", "primary")
 
 
-def insert_users(session: Session, rows: Sequence[dict[str, Any]], emails: Sequence[dict[str, Any]]) -> None:
-    """The users and user_emails rows `bulk` builds (`bulk._user_row`, `users.email_rows`)."""
-    if not rows:
-        return
-    at = stamp(session, USERS, "created_at", rows[0]["created_at"])
-    same = all(r["created_at"] is rows[0]["created_at"] for r in rows)
-
-    def user(r: dict[str, Any]) -> tuple[Any, ...]:
-        ts = at if same else stamp(session, USERS, "created_at", r["created_at"])
-        return (
-            r["id"],
-            r["directory"],
-            r["external_id"],
-            r["user_name"],
-            r["user_name_key"],
-            r["display_name"],
-            r["given_name"],
-            r["family_name"],
-            1 if r["active"] else 0,
-            dumps(r["data"]),
-            r["version"],
-            ts,
-            ts,
+def insert_users(
+    session: Session,
+    directory: str | None,
+    ids: Sequence[str],
+    datas: Sequence[dict[str, Any]],
+    keys: Sequence[str],
+    at: datetime,
+) -> list[str]:
+    """The users and user_emails rows of new users (the columns `bulk._user_row` and
+    `users.email_rows` derive from normalised `datas`; `keys`: the folded userNames), version
+    1, created and updated `at`. Returns each user's `data` as stored (JSON text), in order."""
+    ts = stamp(session, USERS, "created_at", at)
+    texts = list(map(dumps, datas))
+    users = []
+    emails = []
+    for uid, d, key, text in zip(ids, datas, keys, texts, strict=True):
+        name = d.get("name") or {}
+        users.append(
+            (
+                uid,
+                directory,
+                d.get("externalId"),
+                d["userName"],
+                key,
+                d.get("displayName"),
+                name.get("givenName"),
+                name.get("familyName"),
+                1 if d.get("active", True) else 0,
+                text,
+                1,
+                ts,
+                ts,
+            )
         )
-
-    insert_rows(session, USERS, _USER_COLS, map(user, rows))
+        for e in d.get("emails") or ():
+            if isinstance(e, dict) and isinstance(v := e.get("value"), str):
+                emails.append((uid, v, fold(v), e.get("type"), 1 if e.get("primary") else 0))
+    insert_rows(session, USERS, _USER_COLS, users)
     if emails:
-        insert_rows(
-            session,
-            EMAILS,
-            _EMAIL_COLS,
-            ((e["user_id"], e["value"], e["value_key"], e["type"], 1 if e["primary"] else 0) for e in emails),
-        )
+        insert_rows(session, EMAILS, _EMAIL_COLS, emails)
+    return texts
 
 
 def insert_audit(
@@ -169,16 +180,19 @@ def insert_audit(
     sync_run_id: int | None,
     at: datetime,
     events: Sequence[tuple[str, str, str, Any, Any]],
+    afters: Sequence[str] | None = None,
 ) -> None:
-    """One audit_events row per (action, resource type, resource id, before, after)."""
+    """One audit_events row per (action, resource type, resource id, before, after);
+    `afters`, when given, holds `dumps(after)` of each event, in order."""
     ts = stamp(session, AUDIT, "at", at)
+    texts = afters if afters is not None else [dumps(e[4]) for e in events]
     insert_rows(
         session,
         AUDIT,
         _AUDIT_COLS,
         (
-            (ts, directory, actor, action, rtype, rid, dumps(before), dumps(after), sync_run_id)
-            for action, rtype, rid, before, after in events
+            (ts, directory, actor, action, rtype, rid, dumps(before), text, sync_run_id)
+            for (action, rtype, rid, before, _), text in zip(events, texts, strict=True)
         ),
     )
 
