@@ -33,7 +33,6 @@ session already holds for these rows are not refreshed.
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import sqlite3
@@ -449,7 +448,6 @@ def new_ids(n: int) -> list[str]:
     return out
 
 
-
 def _group(pairs: Iterable[tuple[str, str]]) -> dict[str, list[str]]:
     """Pairs grouped by team, first-seen order, duplicates dropped."""
     out: dict[str, list[str]] = {}
@@ -477,7 +475,7 @@ def _check_users(session: Session, actor: Actor, user_ids: list[str]) -> None:
     pg = _is_pg(session)
     missing: set[str] = set()
     for part in chunks(user_ids, PAIRS):
-        params = {"ids": list(part)} if pg else {"ids": json.dumps(list(part))}
+        params = {"ids": list(part)} if pg else {"ids": bulk_sqlite.dumps(list(part))}
         missing.update(
             session.execute(
                 _MISSING_PG if pg else _MISSING_SQLITE, {**params, "dir": actor.directory or ""}
@@ -574,7 +572,7 @@ def _taken(session: Session, column: Any, directory: Any, actor: Actor, values: 
         stmt = text(sql + where + "x.value")
     out: set[str] = set()
     for part in chunks(list(dict.fromkeys(values)), PAIRS):
-        vals: Any = list(part) if pg else json.dumps(list(part))
+        vals: Any = list(part) if pg else bulk_sqlite.dumps(list(part))
         out.update(session.execute(stmt, {"vals": vals, "dir": actor.directory or ""}).scalars())
     return out
 
