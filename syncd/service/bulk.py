@@ -125,9 +125,11 @@ def create_users(session: Session, *, actor: Actor, bodies: Sequence[dict[str, A
     Conflict (naming the first body in order that clashes, userName before externalId) if a
     userName or externalId is taken in the directory or repeated within `bodies`.
     """
-    datas = [b if _canonical_user(b) else normalize(USER, b) for b in bodies]
-    for d in datas:
-        require(USER, d)
+    canonical = list(map(_canonical_user, bodies))
+    datas = [b if c else normalize(USER, b) for b, c in zip(bodies, canonical, strict=True)]
+    for d, c in zip(datas, canonical, strict=True):
+        if not c:  # a canonical body has a userName that is not blank
+            require(USER, d)
     if not datas:
         return []
     keys = [fold(d["userName"]) for d in datas]
@@ -207,37 +209,34 @@ def set_active(session: Session, *, actor: Actor, user_ids: Sequence[str], activ
 _SHORT = 512 // 3
 _CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
 _USER_KEYS = frozenset(("userName", "externalId", "active", "displayName", "name", "emails"))
+_NAME_KEYS = frozenset(("givenName", "familyName"))
+_EMAIL_KEYS = ["value", "type", "primary"]
+_STR = frozenset((str,))
 
 
 def _canonical_user(b: dict[str, Any]) -> bool:
-    """Whether `normalize(USER, b) == b` surely holds, checked without walking the schema: the
-    shape a pull writes (`reconcile.apply.user_body`) with plain, short, non-empty strings.
-    A pull's users all are (its admission stage cleaned them); anything else is normalised."""
+    """Whether `normalize(USER, b) == b` surely holds and `require` passes, checked without
+    walking the schema: the shape a pull writes (`reconcile.apply.user_body`) with plain,
+    short, non-empty strings (userName not blank). A pull's users all are (its admission stage
+    cleaned them); anything else is normalised."""
     if not _USER_KEYS.issuperset(b) or type(b.get("active", True)) is not bool:
         return False
-    strs = [b.get("userName"), b.get("externalId"), b.get("displayName")]
+    # an absent externalId or displayName is canonical, a None one is not (normalize drops it)
+    strs = [b.get("userName"), b.get("externalId", "-"), b.get("displayName", "-")]
     name = b.get("name")
     if name is not None:
-        if type(name) is not dict or not name or not {"givenName", "familyName"}.issuperset(name):
+        if type(name) is not dict or not name or not _NAME_KEYS.issuperset(name):
             return False
         strs += name.values()
     emails = b.get("emails")
     if emails is not None:
-        if (
-            type(emails) is not list
-            or len(emails) != 1
-            or type(emails[0]) is not dict
-            or list(emails[0]) != ["value", "type", "primary"]
-            or emails[0]["type"] != "work"
-            or emails[0]["primary"] is not True
-        ):
+        if type(emails) is not list or len(emails) != 1:
             return False
-        strs.append(emails[0]["value"])
-    if strs[1] is None:
-        strs[1] = "-"
-    if strs[2] is None and "displayName" not in b:
-        strs[2] = "-"
-    if any(type(v) is not str or not v for v in strs):
+        e = emails[0]
+        if type(e) is not dict or list(e) != _EMAIL_KEYS or e["type"] != "work" or e["primary"] is not True:
+            return False
+        strs.append(e["value"])
+    if not _STR.issuperset(map(type, strs)) or "" in strs:  # exact str, none empty
         return False
     joined = "".join(strs)
     return len(joined) <= _SHORT and _CONTROL.search(joined) is None and not strs[0].isspace()
