@@ -33,7 +33,7 @@ session already holds for these rows are not refreshed.
 
 from __future__ import annotations
 
-import json
+import os
 import re
 import sqlite3
 from collections.abc import Callable, Iterable, Sequence
@@ -48,7 +48,7 @@ from sqlmodel import Session
 
 from syncd.feed import writer as feed
 from syncd.service import bulk_pg, bulk_sqlite
-from syncd.service.common import chunks, in_scope, new_id
+from syncd.service.common import chunks, in_scope
 from syncd.service.context import Actor
 from syncd.service.errors import Conflict, InvalidValue, NotFound
 from syncd.service.resource import fold, normalize, require
@@ -125,9 +125,11 @@ def create_users(session: Session, *, actor: Actor, bodies: Sequence[dict[str, A
     Conflict (naming the first body in order that clashes, userName before externalId) if a
     userName or externalId is taken in the directory or repeated within `bodies`.
     """
-    datas = [b if _canonical_user(b) else normalize(USER, b) for b in bodies]
-    for d in datas:
-        require(USER, d)
+    canonical = list(map(_canonical_user, bodies))
+    datas = [b if c else normalize(USER, b) for b, c in zip(bodies, canonical, strict=True)]
+    for d, c in zip(datas, canonical, strict=True):
+        if not c:  # a canonical body has a userName that is not blank
+            require(USER, d)
     if not datas:
         return []
     keys = [fold(d["userName"]) for d in datas]
@@ -141,20 +143,25 @@ def create_users(session: Session, *, actor: Actor, bodies: Sequence[dict[str, A
         lambda d: f"userName {d['userName']!r} is already taken",
     )
     now = utcnow()
-    ids = [new_id() for _ in datas]
+    ids = new_ids(len(datas))
+    events = [("user.create", "user", i, None, d) for i, d in zip(ids, datas, strict=True)]
+    if bulk_sqlite.is_sqlite(session):
+        texts: list[str] = []
+
+        def write() -> None:
+            texts[:] = bulk_sqlite.insert_users(session, actor.directory, ids, datas, keys, now)
+
+        _unique(session, "userName", write)
+        _audit(session, actor, now, events, afters=texts)
+        return ids
     rows = [_user_row(i, actor.directory, d, now) for i, d in zip(ids, datas, strict=True)]
     emails = [e for i, d in zip(ids, datas, strict=True) for e in email_rows(i, d.get("emails"))]
-    if bulk_sqlite.is_sqlite(session):
-        _unique(session, "userName", lambda: bulk_sqlite.insert_users(session, rows, emails))
-    else:
-        _insert_unique(session, USERS, rows, "userName")
-        if emails and _is_pg(session):
-            bulk_pg.copy_dicts(session, EMAILS, emails)
-        elif emails:
-            session.execute(insert(EMAILS), emails)
-    _audit(
-        session, actor, now, [("user.create", "user", i, None, d) for i, d in zip(ids, datas, strict=True)]
-    )
+    _insert_unique(session, USERS, rows, "userName")
+    if emails and _is_pg(session):
+        bulk_pg.copy_dicts(session, EMAILS, emails)
+    elif emails:
+        session.execute(insert(EMAILS), emails)
+    _audit(session, actor, now, events)
     return ids
 
 
@@ -202,37 +209,34 @@ def set_active(session: Session, *, actor: Actor, user_ids: Sequence[str], activ
 _SHORT = 512 // 3
 _CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
 _USER_KEYS = frozenset(("userName", "externalId", "active", "displayName", "name", "emails"))
+_NAME_KEYS = frozenset(("givenName", "familyName"))
+_EMAIL_KEYS = ["value", "type", "primary"]
+_STR = frozenset((str,))
 
 
 def _canonical_user(b: dict[str, Any]) -> bool:
-    """Whether `normalize(USER, b) == b` surely holds, checked without walking the schema: the
-    shape a pull writes (`reconcile.apply.user_body`) with plain, short, non-empty strings.
-    A pull's users all are (its admission stage cleaned them); anything else is normalised."""
+    """Whether `normalize(USER, b) == b` surely holds and `require` passes, checked without
+    walking the schema: the shape a pull writes (`reconcile.apply.user_body`) with plain,
+    short, non-empty strings (userName not blank). A pull's users all are (its admission stage
+    cleaned them); anything else is normalised."""
     if not _USER_KEYS.issuperset(b) or type(b.get("active", True)) is not bool:
         return False
-    strs = [b.get("userName"), b.get("externalId"), b.get("displayName")]
+    # an absent externalId or displayName is canonical, a None one is not (normalize drops it)
+    strs = [b.get("userName"), b.get("externalId", "-"), b.get("displayName", "-")]
     name = b.get("name")
     if name is not None:
-        if type(name) is not dict or not name or not {"givenName", "familyName"}.issuperset(name):
+        if type(name) is not dict or not name or not _NAME_KEYS.issuperset(name):
             return False
         strs += name.values()
     emails = b.get("emails")
     if emails is not None:
-        if (
-            type(emails) is not list
-            or len(emails) != 1
-            or type(emails[0]) is not dict
-            or list(emails[0]) != ["value", "type", "primary"]
-            or emails[0]["type"] != "work"
-            or emails[0]["primary"] is not True
-        ):
+        if type(emails) is not list or len(emails) != 1:
             return False
-        strs.append(emails[0]["value"])
-    if strs[1] is None:
-        strs[1] = "-"
-    if strs[2] is None and "displayName" not in b:
-        strs[2] = "-"
-    if any(type(v) is not str or not v for v in strs):
+        e = emails[0]
+        if type(e) is not dict or list(e) != _EMAIL_KEYS or e["type"] != "work" or e["primary"] is not True:
+            return False
+        strs.append(e["value"])
+    if not _STR.issuperset(map(type, strs)) or "" in strs:  # exact str, none empty
         return False
     joined = "".join(strs)
     return len(joined) <= _SHORT and _CONTROL.search(joined) is None and not strs[0].isspace()
@@ -333,7 +337,7 @@ def _new_teams(
         keys,
         lambda d: f"a group named {d['displayName']!r} already exists",
     )
-    ids = [new_id() for _ in datas]
+    ids = new_ids(len(datas))
     rows = [
         {
             "id": i,
@@ -427,6 +431,21 @@ def remove_memberships(
 
 # -- internals -------------------------------------------------------------------------------
 
+_VARIANT = {c: "89ab"[int(c, 16) & 3] for c in "0123456789abcdef"}
+
+
+def new_ids(n: int) -> list[str]:
+    """`n` random version-4 UUIDs (as `str(uuid.uuid4())` writes them), in ascending order:
+    rows created together then go into the id-keyed B-trees (the table's key, the
+    (directory, id) index, emails, audit and feed indexes) in key order."""
+    raw = os.urandom(16 * n).hex()
+    out = [
+        f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{_VARIANT[h[16]]}{h[17:20]}-{h[20:]}"
+        for h in (raw[i : i + 32] for i in range(0, 32 * n, 32))
+    ]
+    out.sort()
+    return out
+
 
 def _group(pairs: Iterable[tuple[str, str]]) -> dict[str, list[str]]:
     """Pairs grouped by team, first-seen order, duplicates dropped."""
@@ -455,7 +474,7 @@ def _check_users(session: Session, actor: Actor, user_ids: list[str]) -> None:
     pg = _is_pg(session)
     missing: set[str] = set()
     for part in chunks(user_ids, PAIRS):
-        params = {"ids": list(part)} if pg else {"ids": json.dumps(list(part))}
+        params = {"ids": list(part)} if pg else {"ids": bulk_sqlite.dumps(list(part))}
         missing.update(
             session.execute(
                 _MISSING_PG if pg else _MISSING_SQLITE, {**params, "dir": actor.directory or ""}
@@ -552,7 +571,7 @@ def _taken(session: Session, column: Any, directory: Any, actor: Actor, values: 
         stmt = text(sql + where + "x.value")
     out: set[str] = set()
     for part in chunks(list(dict.fromkeys(values)), PAIRS):
-        vals: Any = list(part) if pg else json.dumps(list(part))
+        vals: Any = list(part) if pg else bulk_sqlite.dumps(list(part))
         out.update(session.execute(stmt, {"vals": vals, "dir": actor.directory or ""}).scalars())
     return out
 
@@ -593,8 +612,16 @@ def _user_row(uid: str, directory: str | None, data: dict[str, Any], now: Any) -
     }
 
 
-def _audit(session: Session, actor: Actor, now: Any, events: list[tuple[str, str, str, Any, Any]]) -> None:
-    """One audit event per (action, resource type, resource id, before, after)."""
+def _audit(
+    session: Session,
+    actor: Actor,
+    now: Any,
+    events: list[tuple[str, str, str, Any, Any]],
+    *,
+    afters: Sequence[str] | None = None,
+) -> None:
+    """One audit event per (action, resource type, resource id, before, after). `afters`
+    (SQLite): the `after` values already encoded by `bulk_sqlite.dumps`, in event order."""
     if _is_pg(session):
         return bulk_pg.audit(session, actor, now, events)
     if bulk_sqlite.is_sqlite(session):
@@ -605,6 +632,7 @@ def _audit(session: Session, actor: Actor, now: Any, events: list[tuple[str, str
             sync_run_id=actor.sync_run_id,
             at=now,
             events=events,
+            afters=afters,
         )
         feed.record(session, directory=actor.directory, actor=actor.label, events=events, at=now)
         return

@@ -10,12 +10,13 @@ read back are equal. A value orjson cannot encode exactly (an integer beyond 64 
 lone surrogate, a float that is not finite) goes through SQLAlchemy's serializer instead.
 
 Invariant of `add_memberships`: it returns exactly the pairs it inserted. Pairs of teams with
-no member at all (member_count = 0: a team the same run just created) are inserted sorted
-with one prepared statement and no RETURNING; should any of them exist all the same (a row
-`member_count` does not account for), that statement is rolled back to its savepoint and every
-pair goes through the general `INSERT … SELECT … ON CONFLICT DO NOTHING RETURNING` path. The
-caller holds SQLite's write lock (`BEGIN IMMEDIATE`), so no writer can add a member between
-the count read here and the insert.
+no member at all (member_count = 0: a team the same run just created) are inserted sorted,
+one execution of a prepared statement per team (its user ids one JSON parameter) and no
+RETURNING; should any of them exist all the same (a row `member_count` does not account
+for), those inserts are rolled back to their savepoint and every pair goes through the
+general `INSERT … SELECT … ON CONFLICT DO NOTHING RETURNING` path. The caller holds SQLite's
+write lock (`BEGIN IMMEDIATE`), so no writer can add a member between the count read here
+and the insert.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from sqlalchemy.orm import Session
 
 from syncd.service.common import AUDIT_COLUMNS as _AUDIT_COLS
 from syncd.service.common import CHANGE_COLUMNS as _CHANGE_COLS
+from syncd.service.resource import fold
 from syncd.store.models import AuditEvent, Change, Membership, Team, User, UserEmail
 
 USERS = User.__table__  # type: ignore[attr-defined]
@@ -49,9 +51,11 @@ _ADD_RETURNING = (
     "SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]'), ?, ?, ? "
     "FROM json_each(?) WHERE true ON CONFLICT DO NOTHING RETURNING team_id, user_id"
 )
-_ADD_PLAIN = (
+#: one team's members, its user ids as one JSON array (no Python tuple, bind or statement
+#: reset per row); WHERE true: SQLite's parser needs it before an upsert clause
+_ADD_TEAM = (
     "INSERT INTO memberships (team_id, user_id, directory, source, created_at) "
-    "VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING"
+    "SELECT ?, value, ?, ?, ? FROM json_each(?) WHERE true ON CONFLICT DO NOTHING"
 )
 _COUNTS = "SELECT t.id, t.member_count FROM json_each(?) AS x CROSS JOIN teams AS t WHERE t.id = x.value"
 _JSON_FALLBACK = json.dumps
@@ -60,6 +64,8 @@ _JSON_FALLBACK = json.dumps
 def dumps(value: Any) -> str:
     """`value` as JSON text that `json.loads` reads back equal to what SQLAlchemy's JSON type
     would store (see the module docstring)."""
+    if value is None:
+        return "null"
     try:
         out = orjson.dumps(value)
     except (TypeError, orjson.JSONEncodeError):
@@ -126,39 +132,56 @@ _USER_COLS = (
 _EMAIL_COLS = ("user_id", "value", "value_key", "type", "primary")
 
 
-def insert_users(session: Session, rows: Sequence[dict[str, Any]], emails: Sequence[dict[str, Any]]) -> None:
-    """The users and user_emails rows `bulk` builds (`bulk._user_row`, `users.email_rows`)."""
-    if not rows:
-        return
-    at = stamp(session, USERS, "created_at", rows[0]["created_at"])
-    same = all(r["created_at"] is rows[0]["created_at"] for r in rows)
+def insert_users(
+    session: Session,
+    directory: str | None,
+    ids: Sequence[str],
+    datas: Sequence[dict[str, Any]],
+    keys: Sequence[str],
+    at: datetime,
+) -> list[str]:
+    """The users and user_emails rows of new users (the columns `bulk._user_row` and
+    `users.email_rows` derive from normalised `datas`; `keys`: the folded userNames), version
+    1, created and updated `at`. Returns each user's `data` as stored (JSON text), in order.
 
-    def user(r: dict[str, Any]) -> tuple[Any, ...]:
-        ts = at if same else stamp(session, USERS, "created_at", r["created_at"])
-        return (
-            r["id"],
-            r["directory"],
-            r["external_id"],
-            r["user_name"],
-            r["user_name_key"],
-            r["display_name"],
-            r["given_name"],
-            r["family_name"],
-            1 if r["active"] else 0,
-            dumps(r["data"]),
-            r["version"],
-            ts,
-            ts,
+    Run it in a savepoint the caller rolls back on error: the secondary indexes of either
+    table may be rebuilt (`_drop_indexes`), the unique ones failing on a duplicate."""
+    ts = stamp(session, USERS, "created_at", at)
+    texts = list(map(dumps, datas))
+    users = []
+    emails = []
+    for uid, d, key, text in zip(ids, datas, keys, texts, strict=True):
+        name = d.get("name") or {}
+        users.append(
+            (
+                uid,
+                directory,
+                d.get("externalId"),
+                d["userName"],
+                key,
+                d.get("displayName"),
+                name.get("givenName"),
+                name.get("familyName"),
+                1 if d.get("active", True) else 0,
+                text,
+                1,
+                ts,
+                ts,
+            )
         )
-
-    insert_rows(session, USERS, _USER_COLS, map(user, rows))
-    if emails:
-        insert_rows(
-            session,
-            EMAILS,
-            _EMAIL_COLS,
-            ((e["user_id"], e["value"], e["value_key"], e["type"], 1 if e["primary"] else 0) for e in emails),
-        )
+        for e in d.get("emails") or ():
+            if isinstance(e, dict) and isinstance(v := e.get("value"), str):
+                emails.append((uid, v, fold(v), e.get("type"), 1 if e.get("primary") else 0))
+    cur = _cursor(session)
+    try:
+        for table, cols, rows in ((USERS, _USER_COLS, users), (EMAILS, _EMAIL_COLS, emails)):
+            if rows:
+                dropped = _drop_indexes(cur, table.name, len(rows))
+                insert_rows(session, table, cols, rows)
+                _create_indexes(cur, dropped)
+    finally:
+        cur.close()
+    return texts
 
 
 def insert_audit(
@@ -169,16 +192,19 @@ def insert_audit(
     sync_run_id: int | None,
     at: datetime,
     events: Sequence[tuple[str, str, str, Any, Any]],
+    afters: Sequence[str] | None = None,
 ) -> None:
-    """One audit_events row per (action, resource type, resource id, before, after)."""
+    """One audit_events row per (action, resource type, resource id, before, after);
+    `afters`, when given, holds `dumps(after)` of each event, in order."""
     ts = stamp(session, AUDIT, "at", at)
+    texts = afters if afters is not None else [dumps(e[4]) for e in events]
     insert_rows(
         session,
         AUDIT,
         _AUDIT_COLS,
         (
-            (ts, directory, actor, action, rtype, rid, dumps(before), dumps(after), sync_run_id)
-            for action, rtype, rid, before, after in events
+            (ts, directory, actor, action, rtype, rid, dumps(before), text, sync_run_id)
+            for (action, rtype, rid, before, _), text in zip(events, texts, strict=True)
         ),
     )
 
@@ -251,8 +277,9 @@ def add_memberships(
         cur.close()
 
 
-#: memberships whose (user, team) index is rebuilt rather than updated row by row, when a
-#: batch adds at least this many times the rows the table holds (a sort beats random inserts)
+#: a table's secondary indexes (memberships: (user, team); users: names, externalIds; emails)
+#: are rebuilt rather than updated row by row when a batch adds at least this many times the
+#: rows the table holds (a sort beats random inserts)
 REBUILD_RATIO = 1
 #: page cache (and so sort memory) while rebuilding them, as PRAGMA cache_size (-KiB)
 SORT_CACHE = -32 * 1024
@@ -264,42 +291,62 @@ def _insert_fresh(
     """Insert every pair of `by_team` (teams without members), in key order; False (and
     nothing written) if any already existed.
 
-    When the pairs outnumber the rows of `memberships` (`REBUILD_RATIO`; counted up to that
-    bound only), the secondary indexes of the table are dropped and created again
-    from their own DDL after the inserts, in the same savepoint: other connections see them
-    before and after, never without (WAL readers keep their snapshot; the writer holds the lock).
+    The secondary indexes of `memberships` may be rebuilt (`_drop_indexes`), in the same savepoint.
     """
     n = sum(map(len, by_team.values()))
-    bound = n // REBUILD_RATIO
-    cur.execute("SELECT count(*) FROM (SELECT 1 FROM memberships LIMIT ?)", (bound + 1,))
-    rebuild = cur.fetchone()[0] <= bound
     indexes: list[tuple[str, str]] = []
     cur.execute("SAVEPOINT bulk_fresh_members")
     try:
-        if rebuild:
-            cur.execute(
-                "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name = 'memberships' "
-                "AND sql IS NOT NULL ORDER BY name"
-            )
-            indexes = cur.fetchall()
-            for name, _ in indexes:
-                cur.execute(f'DROP INDEX "{name}"')
-        rows = ((t, u, directory, source, ts) for t in sorted(by_team) for u in sorted(by_team[t]))
-        cur.executemany(_ADD_PLAIN, rows)
+        indexes = _drop_indexes(cur, "memberships", n)
+        rows = ((t, directory, source, ts, dumps(sorted(by_team[t]))) for t in sorted(by_team))
+        cur.executemany(_ADD_TEAM, rows)
         if cur.rowcount != n:  # a membership no count knew of: the general path sorts it out
             cur.execute("ROLLBACK TO bulk_fresh_members")
             return False
-        if indexes:
-            # the sort of CREATE INDEX takes up to cache_size of memory besides the cache
-            cur.execute("PRAGMA cache_size")
-            cache = cur.fetchone()[0]
-            cur.execute(f"PRAGMA cache_size={SORT_CACHE}")
-            for _, sql in indexes:
-                cur.execute(sql)
-            cur.execute(f"PRAGMA cache_size={int(cache)}")
+        _create_indexes(cur, indexes)
         return True
     except BaseException:
         cur.execute("ROLLBACK TO bulk_fresh_members")
         raise
     finally:
         cur.execute("RELEASE bulk_fresh_members")
+
+
+def _drop_indexes(cur: Any, table: str, n: int) -> list[tuple[str, str]]:
+    """Drop the secondary indexes of `table` when `n` rows about to be inserted outnumber the
+    rows it holds (`REBUILD_RATIO`; counted up to that bound only): a sort then beats `n`
+    random inserts into each. Returns the (name, DDL) of those dropped, for `_create_indexes`.
+
+    The caller creates them again before its savepoint or transaction ends, and rolls that back
+    on any error: other connections see the indexes before and after, never without (WAL
+    readers keep their snapshot; the writer holds SQLite's write lock). A unique index created
+    again over duplicate rows fails as the insert itself would have (`sqlite3.IntegrityError`).
+    """
+    bound = n // REBUILD_RATIO
+    cur.execute(f"SELECT count(*) FROM (SELECT 1 FROM {table} LIMIT ?)", (bound + 1,))
+    if cur.fetchone()[0] > bound:
+        return []
+    cur.execute(
+        "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name = ? "
+        "AND sql IS NOT NULL ORDER BY name",
+        (table,),
+    )
+    indexes: list[tuple[str, str]] = cur.fetchall()
+    for name, _ in indexes:
+        cur.execute(f'DROP INDEX "{name}"')
+    return indexes
+
+
+def _create_indexes(cur: Any, indexes: list[tuple[str, str]]) -> None:
+    """Create the indexes `_drop_indexes` dropped, with `SORT_CACHE` of sort memory."""
+    if not indexes:
+        return
+    # the sort of CREATE INDEX takes up to cache_size of memory besides the cache
+    cur.execute("PRAGMA cache_size")
+    cache = cur.fetchone()[0]
+    cur.execute(f"PRAGMA cache_size={SORT_CACHE}")
+    try:
+        for _, sql in indexes:
+            cur.execute(sql)
+    finally:
+        cur.execute(f"PRAGMA cache_size={int(cache)}")

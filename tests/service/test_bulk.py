@@ -517,3 +517,64 @@ def test_a_team_body_taken_as_canonical_is_its_own_normal_form(body: dict[str, A
         assert normalize(GROUP, body) == body
         assert list(normalize(GROUP, body)) == list(body)  # same key order: same stored JSON text
         require(GROUP, body)
+
+
+def test_new_ids_are_distinct_version_4_uuids_in_ascending_order() -> None:
+    import uuid
+
+    ids = bulk.new_ids(5000)
+    assert ids == sorted(ids) and len(set(ids)) == len(ids)
+    for i in ids:
+        u = uuid.UUID(i)
+        assert str(u) == i and u.version == 4 and u.variant == uuid.RFC_4122
+    variants = {i[19] for i in ids}
+    assert variants == set("89ab")  # every variant digit occurs: the random bits reach it
+
+
+def test_created_users_get_ascending_ids_in_body_order(seeded: Engine) -> None:
+    a = actor("bulk")
+    bodies = [{"userName": f"order{i}@example.com", "externalId": f"order{i}"} for i in range(50)]
+    with session_scope(seeded) as s:
+        ids = bulk.create_users(s, actor=a, bodies=bodies)
+    assert ids == sorted(ids) and len(set(ids)) == 50
+    with session_scope(seeded, write=False) as s:
+        got = dict(s.execute(select(User.external_id, User.id).where(User.id.in_(ids))).tuples().all())
+        before = s.execute(select(AuditEvent.before).where(AuditEvent.resource_id.in_(ids))).scalars().all()
+    assert [got[f"order{i}"] for i in range(50)] == ids
+    assert before == [None] * 50
+
+
+_EMAIL = [{"value": "ann@x", "type": "work", "primary": True}]
+
+
+@pytest.mark.parametrize(
+    ("body", "canonical"),
+    [
+        ({"userName": "ann@x", "externalId": "u1", "active": True}, True),
+        ({"userName": "ann@x"}, True),
+        ({"userName": "ann@x", "active": False}, True),
+        ({"userName": "ann@x", "externalId": None}, False),  # normalize drops it
+        ({"userName": "Ann", "displayName": "Ann B", "name": {"givenName": "Ann"}, "emails": _EMAIL}, True),
+        ({"userName": "ann@x", "displayName": None}, False),
+        ({"userName": ""}, False),  # required
+        ({"userName": "   "}, False),  # blank
+        ({"userName": "a\tb"}, False),  # control character
+        ({"userName": "x" * 200}, False),  # may break a limit once casefolded
+        ({"userName": 7}, False),
+        ({"userName": "ann", "externalId": ""}, False),  # normalised away
+        ({"userName": "ann", "name": {}}, False),
+        ({"userName": "ann", "name": {"givenName": ""}}, False),
+        ({"userName": "ann", "emails": [{"value": "a@x", "type": "home", "primary": True}]}, False),
+        ({"userName": "ann", "emails": [{"value": "a@x", "primary": True, "type": "work"}]}, False),
+        ({"userName": "ann", "active": 1}, False),
+        ({"username": "ann"}, False),  # normalize renames the key
+    ],
+)
+def test_a_user_body_taken_as_canonical_is_its_own_normal_form(body: dict[str, Any], canonical: bool) -> None:
+    from syncd.service.schema import USER
+
+    assert bulk._canonical_user(body) is canonical
+    if canonical:
+        assert normalize(USER, body) == body
+        assert list(normalize(USER, body)) == list(body)  # same key order: same stored JSON text
+        require(USER, body)

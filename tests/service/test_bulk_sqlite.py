@@ -154,3 +154,55 @@ def test_raw_rows_store_timestamps_and_booleans_as_sqlalchemy_does(eng: Engine) 
     with session_scope(eng, write=False) as s:
         got = s.execute(select(User.created_at)).scalars().all()
     assert all(g.year == utcnow().year for g in got)
+
+
+def _user_indexes(eng: Engine) -> list[tuple[str, str]]:
+    with eng.connect() as c:
+        q = (
+            "SELECT name, sql FROM sqlite_master "
+            "WHERE tbl_name IN ('users', 'user_emails') AND type = 'index'"
+        )
+        return sorted(tuple(r) for r in c.exec_driver_sql(q).all())  # type: ignore[misc]
+
+
+@pytest.mark.parametrize("ratio", [1, 10**9])  # rebuilt / inserted into
+def test_user_indexes_are_the_same_after_a_batch(
+    eng: Engine, monkeypatch: pytest.MonkeyPatch, ratio: int
+) -> None:
+    monkeypatch.setattr(bulk_sqlite, "REBUILD_RATIO", ratio)
+    before = _user_indexes(eng)
+    assert {"ux_users_user_name", "ux_users_external_id", "ix_user_emails_value_key"} <= {
+        n for n, _ in before
+    }
+    with session_scope(eng) as s:
+        bodies = [
+            {"userName": f"u{i}@x", "externalId": f"u{i}", "emails": [{"value": f"u{i}@x"}]} for i in range(5)
+        ]
+        bulk.create_users(s, actor=PULL, bodies=bodies)
+    assert _user_indexes(eng) == before
+    with eng.connect() as c:
+        plan = c.exec_driver_sql(
+            "EXPLAIN QUERY PLAN SELECT id FROM users "
+            "WHERE coalesce(directory, '') = 'd' AND user_name_key = 'u1@x'"
+        ).all()
+    assert "ux_users_user_name" in str(plan)
+
+
+@pytest.mark.parametrize("ratio", [1, 10**9])  # rebuilt / inserted into
+def test_a_duplicate_in_a_user_batch_is_a_conflict_and_writes_nothing(
+    eng: Engine, monkeypatch: pytest.MonkeyPatch, ratio: int
+) -> None:
+    from syncd.service.errors import Conflict
+
+    monkeypatch.setattr(bulk_sqlite, "REBUILD_RATIO", ratio)
+    before = _user_indexes(eng)
+    datas = [{"userName": "Same@x", "externalId": "a"}, {"userName": "same@x", "externalId": "b"}]
+    with session_scope(eng) as s:
+        with pytest.raises(Conflict):  # what a concurrent writer winning the name looks like
+            bulk._unique(
+                s,
+                "userName",
+                lambda: bulk_sqlite.insert_users(s, "d", bulk.new_ids(2), datas, ["same@x"] * 2, utcnow()),
+            )
+        assert s.execute(text("SELECT count(*) FROM users")).scalar() == 0
+    assert _user_indexes(eng) == before
