@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import Connection, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
@@ -65,7 +65,7 @@ def create_user(session: Session, *, actor: Actor, body: dict[str, Any]) -> User
     data = normalize(USER, body)
     require(USER, data)
     now = utcnow()
-    values = {"id": new_id(), "directory": actor.directory, **_columns(data), "version": 1}
+    values = {"id": new_id(), "directory": actor.directory, **columns(data), "version": 1}
     values["created_at"] = values["updated_at"] = now
     try:
         inserted = session.execute(_INSERT_USER, values).first()
@@ -212,7 +212,15 @@ def _update(session: Session, actor: Actor, row: User, data: dict[str, Any], act
     return row
 
 
-def _check_unique(session: Session, actor: Actor, data: dict[str, Any], own_id: str | None) -> None:
+def check_unique_user(bind: Session | Connection, actor: Actor, data: dict[str, Any]) -> None:
+    """Conflict naming the attribute of `data` (userName, then externalId) another user of the
+    actor's directory holds; for a create whose insert a unique index refused."""
+    _check_unique(bind, actor, data, None)
+
+
+def _check_unique(
+    session: Session | Connection, actor: Actor, data: dict[str, Any], own_id: str | None
+) -> None:
     name, ext = data["userName"], data.get("externalId")
     check_unique(
         session,
@@ -226,7 +234,7 @@ def _check_unique(session: Session, actor: Actor, data: dict[str, Any], own_id: 
     )
 
 
-def _columns(data: dict[str, Any]) -> dict[str, Any]:
+def columns(data: dict[str, Any]) -> dict[str, Any]:
     """The user columns stored for `data`: the data itself and the query columns derived from it."""
     name = data.get("name") or {}
     return {
@@ -243,7 +251,7 @@ def _columns(data: dict[str, Any]) -> dict[str, Any]:
 
 def _write(row: User, data: dict[str, Any]) -> None:
     """Store `data` and derive the query columns from it."""
-    for key, value in _columns(data).items():
+    for key, value in columns(data).items():
         setattr(row, key, value)
 
 
