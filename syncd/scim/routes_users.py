@@ -26,6 +26,10 @@ KIND = r.Kind(
     render=render_user,
     created_bare=True,
     create_pg=lambda c, a, b: users_pg.create_user(c, actor=a, body=b),
+    key=users.user_key,
+    list_by_key=lambda c, a, col, v, start, n: users.list_users_by_key(
+        c, actor=a, column=col, value=v, start_index=start, count=n
+    ),
 )
 EXAMPLE = {"schemas": [CORE_USER], "userName": "bjensen@example.com", "active": True}
 BODY = json_body("a User", EXAMPLE, "UserRequest")

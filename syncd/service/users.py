@@ -30,7 +30,7 @@ from syncd.service.common import (
 from syncd.service.context import Actor
 from syncd.service.errors import Conflict
 from syncd.service.filters import parse_filter, user_condition
-from syncd.service.keyed import Key, key_filter, list_by_key
+from syncd.service.keyed import Key, key_filter, list_by_key, rows_by_key
 from syncd.service.patch import apply_patch
 from syncd.service.resource import fold, normalize, require
 from syncd.service.schema import USER
@@ -171,7 +171,19 @@ def list_users(
     return list_scoped(session, User, actor, user_condition(flt) if flt else None, start_index, count)
 
 
-def groups_of(session: Session, user_ids: Sequence[str]) -> dict[str, list[tuple[str, str]]]:
+def user_key(filter: str) -> tuple[str, str] | None:
+    """(column, value) when `filter` is `userName eq "…"` or `externalId eq "…"` (`keyed`)."""
+    return key_filter(parse_filter(filter), USER, KEYS)
+
+
+def list_users_by_key(
+    conn: Connection, *, actor: Actor, column: str, value: str, start_index: int | None, count: int | None
+) -> Page[Any]:
+    """`list_users` of a `user_key` filter on a Core connection (the same page, as rows)."""
+    return rows_by_key(conn, USERS, actor, column, value, start_index, count)
+
+
+def groups_of(session: Session | Connection, user_ids: Sequence[str]) -> dict[str, list[tuple[str, str]]]:
     """For each user id: its teams as (team id, display name); one query per 500 users."""
     out: dict[str, list[tuple[str, str]]] = {u: [] for u in user_ids}
     for part in chunks(list(user_ids)):
