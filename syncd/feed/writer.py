@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import event, insert, literal_column, text
+from sqlalchemy import Connection, event, insert, literal_column, text
 from sqlalchemy.orm import Session
 
 from syncd.feed import signal as _signal
@@ -82,7 +82,7 @@ def _after_commit(session: Session) -> None:
 
 
 def change_rows(
-    session: Session,
+    session: Session | Connection,
     *,
     directory: str | None,
     actor: str,

@@ -21,7 +21,7 @@ from sqlalchemy import Engine
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from syncd.scim import discovery, errors, openapi, routes_groups, routes_users, search
+from syncd.scim import discovery, errors, hot, openapi, routes_groups, routes_users, search
 from syncd.scim.deps import SCIM_PREFIX, Context, ScimContext
 from syncd.scim.responses import ScimResponse
 from syncd.scim.route import ScimRoute
@@ -131,5 +131,6 @@ def create_app(engine: Engine, *, public_url: str, max_body_bytes: int = MAX_BOD
     app.include_router(scim)
     errors.install(app)
     openapi.install(app)
+    hot.install(app, SCIM_PREFIX, routes_users.router, routes_groups.router)
     app.add_middleware(BodyLimit, limit=max_body_bytes)
     return app

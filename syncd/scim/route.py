@@ -110,9 +110,13 @@ class ScimRoute(APIRoute):
     """An APIRoute whose handler resolves the endpoint's inputs by hand (see the module)."""
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        return self.hand_handler() or super().get_route_handler()
+
+    def hand_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]] | None:
+        """The handler resolving the endpoint's inputs by hand, or None when it cannot."""
         found = resolvers(self.endpoint, set(self.param_convertors))
         if found is None or inspect.iscoroutinefunction(self.endpoint):
-            return super().get_route_handler()
+            return None
         endpoint = self.endpoint
         plan = tuple(found)
 

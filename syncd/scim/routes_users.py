@@ -10,7 +10,7 @@ from syncd.scim.deps import Body, Caller, Context, IfMatch, IfNoneMatch, ListQue
 from syncd.scim.openapi import json_body
 from syncd.scim.render import render_user
 from syncd.scim.route import ScimRoute
-from syncd.service import users
+from syncd.service import users, users_pg
 from syncd.service.schema import CORE_USER, USER
 
 KIND = r.Kind(
@@ -25,6 +25,11 @@ KIND = r.Kind(
     extra=users.groups_of,
     render=render_user,
     created_bare=True,
+    create_pg=lambda c, a, b: users_pg.create_user(c, actor=a, body=b),
+    key=users.user_key,
+    list_by_key=lambda c, a, col, v, start, n: users.list_users_by_key(
+        c, actor=a, column=col, value=v, start_index=start, count=n
+    ),
 )
 EXAMPLE = {"schemas": [CORE_USER], "userName": "bjensen@example.com", "active": True}
 BODY = json_body("a User", EXAMPLE, "UserRequest")

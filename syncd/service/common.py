@@ -7,7 +7,17 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
-from sqlalchemy import ColumnElement, Table, TextClause, bindparam, func, literal_column, select, text
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Table,
+    TextClause,
+    bindparam,
+    func,
+    literal_column,
+    select,
+    text,
+)
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
@@ -135,7 +145,11 @@ def find_scoped(session: Session, model: Any, actor: Actor, external_id: str) ->
 
 
 def check_unique(
-    session: Session, model: Any, actor: Actor, own_id: str | None, checks: list[tuple[Any, Any, str]]
+    session: Session | Connection,
+    model: Any,
+    actor: Actor,
+    own_id: str | None,
+    checks: list[tuple[Any, Any, str]],
 ) -> None:
     """Raise Conflict(message) for the first (column, value, message) whose value another row of
     the actor's directory holds; a None value is not checked (NULLs never clash)."""

@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Select, bindparam, func, literal_column, select
+from sqlalchemy import Connection, Row, Select, Table, bindparam, func, literal_column, select
 from sqlmodel import Session
 
 from syncd.service.common import Page, page_bounds
@@ -72,4 +72,29 @@ def list_by_key(
     offset, limit = page_bounds(start_index, count)
     params = {"scope": actor.directory or "", "value": value}
     rows = session.execute(_select(model, column), params).scalars().all()
+    return Page(rows[offset : offset + limit], len(rows), offset + 1)
+
+
+_TABLE_SELECTS: dict[tuple[Table, str], Select[Any]] = {}
+
+
+def rows_by_key(
+    conn: Connection,
+    table: Table,
+    actor: Actor,
+    column: str,
+    value: str,
+    start_index: int | None,
+    count: int | None,
+) -> Page[Row[Any]]:
+    """`list_by_key` on a Core connection: the same page, of rows (every column of `table`,
+    read by attribute as the model's fields are) instead of model instances."""
+    stmt = _TABLE_SELECTS.get((table, column))
+    if stmt is None:
+        scope = func.coalesce(table.c.directory, literal_column("''"))  # as `common.in_scope`
+        stmt = select(table).where(scope == bindparam("scope"), table.c[column] == bindparam("value"))
+        _TABLE_SELECTS[(table, column)] = stmt
+    offset, limit = page_bounds(start_index, count)
+    params = {"scope": actor.directory or "", "value": value}
+    rows = conn.execute(stmt, params).all()
     return Page(rows[offset : offset + limit], len(rows), offset + 1)

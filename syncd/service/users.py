@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import Connection, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
@@ -30,7 +30,7 @@ from syncd.service.common import (
 from syncd.service.context import Actor
 from syncd.service.errors import Conflict
 from syncd.service.filters import parse_filter, user_condition
-from syncd.service.keyed import Key, key_filter, list_by_key
+from syncd.service.keyed import Key, key_filter, list_by_key, rows_by_key
 from syncd.service.patch import apply_patch
 from syncd.service.resource import fold, normalize, require
 from syncd.service.schema import USER
@@ -65,7 +65,7 @@ def create_user(session: Session, *, actor: Actor, body: dict[str, Any]) -> User
     data = normalize(USER, body)
     require(USER, data)
     now = utcnow()
-    values = {"id": new_id(), "directory": actor.directory, **_columns(data), "version": 1}
+    values = {"id": new_id(), "directory": actor.directory, **columns(data), "version": 1}
     values["created_at"] = values["updated_at"] = now
     try:
         inserted = session.execute(_INSERT_USER, values).first()
@@ -171,7 +171,19 @@ def list_users(
     return list_scoped(session, User, actor, user_condition(flt) if flt else None, start_index, count)
 
 
-def groups_of(session: Session, user_ids: Sequence[str]) -> dict[str, list[tuple[str, str]]]:
+def user_key(filter: str) -> tuple[str, str] | None:
+    """(column, value) when `filter` is `userName eq "…"` or `externalId eq "…"` (`keyed`)."""
+    return key_filter(parse_filter(filter), USER, KEYS)
+
+
+def list_users_by_key(
+    conn: Connection, *, actor: Actor, column: str, value: str, start_index: int | None, count: int | None
+) -> Page[Any]:
+    """`list_users` of a `user_key` filter on a Core connection (the same page, as rows)."""
+    return rows_by_key(conn, USERS, actor, column, value, start_index, count)
+
+
+def groups_of(session: Session | Connection, user_ids: Sequence[str]) -> dict[str, list[tuple[str, str]]]:
     """For each user id: its teams as (team id, display name); one query per 500 users."""
     out: dict[str, list[tuple[str, str]]] = {u: [] for u in user_ids}
     for part in chunks(list(user_ids)):
@@ -212,7 +224,15 @@ def _update(session: Session, actor: Actor, row: User, data: dict[str, Any], act
     return row
 
 
-def _check_unique(session: Session, actor: Actor, data: dict[str, Any], own_id: str | None) -> None:
+def check_unique_user(bind: Session | Connection, actor: Actor, data: dict[str, Any]) -> None:
+    """Conflict naming the attribute of `data` (userName, then externalId) another user of the
+    actor's directory holds; for a create whose insert a unique index refused."""
+    _check_unique(bind, actor, data, None)
+
+
+def _check_unique(
+    session: Session | Connection, actor: Actor, data: dict[str, Any], own_id: str | None
+) -> None:
     name, ext = data["userName"], data.get("externalId")
     check_unique(
         session,
@@ -226,7 +246,7 @@ def _check_unique(session: Session, actor: Actor, data: dict[str, Any], own_id: 
     )
 
 
-def _columns(data: dict[str, Any]) -> dict[str, Any]:
+def columns(data: dict[str, Any]) -> dict[str, Any]:
     """The user columns stored for `data`: the data itself and the query columns derived from it."""
     name = data.get("name") or {}
     return {
@@ -243,7 +263,7 @@ def _columns(data: dict[str, Any]) -> dict[str, Any]:
 
 def _write(row: User, data: dict[str, Any]) -> None:
     """Store `data` and derive the query columns from it."""
-    for key, value in _columns(data).items():
+    for key, value in columns(data).items():
         setattr(row, key, value)
 
 

@@ -11,6 +11,7 @@ PostgreSQL: any `postgresql+psycopg://` URL. The schema is only ever created by 
 from __future__ import annotations
 
 import hashlib
+import select
 import threading
 import weakref
 from collections.abc import Iterator
@@ -20,7 +21,7 @@ from typing import Any
 
 from sqlalchemy import Engine, create_engine, event, inspect, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, OperationalError
+from sqlalchemy.exc import ArgumentError, DisconnectionError, OperationalError
 from sqlalchemy.pool import NullPool
 from sqlmodel import Session
 
@@ -31,6 +32,7 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 #: connection info key: foreign keys are off on this SQLite connection
 _FK_OFF = "syncd.foreign_keys_off"
+_BEGIN = {mode: f"BEGIN {mode}" for mode in ("DEFERRED", "IMMEDIATE", "EXCLUSIVE")}
 
 
 class StoreError(Exception):
@@ -58,8 +60,27 @@ def make_engine(url: str, *, echo: bool = False, pool_size: int = 10) -> Engine:
     if u.get_backend_name() == "postgresql":
         if u.drivername == "postgresql":
             u = u.set(drivername="postgresql+psycopg")
-        return create_engine(u, echo=echo, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
+        engine = create_engine(u, echo=echo, pool_size=pool_size, max_overflow=pool_size)
+        event.listen(engine, "checkout", _closed_by_server)
+        return engine
     raise StoreError(f"unsupported database {u.get_backend_name()!r}: use sqlite or postgresql")
+
+
+def _closed_by_server(dbapi_conn: Any, _record: Any, _proxy: Any) -> None:
+    """A pooled PostgreSQL connection is handed out only if the server has not closed it.
+
+    An idle connection of the pool receives nothing (it LISTENs to nothing), so a readable
+    socket means the server ended the session (restart, `pg_terminate_backend`, idle timeout:
+    it sends its FATAL error, then closes): the pool then discards it and hands out a fresh
+    one (`DisconnectionError`). This is the pre-ping's check without its round trip (a
+    `SELECT 1` per checkout, one of a create's two round trips).
+    """
+    try:
+        readable = bool(select.select([dbapi_conn.fileno()], [], [], 0)[0])
+    except (OSError, ValueError) as exc:  # already closed on this side
+        raise DisconnectionError("the connection is closed") from exc
+    if readable:
+        raise DisconnectionError("the server closed the connection")
 
 
 def _sqlite_hooks(engine: Engine) -> None:
@@ -81,7 +102,10 @@ def _sqlite_hooks(engine: Engine) -> None:
             conn.info[_FK_OFF] = True
         elif conn.info.pop(_FK_OFF, False):
             conn.exec_driver_sql("PRAGMA foreign_keys=ON")
-        conn.exec_driver_sql(f"BEGIN {options.get('sqlite_begin', 'DEFERRED')}")
+        # straight on the driver connection (autocommit: pysqlite opens no transaction of its
+        # own): BEGIN through `exec_driver_sql` costs a full statement execution, ~6% of a
+        # one-row write's CPU
+        conn.connection.driver_connection.execute(_BEGIN[options.get("sqlite_begin", "DEFERRED")])
 
     @event.listens_for(engine, "checkin")
     def _on_checkin(dbapi_conn: Any, record: Any) -> None:
@@ -129,14 +153,32 @@ def session_scope(engine: Engine, *, write: bool = True, foreign_keys: bool = Tr
     committed, and the writers that come after enforce the keys (and cascade) again.
     """
     if write and is_sqlite(engine):
-        options: dict[str, Any] = {"sqlite_begin": "IMMEDIATE"}
-        if not foreign_keys:
-            options["sqlite_foreign_keys"] = False
-        with _writer_queue(engine).turn(), _session(engine.execution_options(**options)) as session:
+        bind = _sqlite_writer(engine, foreign_keys)
+        with _writer_queue(engine).turn(), _session(bind) as session:
             yield session
         return
     with _session(engine) as session:
         yield session
+
+
+#: engine attribute: its SQLite write-transaction engines by `foreign_keys` (an attribute, not
+#: a weak mapping: each refers to its engine, so a mapping would keep every engine alive)
+_WRITERS = "_syncd_sqlite_writers"
+
+
+def _sqlite_writer(engine: Engine, foreign_keys: bool) -> Engine:
+    """`engine` with the execution options of a SQLite write transaction, made once per
+    (engine, foreign_keys): an options engine costs its construction on every call."""
+    by_fk: dict[bool, Engine] | None = engine.__dict__.get(_WRITERS)
+    if by_fk is None:
+        by_fk = engine.__dict__.setdefault(_WRITERS, {})
+    bind = by_fk.get(foreign_keys)
+    if bind is None:
+        options: dict[str, Any] = {"sqlite_begin": "IMMEDIATE"}
+        if not foreign_keys:
+            options["sqlite_foreign_keys"] = False
+        bind = by_fk.setdefault(foreign_keys, engine.execution_options(**options))
+    return bind
 
 
 @contextmanager

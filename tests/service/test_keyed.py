@@ -87,6 +87,16 @@ def test_user_key_pages_match_general_translation(eng) -> None:
                         count,
                     )
                     assert (fast.total, fast.start_index) == (slow.total, slow.start_index)
+                    key = users.user_key(text)
+                    assert key is not None
+                    with eng.connect() as conn:  # the SCIM list's Core path: the same page, as rows
+                        core = users.list_users_by_key(
+                            conn, actor=actor, column=key[0], value=key[1], start_index=start, count=count
+                        )
+                    assert [(r.id, r.data, r.version) for r in core.items] == [
+                        (u.id, u.data, u.version) for u in fast.items
+                    ]
+                    assert (core.total, core.start_index) == (fast.total, fast.start_index)
 
 
 def test_group_key_pages_match_general_translation(eng) -> None:
