@@ -160,7 +160,7 @@ def _locked(
             with heap_frozen():
                 with session_scope(engine, write=False) as s:
                     state = fingerprint(s, directory)  # before the view: see syncd.reconcile.state
-                    view = load_view(s, directory)
+                    view = load_view(s, directory, expect=scoped.groups)
                 scoped, held = admit(scoped, view)  # within the service's limits, or held with a note
                 plan = diff(scoped, view, users_left=options.users_left, teams_left=options.teams_left)
             plan.basis = PlanBasis.of(plan, view, state)
