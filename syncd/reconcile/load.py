@@ -60,9 +60,13 @@ def load_view(
         select(e.value).where(e.user_id == u.id, e.primary).order_by(e.id).limit(1).scalar_subquery(),
         select(e.value).where(e.user_id == u.id).order_by(e.id).limit(1).scalar_subquery(),
     )
+    # SQLite reads a directory that holds most of the users in one pass over the table, in row
+    # order (`directory || ''` is not indexed), rather than a row lookup per entry of the
+    # directory index, whose order (by id) is random in the table: ~0.5x the time at 100k
+    in_dir = u.directory.concat("") if _most_users(conn, directory) else u.directory
     q = select(
         u.id, u.external_id, u.user_name, u.active, u.display_name, u.given_name, u.family_name, email
-    ).where(u.directory == directory, u.external_id.is_not(None))
+    ).where(in_dir == directory, u.external_id.is_not(None))
     uid_to_ext: dict[str, str] = {}
     users = view.users
     for part in _rows(conn, q):
@@ -125,6 +129,16 @@ def _load_members(
             view.members, _member_rows(conn, directory, manual=False, teams=again), tid_to_ext, uid_to_ext
         )
     _add_rows(view.manual, _member_rows(conn, directory, manual=True), tid_to_ext, uid_to_ext)
+
+
+def _most_users(conn: Connection, directory: str) -> bool:
+    """Whether the store is SQLite and `directory` holds at least half of its users (two counts
+    over indexes, ~5 ms at 100k users)."""
+    if conn.dialect.name != "sqlite":
+        return False
+    u = USERS.c
+    mine = conn.execute(select(func.count()).where(u.directory == directory)).scalar_one()
+    return 2 * mine >= conn.execute(select(func.count()).select_from(USERS)).scalar_one() > 0
 
 
 def _joined_ids(ext_ids: frozenset[str], ext_to_uid: dict[str, str]) -> str | None:

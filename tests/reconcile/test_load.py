@@ -138,3 +138,21 @@ def test_a_team_equal_to_its_expected_group_holds_the_groups_own_set(eng: Engine
     with session_scope(eng, write=False) as s:
         same = load_view(s, D, expect=snap(user_list, groups).groups)
     assert {te for te, m in same.members.items() if isinstance(m, frozenset)} == {"g1", "g2"}
+
+
+def test_users_read_the_same_whether_the_directory_holds_most_users_or_few(eng: Engine) -> None:  # noqa: F811
+    """SQLite scans the users table for a directory that holds most of them, else goes through
+    the directory index: both give the directory's users and only them."""
+    sync(eng, snap(*BASE))
+    okta = Actor("scim", "okta", "token")
+    with session_scope(eng) as s:
+        for i in range(20):
+            users.create_user(s, actor=okta, body={"userName": f"o{i}@x", "externalId": f"o{i}"})
+    for directory, most in ((D, False), ("okta", True)):
+        with session_scope(eng, write=False) as s:
+            assert load._most_users(s.connection(), directory) is (most and eng.dialect.name == "sqlite")
+            view = load_view(s, directory)
+            rows = s.execute(select(User).where(User.directory == directory)).scalars().all()
+        assert {e: (u.id, u.user_name) for e, u in view.users.items()} == {
+            u.external_id: (u.id, u.user_name) for u in rows
+        }
