@@ -160,8 +160,10 @@ def _diff_members(snapshot: Snapshot, view: StoreView, plan: Plan, policy: TeamP
     empty: frozenset[str] = frozenset()
     for ext, sg in sorted(snapshot.groups.items()):
         ids = sg.member_ids
-        want = ids if ids <= known else ids & known
         have = view.members.get(ext, empty)
+        if have is ids:  # the view found them equal (all stored users): nothing to add or remove
+            continue
+        want = ids if ids <= known else ids & known
         if have == want:  # the common case: nothing to add (manual ones aside) or remove
             continue
         manual = view.manual.get(ext, empty)

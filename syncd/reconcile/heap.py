@@ -3,8 +3,14 @@
 from __future__ import annotations
 
 import gc
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+
+_lock = threading.Lock()
+#: threads inside `collector_paused`, and whether the collector was enabled when the first came in
+_paused = 0
+_resume = False
 
 
 @contextmanager
@@ -19,3 +25,25 @@ def heap_frozen() -> Iterator[None]:
         yield
     finally:
         gc.unfreeze()
+
+
+@contextmanager
+def collector_paused() -> Iterator[None]:
+    """No automatic cyclic collection runs while any thread is inside (for a stage that builds
+    ~10^5-10^6 acyclic objects that live until it ends: the collections their allocations
+    trigger find nothing to free). Reference counting still frees everything it can; cycles
+    made meanwhile wait for the next collection. The collector is enabled again when the last
+    thread leaves, if it was enabled when the first came in, however the stages overlap."""
+    global _paused, _resume
+    with _lock:
+        if _paused == 0:
+            _resume = gc.isenabled()
+            gc.disable()
+        _paused += 1
+    try:
+        yield
+    finally:
+        with _lock:
+            _paused -= 1
+            if _paused == 0 and _resume:
+                gc.enable()

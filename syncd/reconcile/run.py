@@ -28,7 +28,7 @@ from connectors.base import AuthError, Connector, ConnectorError, ProgressCallba
 from syncd.reconcile.apply import ApplyProgress, ApplyResult, apply_plan
 from syncd.reconcile.clean import admit
 from syncd.reconcile.diff import TeamPolicy, UserPolicy, diff
-from syncd.reconcile.heap import heap_frozen
+from syncd.reconcile.heap import collector_paused, heap_frozen
 from syncd.reconcile.load import load_view
 from syncd.reconcile.plan import Plan, PlanBasis
 from syncd.reconcile.safety import SafetyStop, Thresholds, check
@@ -157,10 +157,10 @@ def _locked(
             view = StoreView()
             plan = Plan(directory, complete=snapshot.complete)
         else:
-            with heap_frozen():
+            with heap_frozen(), collector_paused():  # the view and plan are acyclic
                 with session_scope(engine, write=False) as s:
                     state = fingerprint(s, directory)  # before the view: see syncd.reconcile.state
-                    view = load_view(s, directory)
+                    view = load_view(s, directory, expect=scoped.groups)
                 scoped, held = admit(scoped, view)  # within the service's limits, or held with a note
                 plan = diff(scoped, view, users_left=options.users_left, teams_left=options.teams_left)
             plan.basis = PlanBasis.of(plan, view, state)

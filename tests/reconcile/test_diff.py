@@ -42,6 +42,8 @@ def view(users=(), teams=(), members=None, manual=None) -> StoreView:
 
 
 T1 = StoredTeam("id-g1", "g1", "Eng")
+#: a group whose member set the view holds itself (load_view found the team's members equal)
+G1 = sg("g1", "Eng", "a", "b")
 
 CASES = [
     (
@@ -51,6 +53,12 @@ CASES = [
         {"create_user": 1, "create_team": 1, "add_members": 1},
     ),
     ("no-op", snap([su("a")], [sg("g1", "Eng", "a")]), view([stored("a")], [T1], {"g1": {"a"}}), {}),
+    (
+        "no-op, the view holding the group's own member set",
+        snap([su("a"), su("b")], [G1]),
+        view([stored("a"), stored("b")], [T1], {"g1": G1.member_ids}),
+        {},
+    ),
     ("rename user is an update", snap([su("a", name="new@x")]), view([stored("a")]), {"update_user": 1}),
     ("given name change", snap([su("a", given_name="Ada")]), view([stored("a")]), {"update_user": 1}),
     ("disabled in IdP", snap([su("a", active=False)]), view([stored("a")]), {"deactivate_user": 1}),

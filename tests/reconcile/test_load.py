@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from sqlalchemy import Engine, select
 
 from syncd.reconcile import load
+from syncd.reconcile.diff import diff
 from syncd.reconcile.load import load_view
 from syncd.reconcile.view import StoreView
 from syncd.service import teams, users
@@ -93,3 +94,65 @@ def test_the_grouping_settings_are_put_back(eng: Engine) -> None:  # noqa: F811
         before = s.connection().exec_driver_sql(get).one()
         assert load_view(s, D).members
         assert s.connection().exec_driver_sql(get).one() == before
+
+
+def test_a_team_equal_to_its_expected_group_holds_the_groups_own_set(eng: Engine) -> None:  # noqa: F811
+    """With `expect`, the view is equal to the one without; only teams whose members are exactly
+    their group's hold the group's `member_ids` object, and the diff of any snapshot is the same."""
+    sync(eng, snap(*BASE))
+    pushed = Actor("scim", D, "token")
+    now = datetime.now(UTC)
+    with session_scope(eng) as s:
+        g4 = teams.create_team(s, actor=pushed, body={"displayName": "Odd", "externalId": "g4"})
+        g5 = teams.create_team(s, actor=pushed, body={"displayName": "Loose", "externalId": "g5"})
+        odd = User(
+            id=f"odd{load.SEP}id", directory=D, external_id="u-odd", user_name="odd@x", user_name_key="odd@x"
+        )
+        loose = users.create_user(s, actor=pushed, body={"userName": "loose@x"})  # no externalId
+        s.add(odd)
+        s.flush()
+        s.add(Membership(team_id=g4.id, user_id=odd.id, directory=D, source="pull", created_at=now))
+        s.add(Membership(team_id=g5.id, user_id=loose.id, directory=D, source="pull", created_at=now))
+        g1 = s.execute(select(Team.id).where(Team.external_id == "g1")).scalar_one()
+        teams.change_members(s, actor=Actor("manual", D, "cli"), team_id=g1, add=[loose.id])
+    user_list, groups = BASE
+    cases = {
+        "same": groups,
+        "one member more": {**groups, "g1": ("Eng", {"u0", "u1", "u2", "u3"})},
+        "one member less": {**groups, "g2": ("Ops", {"u2"})},
+        "one swapped": {**groups, "g2": ("Ops", {"u2", "u4"})},
+        "a member not stored": {**groups, "g1": ("Eng", {"u0", "u1", "u-new"})},
+        "the separator's user": {**groups, "g4": ("Odd", {"u-odd"})},
+        "a member without externalId": {**groups, "g5": ("Loose", set())},
+    }
+    for name, gs in cases.items():
+        expected = snap(user_list, gs)
+        with session_scope(eng, write=False) as s:
+            plain = load_view(s, D)
+            given = load_view(s, D, expect=expected.groups)
+        assert given == plain, name
+        same = {te for te, m in given.members.items() if te in gs and m is expected.groups[te].member_ids}
+        want = {te for te, m in plain.members.items() if te in gs and m == set(gs[te][1]) and te != "g4"}
+        assert same == want, name
+        assert diff(expected, given) == diff(expected, plain), name
+    with session_scope(eng, write=False) as s:
+        same = load_view(s, D, expect=snap(user_list, groups).groups)
+    assert {te for te, m in same.members.items() if isinstance(m, frozenset)} == {"g1", "g2"}
+
+
+def test_users_read_the_same_whether_the_directory_holds_most_users_or_few(eng: Engine) -> None:  # noqa: F811
+    """SQLite scans the users table for a directory that holds most of them, else goes through
+    the directory index: both give the directory's users and only them."""
+    sync(eng, snap(*BASE))
+    okta = Actor("scim", "okta", "token")
+    with session_scope(eng) as s:
+        for i in range(20):
+            users.create_user(s, actor=okta, body={"userName": f"o{i}@x", "externalId": f"o{i}"})
+    for directory, most in ((D, False), ("okta", True)):
+        with session_scope(eng, write=False) as s:
+            assert load._most_users(s.connection(), directory) is (most and eng.dialect.name == "sqlite")
+            view = load_view(s, directory)
+            rows = s.execute(select(User).where(User.directory == directory)).scalars().all()
+        assert {e: (u.id, u.user_name) for e, u in view.users.items()} == {
+            u.external_id: (u.id, u.user_name) for u in rows
+        }
