@@ -299,20 +299,22 @@ class SnapshotReader:
 
     def _assemble(self) -> None:
         users, settings = self.snap.users, self.settings
-        direct_users: dict[str, set[str]] = {}
+        direct_users: dict[str, frozenset[str]] = {}
         direct_groups: dict[str, list[str]] = {}
         skipped, skipped_in = 0, 0
         foreign = {gid for gid, res in self.direct.items() if res.foreign}
         for gid, res in self.direct.items():
-            label = self._label(gid)
             if isinstance(res.error, CircuitOpen):  # recorded once by the connector
                 self.snap.complete = False
             elif res.error is not None:
-                self.failures.append(f"{res.error} ({label} keeps only the members read)")
-            mine = set(res.users)
+                self.failures.append(
+                    f"{res.error} ({self._label(gid)} keeps only the members read)")
+            # frozen here, so that `transitive_users` hands a group without nested groups
+            # this same set instead of copying it
+            mine = frozenset(res.users)
             unknown = mine.difference(users)  # C loop over `mine` (a dict argument is probed)
             if unknown:
-                mine -= unknown
+                mine = mine.difference(unknown)
             outside = len(res.users) - len(mine) + res.other
             if foreign:
                 outside += sum(c in foreign for c in res.groups)
@@ -320,10 +322,10 @@ class SnapshotReader:
                 skipped, skipped_in = skipped + outside, skipped_in + 1
             if res.customer:
                 if settings.customer_members == "expand":
-                    mine = set(users)
+                    mine = frozenset(users)
                 else:
                     self.failures.append(
-                        f"{label} has the whole customer as a member (type CUSTOMER) and "
+                        f"{self._label(gid)} has the whole customer as a member (type CUSTOMER) and "
                         "customer_members='refuse': its members are not listed")
             direct_users[gid] = mine
             direct_groups[gid] = res.groups
