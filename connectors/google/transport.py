@@ -261,7 +261,10 @@ class WireHttp:
         if headers:
             lines.extend(f"{k}: {v}\r\n" for k, v in headers.items())
         lines.append("\r\n")
-        data = "".join(lines).encode("latin-1")
+        head = "".join(lines)
+        if head.count("\n") != len(lines) or head.count("\r") != len(lines):
+            raise ValueError("a request header contains a line break")  # as http.client refuses
+        data = head.encode("latin-1")
         if body:
             data += body
         answer = self._connection(scheme, host, port).exchange(data, method == "HEAD")

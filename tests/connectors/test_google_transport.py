@@ -111,6 +111,13 @@ def test_status_reason_headers_and_body_come_back_as_httplib2_shapes_them() -> N
     assert b"\r\nX-Mine: v" in heads[0] and b"\r\nHost: 127.0.0.1:" in heads[0]
 
 
+def test_header_with_a_line_break_is_refused_before_sending() -> None:
+    with scripted(lambda h, b, n: ok()) as (url, heads, _):
+        with pytest.raises(ValueError):
+            WireHttp(timeout=5).request(url + "/", headers={"authorization": "Bearer x\r\nX-Evil: 1"})
+        assert heads == []
+
+
 def test_post_body_and_content_length_are_sent() -> None:
     seen: list[bytes] = []
 
