@@ -54,7 +54,7 @@ class _Answer:
     """httptools callbacks: collect one response's status, headers and body."""
 
     __slots__ = ("body", "done", "head_only", "headers", "headers_done", "keep_alive", "parser",
-                 "reason")
+                 "reason", "status")
 
     def __init__(self, head_only: bool) -> None:
         self.headers: dict[str, str] = {}
@@ -64,7 +64,13 @@ class _Answer:
         self.keep_alive = False  # read when the message completes (llhttp resets it after)
         self.headers_done = False
         self.head_only = head_only
-        self.parser = httptools.HttpResponseParser(self)
+        self.status = 0
+        #: parser and answer refer to each other: `release` breaks that cycle, so an answer
+        #: (and its body) is freed by reference counting, not left to the cyclic collector
+        self.parser: Any = httptools.HttpResponseParser(self)
+
+    def release(self) -> None:
+        self.parser = None
 
     def on_status(self, reason: bytes) -> None:
         self.reason += reason.decode("latin-1")
@@ -153,6 +159,14 @@ class _Connection:
 
     def _read(self, sock: socket.socket, head_only: bool) -> _Answer:
         answer = _Answer(head_only)
+        try:
+            self._fill(sock, answer)
+            answer.status = answer.parser.get_status_code()
+        finally:
+            answer.release()
+        return answer
+
+    def _fill(self, sock: socket.socket, answer: _Answer) -> None:
         parser = answer.parser
         got = False
         while not answer.done:
@@ -175,7 +189,6 @@ class _Connection:
                 raise httplib2.HttpLib2Error(f"malformed HTTP answer ({exc})") from None
         if self.sock is not None and not answer.keep_alive:
             self.close()
-        return answer
 
 
 class _Stale(Exception):
@@ -268,7 +281,7 @@ class WireHttp:
         if body:
             data += body
         answer = self._connection(scheme, host, port).exchange(data, method == "HEAD")
-        status = answer.parser.get_status_code()
+        status = answer.status
         content = _decode(answer.headers, b"".join(answer.body))
         fields = answer.headers
         fields["status"] = str(status)
