@@ -2,9 +2,11 @@
 
 Layers, bottom up (all of them the SDK's own except the two thin hooks marked *):
 
-    CountingHttp*            httplib2.Http that checks the time budget and the breaker before
-                             every request (token requests included), counts calls and
-                             throttled answers, and tells the breaker which got no answer
+    WireHttp                 an httplib2-compatible ``Http`` over keep-alive sockets and
+                             httptools (`connectors.google.transport`)
+    CountingHttp*            checks the time budget and the breaker before every request
+                             (token requests included), counts calls and throttled answers,
+                             and tells the breaker which got no answer
     AuthorizedHttp           google-auth-httplib2: bearer token, refresh on 401
     HttpRequest + retries    googleapiclient: ``execute(num_retries=N)`` retries 5xx, 429, 403
                              rateLimitExceeded and socket errors with backoff ``random()*2^n`` s;
@@ -17,10 +19,10 @@ Layers, bottom up (all of them the SDK's own except the two thin hooks marked *)
                              (the stock model hands back the raw text instead); resources
                              are built once per thread (`Directory`)
 
-httplib2 is not thread-safe, so `ServicePool` keeps one service (and one connection) per worker
-thread, as a `Directory` of resources built on first use in that thread, and runs every SDK
-call in its thread pool. The credentials object is shared; its token is fetched once before
-fan-out (`ensure_token`).
+The transport is not thread-safe (no more than httplib2's), so `ServicePool` keeps one service
+(and one connection) per worker thread, as a `Directory` of resources built on first use in
+that thread, and runs every SDK call in its thread pool. The credentials object is shared; its
+token is fetched once before fan-out (`ensure_token`).
 """
 
 from __future__ import annotations
@@ -44,6 +46,7 @@ from googleapiclient.model import JsonModel
 from connectors.base import BudgetExceeded, ConfigError
 from connectors.breaker import Breaker
 from connectors.google.errors import is_throttle, translate
+from connectors.google.transport import WireHttp
 from syncd.reconcile.snapshot import FetchStats
 
 SCOPES = (
@@ -117,8 +120,8 @@ def current() -> CallContext:
     return ctx
 
 
-class CountingHttp(httplib2.Http):
-    """httplib2.Http that enforces the budget and counts calls (see the module docstring)."""
+class CountingHttp(WireHttp):
+    """The transport, which enforces the budget and counts calls (see the module docstring)."""
 
     retry_after: float | None = None
 
@@ -196,7 +199,7 @@ class ServicePool:
     def __init__(self, settings: ServiceSettings, concurrency: int) -> None:
         self.settings = settings
         self._pool = ThreadPoolExecutor(concurrency, thread_name_prefix="google-directory")
-        self._https: list[httplib2.Http] = []
+        self._https: list[WireHttp] = []
         self._https_lock = threading.Lock()
 
     def _service(self) -> Directory:
@@ -251,6 +254,5 @@ class ServicePool:
         self._pool.shutdown(wait=True, cancel_futures=True)
         with self._https_lock:
             for http in self._https:
-                for conn in list(http.connections.values()):
-                    conn.close()
+                http.close()
             self._https.clear()

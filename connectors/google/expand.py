@@ -16,7 +16,8 @@ def transitive_users(direct_users: Mapping[str, Collection[str]],
     """For every group in `direct_users`, the users reachable through nested groups.
 
     `direct_groups[g]` are the nested groups of `g`; a nested group absent from `direct_users`
-    (never read) contributes nothing. Cycles are allowed.
+    (never read) contributes nothing. Cycles are allowed. A group with no nested group gets its
+    `direct_users` set itself when that is a frozenset (no copy), else a frozen copy.
     """
     index: dict[str, int] = {}
     low: dict[str, int] = {}
@@ -55,6 +56,12 @@ def transitive_users(direct_users: Mapping[str, Collection[str]],
                 parent = work[-1][0]
                 low[parent] = min(low[parent], low[node])
             if low[node] == index[node]:  # node roots a component: pop it, build its set
+                if stack[-1] == node and not kids:  # alone, no nested groups: its own set
+                    stack.pop()
+                    on_stack.discard(node)
+                    own = direct_users[node]
+                    result[node] = own if isinstance(own, frozenset) else frozenset(own)
+                    continue
                 component: list[str] = []
                 while True:
                     member = stack.pop()

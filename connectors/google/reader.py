@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import gc
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -42,6 +43,7 @@ from connectors.google.client import CallContext, ServicePool
 from connectors.google.errors import expect_dict, translate
 from connectors.google.expand import transitive_users
 from connectors.google.paging import apages, iter_pages
+from syncd.reconcile.heap import heap_frozen
 from syncd.reconcile.snapshot import Snapshot, SnapshotGroup, SnapshotUser, UserGroups
 
 log = logging.getLogger(__name__)
@@ -83,6 +85,18 @@ class DirectMembers:
     other: int = 0  # members of types we do not sync (EXTERNAL, unknown)
     error: ConnectorError | None = None
     foreign: bool = False  # a nested group outside the directory (see `read_members`)
+
+
+def _settle() -> None:
+    """Put everything alive now out of the cyclic collector's reach (`gc.freeze`, O(1)).
+
+    Called in the event loop after each users page and each finished member job, inside
+    `heap_frozen` (whose exit hands it all back): what a read keeps grows with every page, and
+    without this the collections the next pages' allocations trigger walk it again and again
+    (measured on 50k users / 5k groups / 500k memberships: ~420 young, ~38 middle and 3-4 full
+    collections per snapshot, against ~300, ~5 and none). Memory is still freed by reference
+    counting; only garbage in reference cycles waits for the end of the read."""
+    gc.freeze()
 
 
 def to_user(d: dict[str, Any]) -> SnapshotUser | None:
@@ -182,18 +196,21 @@ class SnapshotReader:
         return self.pool.run(self.ctx, job)
 
     async def read(self) -> Snapshot:
-        try:
-            await self.pool.ensure_token(self.ctx)
-            await all_or_nothing([asyncio.ensure_future(self._read_users()),
-                                  asyncio.ensure_future(self._read_groups())])
-            await self._members_queued()
-            await self._read_unlisted_nested()
-        except BaseException:
-            self._stop = True  # running member jobs finish the group they are reading
-            for fut in self.jobs:
-                fut.cancel()  # queued member jobs never start
-            raise
-        self._assemble()
+        """The snapshot. The cyclic garbage collector is kept off what has been read (see
+        `_settle`) until the snapshot is assembled, then everything is handed back."""
+        with heap_frozen():
+            try:
+                await self.pool.ensure_token(self.ctx)
+                await all_or_nothing([asyncio.ensure_future(self._read_users()),
+                                      asyncio.ensure_future(self._read_groups())])
+                await self._members_queued()
+                await self._read_unlisted_nested()
+            except BaseException:
+                self._stop = True  # running member jobs finish the group they are reading
+                for fut in self.jobs:
+                    fut.cancel()  # queued member jobs never start
+                raise
+            self._assemble()
         for problem in self.failures[:MAX_PROBLEMS]:
             self.snap.mark_incomplete(problem)
         if len(self.failures) > MAX_PROBLEMS:
@@ -236,6 +253,7 @@ class SnapshotReader:
             user = to_user(d)
             if user is not None:
                 self.snap.users[user.external_id] = user
+        _settle()
         return len(self.snap.users)
 
     def _take_groups(self, page: dict[str, Any]) -> int:
@@ -276,6 +294,7 @@ class SnapshotReader:
     def _members_done(self, fut: asyncio.Future[list[DirectMembers]]) -> None:
         if fut.cancelled() or fut.exception() is not None:
             return
+        _settle()
         for res in fut.result():
             self.members_read += len(res.users) + len(res.groups) + res.customer + res.other
             self.progress("members", self.members_read)
@@ -299,20 +318,22 @@ class SnapshotReader:
 
     def _assemble(self) -> None:
         users, settings = self.snap.users, self.settings
-        direct_users: dict[str, set[str]] = {}
+        direct_users: dict[str, frozenset[str]] = {}
         direct_groups: dict[str, list[str]] = {}
         skipped, skipped_in = 0, 0
         foreign = {gid for gid, res in self.direct.items() if res.foreign}
         for gid, res in self.direct.items():
-            label = self._label(gid)
             if isinstance(res.error, CircuitOpen):  # recorded once by the connector
                 self.snap.complete = False
             elif res.error is not None:
-                self.failures.append(f"{res.error} ({label} keeps only the members read)")
-            mine = set(res.users)
+                self.failures.append(
+                    f"{res.error} ({self._label(gid)} keeps only the members read)")
+            # frozen here, so that `transitive_users` hands a group without nested groups
+            # this same set instead of copying it
+            mine = frozenset(res.users)
             unknown = mine.difference(users)  # C loop over `mine` (a dict argument is probed)
             if unknown:
-                mine -= unknown
+                mine = mine.difference(unknown)
             outside = len(res.users) - len(mine) + res.other
             if foreign:
                 outside += sum(c in foreign for c in res.groups)
@@ -320,10 +341,10 @@ class SnapshotReader:
                 skipped, skipped_in = skipped + outside, skipped_in + 1
             if res.customer:
                 if settings.customer_members == "expand":
-                    mine = set(users)
+                    mine = frozenset(users)
                 else:
                     self.failures.append(
-                        f"{label} has the whole customer as a member (type CUSTOMER) and "
+                        f"{self._label(gid)} has the whole customer as a member (type CUSTOMER) and "
                         "customer_members='refuse': its members are not listed")
             direct_users[gid] = mine
             direct_groups[gid] = res.groups

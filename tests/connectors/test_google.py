@@ -4,6 +4,7 @@ Directory API on 127.0.0.1 (paging, auth, throttling, ids, nesting, error mappin
 from __future__ import annotations
 
 import asyncio
+import gc
 import re
 import time
 from typing import Any
@@ -89,6 +90,31 @@ def test_small_pages_are_all_followed_and_counted() -> None:
                        for g in tenant.groups.values())
     assert snap.stats.pages == -(-60 // 7) + -(-8 // 7) + member_pages
     assert snap.stats.api_calls == snap.stats.pages + 1  # + the token request
+
+
+def test_snapshot_hands_the_frozen_heap_back_to_the_collector() -> None:
+    """The read freezes what it has read (`gc.freeze`) as it goes; after it, success or
+    failure, nothing stays frozen, so cyclic garbage made meanwhile is collectable again."""
+    gc.unfreeze()
+    frozen_during: list[int] = []
+    tenant = small()
+    with running_fake("google", tenant) as (fake, url):
+        conn = fake.connector(url, **{**FAST, "page_size": 7})
+
+        async def go() -> Snapshot:
+            async with conn:
+                return await conn.snapshot(progress=lambda phase, n: frozen_during.append(
+                    gc.get_freeze_count()))
+
+        snap = asyncio.run(go())
+    assert snap.complete
+    assert max(frozen_during) > 0
+    assert gc.get_freeze_count() == 0
+    faults = FaultPlan()
+    faults.add("revoked", path="/groups", times=None)
+    with pytest.raises(AuthError):
+        read(tenant, faults, page_size=7)
+    assert gc.get_freeze_count() == 0
 
 
 def test_page_size_above_google_maxima_is_capped_not_refused() -> None:
