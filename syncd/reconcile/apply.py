@@ -296,7 +296,8 @@ def _users(
     tick: ApplyProgress,
 ) -> None:
     """Updates first (they may free the userNames that creates take), then creates and
-    (de)activations in bulk. A create whose externalId appeared in the directory since the plan
+    (de)activations in bulk (on PostgreSQL, more than a batch of them on several connections,
+    `parallel_members`). A create whose externalId appeared in the directory since the plan
     (an on-login sync created the user) adopts that row and updates it to the plan's values."""
 
     def update(s: Session, c: UserChange) -> None:
@@ -327,7 +328,15 @@ def _users(
     rest = [c for c in changes if c.kind != "update_user"]
     key = lambda c: fold(c.user.user_name)  # noqa: E731
     done = _renames(engine, actor, "user", updates, ids, key, update, result, tick, len(changes))
-    _in_batches(engine, actor, rest, "users", result, tick, write, ids, done, len(changes))
+    if engine.dialect.name != "postgresql" or len(rest) <= batch_size(engine):
+        return _in_batches(engine, actor, rest, "users", result, tick, write, ids, done, len(changes))
+    from syncd.reconcile import parallel_members  # it builds on this module
+
+    def share(part: list[UserChange], res: ApplyResult, tk: ApplyProgress) -> None:
+        _in_batches(engine, actor, part, "users", res, tk, write, ids)  # `ids`: one dict.update a batch
+
+    shifted: ApplyProgress = lambda phase, n, _total: tick(phase, done + n, len(changes))  # noqa: E731
+    parallel_members.run(share, rest, result, shifted, weight=parallel_members.one)
 
 
 def _teams(

@@ -469,11 +469,12 @@ def _pairs(pg: bool, pairs: Sequence[tuple[str, str]]) -> dict[str, Any]:
 
 
 def _check_users(session: Session, actor: Actor, user_ids: list[str]) -> None:
-    """`members.check_users` in one statement per `PAIRS` ids: InvalidValue naming every id that
-    is not a user of the actor's directory."""
+    """`members.check_users` in one statement per `PAIRS` ids (PostgreSQL: one in all, since its
+    anti-join hashes the directory's users whatever the number of ids): InvalidValue naming
+    every id that is not a user of the actor's directory."""
     pg = _is_pg(session)
     missing: set[str] = set()
-    for part in chunks(user_ids, PAIRS):
+    for part in chunks(user_ids, max(len(user_ids), 1) if pg else PAIRS):
         params = {"ids": list(part)} if pg else {"ids": bulk_sqlite.dumps(list(part))}
         missing.update(
             session.execute(
@@ -559,13 +560,18 @@ def _taken(session: Session, column: Any, directory: Any, actor: Actor, values: 
 
     One join per `PAIRS` values against the (directory, column) unique index. (An `IN (…)`
     per 500 values was quadratic on PostgreSQL right after a bulk load: with stale statistics
-    each became a scan of the whole directory — 193 s of a 100k-user initial sync.)
+    each became a scan of the whole directory — 193 s of a 100k-user initial sync; a plain
+    join became a hash of the whole directory per batch. On PostgreSQL each value is one
+    index probe, `LATERAL (… LIMIT 1)`, which no plan can turn into a scan.)
     """
     pg = _is_pg(session)
     where = f"coalesce(t.{directory.name}, '') = :dir AND t.{column.name} = "
-    if pg:
-        sql = f"SELECT x.v FROM unnest(CAST(:vals AS varchar[])) AS x(v) JOIN {column.table.name} AS t ON "
-        stmt = text(sql + where + "x.v")
+    if pg:  # LATERAL … LIMIT 1: an index probe per value, whatever the (often stale) statistics
+        sql = (
+            f"SELECT x.v FROM unnest(CAST(:vals AS varchar[])) AS x(v) CROSS JOIN LATERAL "
+            f"(SELECT 1 FROM {column.table.name} AS t WHERE "
+        )
+        stmt = text(sql + where + "x.v LIMIT 1) AS t")
     else:  # CROSS JOIN: SQLite keeps json_each as the outer loop and looks each value up
         sql = f"SELECT x.value FROM json_each(:vals) AS x CROSS JOIN {column.table.name} AS t WHERE "
         stmt = text(sql + where + "x.value")

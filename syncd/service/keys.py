@@ -92,9 +92,12 @@ def _lookup(session: Session, table: Any, column: Any, actor: Actor, values: lis
     join per `PAIRS` values against the (directory, column) unique index, as `_taken`)."""
     pg = _is_pg(session)
     where = f"coalesce(t.directory, '') = :dir AND t.{column.name} = "
-    if pg:
-        sql = f"SELECT x.v, t.id FROM unnest(CAST(:vals AS varchar[])) AS x(v) JOIN {table.name} AS t ON "
-        stmt = text(sql + where + "x.v")
+    if pg:  # LATERAL … LIMIT 1: one index probe per value (see `bulk._taken`)
+        sql = (
+            f"SELECT x.v, t.id FROM unnest(CAST(:vals AS varchar[])) AS x(v) CROSS JOIN LATERAL "
+            f"(SELECT t.id FROM {table.name} AS t WHERE "
+        )
+        stmt = text(sql + where + "x.v LIMIT 1) AS t")
     else:
         sql = f"SELECT x.value, t.id FROM json_each(:vals) AS x CROSS JOIN {table.name} AS t WHERE "
         stmt = text(sql + where + "x.value")

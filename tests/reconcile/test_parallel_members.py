@@ -86,3 +86,9 @@ def test_a_failing_worker_stops_the_others_after_their_batch_and_its_error_is_ra
     with pytest.raises(RuntimeError, match="boom"):
         parallel_members.run(write, changes, result, lambda *a: None, workers=2)
     assert written == ["t0"] and result.applied == {"add_members": 1}
+
+
+def test_shares_by_weight_one_deal_changes_in_turn_keeping_plan_order() -> None:
+    changes = [mc(f"t{i}", 10 - i) for i in range(5)]
+    got = parallel_members.shares(changes, 2, parallel_members.one)
+    assert [[c.team_external_id for c in s] for s in got] == [["t0", "t2", "t4"], ["t1", "t3"]]

@@ -313,7 +313,9 @@ def state(engine: Engine, directory: str) -> dict[str, Any]:
                 )
                 for u in us
             ),
-            "emails": [(names[e[0]], *e[1:]) for e in emails],
+            # per user in id order (a user's addresses keep their order); users by name, since
+            # users written on several connections interleave their email ids
+            "emails": sorted(((names[e[0]], *e[1:]) for e in emails), key=lambda e: e[0]),
             "teams": sorted(
                 (
                     t.display_name,
