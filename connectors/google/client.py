@@ -3,7 +3,8 @@
 Layers, bottom up (all of them the SDK's own except the two thin hooks marked *):
 
     WireHttp                 an httplib2-compatible ``Http`` over keep-alive sockets and
-                             httptools (`connectors.google.transport`)
+                             httptools (`connectors.google.transport`); httplib2's own
+                             ``Http`` when the environment names a proxy (`wire_for`)
     CountingHttp*            checks the time budget and the breaker before every request
                              (token requests included), counts calls and throttled answers,
                              and tells the breaker which got no answer
@@ -120,10 +121,30 @@ def current() -> CallContext:
     return ctx
 
 
-class CountingHttp(WireHttp):
-    """The transport, which enforces the budget and counts calls (see the module docstring)."""
+def wire_for(base_url: str, timeout: float | None) -> WireHttp | httplib2.Http:
+    """The transport for `base_url`: `WireHttp`, or httplib2's own `Http` when the environment
+    names a proxy for its scheme (``HTTPS_PROXY``/``HTTP_PROXY``; httplib2 then honours
+    ``NO_PROXY``) that httplib2 can use (it needs PySocks installed, and without it connects
+    directly, as `WireHttp` does): `WireHttp` speaks to origins directly and knows no proxies."""
+    scheme = base_url.split(":", 1)[0].lower()
+    proxy = httplib2.proxy_info_from_environment(scheme)
+    if proxy is not None and proxy.isgood():
+        return httplib2.Http(timeout=timeout)
+    return WireHttp(timeout=timeout)
+
+
+class CountingHttp:
+    """The transport, which enforces the budget and counts calls (see the module docstring);
+    `inner` does the HTTP (`wire_for`)."""
 
     retry_after: float | None = None
+
+    def __init__(self, inner: WireHttp | httplib2.Http) -> None:
+        self.inner = inner
+
+    def close(self) -> None:
+        """Close the inner transport's connections (they reopen on the next request)."""
+        self.inner.close()
 
     def request(self, uri: str, method: str = "GET", *args: Any, **kw: Any) -> Any:
         ctx = current()
@@ -133,7 +154,7 @@ class CountingHttp(WireHttp):
             breaker.before()  # not caught by the SDK's retry loop: it ends the read at once
         ctx.count(calls=1)
         try:
-            resp, content = super().request(uri, method, *args, **kw)
+            resp, content = self.inner.request(uri, method, *args, **kw)
         except (OSError, httplib2.HttpLib2Error) as exc:  # no HTTP answer
             if breaker is not None:
                 breaker.failure(type(exc).__name__)
@@ -199,13 +220,13 @@ class ServicePool:
     def __init__(self, settings: ServiceSettings, concurrency: int) -> None:
         self.settings = settings
         self._pool = ThreadPoolExecutor(concurrency, thread_name_prefix="google-directory")
-        self._https: list[WireHttp] = []
+        self._https: list[CountingHttp] = []
         self._https_lock = threading.Lock()
 
     def _service(self) -> Directory:
         svc = getattr(_local, "service", None)
         if svc is None:
-            raw = CountingHttp(timeout=self.settings.request_timeout)
+            raw = CountingHttp(wire_for(self.settings.base_url, self.settings.request_timeout))
             authed = google_auth_httplib2.AuthorizedHttp(self.settings.credentials, http=raw)
 
             def request_builder(http: Any, *args: Any, **kw: Any) -> HttpRequest:

@@ -21,7 +21,7 @@ from google.oauth2 import service_account
 from googleapiclient.discovery import build
 from googleapiclient.errors import HttpError
 
-from connectors.google.client import SCOPES
+from connectors.google.client import SCOPES, wire_for
 from connectors.google.transport import WireHttp
 from connectors.testing.google import new_key, service_account_info
 from connectors.testing.harness import running_fake
@@ -303,3 +303,23 @@ def test_answers_are_freed_by_reference_counting_not_left_in_cycles() -> None:
             assert gc.collect() == 0
         finally:
             gc.enable()
+
+
+@pytest.mark.parametrize(
+    ("env", "socks", "expected"),
+    [
+        ({}, True, "wire"),
+        ({"HTTPS_PROXY": "http://proxy.example:3128"}, True, "httplib2"),
+        ({"HTTPS_PROXY": "http://proxy.example:3128"}, False, "wire"),  # httplib2 would go direct too
+        ({"HTTP_PROXY": "http://proxy.example:3128"}, True, "wire"),  # not the base URL's scheme
+    ],
+)
+def test_a_proxy_in_the_environment_keeps_httplib2(monkeypatch: pytest.MonkeyPatch, env: dict[str, str],
+                                                    socks: bool, expected: str) -> None:
+    for name in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "NO_PROXY", "no_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setattr(httplib2, "socks", object() if socks else None)
+    http = wire_for("https://admin.googleapis.com", 5.0)
+    assert type(http) is (WireHttp if expected == "wire" else httplib2.Http)
