@@ -120,7 +120,10 @@ def test_stopping_during_apply_stops_between_batches(env: Env, monkeypatch: pyte
     (row,) = runs(env.engine, "entra")
     assert row.outcome == "abandoned" and row.ended_at is not None
     with session_scope(env.engine, write=False) as s:
-        assert s.execute(select(func.count()).select_from(User)).scalar_one() == batch  # one whole batch
+        written = s.execute(select(func.count()).select_from(User)).scalar_one()
+    # whole batches only, and not all of them: one on SQLite; on PostgreSQL a pull's user creates
+    # run on two connections (`parallel_members`), each of which stops after its current batch
+    assert written in ({batch, batch * 2} if env.engine.dialect.name == "postgresql" else {batch}), written
 
 
 def test_a_run_left_running_by_a_dead_process_is_marked_abandoned(env: Env) -> None:
