@@ -194,7 +194,7 @@ def note(out: dict[str, object]) -> str:
         "read-only transaction, one statement for the user and its teams, the reconcile diff "
         "over its groups (the largest Python cost, about a third), the answer; nothing written "
         "or locked; plus the hop to the connectors' event-loop thread and back, and on "
-        "PostgreSQL four round trips (pool ping, BEGIN, the query, COMMIT). First: "
+        "PostgreSQL three round trips (BEGIN, the query, COMMIT). First: "
         "first_in_bulk_ms_500 of first_ms_500 is "
         "syncd.service.bulk (join_teams) writing what a per-row first login writes (500 teams "
         "at version 2 with their member, 500 memberships, 1000 audit events and 1000 feed "
