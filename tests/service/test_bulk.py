@@ -20,7 +20,7 @@ from syncd.service import bulk, common, keys, teams, tokens, users
 from syncd.service.context import Actor
 from syncd.service.errors import Conflict, InvalidValue, NotFound, ServiceError
 from syncd.service.resource import normalize, require
-from syncd.service.schema import GROUP
+from syncd.service.schema import GROUP, USER
 from syncd.store import session_scope
 from syncd.store.models import AuditEvent, Membership, Team, User, UserEmail
 
@@ -496,31 +496,6 @@ def test_parked_names_are_never_committed_when_the_block_fails(seeded: Engine) -
         assert s.execute(select(Team.display_name_key).where(Team.id == eng)).scalar_one() == "eng"
 
 
-@pytest.mark.parametrize(
-    ("body", "canonical"),
-    [
-        ({"displayName": "Eng", "externalId": "g1"}, True),
-        ({"displayName": "Eng"}, True),
-        ({"externalId": "g1", "displayName": "Ünïcode ß"}, True),
-        ({"displayName": "Eng", "externalId": ""}, False),  # normalised away
-        ({"displayName": ""}, False),  # required
-        ({"displayName": "   "}, False),  # blank
-        ({"displayName": "a\tb"}, False),  # control character
-        ({"displayName": "x" * 200}, False),  # may break a limit once casefolded
-        ({"displayName": 7}, False),
-        ({"displayName": "Eng", "members": []}, False),
-        ({"displayname": "Eng"}, False),  # normalize renames the key
-        ({"displayName": "Eng", "schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"]}, False),
-    ],
-)
-def test_a_team_body_taken_as_canonical_is_its_own_normal_form(body: dict[str, Any], canonical: bool) -> None:
-    assert bulk._canonical_team(body) is canonical
-    if canonical:
-        assert normalize(GROUP, body) == body
-        assert list(normalize(GROUP, body)) == list(body)  # same key order: same stored JSON text
-        require(GROUP, body)
-
-
 def test_new_ids_are_distinct_version_4_uuids_in_ascending_order() -> None:
     import uuid
 
@@ -549,34 +524,55 @@ def test_created_users_get_ascending_ids_in_body_order(seeded: Engine) -> None:
 _EMAIL = [{"value": "ann@x", "type": "work", "primary": True}]
 
 
+#: per resource type: its schema and the fast check of bulk that takes a body as canonical
+CANONICAL = {"team": (GROUP, bulk._canonical_team), "user": (USER, bulk._canonical_user)}
+
+
 @pytest.mark.parametrize(
-    ("body", "canonical"),
+    ("kind", "body", "canonical"),
     [
-        ({"userName": "ann@x", "externalId": "u1", "active": True}, True),
-        ({"userName": "ann@x"}, True),
-        ({"userName": "ann@x", "active": False}, True),
-        ({"userName": "ann@x", "externalId": None}, False),  # normalize drops it
-        ({"userName": "Ann", "displayName": "Ann B", "name": {"givenName": "Ann"}, "emails": _EMAIL}, True),
-        ({"userName": "ann@x", "displayName": None}, False),
-        ({"userName": ""}, False),  # required
-        ({"userName": "   "}, False),  # blank
-        ({"userName": "a\tb"}, False),  # control character
-        ({"userName": "x" * 200}, False),  # may break a limit once casefolded
-        ({"userName": 7}, False),
-        ({"userName": "ann", "externalId": ""}, False),  # normalised away
-        ({"userName": "ann", "name": {}}, False),
-        ({"userName": "ann", "name": {"givenName": ""}}, False),
-        ({"userName": "ann", "emails": [{"value": "a@x", "type": "home", "primary": True}]}, False),
-        ({"userName": "ann", "emails": [{"value": "a@x", "primary": True, "type": "work"}]}, False),
-        ({"userName": "ann", "active": 1}, False),
-        ({"username": "ann"}, False),  # normalize renames the key
+        ("team", {"displayName": "Eng", "externalId": "g1"}, True),
+        ("team", {"displayName": "Eng"}, True),
+        ("team", {"externalId": "g1", "displayName": "Ünïcode ß"}, True),
+        ("team", {"displayName": "Eng", "externalId": ""}, False),  # normalised away
+        ("team", {"displayName": ""}, False),  # required
+        ("team", {"displayName": "   "}, False),  # blank
+        ("team", {"displayName": "a\tb"}, False),  # control character
+        ("team", {"displayName": "x" * 200}, False),  # may break a limit once casefolded
+        ("team", {"displayName": 7}, False),
+        ("team", {"displayName": "Eng", "members": []}, False),
+        ("team", {"displayname": "Eng"}, False),  # normalize renames the key
+        ("team", {"displayName": "Eng", "schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"]}, False),
+        ("user", {"userName": "ann@x", "externalId": "u1", "active": True}, True),
+        ("user", {"userName": "ann@x"}, True),
+        ("user", {"userName": "ann@x", "active": False}, True),
+        ("user", {"userName": "ann@x", "externalId": None}, False),  # normalize drops it
+        (
+            "user",
+            {"userName": "Ann", "displayName": "Ann B", "name": {"givenName": "Ann"}, "emails": _EMAIL},
+            True,
+        ),
+        ("user", {"userName": "ann@x", "displayName": None}, False),
+        ("user", {"userName": ""}, False),  # required
+        ("user", {"userName": "   "}, False),  # blank
+        ("user", {"userName": "a\tb"}, False),  # control character
+        ("user", {"userName": "x" * 200}, False),  # may break a limit once casefolded
+        ("user", {"userName": 7}, False),
+        ("user", {"userName": "ann", "externalId": ""}, False),  # normalised away
+        ("user", {"userName": "ann", "name": {}}, False),
+        ("user", {"userName": "ann", "name": {"givenName": ""}}, False),
+        ("user", {"userName": "ann", "emails": [{"value": "a@x", "type": "home", "primary": True}]}, False),
+        ("user", {"userName": "ann", "emails": [{"value": "a@x", "primary": True, "type": "work"}]}, False),
+        ("user", {"userName": "ann", "active": 1}, False),
+        ("user", {"username": "ann"}, False),  # normalize renames the key
     ],
 )
-def test_a_user_body_taken_as_canonical_is_its_own_normal_form(body: dict[str, Any], canonical: bool) -> None:
-    from syncd.service.schema import USER
-
-    assert bulk._canonical_user(body) is canonical
+def test_a_body_taken_as_canonical_is_its_own_normal_form(
+    kind: str, body: dict[str, Any], canonical: bool
+) -> None:
+    schema, is_canonical = CANONICAL[kind]
+    assert is_canonical(body) is canonical
     if canonical:
-        assert normalize(USER, body) == body
-        assert list(normalize(USER, body)) == list(body)  # same key order: same stored JSON text
-        require(USER, body)
+        assert normalize(schema, body) == body
+        assert list(normalize(schema, body)) == list(body)  # same key order: same stored JSON text
+        require(schema, body)
