@@ -64,7 +64,7 @@ NOTE = (
     "INSERTs of its email, audit and change-feed rows, every hot statement prebuilt; on PostgreSQL "
     "it is one writable CTE sent in autocommit (user, emails, audit event, change with its xid, "
     "pg_notify: one round trip, where it was eight), and a pooled connection is checked by a "
-    "zero-timeout select() on its socket at checkout instead of a pre-ping query. A filter on a "
+    "zero-timeout poll of its socket at checkout instead of a pre-ping query. A filter on a "
     "unique key is one prebuilt Core SELECT on a connection (no ORM session, no entity loading). "
     "The HTTP side: GET/POST on /Users and /Groups find their route by one dict lookup "
     "(`scim.hot`), and every SCIM route resolves its inputs by hand (`scim.route.ScimRoute`: "

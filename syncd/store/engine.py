@@ -76,10 +76,14 @@ def _closed_by_server(dbapi_conn: Any, _record: Any, _proxy: Any) -> None:
     `SELECT 1` per checkout, one of a create's two round trips).
     """
     try:
-        readable = bool(select.select([dbapi_conn.fileno()], [], [], 0)[0])
-    except (OSError, ValueError) as exc:  # already closed on this side
+        fd = dbapi_conn.fileno()
+    except Exception as exc:  # the driver's own error: closed on this side
         raise DisconnectionError("the connection is closed") from exc
-    if readable:
+    # poll, not select: select() refuses descriptors above FD_SETSIZE (1024), which a daemon
+    # with a raised open-files limit and many clients reaches
+    poller = select.poll()
+    poller.register(fd, select.POLLIN | select.POLLPRI)
+    if poller.poll(0):  # readable, or POLLHUP/POLLERR/POLLNVAL: the session is over
         raise DisconnectionError("the server closed the connection")
 
 

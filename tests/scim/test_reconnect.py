@@ -66,3 +66,24 @@ def test_requests_after_the_servers_sessions_ended_succeed(pg: Engine) -> None:
                 assert found.status_code == 200 and found.json()["totalResults"] == 1
     finally:
         srv.stop()
+
+
+def test_a_connection_whose_descriptor_is_above_1024_is_handed_out(pg: Engine) -> None:
+    import os
+    import resource
+
+    soft, _hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < 1200:
+        pytest.skip(f"the open-files limit ({soft}) keeps descriptors below 1200")
+    pg.dispose()  # the next connection opens now, above the descriptors held below
+    held = []
+    try:
+        while not held or held[-1] < 1100:
+            held.append(os.open(os.devnull, os.O_RDONLY))
+        for _ in range(2):  # a fresh connection, then the pooled one checked at checkout
+            with pg.connect() as conn:
+                assert conn.connection.dbapi_connection.fileno() > 1024
+                assert conn.execute(text("SELECT 1")).scalar() == 1
+    finally:
+        for fd in held:
+            os.close(fd)
