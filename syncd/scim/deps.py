@@ -41,18 +41,23 @@ class ScimContext:
     inside a transaction or not, so the answers are the same, without a BEGIN and a COMMIT
     round trip per request. On SQLite it is `engine` (a read transaction there gives all its
     statements one snapshot, and BEGIN costs no round trip).
+
+    `autocommit` is that PostgreSQL autocommit engine, also for a write sent as one statement
+    (its own transaction); None on SQLite.
     """
 
     engine: Engine
     base: str
     max_body_bytes: int
     reads: Engine = field(init=False, repr=False, compare=False)
+    autocommit: Engine | None = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        reads = self.engine
+        autocommit = None
         if self.engine.dialect.name == "postgresql":
-            reads = self.engine.execution_options(isolation_level="AUTOCOMMIT")
-        object.__setattr__(self, "reads", reads)
+            autocommit = self.engine.execution_options(isolation_level="AUTOCOMMIT")
+        object.__setattr__(self, "autocommit", autocommit)
+        object.__setattr__(self, "reads", autocommit or self.engine)
 
 
 async def context(request: Request) -> ScimContext:

@@ -100,7 +100,7 @@ def etag_matches(header: str | None, version: int) -> bool:
 
 def list_resources(ctx: ScimContext, kind: Kind, actor: Actor, q: ListParams) -> Response:
     proj = Projection.parse(kind.rt, q.attributes, q.excluded)
-    key = kind.key(q.filter) if q.filter and kind.key is not None and kind.list_by_key is not None else None
+    key = kind.key(q.filter) if q.filter and kind.key is not None else None
     if key is not None and kind.list_by_key is not None:
         with ctx.reads.connect() as conn:  # one read transaction on SQLite, autocommit on PostgreSQL
             page = kind.list_by_key(conn, actor, *key, q.start_index, q.count)
@@ -128,8 +128,8 @@ def create_resource(
     ctx: ScimContext, kind: Kind, actor: Actor, body: dict[str, Any], shape: Shape
 ) -> Response:
     proj = Projection.parse(kind.rt, shape.attributes, shape.excluded)
-    if kind.create_pg is not None and kind.created_bare and ctx.reads is not ctx.engine:
-        with ctx.reads.connect() as conn:  # PostgreSQL in autocommit (`ScimContext.reads`)
+    if kind.create_pg is not None and kind.created_bare and ctx.autocommit is not None:
+        with ctx.autocommit.connect() as conn:
             row = kind.create_pg(conn, actor, body)
         out = render_rows(None, kind, [row], ctx.base, proj, bare=True)[0]
         return _resource(kind, ctx, row, out, 201)

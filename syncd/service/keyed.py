@@ -12,6 +12,7 @@ Invariant: `key_filter` returns a match only for filters whose general translati
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -50,13 +51,21 @@ def key_filter(flt: Filter, rt: ResourceType, keys: tuple[Key, ...]) -> tuple[st
 _SELECTS: dict[tuple[Any, str], Select[Any]] = {}
 
 
-def _select(model: Any, column: str) -> Select[Any]:
-    stmt = _SELECTS.get((model, column))
+def _select(target: Any, column: str) -> Select[Any]:
+    """SELECT of `target` (a model, or its Table) where the row is in scope and `column` equals
+    the `value` parameter; built once per (target, column)."""
+    stmt = _SELECTS.get((target, column))
     if stmt is None:
-        scope = func.coalesce(model.directory, literal_column("''"))  # as `common.in_scope`
-        stmt = select(model).where(scope == bindparam("scope"), getattr(model, column) == bindparam("value"))
-        _SELECTS[(model, column)] = stmt
+        cols = target.c if isinstance(target, Table) else target
+        scope = func.coalesce(cols.directory, literal_column("''"))  # as `common.in_scope`
+        stmt = select(target).where(scope == bindparam("scope"), getattr(cols, column) == bindparam("value"))
+        _SELECTS[(target, column)] = stmt
     return stmt
+
+
+def _page(rows: Sequence[Any], start_index: int | None, count: int | None) -> Page[Any]:
+    offset, limit = page_bounds(start_index, count)
+    return Page(list(rows[offset : offset + limit]), len(rows), offset + 1)
 
 
 def list_by_key(
@@ -69,13 +78,8 @@ def list_by_key(
     count: int | None,
 ) -> Page[Any]:
     """The page of the actor's `model` rows whose `column` equals `value` (at most one row)."""
-    offset, limit = page_bounds(start_index, count)
     params = {"scope": actor.directory or "", "value": value}
-    rows = session.execute(_select(model, column), params).scalars().all()
-    return Page(rows[offset : offset + limit], len(rows), offset + 1)
-
-
-_TABLE_SELECTS: dict[tuple[Table, str], Select[Any]] = {}
+    return _page(session.execute(_select(model, column), params).scalars().all(), start_index, count)
 
 
 def rows_by_key(
@@ -89,12 +93,5 @@ def rows_by_key(
 ) -> Page[Row[Any]]:
     """`list_by_key` on a Core connection: the same page, of rows (every column of `table`,
     read by attribute as the model's fields are) instead of model instances."""
-    stmt = _TABLE_SELECTS.get((table, column))
-    if stmt is None:
-        scope = func.coalesce(table.c.directory, literal_column("''"))  # as `common.in_scope`
-        stmt = select(table).where(scope == bindparam("scope"), table.c[column] == bindparam("value"))
-        _TABLE_SELECTS[(table, column)] = stmt
-    offset, limit = page_bounds(start_index, count)
     params = {"scope": actor.directory or "", "value": value}
-    rows = conn.execute(stmt, params).all()
-    return Page(rows[offset : offset + limit], len(rows), offset + 1)
+    return _page(conn.execute(_select(table, column), params).all(), start_index, count)

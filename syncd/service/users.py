@@ -62,18 +62,13 @@ def create_user(session: Session, *, actor: Actor, body: dict[str, Any]) -> User
     was refused is the taken attribute looked up, to name it. The returned User is not in the
     session (its columns are the inserted values).
     """
-    data = normalize(USER, body)
-    require(USER, data)
-    now = utcnow()
-    values = {"id": new_id(), "directory": actor.directory, **columns(data), "version": 1}
-    values["created_at"] = values["updated_at"] = now
+    data, values = new_row(actor, body)
     try:
         inserted = session.execute(_INSERT_USER, values).first()
     except IntegrityError as exc:  # not a unique index (e.g. a directory row missing)
         raise Conflict(f"userName {data['userName']!r} already exists") from exc
     if inserted is None:
-        _check_unique(session, actor, data, None)
-        raise Conflict(f"userName {data['userName']!r} already exists")  # its holder just left
+        raise refused(session, actor, data)
     emails = email_rows(values["id"], data.get("emails"))
     if emails:
         session.execute(_INSERT_EMAILS, emails)
@@ -81,6 +76,24 @@ def create_user(session: Session, *, actor: Actor, body: dict[str, Any]) -> User
         session, actor=actor, action="user.create", resource_type="user", resource_id=values["id"], after=data
     )
     return User(**values)
+
+
+def new_row(actor: Actor, body: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A create's validated, normalised data and its users row (a new id, version 1)."""
+    data = normalize(USER, body)
+    require(USER, data)
+    now = utcnow()
+    values = {"id": new_id(), "directory": actor.directory, **columns(data), "version": 1}
+    values["created_at"] = values["updated_at"] = now
+    return data, values
+
+
+def refused(bind: Session | Connection, actor: Actor, data: dict[str, Any]) -> Conflict:
+    """The Conflict of a create whose insert a unique index refused: naming the attribute
+    (userName, then externalId) another user of the directory holds, raised from here; else
+    (its holder has just left) the userName's."""
+    _check_unique(bind, actor, data, None)
+    return Conflict(f"userName {data['userName']!r} already exists")
 
 
 def replace_user(
@@ -222,12 +235,6 @@ def _update(session: Session, actor: Actor, row: User, data: dict[str, Any], act
         after=data,
     )
     return row
-
-
-def check_unique_user(bind: Session | Connection, actor: Actor, data: dict[str, Any]) -> None:
-    """Conflict naming the attribute of `data` (userName, then externalId) another user of the
-    actor's directory holds; for a create whose insert a unique index refused."""
-    _check_unique(bind, actor, data, None)
 
 
 def _check_unique(

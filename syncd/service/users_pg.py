@@ -11,7 +11,7 @@ Invariants, the same as `users.create_user` (a test compares the rows of both pa
 - the rows written and their values (`email_rows`, `audit.record`'s event, `feed`'s change
   rows), the Conflict on a taken userName/externalId (named by the same lookup), and the
   returned User;
-- the same validation before anything is sent (`normalize`, `require`).
+- the same validation before anything is sent (`users.new_row`).
 """
 
 from __future__ import annotations
@@ -26,11 +26,8 @@ from sqlalchemy.exc import IntegrityError
 from syncd.feed import signal
 from syncd.feed import writer as feed
 from syncd.service import users
-from syncd.service.common import new_id
 from syncd.service.context import Actor
 from syncd.service.errors import Conflict
-from syncd.service.resource import normalize, require
-from syncd.service.schema import USER
 from syncd.store.models import AuditEvent, Change, User, UserEmail, utcnow
 
 _PG = postgresql.dialect()
@@ -88,11 +85,7 @@ _CREATE = _statement()
 
 def create_user(conn: Connection, *, actor: Actor, body: dict[str, Any]) -> User:
     """POST /Users in one statement on `conn` (a PostgreSQL connection in autocommit)."""
-    data = normalize(USER, body)
-    require(USER, data)
-    now = utcnow()
-    values = {"id": new_id(), "directory": actor.directory, **users.columns(data), "version": 1}
-    values["created_at"] = values["updated_at"] = now
+    data, values = users.new_row(actor, body)
     user_id = values["id"]
     audit_at = utcnow()  # before the change's `at`, as `audit.record` then `feed.record`
     events = [("user.create", "user", user_id, None, data)]
@@ -122,7 +115,6 @@ def create_user(conn: Connection, *, actor: Actor, body: dict[str, Any]) -> User
     except IntegrityError as exc:  # not a unique index (e.g. a directory row missing)
         raise Conflict(f"userName {data['userName']!r} already exists") from exc
     if inserted is None:
-        users.check_unique_user(conn, actor, data)
-        raise Conflict(f"userName {data['userName']!r} already exists")  # its holder just left
+        raise users.refused(conn, actor, data)
     signal.notify_local()
     return User(**values)
