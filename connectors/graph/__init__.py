@@ -22,6 +22,7 @@ from connectors.base import (
 )
 from connectors.breaker import DEFAULT_THRESHOLD, Breaker, record
 from connectors.graph.auth import build_credential
+from connectors.graph.batch import MAX_BATCH
 from connectors.graph.client import CURRENT_BREAKER, CURRENT_STATS, GraphApi
 from connectors.graph.delta import DeltaReader, decode_cursor
 from connectors.graph.errors import redact_url
@@ -44,7 +45,9 @@ class GraphConnector(Connector):
     "all" | "security" | "app_assigned" (groups assigned to `service_principal_id`).
     Units: `time_budget` seconds per snapshot / user_groups call, `request_timeout` seconds
     per HTTP attempt; `page_size` objects per page (≤ 999); `concurrency` member reads at
-    once; `max_retries` retries per request (≤ 10, kiota's limit); `retry_delay` seconds kiota
+    once; `batch_size` groups whose first member page is read in one JSON batch (1..20, 1: no
+    batching; a server without `$batch` is read one group at a time anyway); `max_retries`
+    retries per request (≤ 10, kiota's limit); `retry_delay` seconds kiota
     adds to each backoff when the server sends no `Retry-After`; `max_connection_failures`
     connection failures in a row stop a snapshot (see `connectors.breaker`). An injected `credential` is
     the caller's to close; one built here is closed by `aclose`.
@@ -59,7 +62,8 @@ class GraphConnector(Connector):
                  concurrency: int = 8, max_retries: int = 3, time_budget: float = 900.0,
                  request_timeout: float = 30.0, group_source: GroupSource = "all",
                  service_principal_id: str | None = None, retry_delay: float = 0.0,
-                 max_connection_failures: int = DEFAULT_THRESHOLD) -> None:
+                 max_connection_failures: int = DEFAULT_THRESHOLD,
+                 batch_size: int = MAX_BATCH) -> None:
         super().__init__(directory)
         Breaker(max_connection_failures)  # validates
         self.max_connection_failures = max_connection_failures
@@ -68,6 +72,10 @@ class GraphConnector(Connector):
         base = check_base_url(base_url)
         if not 1 <= page_size <= MAX_PAGE_SIZE:
             raise ConfigError(f"graph: page_size must be 1..{MAX_PAGE_SIZE}, not {page_size}")
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) \
+                or not 1 <= batch_size <= MAX_BATCH:
+            raise ConfigError(f"graph: batch_size must be 1..{MAX_BATCH} (1: no batching), "
+                              f"not {batch_size!r}")
         if concurrency < 1:
             raise ConfigError(f"graph: concurrency must be at least 1, not {concurrency}")
         if not 0 <= max_retries <= 10:
@@ -97,7 +105,8 @@ class GraphConnector(Connector):
         self._settings = ReadSettings(directory=directory, group_source=group_source,
                                       service_principal_id=service_principal_id,
                                       page_size=page_size, concurrency=concurrency,
-                                      time_budget=time_budget)
+                                      time_budget=time_budget, batch_size=batch_size,
+                                      max_retries=max_retries, retry_delay=retry_delay)
         self._reader = GraphReader(self._api, self._settings)
         self._delta = DeltaReader(self._reader)
 

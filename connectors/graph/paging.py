@@ -77,6 +77,14 @@ class DeltaPaginator(NextLinkPaginator):
             raise BadDataError("delta page has neither @odata.nextLink nor @odata.deltaLink")
 
 
+def page_value(page: dict[str, Any], what: str) -> list[dict[str, Any]]:
+    """The `value` list of a collection page (BadDataError if it has none)."""
+    value = page.get("value")
+    if not isinstance(value, list):
+        raise BadDataError(f"{what}: page without a 'value' list")
+    return value
+
+
 async def iter_pages(api: GraphApi, first: RequestInformation, paginator: NextLinkPaginator, *,
                      what: str, deadline: float) -> AsyncIterator[list[dict[str, Any]]]:
     """Yield the `value` list of each page, first request first; errors propagate as raised
@@ -84,9 +92,7 @@ async def iter_pages(api: GraphApi, first: RequestInformation, paginator: NextLi
     info = first
     while True:
         page = await api.get_json(info, what=what, deadline=deadline)
-        value = page.get("value")
-        if not isinstance(value, list):
-            raise BadDataError(f"{what}: page without a 'value' list")
+        value = page_value(page, what)
         paginator.update_state(page)
         yield value
         if not paginator.has_next_page():

@@ -7,6 +7,11 @@ Invariants:
 - A group's `member_ids` come from `/groups/{id}/transitiveMembers?$select=id`, keeping only
   objects whose `@odata.type` is `#microsoft.graph.user` (nested groups, service principals,
   devices and contacts are dropped). Member reads run at most `concurrency` at a time.
+- In a full read, the first member pages of up to `batch_size` groups are read in one JSON
+  batch (`connectors.graph.batch`; a batch holds one of the `concurrency` slots); later pages
+  of a group follow its `@odata.nextLink` with direct GETs. A server without a usable `$batch`
+  is read one group at a time for the rest of the snapshot, with the same results. Delta
+  rounds and the login path read one group at a time.
 - A failed read after retries marks the snapshot incomplete and the rest continues; only
   auth/config errors and the failure of the first page of users or groups raise.
 """
@@ -14,6 +19,7 @@ Invariants:
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from sys import intern
@@ -33,8 +39,9 @@ from connectors.base import (
     ProgressCallback,
 )
 from connectors.breaker import died_mid_read
+from connectors.graph.batch import Batcher, BatchUnsupported, Outcome
 from connectors.graph.client import GraphApi
-from connectors.graph.paging import NextLinkPaginator, iter_pages, url_request
+from connectors.graph.paging import NextLinkPaginator, iter_pages, page_value, url_request
 from syncd.reconcile.snapshot import Snapshot, SnapshotGroup, SnapshotUser, UserGroups
 
 USER_SELECT = ["id", "userPrincipalName", "mail", "displayName", "givenName", "surname",
@@ -45,6 +52,8 @@ GROUP_TYPE = "#microsoft.graph.group"
 GroupSource = Literal["all", "security", "app_assigned"]
 #: problems recorded one by one before the rest are only counted
 MAX_PROBLEMS = 50
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +66,9 @@ class ReadSettings:
     page_size: int  # objects per page, 1..999
     concurrency: int  # member reads at once
     time_budget: float  # seconds per snapshot or user_groups call
+    batch_size: int = 1  # groups whose first member page is read in one $batch, 1..20
+    max_retries: int = 3  # retries per request (of an inner batch request too)
+    retry_delay: float = 0.0  # seconds kiota adds to each backoff without Retry-After
 
 
 def request(builder: Any, **query: Any) -> RequestInformation:
@@ -163,6 +175,23 @@ async def run_all(coros: list[Coroutine[Any, Any, None]]) -> None:
         raise
 
 
+class MemberBatches:
+    """The batcher of one full read, and whether the server still looks able to batch."""
+
+    def __init__(self, api: GraphApi, settings: ReadSettings) -> None:
+        self.batcher = Batcher(api, size=settings.batch_size, max_retries=settings.max_retries,
+                               retry_delay=settings.retry_delay)
+        self.usable = True
+        self.directory = settings.directory
+
+    def refused(self, exc: BatchUnsupported) -> None:
+        """The server has no usable `$batch`: read one group at a time from now on (said once)."""
+        if self.usable:
+            self.usable = False
+            log.warning("graph %s: $batch refused (%s); reading group members one group at a time",
+                        self.directory, exc)
+
+
 class GraphReader:
     """Full snapshots and the login path over one `GraphApi`."""
 
@@ -229,31 +258,64 @@ class GraphReader:
 
     async def read_members(self, group: dict[str, Any], snap: Snapshot, sem: asyncio.Semaphore,
                            problems: Problems, deadline: float,
-                           on_page: Callable[[int], None] | None = None) -> None:
+                           on_page: Callable[[int], None] | None = None,
+                           first: Outcome | None = None) -> None:
         """One group's transitive user members into `snap.groups` (partial on failure).
 
-        A group that is gone by the time its members are read (404) was deleted meanwhile: it
-        is left out (and, in a delta snapshot, listed as removed) without any problem."""
+        `first` is the group's first page (or the error reading it ended with) when a batch
+        has already read it; the pages after it are read here either way. A group that is gone
+        by the time its members are read (404) was deleted meanwhile: it is left out (and, in a
+        delta snapshot, listed as removed) without any problem."""
         gid = group["id"]
+        what = f"GET /groups/{gid}/transitiveMembers"
         members: set[str] = set()
-        async with sem:
-            first = url_request(self._members_url(gid))
-            try:
-                async for value in iter_pages(self.api, first, NextLinkPaginator(),
-                                              what=f"GET /groups/{gid}/transitiveMembers",
-                                              deadline=deadline):
-                    members.update(map(intern, [o["id"] for o in value if o.get("@odata.type") == USER_TYPE]))
-                    if on_page:
-                        on_page(len(value))
-            except NotFoundError:
-                if snap.mode == "delta":
-                    snap.removed_groups.add(gid)
-                return
-            except ConnectorError as exc:
-                problems.add(f"members of group {gid}", exc)
+
+        def take(value: list[dict[str, Any]]) -> None:
+            members.update(map(intern, [o["id"] for o in value if o.get("@odata.type") == USER_TYPE]))
+            if on_page:
+                on_page(len(value))
+
+        pages = NextLinkPaginator()
+        try:
+            if isinstance(first, ConnectorError):
+                raise first
+            if first is not None:
+                value = page_value(first, what)
+                pages.update_state(first)
+                take(value)
+            if first is None or pages.has_next_page():
+                async with sem:
+                    info = url_request(self._members_url(gid)) if first is None else pages.next_request()
+                    async for value in iter_pages(self.api, info, pages, what=what, deadline=deadline):
+                        take(value)
+        except NotFoundError:
+            if snap.mode == "delta":
+                snap.removed_groups.add(gid)
+            return
+        except ConnectorError as exc:
+            problems.add(f"members of group {gid}", exc)
         snap.groups[gid] = SnapshotGroup(external_id=gid, display_name=group.get("displayName") or gid,
                                          member_ids=frozenset(members),
                                          description=group.get("description"))
+
+    async def read_member_batch(self, groups: list[dict[str, Any]], snap: Snapshot,
+                                sem: asyncio.Semaphore, problems: Problems, deadline: float,
+                                batches: MemberBatches,
+                                on_page: Callable[[int], None] | None = None) -> None:
+        """The members of `groups` (at most `batch_size`), their first pages in one batch; one
+        group at a time once the server turned out to have no usable `$batch`."""
+        first: dict[str, Outcome] | None = None
+        if batches.usable:
+            urls = {g["id"]: self._members_url(g["id"]) for g in groups}
+            async with sem:
+                try:
+                    first = await batches.batcher.get_many(
+                        urls, what=lambda gid: f"GET /groups/{gid}/transitiveMembers", deadline=deadline)
+                except BatchUnsupported as exc:
+                    batches.refused(exc)
+        await asyncio.gather(*(self.read_members(g, snap, sem, problems, deadline, on_page,
+                                                 None if first is None else first[g["id"]])
+                               for g in groups))
 
     # -- full snapshot --------------------------------------------------------------------------
 
@@ -277,14 +339,31 @@ class GraphReader:
             if progress:
                 progress("members", read[0])
 
+        batches = MemberBatches(self.api, self.s) if self.s.batch_size > 1 else None
+        chunk: list[dict[str, Any]] = []
+
+        def flush() -> None:
+            if chunk:
+                assert batches is not None
+                tasks.append(asyncio.ensure_future(self.read_member_batch(
+                    list(chunk), snap, sem, problems, deadline, batches, on_page)))
+                chunk.clear()
+
         try:
             try:
                 async for value in iter_pages(self.api, request(groups, **query), pages,
                                               what="GET /groups", deadline=deadline):
                     for obj in value:
-                        if isinstance(obj.get("id"), str) and in_scope(obj, self.s.group_source, assigned):
+                        gid = obj.get("id")
+                        if not isinstance(gid, str) or not in_scope(obj, self.s.group_source, assigned):
+                            continue
+                        if batches is None:
                             tasks.append(asyncio.ensure_future(
                                 self.read_members(obj, snap, sem, problems, deadline, on_page)))
+                        else:
+                            chunk.append(obj)
+                            if len(chunk) == self.s.batch_size:
+                                flush()
                     seen += len(value)
                     if progress:
                         progress("groups", seen)
@@ -293,6 +372,7 @@ class GraphReader:
                 if first or isinstance(exc, AuthError | ConfigError):
                     raise
                 cut_short(snap, f"GET /groups page {pages.pages + 1}", exc)
+            flush()
             await asyncio.gather(*tasks)
         except BaseException:
             for t in tasks:

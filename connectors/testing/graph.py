@@ -13,11 +13,20 @@ Served, the way Graph does it (paths are accepted with and without the `/v1.0` p
 - Paging: `$top` (default 100, above 999 is a 400), absolute `@odata.nextLink` with an opaque
   `$skiptoken` on this server's own scheme/host/port; delta pages end in `@odata.deltaLink`.
 - `$select`, `$filter` (`securityEnabled eq true`, `userPrincipalName|mail|id eq '…'`).
+- `POST /$batch` (JSON batching, https://learn.microsoft.com/graph/json-batching): a body
+  `{"requests": [{"id", "method", "url", …}]}` of 1..20 requests with unique string ids and
+  URLs relative to the version root, else 400 `BadRequest`; each request is dispatched
+  through the same fault plan and routing as a direct request (a throttle is an inner 429
+  with `Retry-After` in the inner headers, an error an inner status with a Graph error body);
+  answers come as `{"responses": [{"id", "status", "headers", "body"}]}` in reverse request
+  order (clients must match by id). Option `batch=False` refuses `$batch` with status
+  `batch_refusal` (default 400, as Graph answers an unknown segment).
 
 Faults (`FaultPlan`): throttle → 429 `TooManyRequests` + integer `Retry-After` (≥ 1 s);
 error → the status with a Graph error body; timeout → answer after `delay` s; bad_json → 200
-with a truncated body; revoked → 401 (`invalid_client` on the token endpoint); expired_cursor →
-410 `syncStateNotFound` on delta requests.
+with a truncated body (for a request inside a batch: the whole batch answer is truncated);
+revoked → 401 (`invalid_client` on the token endpoint); expired_cursor → 410
+`syncStateNotFound` on delta requests.
 """
 
 from __future__ import annotations
@@ -29,7 +38,7 @@ import secrets
 import uuid
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import parse_qsl, quote
+from urllib.parse import parse_qsl, quote, unquote
 
 import orjson
 
@@ -47,6 +56,7 @@ from connectors.testing.harness import FakeIdP, register_fake
 MAX_TOP = 999
 DEFAULT_TOP = 100
 DELTA_PAGE = 200
+MAX_BATCH = 20
 _JSON = [(b"content-type", b"application/json; odata.metadata=minimal; charset=utf-8")]
 
 
@@ -77,7 +87,9 @@ def _unb64(tok: str) -> Any:
 @register_fake
 class GraphFake(FakeIdP):
     """Fake Graph. Options: `tenant_id`, `client_id`, `client_secret`, `service_principal_id`,
-    `app_assigned` (set of group ids assigned to that service principal)."""
+    `app_assigned` (set of group ids assigned to that service principal), `batch` (serve
+    `$batch`, default True), `batch_refusal` (the status of a refused `$batch`, default 400).
+    `batches` lists the number of requests of each batch served."""
 
     kind = "graph"
     supports_nesting = True
@@ -90,6 +102,9 @@ class GraphFake(FakeIdP):
         self.client_secret: str = options.get("client_secret", "fake-secret-value")
         self.sp_id: str = options.get("service_principal_id", "5e7c1a2b-0000-4000-8000-00000000a990")
         self.app_assigned: set[str] | None = options.get("app_assigned")
+        self.batch: bool = options.get("batch", True)
+        self.batch_refusal: int = options.get("batch_refusal", 400)
+        self.batches: list[int] = []
         self.tokens: set[str] = set()
         self.token_requests = 0
         self._index: GraphIndex | None = None
@@ -161,8 +176,77 @@ class GraphFake(FakeIdP):
         query = dict(parse_qsl(scope["query_string"].decode(), keep_blank_values=True))
         host = dict(scope["headers"]).get(b"host", b"127.0.0.1").decode()
         base = f"{scope.get('scheme', 'http')}://{host}{scope.get('root_path', '')}/v1.0"
+        if path.rstrip("/") == "/$batch" and method == "POST":
+            return await self._batch(scope, body, base)
         out = self._route(method, path.rstrip("/"), query, base)
         return 200, [], orjson.dumps(out)
+
+    # -- JSON batching ------------------------------------------------------------------------
+
+    async def _batch(self, scope: dict[str, Any], body: bytes,
+                     base: str) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
+        if not self.batch:
+            status = self.batch_refusal
+            raise _Reply(status, "BadRequest" if status == 400 else "Request_ResourceNotFound"
+                         if status == 404 else "UnknownError",
+                         "Resource not found for the segment '$batch'.")
+        ctype = dict(scope["headers"]).get(b"content-type", b"").decode().lower()
+        if not ctype.startswith("application/json"):
+            raise _Reply(400, "BadRequest", "Batch request must have Content-Type application/json.")
+        try:
+            doc = orjson.loads(body)
+        except orjson.JSONDecodeError:
+            raise _Reply(400, "BadRequest", "Invalid batch payload format.") from None
+        reqs = doc.get("requests") if isinstance(doc, dict) else None
+        if not isinstance(reqs, list) or not reqs:
+            raise _Reply(400, "BadRequest", "Invalid batch payload format.")
+        if len(reqs) > MAX_BATCH:
+            raise _Reply(400, "BadRequest",
+                         f"Number of batch request steps exceeds the maximum of {MAX_BATCH}.")
+        ids: set[str] = set()
+        for r in reqs:
+            rid = r.get("id") if isinstance(r, dict) else None
+            if not isinstance(rid, str) or not rid:
+                raise _Reply(400, "BadRequest", "Request id is missing or not a string.")
+            if rid in ids:
+                raise _Reply(400, "BadRequest", f"Request with Id '{rid}' is a duplicate.")
+            ids.add(rid)
+            if not isinstance(r.get("method"), str) or not isinstance(r.get("url"), str):
+                raise _Reply(400, "BadRequest", f"Request '{rid}' has no method or url.")
+            if "://" in r["url"].split("?", 1)[0]:
+                raise _Reply(400, "BadRequest", f"Invalid request URL '{r['url']}': it must be "
+                             "relative to the version root.")
+        self.batches.append(len(reqs))
+        truncate = False
+        responses = []
+        for r in reqs:
+            answer, bad = await self._inner(r, base)
+            responses.append(answer)
+            truncate = truncate or bad
+        payload = orjson.dumps({"responses": responses[::-1]})
+        return 200, [], payload[:len(payload) // 2] if truncate else payload
+
+    async def _inner(self, req: dict[str, Any], base: str) -> tuple[dict[str, Any], bool]:
+        """One request of a batch, through the fault plan and routing of a direct request:
+        (its response, whether a `bad_json` fault fired for it)."""
+        method, url = req["method"].upper(), req["url"]
+        raw_path, _, qs = url.partition("?")
+        path = "/" + unquote(raw_path).strip("/")
+        try:
+            rule = self.faults.check(method, path)
+            if rule is not None:
+                if rule.kind == "bad_json":
+                    return {"id": req["id"], "status": 200, "headers": {}, "body": {}}, True
+                await self._fault(rule, path, False)
+            out = self._route(method, path, dict(parse_qsl(qs, keep_blank_values=True)), base)
+            return {"id": req["id"], "status": 200,
+                    "headers": {"Content-Type": _JSON[0][1].decode()}, "body": out}, False
+        except _Reply as r:
+            headers = {"Content-Type": "application/json"}
+            headers.update(("-".join(p.capitalize() for p in k.decode().split("-")), v.decode())
+                           for k, v in r.headers)
+            return {"id": req["id"], "status": r.status, "headers": headers,
+                    "body": orjson.loads(_graph_error(r.status, r.code, r.message))}, False
 
     async def _fault(self, rule: FaultRule, path: str,
                      is_token: bool) -> tuple[int, list[tuple[bytes, bytes]], bytes] | None:
