@@ -26,6 +26,7 @@ def build_connector(name: str, settings: Any, **overrides: Any) -> Connector:
             "token_url": settings.token_url,
             "group_source": settings.group_source,
             "service_principal_id": settings.service_principal_id,
+            "batch_size": getattr(settings, "batch_size", 20),
         }
         return GraphConnector(name, **{**common, **kw, **overrides})
     if kind == "okta":

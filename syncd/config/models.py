@@ -267,6 +267,8 @@ class GraphDirectory(PullDirectory):
     token_url: Url | None = None
     group_source: Literal["all", "security", "app_assigned"] = "all"
     service_principal_id: Text | None = None
+    #: groups whose members are read in one JSON batch (1 = one request per group)
+    batch_size: StrictInt = Field(default=20, ge=1, le=20)
 
     @model_validator(mode="after")
     def _credential(self) -> GraphDirectory:
