@@ -9,11 +9,17 @@ before anything is timed. Two timings over the same pages and the same concurren
 - `snapshot_s`: `GraphConnector.snapshot()` (msgraph-sdk request builders, kiota auth
   provider, middleware and retry handler, orjson on the bytes);
 - `floor_s`: a minimal raw httpx client reading the same pages (token, /users, /groups,
-  /groups/{id}/transitiveMembers) with orjson, no SDK.
+  /groups/{id}/transitiveMembers) with orjson, no SDK: one GET per group, the issue's floor;
+- `floor_batched_s`: the same raw client reading each group's first member page through
+  `POST /$batch` bodies of `--batch-size` requests, as the connector does (later pages by
+  GET), i.e. the floor of the request pattern the connector uses.
 
-The two are interleaved over `--rounds` rounds in the order snapshot, floor, floor,
-snapshot, ... (each side runs as often first as second, so load that drifts during the run
-weighs on both alike), and each figure is the best of its rounds: on a shared machine the
+`ratio` is snapshot ÷ floor, `ratio_batched` snapshot ÷ floor_batched; `api_calls` is the
+snapshot's HTTP calls (a batch is one call; retries and the token request included). The
+three are interleaved over `--rounds` rounds, the order reversed every other round (snapshot,
+floor, floor_batched, then floor_batched, floor, snapshot, ...: each side runs as often early
+as late, so load that drifts during the run weighs on all alike), and each figure is the
+best of its rounds: on a shared machine the
 best round is the one least disturbed by other load. The first snapshot also pays the SDK's
 lazy imports, which a long-running daemon pays once. `*_s_all` list every round. Prints one
 JSON line; `*_cpu_s` is the reading process's CPU time (`time.process_time`), which other
@@ -108,9 +114,71 @@ async def floor(url: str, fake: Any, page_size: int, concurrency: int) -> tuple[
     return time.perf_counter() - t0, len(users), count
 
 
-async def snapshot(url: str, fake: Any, page_size: int, concurrency: int) -> tuple[float, Any]:
+async def floor_batched(url: str, fake: Any, page_size: int, concurrency: int,
+                        batch_size: int) -> tuple[float, int, int]:
+    """`floor` with each group's first member page read in `POST /$batch` bodies of
+    `batch_size` requests (later pages by GET); returns (seconds, users, memberships)."""
+    t0 = time.perf_counter()
+    limits = httpx.Limits(max_connections=concurrency + 4, max_keepalive_connections=concurrency + 4)
+    async with httpx.AsyncClient(limits=limits, timeout=60) as http:
+        tok = (
+            await http.post(
+                f"{url}/{fake.tenant_id}/oauth2/v2.0/token",
+                data={
+                    "grant_type": "client_credentials",
+                    "client_id": fake.client_id,
+                    "client_secret": fake.client_secret,
+                    "scope": "http://127.0.0.1/.default",
+                },
+            )
+        ).json()
+        http.headers["Authorization"] = f"Bearer {tok['access_token']}"
+
+        async def pages(link: str) -> list[dict[str, Any]]:
+            out: list[dict[str, Any]] = []
+            next_link: str | None = link
+            while next_link:
+                page = orjson.loads((await http.get(next_link)).content)
+                out += page["value"]
+                next_link = page.get("@odata.nextLink")
+            return out
+
+        sem = asyncio.Semaphore(concurrency)
+        count = 0
+
+        async def members(gids: list[str]) -> None:
+            nonlocal count
+            query = f"$select=id&$top={page_size}"
+            body = orjson.dumps({"requests": [
+                {"id": str(i), "method": "GET", "url": f"/groups/{gid}/transitiveMembers?{query}"}
+                for i, gid in enumerate(gids)]})
+            async with sem:
+                r = await http.post(f"{url}/v1.0/$batch", content=body,
+                                    headers={"Content-Type": "application/json"})
+            for resp in orjson.loads(r.content)["responses"]:
+                vals = resp["body"]["value"]
+                link = resp["body"].get("@odata.nextLink")
+                if link:
+                    async with sem:
+                        vals = vals + await pages(link)
+                count += len({o["id"] for o in vals if o.get("@odata.type") == "#microsoft.graph.user"})
+
+        sel = "id,userPrincipalName,mail,displayName,givenName,surname,accountEnabled"
+        users_task = asyncio.ensure_future(pages(f"{url}/v1.0/users?$select={sel}&$top={page_size}"))
+        groups = await pages(
+            f"{url}/v1.0/groups?$select=id,displayName,description,securityEnabled&$top={page_size}"
+        )
+        gids = [g["id"] for g in groups]
+        await asyncio.gather(*(members(gids[i:i + batch_size]) for i in range(0, len(gids), batch_size)))
+        users = await users_task
+    return time.perf_counter() - t0, len(users), count
+
+
+async def snapshot(url: str, fake: Any, page_size: int, concurrency: int,
+                   batch_size: int) -> tuple[float, Any]:
     conn = fake.connector(
-        url, directory="bench", page_size=page_size, concurrency=concurrency, time_budget=600.0
+        url, directory="bench", page_size=page_size, concurrency=concurrency, time_budget=600.0,
+        batch_size=batch_size,
     )
     try:
         t0 = time.perf_counter()
@@ -127,6 +195,8 @@ def main() -> None:
     ap.add_argument("--members", type=int, default=100)
     ap.add_argument("--concurrency", type=int, default=8)
     ap.add_argument("--page-size", type=int, default=999)
+    ap.add_argument("--batch-size", type=int, default=20,
+                    help="the connector's batch_size and the batched floor's requests per $batch")
     ap.add_argument(
         "--rounds",
         type=int,
@@ -146,7 +216,7 @@ def main() -> None:
         text=True,
         cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
     )
-    times: dict[str, list[tuple[float, float]]] = {"snapshot": [], "floor": []}
+    times: dict[str, list[tuple[float, float]]] = {"snapshot": [], "floor": [], "floor_batched": []}
     try:
         assert proc.stdout is not None
         url, memberships = proc.stdout.readline().split()
@@ -154,10 +224,14 @@ def main() -> None:
         before = rss_mb()
         peak = before
         for i in range(args.rounds):
-            for side in ("snapshot", "floor") if i % 2 == 0 else ("floor", "snapshot"):
+            sides = ("snapshot", "floor", "floor_batched")
+            for side in sides if i % 2 == 0 else sides[::-1]:
                 cpu0 = time.process_time()
                 if side == "floor":
                     wall, n_users, n_members = asyncio.run(floor(url, fake, args.page_size, args.concurrency))
+                elif side == "floor_batched":
+                    wall, nb_users, nb_members = asyncio.run(
+                        floor_batched(url, fake, args.page_size, args.concurrency, args.batch_size))
                 else:
                     prof = None
                     if args.profile and not times["snapshot"]:
@@ -165,7 +239,8 @@ def main() -> None:
 
                         prof = cProfile.Profile()
                         prof.enable()
-                    wall, snap = asyncio.run(snapshot(url, fake, args.page_size, args.concurrency))
+                    wall, snap = asyncio.run(
+                        snapshot(url, fake, args.page_size, args.concurrency, args.batch_size))
                     if prof is not None:
                         prof.disable()
                         prof.dump_stats(args.profile)
@@ -183,6 +258,7 @@ def main() -> None:
         proc.wait(timeout=30)
     snap_s, snap_cpu = (min(t[k] for t in times["snapshot"]) for k in (0, 1))
     floor_s, floor_cpu = (min(t[k] for t in times["floor"]) for k in (0, 1))
+    fb_s, fb_cpu = (min(t[k] for t in times["floor_batched"]) for k in (0, 1))
     print(
         json.dumps(
             {
@@ -197,18 +273,27 @@ def main() -> None:
                 "snapshot_cpu_s": round(snap_cpu, 2),
                 "floor_cpu_s": round(floor_cpu, 2),
                 "cpu_ratio": round(snap_cpu / floor_cpu, 2),
+                "floor_batched_s": round(fb_s, 2),
+                "ratio_batched": round(snap_s / fb_s, 2),
+                "floor_batched_cpu_s": round(fb_cpu, 2),
+                "cpu_ratio_batched": round(snap_cpu / fb_cpu, 2),
+                "batch_size": args.batch_size,
                 "peak_rss_mb": round(peak, 1),
                 "snapshot_rss_delta_mb": round(peak - before, 1),
                 "api_calls": api_calls,
                 "complete": complete,
                 "floor_users": n_users,
                 "floor_memberships": n_members,
+                "floor_batched_users": nb_users,
+                "floor_batched_memberships": nb_members,
                 "concurrency": args.concurrency,
                 "rounds": args.rounds,
                 "snapshot_s_all": [round(t[0], 2) for t in times["snapshot"]],
                 "floor_s_all": [round(t[0], 2) for t in times["floor"]],
+                "floor_batched_s_all": [round(t[0], 2) for t in times["floor_batched"]],
                 "snapshot_cpu_s_all": [round(t[1], 2) for t in times["snapshot"]],
                 "floor_cpu_s_all": [round(t[1], 2) for t in times["floor"]],
+                "floor_batched_cpu_s_all": [round(t[1], 2) for t in times["floor_batched"]],
                 "rss_method": "getrusage ru_maxrss (connector process)",
             }
         )
