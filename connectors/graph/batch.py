@@ -20,7 +20,8 @@ https://learn.microsoft.com/graph/json-batching. Invariants:
   every inner page as a page (the batch envelope itself is not a page).
 - An answer of 400/404/405/501 to the POST, or one that is not a batch response (unparseable,
   no ``responses`` list, a response without id or status, a request left unanswered), means
-  the server has no usable ``$batch``: `BatchUnsupported` is raised and nothing is returned.
+  the server has no usable ``$batch``: `BatchUnsupported` is raised and nothing is returned
+  (also for a URL outside the service root, which a batch cannot name).
 """
 
 from __future__ import annotations
@@ -119,7 +120,10 @@ class Batcher:
             raise ValueError(f"{len(urls)} requests do not fit in a batch of {self.size}")
         base = self.api.base_url
         keys = dict(zip(map(str, range(len(urls))), urls, strict=True))  # request id -> key
-        rel = {rid: relative_url(base, urls[key]) for rid, key in keys.items()}
+        try:
+            rel = {rid: relative_url(base, urls[key]) for rid, key in keys.items()}
+        except ValueError as exc:
+            raise BatchUnsupported(str(exc)) from None
         tries = dict.fromkeys(keys, 0)
         out: dict[str, Outcome] = {}
         pending = keys
@@ -136,9 +140,9 @@ class Batcher:
                     raise BatchUnsupported(str(exc)) from exc
                 out.update((key, exc) for key in pending.values())
                 return out
-            by_id = _responses(answer, pending)
             if stats is not None:
                 stats.pages -= 1  # get_json counted the envelope; its pages are counted below
+            by_id = _responses(answer, pending)
             retry: dict[str, str] = {}
             wait = 0.0
             for rid, key in pending.items():
