@@ -232,6 +232,11 @@ def test_a_fresh_pair_breaking_a_constraint_takes_the_general_path_and_its_error
         assert _members(eng) == set()
         with pytest.raises(sqlite3.IntegrityError, match="NOT NULL"):
             bulk_sqlite.add_memberships(
-                s, directory="d", source=None, at=utcnow(), by_team={t: u}, chunk=10  # type: ignore[arg-type]
+                s,
+                directory="d",
+                source=None,  # type: ignore[arg-type]
+                at=utcnow(),
+                by_team={t: u},
+                chunk=10,
             )
     assert _members(eng) == set() and _counts_ok(eng)
