@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from itertools import chain, repeat
 from typing import Any, Literal, TypeVar
@@ -28,7 +29,7 @@ from sqlalchemy import Engine, select
 from sqlalchemy.exc import DBAPIError
 from sqlmodel import Session
 
-from syncd.reconcile.heap import heap_frozen
+from syncd.reconcile.heap import collector_paused, heap_frozen
 from syncd.reconcile.plan import MemberChange, Plan, TeamChange, UserChange
 from syncd.reconcile.snapshot import SnapshotUser
 from syncd.service import bulk, keys, teams, users
@@ -166,11 +167,17 @@ def _transaction(engine: Engine, write: Callable[[Session], T], *, bulk: Actor |
     (`_check_teams`, `_check_users`) and the rows they update inside the transaction, the
     actor's directory is checked here, audit rows name this run's sync run (sync runs are never
     deleted), and SQLite's write lock, held from BEGIN to COMMIT, lets no other writer delete
-    any of them in between; the writes of such a batch delete nothing that has dependants."""
+    any of them in between; the writes of such a batch delete nothing that has dependants.
+
+    A bulk batch runs with the cyclic collector paused (`collector_paused`): its rows are
+    acyclic tuples, lists and dicts, hundreds of thousands of them, whose allocations would
+    otherwise trigger collections that find nothing to free; the few cycles a session makes
+    wait for the next collection after the batch."""
     unchecked = bulk is not None and engine.dialect.name == "sqlite"
     for attempt in range(ATTEMPTS):
         try:
-            with session_scope(engine, foreign_keys=not unchecked) as s:
+            paused = collector_paused() if bulk is not None else nullcontext()
+            with paused, session_scope(engine, foreign_keys=not unchecked) as s:
                 large_writes(s)
                 if unchecked and bulk is not None and bulk.directory is not None:
                     _require_directory(s, bulk.directory)

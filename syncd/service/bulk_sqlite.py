@@ -13,8 +13,8 @@ Invariant of `add_memberships`: it returns exactly the pairs it inserted. Pairs 
 no member at all (member_count = 0: a team the same run just created) are inserted sorted,
 one execution of a prepared statement per team (its user ids one JSON parameter) and no
 RETURNING; should any of them exist all the same (a row `member_count` does not account
-for), those inserts are rolled back to their savepoint and every pair goes through the
-general `INSERT … SELECT … ON CONFLICT DO NOTHING RETURNING` path. The caller holds SQLite's
+for) or break a constraint, those inserts are rolled back to their savepoint and every pair
+goes through the general `INSERT … SELECT … ON CONFLICT DO NOTHING RETURNING` path. The caller holds SQLite's
 write lock (`BEGIN IMMEDIATE`), so no writer can add a member between the count read here
 and the insert.
 """
@@ -52,10 +52,17 @@ _ADD_RETURNING = (
     "FROM json_each(?) WHERE true ON CONFLICT DO NOTHING RETURNING team_id, user_id"
 )
 #: one team's members, its user ids as one JSON array (no Python tuple, bind or statement
-#: reset per row); WHERE true: SQLite's parser needs it before an upsert clause
+#: reset per row). OR IGNORE, not ON CONFLICT DO NOTHING: a statement that writes several rows
+#: and may abort part-way (a NOT NULL check aborts by default) gets a statement journal, a
+#: temporary file holding a copy of every page it changes that the transaction had already
+#: changed; into an index kept through the batch, that is nearly every page, every statement
+#: (2.2 GB written for 300k rows at L). With every conflict ignored no statement can abort, so
+#: there is no such journal; a row ignored for any reason shows in the row count, and
+#: `_insert_fresh` then rolls back and leaves every pair to the general path, whose errors are
+#: the per-row ones.
 _ADD_TEAM = (
-    "INSERT INTO memberships (team_id, user_id, directory, source, created_at) "
-    "SELECT ?, value, ?, ?, ? FROM json_each(?) WHERE true ON CONFLICT DO NOTHING"
+    "INSERT OR IGNORE INTO memberships (team_id, user_id, directory, source, created_at) "
+    "SELECT ?, value, ?, ?, ? FROM json_each(?)"
 )
 _COUNTS = "SELECT t.id, t.member_count FROM json_each(?) AS x CROSS JOIN teams AS t WHERE t.id = x.value"
 _JSON_FALLBACK = json.dumps
@@ -300,7 +307,7 @@ def _insert_fresh(
         indexes = _drop_indexes(cur, "memberships", n)
         rows = ((t, directory, source, ts, dumps(sorted(by_team[t]))) for t in sorted(by_team))
         cur.executemany(_ADD_TEAM, rows)
-        if cur.rowcount != n:  # a membership no count knew of: the general path sorts it out
+        if cur.rowcount != n:  # a row ignored (it existed, or broke a constraint): the general path
             cur.execute("ROLLBACK TO bulk_fresh_members")
             return False
         _create_indexes(cur, indexes)

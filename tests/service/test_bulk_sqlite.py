@@ -206,3 +206,37 @@ def test_a_duplicate_in_a_user_batch_is_a_conflict_and_writes_nothing(
             )
         assert s.execute(text("SELECT count(*) FROM users")).scalar() == 0
     assert _user_indexes(eng) == before
+
+
+def test_the_fresh_member_insert_cannot_abort_so_it_needs_no_statement_journal(eng: Engine) -> None:
+    # A statement that writes several rows and may abort part-way gets a statement journal: a
+    # copy of every page it changes that its transaction had changed before (2.2 GB written
+    # for the last 300k-row member batch of an L pull). OR IGNORE compiles no abort at all.
+    with eng.connect() as c:
+        program = c.exec_driver_sql(
+            "EXPLAIN " + bulk_sqlite._ADD_TEAM, ("t", "d", "pull", "2026-01-01 00:00:00.000000", "[]")
+        ).all()
+    oe_abort = 2
+    aborts = [r for r in program if r[1] in ("Halt", "HaltIfNull") and r[2] != 0 and r[3] == oe_abort]
+    assert program and aborts == []
+
+
+def test_a_fresh_pair_breaking_a_constraint_takes_the_general_path_and_its_error(eng: Engine) -> None:
+    t = _team(eng, "eng")
+    u = _users(eng, 2)
+    with session_scope(eng) as s:
+        cur = s.connection().connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+        # source NOT NULL: the fast insert ignores the rows, rolls back, and says so
+        assert not bulk_sqlite._insert_fresh(cur, "d", None, "2026-01-01 00:00:00.000000", {t: u})  # type: ignore[arg-type]
+        cur.close()
+        assert _members(eng) == set()
+        with pytest.raises(sqlite3.IntegrityError, match="NOT NULL"):
+            bulk_sqlite.add_memberships(
+                s,
+                directory="d",
+                source=None,  # type: ignore[arg-type]
+                at=utcnow(),
+                by_team={t: u},
+                chunk=10,
+            )
+    assert _members(eng) == set() and _counts_ok(eng)
