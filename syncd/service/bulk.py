@@ -51,6 +51,7 @@ from syncd.service import bulk_pg, bulk_sqlite
 from syncd.service.common import chunks, in_scope
 from syncd.service.context import Actor
 from syncd.service.errors import Conflict, InvalidValue, NotFound
+from syncd.service.pg_arrays import text_array
 from syncd.service.resource import fold, normalize, require
 from syncd.service.schema import GROUP, USER
 from syncd.service.users import email_rows
@@ -464,7 +465,10 @@ def _is_pg(session: Session) -> bool:
 def _pairs(pg: bool, pairs: Sequence[tuple[str, str]]) -> dict[str, Any]:
     """(team id, user id) pairs as statement parameters: two arrays (PostgreSQL), JSON (SQLite)."""
     if pg:
-        return {"teams": [t for t, _ in pairs], "users": [u for _, u in pairs]}
+        return {
+            "teams": text_array([t for t, _ in pairs]),
+            "users": text_array([u for _, u in pairs]),
+        }
     return {"pairs": orjson.dumps(pairs).decode()}
 
 
@@ -475,7 +479,7 @@ def _check_users(session: Session, actor: Actor, user_ids: list[str]) -> None:
     pg = _is_pg(session)
     missing: set[str] = set()
     for part in chunks(user_ids, max(len(user_ids), 1) if pg else PAIRS):
-        params = {"ids": list(part)} if pg else {"ids": bulk_sqlite.dumps(list(part))}
+        params = {"ids": text_array(part)} if pg else {"ids": bulk_sqlite.dumps(list(part))}
         missing.update(
             session.execute(
                 _MISSING_PG if pg else _MISSING_SQLITE, {**params, "dir": actor.directory or ""}
@@ -577,7 +581,7 @@ def _taken(session: Session, column: Any, directory: Any, actor: Actor, values: 
         stmt = text(sql + where + "x.value")
     out: set[str] = set()
     for part in chunks(list(dict.fromkeys(values)), PAIRS):
-        vals: Any = list(part) if pg else bulk_sqlite.dumps(list(part))
+        vals = text_array(part) if pg else bulk_sqlite.dumps(list(part))
         out.update(session.execute(stmt, {"vals": vals, "dir": actor.directory or ""}).scalars())
     return out
 

@@ -37,6 +37,7 @@ from syncd.service.common import AUDIT_COLUMNS as _AUDIT_COLS
 from syncd.service.common import CHANGE_COLUMNS as _CHANGE_COLS
 from syncd.service.context import Actor
 from syncd.service.errors import Conflict
+from syncd.service.pg_arrays import text_array
 from syncd.store.models import AuditEvent, Change, Membership, Team
 
 AUDIT = AuditEvent.__table__  # type: ignore[attr-defined]
@@ -172,7 +173,7 @@ def add_to_empty_teams(
     """Insert `pairs` (distinct (team id, user id), teams among `team_ids`) by COPY if every
     one of those teams has no member now; returns whether it did. False, with nothing
     written, if a team has members or a concurrent writer added one of the pairs first."""
-    found = session.execute(_EMPTY_TEAMS, {"ids": team_ids}).scalar_one()
+    found = session.execute(_EMPTY_TEAMS, {"ids": text_array(team_ids)}).scalar_one()
     if found != len(team_ids):
         return False
     tail = "\t".join(("", _copy_text(directory), _copy_text(source), now.isoformat())) + "\n"

@@ -19,6 +19,7 @@ from syncd.service.bulk import PAIRS, TEAMS, USERS, _is_pg
 from syncd.service.common import chunks, in_scope
 from syncd.service.context import Actor
 from syncd.service.errors import Conflict
+from syncd.service.pg_arrays import text_array
 from syncd.service.resource import fold
 
 #: (table, name-key column, name column) per kind of row
@@ -103,6 +104,6 @@ def _lookup(session: Session, table: Any, column: Any, actor: Actor, values: lis
         stmt = text(sql + where + "x.value")
     out: dict[str, str] = {}
     for part in chunks(list(dict.fromkeys(values)), PAIRS):
-        vals: Any = list(part) if pg else json.dumps(list(part))
+        vals = text_array(part) if pg else json.dumps(list(part))
         out.update(session.execute(stmt, {"vals": vals, "dir": actor.directory or ""}).tuples().all())
     return out
