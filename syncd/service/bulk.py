@@ -157,10 +157,13 @@ def create_users(session: Session, *, actor: Actor, bodies: Sequence[dict[str, A
         return ids
     rows = [_user_row(i, actor.directory, d, now) for i, d in zip(ids, datas, strict=True)]
     emails = [e for i, d in zip(ids, datas, strict=True) for e in email_rows(i, d.get("emails"))]
-    _insert_unique(session, USERS, rows, "userName")
-    if emails and _is_pg(session):
+    if _is_pg(session):  # a user's data is encoded once, for its row and its audit event
+        texts = bulk_pg.insert_unique(session, USERS, rows, "userName")["data"]
         bulk_pg.copy_dicts(session, EMAILS, emails)
-    elif emails:
+        bulk_pg.audit(session, actor, now, events, afters=texts)
+        return ids
+    _insert_unique(session, USERS, rows, "userName")
+    if emails:
         session.execute(insert(EMAILS), emails)
     _audit(session, actor, now, events)
     return ids
@@ -589,7 +592,8 @@ def _taken(session: Session, column: Any, directory: Any, actor: Actor, values: 
 def _insert_unique(session: Session, table: Any, rows: list[dict[str, Any]], what: str) -> None:
     """executemany INSERT; a unique-index violation (a concurrent writer won) becomes Conflict."""
     if _is_pg(session):
-        return bulk_pg.insert_unique(session, table, rows, what)
+        bulk_pg.insert_unique(session, table, rows, what)
+        return
     _unique(session, what, lambda: session.execute(insert(table), rows))
 
 

@@ -33,6 +33,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlmodel import Session
 
 from syncd.feed import writer as feed
+from syncd.feed.kinds import USER_CREATED
 from syncd.service.common import AUDIT_COLUMNS as _AUDIT_COLS
 from syncd.service.common import CHANGE_COLUMNS as _CHANGE_COLS
 from syncd.service.context import Actor
@@ -95,57 +96,77 @@ def copy_text(session: Session, table: Table, columns: Sequence[str], lines: Ite
         cur.close()
 
 
-def copy_dicts(session: Session, table: Table, rows: Sequence[dict[str, Any]]) -> None:
-    """COPY `rows` (dicts with the same keys, Python values as the INSERT path binds them)."""
+def copy_dicts(session: Session, table: Table, rows: Sequence[dict[str, Any]]) -> dict[str, list[Any]]:
+    """COPY `rows` (dicts with the same keys, Python values as the INSERT path binds them);
+    returns, per JSON column, the values as written (text, or None for SQL NULL), in row order."""
     if not rows:
-        return
+        return {}
     columns = list(rows[0])
     dumps = _serializer(session)
-    enc = [
-        _json_encoder(table.c[c].type, dumps) if isinstance(table.c[c].type, JSON) else None for c in columns
-    ]
-    if not any(enc):
+    encoded = {
+        c: list(map(_json_encoder(table.c[c].type, dumps), (r[c] for r in rows)))
+        for c in columns
+        if isinstance(table.c[c].type, JSON)
+    }
+    if not encoded:
         copy_rows(session, table, columns, ([r[c] for c in columns] for r in rows))
-        return
-    pairs = list(zip(columns, enc, strict=True))
-    copy_rows(session, table, columns, ([f(r[c]) if f else r[c] for c, f in pairs] for r in rows))
+        return encoded
+    cols = [encoded.get(c) for c in columns]
+    copy_rows(
+        session,
+        table,
+        columns,
+        (
+            [r[c] if e is None else e[i] for c, e in zip(columns, cols, strict=True)]
+            for i, r in enumerate(rows)
+        ),
+    )
+    return encoded
 
 
-def insert_unique(session: Session, table: Table, rows: Sequence[dict[str, Any]], what: str) -> None:
-    """`copy_dicts` in a savepoint; an integrity error (a unique index: a concurrent writer
-    won) is Conflict, as in `bulk._insert_unique`."""
+def insert_unique(
+    session: Session, table: Table, rows: Sequence[dict[str, Any]], what: str
+) -> dict[str, list[Any]]:
+    """`copy_dicts` in a savepoint (its JSON texts returned); an integrity error (a unique
+    index: a concurrent writer won) is Conflict, as in `bulk._insert_unique`."""
     try:
         with session.begin_nested():
-            copy_dicts(session, table, rows)
+            return copy_dicts(session, table, rows)
     except IntegrityError as exc:
         raise Conflict(f"a {what} in this batch already exists") from exc
 
 
-def audit(session: Session, actor: Actor, now: Any, events: list[tuple[str, str, str, Any, Any]]) -> None:
+def audit(
+    session: Session,
+    actor: Actor,
+    now: Any,
+    events: list[tuple[str, str, str, Any, Any]],
+    *,
+    afters: Sequence[str | None] | None = None,
+) -> None:
     """One audit event per (action, resource type, resource id, before, after), and the
-    change-feed rows they mean (`syncd.feed.writer`), both by COPY."""
+    change-feed rows they mean (`syncd.feed.writer`), both by COPY. `afters`: the `after`
+    values already encoded as the `after` column writes them, in event order."""
     dumps = _serializer(session)
     j_before = _by_identity(_json_encoder(AUDIT.c.before.type, dumps))
     j_after = _by_identity(_json_encoder(AUDIT.c.after.type, dumps))
     d, label, run = actor.directory, actor.label, actor.sync_run_id
+    encoded = iter(afters) if afters is not None else None
     copy_rows(
         session,
         AUDIT,
         _AUDIT_COLS,
-        ((now, d, label, a, rt, rid, j_before(b), j_after(af), run) for a, rt, rid, b, af in events),
-    )
-    rows = feed.change_rows(session, directory=d, actor=label, events=events, at=now)
-    if not rows:
-        return
-    xid = session.execute(text("SELECT pg_current_xact_id()::text::bigint")).scalar_one()
-    j_data = _json_encoder(CHANGES.c.data.type, dumps)
-    copy_rows(
-        session,
-        CHANGES,
-        _CHANGE_COLS,
         (
+            (now, d, label, a, rt, rid, j_before(b), j_after(af) if encoded is None else next(encoded), run)
+            for a, rt, rid, b, af in events
+        ),
+    )
+    j_data = _json_encoder(CHANGES.c.data.type, dumps)
+    if events and all(e[0] == "user.create" for e in events):
+        rows = _user_created_rows(events, d, label, now, j_data)
+    else:
+        rows = [
             (
-                xid,
                 r["at"],
                 r["directory"],
                 r["kind"],
@@ -155,10 +176,35 @@ def audit(session: Session, actor: Actor, now: Any, events: list[tuple[str, str,
                 j_data(r["data"]),
                 r["actor"],
             )
-            for r in rows
-        ),
-    )
+            for r in feed.change_rows(session, directory=d, actor=label, events=events, at=now)
+        ]
+    if not rows:
+        return
+    xid = session.execute(text("SELECT pg_current_xact_id()::text::bigint")).scalar_one()
+    copy_rows(session, CHANGES, _CHANGE_COLS, ((xid, *r) for r in rows))
     feed.mark_recorded(session)
+
+
+def _user_created_rows(
+    events: list[tuple[str, str, str, Any, Any]], directory: str | None, actor: str, now: Any, j_data: Any
+) -> list[tuple[Any, ...]]:
+    """The change rows (without xid) of "user.create" events, as `feed.change_rows` builds them
+    (`syncd.feed.kinds`: one "user.created" per event, named by its userName, data its
+    externalId and active flag), without a spec object per event."""
+    label = actor[:256]
+    return [
+        (
+            now,
+            directory,
+            USER_CREATED,
+            "user",
+            rid,
+            af.get("userName"),
+            j_data({"externalId": af.get("externalId"), "active": af.get("active", True)}),
+            label,
+        )
+        for _, _, rid, _, af in events
+    ]
 
 
 def add_to_empty_teams(
