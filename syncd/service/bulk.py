@@ -383,6 +383,8 @@ def add_memberships(
             session, directory=actor.directory, source=actor.source, at=now, by_team=by_team, chunk=PAIRS
         )
         return _finish_changed(session, actor, now, added, "members_added", +1)
+    if bulk_pg.add_to_empty_teams(session, by_team, directory=actor.directory, source=actor.source, now=now):
+        return _finish_changed(session, actor, now, dict(by_team), "members_added", +1)
     flat = [(t, u) for t, us in by_team.items() for u in us]
     got: set[tuple[str, str]] = set()
     pg = _is_pg(session)
@@ -393,10 +395,6 @@ def add_memberships(
         "src": actor.source,
         "now": stamp(now) if stamp else now,
     }
-    if pg and bulk_pg.add_to_empty_teams(
-        session, list(by_team), flat, directory=actor.directory, source=actor.source, now=now
-    ):
-        return _finish_members(session, actor, now, by_team, set(flat), "members_added", +1)
     # straight on the driver's cursor: a million RETURNING rows as SQLAlchemy rows cost more
     # than the insert itself
     cur = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]

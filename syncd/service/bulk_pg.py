@@ -23,8 +23,8 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable, Sequence
-from operator import itemgetter
+from collections.abc import Iterable, Mapping, Sequence
+from itertools import chain
 from typing import Any
 
 import psycopg
@@ -46,7 +46,7 @@ CHANGES = Change.__table__  # type: ignore[attr-defined]
 MEMBERSHIPS = Membership.__table__  # type: ignore[attr-defined]
 TEAMS = Team.__table__  # type: ignore[attr-defined]
 
-_MEMBER_COLS = ("team_id", "user_id", "directory", "source", "created_at")
+_MEMBER_COLS_BY_USER = ("user_id", "team_id", "directory", "source", "created_at")
 _UNIQUE = "23505"
 #: rows per write of `copy_text`
 _LINES = 10_000
@@ -209,25 +209,31 @@ def _user_created_rows(
 
 def add_to_empty_teams(
     session: Session,
-    team_ids: list[str],
-    pairs: Sequence[tuple[str, str]],
+    by_team: Mapping[str, Sequence[str]],
     *,
     directory: str | None,
     source: str,
     now: Any,
 ) -> bool:
-    """Insert `pairs` (distinct (team id, user id), teams among `team_ids`) by COPY if every
+    """Insert the memberships of `by_team` (team id → its distinct user ids) by COPY if every
     one of those teams has no member now; returns whether it did. False, with nothing
     written, if a team has members or a concurrent writer added one of the pairs first."""
+    team_ids = list(by_team)
     found = session.execute(_EMPTY_TEAMS, {"ids": text_array(team_ids)}).scalar_one()
     if found != len(team_ids):
         return False
     tail = "\t".join(("", _copy_text(directory), _copy_text(source), now.isoformat())) + "\n"
-    esc = {v: _copy_text(v) for v in {*team_ids, *(u for _, u in pairs)}}
-    lines = (f"{esc[t]}\t{esc[u]}{tail}" for t, u in sorted(pairs, key=itemgetter(1)))
+    user_ids = set(chain.from_iterable(by_team.values()))
+    esc = {v: _copy_text(v) for v in user_ids}
+    # (user, team) lines sorted as text: by user, then team, with no tuple per pair
+    lines: list[str] = []
+    for t, us in by_team.items():
+        rest = f"\t{_copy_text(t)}{tail}"
+        lines += [esc[u] + rest for u in us]
+    lines.sort()
     try:
         with session.begin_nested():
-            copy_text(session, MEMBERSHIPS, _MEMBER_COLS, lines)
+            copy_text(session, MEMBERSHIPS, _MEMBER_COLS_BY_USER, lines)
     except IntegrityError as exc:
         if _sqlstate(exc) != _UNIQUE:
             raise

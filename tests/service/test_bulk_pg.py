@@ -130,9 +130,7 @@ def test_members_of_a_team_with_members_take_the_on_conflict_path(pg: Engine) ->
     with session_scope(pg) as s:
         teams.change_members(s, actor=actor("copy"), team_id=tid, add=uids[:1])
     with session_scope(pg) as s:
-        assert not bulk_pg.add_to_empty_teams(
-            s, [tid], [(tid, u) for u in uids], directory="copy", source="pull", now=utcnow()
-        )
+        assert not bulk_pg.add_to_empty_teams(s, {tid: uids}, directory="copy", source="pull", now=utcnow())
         got = bulk.add_memberships(s, actor=actor("copy"), pairs=[(tid, u) for u in uids])
     assert got == {tid: uids[1:]}
 
@@ -201,7 +199,7 @@ def test_ids_with_copy_specials_round_trip(pg: Engine) -> None:
             {"u": user},
         )
         at = utcnow()
-        assert bulk_pg.add_to_empty_teams(s, [team], [(team, user)], directory=None, source="pull", now=at)
+        assert bulk_pg.add_to_empty_teams(s, {team: [user]}, directory=None, source="pull", now=at)
     rows = raw(
         pg, "SELECT team_id, user_id, directory, source, created_at FROM memberships WHERE :d = :d", ""
     )
