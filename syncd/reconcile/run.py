@@ -4,7 +4,10 @@ Invariants: the directory lock is held for the whole run; the sync run row is wr
 the first change and finished (outcome, counts, error) whatever happens; a dry run or a
 safety stop writes no user, team or membership; the cursor is saved only after a complete
 snapshot was applied. The store view a plan is made against is read after the fetch, its
-fingerprint first (`syncd.reconcile.state`).
+fingerprint first (`syncd.reconcile.state`). During the IdP read, what was alive before it
+(imported modules, the engine, a daemon's app) is out of the cyclic collector's reach
+(`heap_frozen`: the read's full collections would walk it again and again, ~0.15 s of a 20k-user
+read) and is handed back when the read ends, however it ends.
 
 Outcomes: `applied` (a complete read, applied); `partial` (the read was incomplete — a page
 failed, the time budget ran out, the IdP stopped answering — so its adds and updates were
@@ -149,7 +152,8 @@ def _locked(
             async with connector:
                 return await connector.snapshot(cursor=cursor, progress=on_fetch)
 
-        snapshot = arun(fetch())
+        with heap_frozen():  # what was alive before the read (imports, engine, app) is not its garbage
+            snapshot = arun(fetch())
         result.mode, result.complete = snapshot.mode, snapshot.complete
         result.api_calls, result.throttles = snapshot.stats.api_calls, snapshot.stats.throttles
         scoped = apply_scope(snapshot, options.scope)
