@@ -57,8 +57,17 @@ def _diff_users(snapshot: Snapshot, view: StoreView, plan: Plan, policy: UserPol
     # in the IdP under the same name, while the store keeps the old row) would fail the whole
     # run, every run: it is left out with a note, and the user's other attributes still apply.
     # Names that change hands within the run (swaps, chains, cycles) are written by apply.
-    stored = {ext: row.user_name for ext, row in view.users.items()}
-    wanted = {ext: su.user_name for ext, su in snapshot.users.items()}
+    rows = view.users
+    # a user exactly as stored changes nothing, its name included: only the others can move onto
+    # a name (or be refused one), so the names are settled among them alone, and not at all
+    # when there are none (a no-op read)
+    touched = [ext for ext, su in snapshot.users.items() if not _same_user(su, rows.get(ext))]
+    if not touched:
+        _users_left(snapshot, view, plan, policy)
+        return
+    stored = {ext: row.user_name for ext, row in rows.items()}
+    users = snapshot.users
+    wanted = {ext: users[ext].user_name for ext in touched}
     refused = settle_user_names(stored, wanted, view.unmanaged_user_names)
     holder: dict[str, str] = {}
 
@@ -70,10 +79,6 @@ def _diff_users(snapshot: Snapshot, view: StoreView, plan: Plan, policy: UserPol
         by = f"held by user {other}" if other not in (None, ext) else "wanted by another user too"
         plan.notes.append(f"user {ext} not written: userName {su.user_name!r} is {by}")
 
-    rows = view.users
-    touched = [
-        ext for ext, su in snapshot.users.items() if not _same_user(su, rows.get(ext)) or ext in refused
-    ]
     for ext in sorted(touched):
         su = snapshot.users[ext]
         row = rows.get(ext)
@@ -93,6 +98,11 @@ def _diff_users(snapshot: Snapshot, view: StoreView, plan: Plan, policy: UserPol
             plan.users.append(UserChange("reactivate_user", ext, row.id, su))
         elif not su.active and row.active:
             plan.users.append(UserChange("deactivate_user", ext, row.id, su))
+    _users_left(snapshot, view, plan, policy)
+
+
+def _users_left(snapshot: Snapshot, view: StoreView, plan: Plan, policy: UserPolicy) -> None:
+    """Deactivations of the stored users that left (unless `policy` keeps them)."""
     if policy == "keep":
         return
     gone = snapshot.removed_users if snapshot.mode == "delta" else view.users.keys() - snapshot.users.keys()
