@@ -20,6 +20,7 @@ import platform
 import re
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -107,6 +108,17 @@ def record(name: str, text: str) -> None:
     DOC.write_text(doc)
 
 
+def settle(limit: float = 0.7, longest: float = 120.0) -> float:
+    """Wait until the 1-minute load average is below `limit` (at most `longest` seconds), so a
+    benchmark does not start while the last one's leftovers (the database's checkpoint and
+    autovacuum after a large load, exiting servers) still hold a core; returns the seconds
+    waited."""
+    t0 = time.monotonic()
+    while os.getloadavg()[0] >= limit and time.monotonic() - t0 < longest:
+        time.sleep(2.0)
+    return round(time.monotonic() - t0, 1)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--only", default="", help="comma-separated benchmark names")
@@ -118,6 +130,7 @@ def main() -> None:
             raise SystemExit(f"unknown benchmark {n!r}; known: {', '.join(BENCHES)}")
     os.environ.setdefault("PYTHONPATH", str(ROOT))
     for n in names:
+        print(f"settled for {settle()} s", flush=True)
         print(f"running {n} ...", flush=True)
         res = run_one(n, args.small)
         print(json.dumps(res), flush=True)
