@@ -68,8 +68,13 @@ def rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
-async def floor(url: str, fake: Any, page_size: int, concurrency: int) -> tuple[float, int, int]:
-    """Raw httpx reading of the same pages; returns (seconds, users, memberships)."""
+async def floor(url: str, fake: Any, page_size: int, concurrency: int,
+                batch_size: int = 1) -> tuple[float, int, int]:
+    """Raw httpx reading of the same pages; returns (seconds, users, memberships).
+
+    `batch_size` 1 reads each group's members by GET (the issue's floor); above 1, the first
+    member pages of `batch_size` groups go in one `POST /$batch` body (later pages by GET), as
+    the connector reads them."""
     t0 = time.perf_counter()
     limits = httpx.Limits(max_connections=concurrency + 4, max_keepalive_connections=concurrency + 4)
     async with httpx.AsyncClient(limits=limits, timeout=60) as http:
@@ -97,58 +102,19 @@ async def floor(url: str, fake: Any, page_size: int, concurrency: int) -> tuple[
 
         sem = asyncio.Semaphore(concurrency)
         count = 0
+        query = f"$select=id&$top={page_size}"
+
+        def users_in(vals: list[dict[str, Any]]) -> int:
+            return len({o["id"] for o in vals if o.get("@odata.type") == "#microsoft.graph.user"})
 
         async def members(gid: str) -> None:
             nonlocal count
             async with sem:
-                vals = await pages(f"{url}/v1.0/groups/{gid}/transitiveMembers?$select=id&$top={page_size}")
-            count += len({o["id"] for o in vals if o.get("@odata.type") == "#microsoft.graph.user"})
+                vals = await pages(f"{url}/v1.0/groups/{gid}/transitiveMembers?{query}")
+            count += users_in(vals)
 
-        sel = "id,userPrincipalName,mail,displayName,givenName,surname,accountEnabled"
-        users_task = asyncio.ensure_future(pages(f"{url}/v1.0/users?$select={sel}&$top={page_size}"))
-        groups = await pages(
-            f"{url}/v1.0/groups?$select=id,displayName,description,securityEnabled&$top={page_size}"
-        )
-        await asyncio.gather(*(members(g["id"]) for g in groups))
-        users = await users_task
-    return time.perf_counter() - t0, len(users), count
-
-
-async def floor_batched(url: str, fake: Any, page_size: int, concurrency: int,
-                        batch_size: int) -> tuple[float, int, int]:
-    """`floor` with each group's first member page read in `POST /$batch` bodies of
-    `batch_size` requests (later pages by GET); returns (seconds, users, memberships)."""
-    t0 = time.perf_counter()
-    limits = httpx.Limits(max_connections=concurrency + 4, max_keepalive_connections=concurrency + 4)
-    async with httpx.AsyncClient(limits=limits, timeout=60) as http:
-        tok = (
-            await http.post(
-                f"{url}/{fake.tenant_id}/oauth2/v2.0/token",
-                data={
-                    "grant_type": "client_credentials",
-                    "client_id": fake.client_id,
-                    "client_secret": fake.client_secret,
-                    "scope": "http://127.0.0.1/.default",
-                },
-            )
-        ).json()
-        http.headers["Authorization"] = f"Bearer {tok['access_token']}"
-
-        async def pages(link: str) -> list[dict[str, Any]]:
-            out: list[dict[str, Any]] = []
-            next_link: str | None = link
-            while next_link:
-                page = orjson.loads((await http.get(next_link)).content)
-                out += page["value"]
-                next_link = page.get("@odata.nextLink")
-            return out
-
-        sem = asyncio.Semaphore(concurrency)
-        count = 0
-
-        async def members(gids: list[str]) -> None:
+        async def member_batch(gids: list[str]) -> None:
             nonlocal count
-            query = f"$select=id&$top={page_size}"
             body = orjson.dumps({"requests": [
                 {"id": str(i), "method": "GET", "url": f"/groups/{gid}/transitiveMembers?{query}"}
                 for i, gid in enumerate(gids)]})
@@ -161,7 +127,7 @@ async def floor_batched(url: str, fake: Any, page_size: int, concurrency: int,
                 if link:
                     async with sem:
                         vals = vals + await pages(link)
-                count += len({o["id"] for o in vals if o.get("@odata.type") == "#microsoft.graph.user"})
+                count += users_in(vals)
 
         sel = "id,userPrincipalName,mail,displayName,givenName,surname,accountEnabled"
         users_task = asyncio.ensure_future(pages(f"{url}/v1.0/users?$select={sel}&$top={page_size}"))
@@ -169,7 +135,11 @@ async def floor_batched(url: str, fake: Any, page_size: int, concurrency: int,
             f"{url}/v1.0/groups?$select=id,displayName,description,securityEnabled&$top={page_size}"
         )
         gids = [g["id"] for g in groups]
-        await asyncio.gather(*(members(gids[i:i + batch_size]) for i in range(0, len(gids), batch_size)))
+        if batch_size == 1:
+            await asyncio.gather(*(members(gid) for gid in gids))
+        else:
+            await asyncio.gather(*(member_batch(gids[i:i + batch_size])
+                                   for i in range(0, len(gids), batch_size)))
         users = await users_task
     return time.perf_counter() - t0, len(users), count
 
@@ -231,7 +201,7 @@ def main() -> None:
                     wall, n_users, n_members = asyncio.run(floor(url, fake, args.page_size, args.concurrency))
                 elif side == "floor_batched":
                     wall, nb_users, nb_members = asyncio.run(
-                        floor_batched(url, fake, args.page_size, args.concurrency, args.batch_size))
+                        floor(url, fake, args.page_size, args.concurrency, args.batch_size))
                 else:
                     prof = None
                     if args.profile and not times["snapshot"]:
