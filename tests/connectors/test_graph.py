@@ -355,12 +355,14 @@ def test_endless_throttling_gives_up_within_the_time_budget() -> None:
 
 
 def test_throttling_beyond_max_retries_marks_incomplete_and_keeps_the_rest() -> None:
+    """Direct requests (batch_size=1); the batched path's twin is in test_graph_batch.py."""
     tenant = small()
     gid = list(tenant.groups)[3]
     faults = FaultPlan()
     faults.add("throttle", path=f"/groups/{gid}/transitiveMembers", times=None, retry_after=1)
     with running_fake("graph", tenant, faults) as (fake, url):
-        snap = run(snap_of(fake, url, max_retries=1))
+        snap = run(snap_of(fake, url, max_retries=1, batch_size=1))
+        assert fake.batches == []
     assert not snap.complete and any(gid in p and "429" in p for p in snap.problems)
     others = set(tenant.groups) - {gid}
     assert all(snap.groups[g].member_ids == frozenset(tenant.transitive_user_ids(g)) for g in others)
