@@ -14,9 +14,11 @@ the transaction's `pg_current_xact_id()`, as the INSERT's column default would g
   new teams). No ON CONFLICT, no RETURNING: every pair is new unless a concurrent writer
   (an on-login sync) added one meanwhile; then the COPY fails on the primary key, its
   savepoint is rolled back and the caller takes the ON CONFLICT path, so the outcome is the
-  same either way. The rows go in by user id: each user's foreign-key checks then follow one
-  another (its key and row lock found where the last check left them) and the (user, team)
-  index is filled in order; for a pull's load that is ~15% less server CPU than team order.
+  same either way. Its foreign keys are checked once per statement where the role may do so
+  (`syncd.service.pg_fk`), else per row. The rows go in by user id: each user's per-row
+  foreign-key checks then follow one another (its key and row lock found where the last check
+  left them) and the (user, team) index is filled in order; for a pull's load that is ~15%
+  less server CPU than team order.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from sqlmodel import Session
 
 from syncd.feed import writer as feed
 from syncd.feed.kinds import USER_CREATED
+from syncd.service import pg_fk
 from syncd.service.common import AUDIT_COLUMNS as _AUDIT_COLS
 from syncd.service.common import CHANGE_COLUMNS as _CHANGE_COLS
 from syncd.service.context import Actor
@@ -233,7 +236,13 @@ def add_to_empty_teams(
     lines.sort()
     try:
         with session.begin_nested():
-            copy_text(session, MEMBERSHIPS, _MEMBER_COLS_BY_USER, lines)
+            pg_fk.copy_checked(
+                session,
+                lambda: copy_text(session, MEMBERSHIPS, _MEMBER_COLS_BY_USER, lines),
+                rows=len(lines),
+                user_ids=user_ids,
+                team_ids=team_ids,
+            )
     except IntegrityError as exc:
         if _sqlstate(exc) != _UNIQUE:
             raise

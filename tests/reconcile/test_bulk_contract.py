@@ -24,7 +24,7 @@ from syncd.reconcile.diff import diff
 from syncd.reconcile.load import load_view
 from syncd.reconcile.plan import Plan
 from syncd.reconcile.snapshot import Snapshot, SnapshotGroup, SnapshotUser
-from syncd.service import audit, bulk, teams, tokens, users
+from syncd.service import audit, bulk, pg_fk, teams, tokens, users
 from syncd.service.context import Actor
 from syncd.store import session_scope
 from syncd.store.models import Change, Team, User
@@ -182,13 +182,16 @@ def eng(engine: Engine) -> Engine:
     return engine
 
 
+@pytest.mark.parametrize("fk_per_statement", [False, True], ids=["fk-per-row", "fk-per-statement"])
 @pytest.mark.parametrize("member_batch", [7, 200_000])
 def test_bulk_apply_and_per_row_operations_leave_identical_stores(
-    eng: Engine, monkeypatch: pytest.MonkeyPatch, member_batch: int
+    eng: Engine, monkeypatch: pytest.MonkeyPatch, member_batch: int, fk_per_statement: bool
 ) -> None:
     # small batches split the users over transactions and make teams start new member batches
     monkeypatch.setattr(apply_mod, "BATCH", 13)
     monkeypatch.setattr(apply_mod, "MEMBER_BATCH", member_batch)
+    # PostgreSQL: a new team's members by COPY, foreign keys checked per statement or per row
+    monkeypatch.setattr(pg_fk, "MIN_ROWS", 1 if fk_per_statement else 10**9)
     for round_ in (0, 1):
         bulk_plan = plan_for(eng, snapshot("bulk", round_))
         row_plan = plan_for(eng, snapshot("row", round_))

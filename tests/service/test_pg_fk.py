@@ -1,0 +1,207 @@
+"""`syncd.service.pg_fk`: a membership COPY skips its per-row foreign-key triggers only when
+the role may set `session_replication_role`, the table has no trigger of its own and no other
+foreign key, and every referenced row was found and locked; the setting is back to `origin`
+after the COPY; the locks keep a concurrent delete out until commit, and a missing row takes
+the per-row path and its foreign-key violation."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine, create_engine, text
+from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlmodel import Session
+
+from syncd.service import bulk, bulk_pg, pg_fk, tokens
+from syncd.service.context import Actor
+from syncd.store import session_scope
+from syncd.store.models import utcnow
+from tests.conftest import PG_URL, migrated_store
+
+pytestmark = pytest.mark.postgres
+
+ACTOR = Actor("pull", "d", "pull:d", sync_run_id=None)
+
+
+@pytest.fixture
+def pg(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Engine]:
+    monkeypatch.setattr(pg_fk, "MIN_ROWS", 1)  # the tests' few rows take the statement path
+    with migrated_store("postgres", tmp_path) as eng:
+        with session_scope(eng) as s:
+            tokens.ensure_directory(s, name="d", kind="graph")
+        yield eng
+
+
+def _team_and_users(engine: Engine, n: int = 3) -> tuple[str, list[str]]:
+    with session_scope(engine) as s:
+        uids = bulk.create_users(s, actor=ACTOR, bodies=[{"userName": f"u{i}@x"} for i in range(n)])
+        (tid,) = bulk.create_teams(s, actor=ACTOR, bodies=[{"displayName": "eng"}])
+    return tid, uids
+
+
+def _copy(s: Session, tid: str, uids: list[str], seen: list[str]) -> pg_fk.Path:
+    """`copy_checked` of (tid, u) rows; `seen` gets the replication role the COPY ran under."""
+
+    def copy() -> None:
+        seen.append(s.execute(text("SHOW session_replication_role")).scalar_one())
+        lines = [f"{u}\t{tid}\td\tpull\t{utcnow().isoformat()}\n" for u in uids]
+        bulk_pg.copy_text(s, bulk_pg.MEMBERSHIPS, bulk_pg._MEMBER_COLS_BY_USER, lines)
+
+    return pg_fk.copy_checked(s, copy, rows=len(uids), user_ids=set(uids), team_ids={tid})
+
+
+def _members(engine: Engine, tid: str) -> list[str]:
+    with engine.connect() as c:
+        q = text("SELECT user_id FROM memberships WHERE team_id = :t ORDER BY user_id")
+        return list(c.execute(q, {"t": tid}).scalars())
+
+
+def test_a_superuser_copies_without_row_triggers_and_ends_in_origin(pg: Engine) -> None:
+    tid, uids = _team_and_users(pg)
+    seen: list[str] = []
+    with session_scope(pg) as s:
+        assert _copy(s, tid, uids, seen) == "statement"
+        assert seen == ["replica"]
+        assert s.execute(text("SHOW session_replication_role")).scalar_one() == "origin"
+    assert _members(pg, tid) == sorted(uids)
+
+
+def test_a_small_copy_keeps_the_row_checks(pg: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+    tid, uids = _team_and_users(pg)
+    monkeypatch.setattr(pg_fk, "MIN_ROWS", len(uids) + 1)
+    seen: list[str] = []
+    with session_scope(pg) as s:
+        assert _copy(s, tid, uids, seen) == "row"
+    assert seen == ["origin"]
+    assert _members(pg, tid) == sorted(uids)
+
+
+def test_a_missing_user_takes_the_row_path_and_its_foreign_key_violation(pg: Engine) -> None:
+    tid, uids = _team_and_users(pg)
+    seen: list[str] = []
+    with session_scope(pg) as s, pytest.raises(IntegrityError) as err:
+        _copy(s, tid, [*uids, "no-such-user"], seen)
+    assert getattr(err.value.orig, "sqlstate", None) == "23503"
+    assert seen == ["origin"]
+    assert _members(pg, tid) == []
+
+
+def test_the_locks_hold_a_concurrent_delete_until_commit(pg: Engine) -> None:
+    tid, uids = _team_and_users(pg)
+    other = create_engine(pg.url)
+    try:
+        with session_scope(pg) as s:
+            assert _copy(s, tid, uids, []) == "statement"
+            with other.connect() as c, pytest.raises(OperationalError) as err:
+                c.execute(text("SET lock_timeout = '200ms'"))
+                c.execute(text("DELETE FROM users WHERE id = :u"), {"u": uids[0]})
+            assert getattr(err.value.orig, "sqlstate", None) == "55P03"  # lock_not_available
+        with other.begin() as c:  # after commit: the delete goes through and cascades
+            c.execute(text("DELETE FROM users WHERE id = :u"), {"u": uids[0]})
+    finally:
+        other.dispose()
+    assert _members(pg, tid) == sorted(uids[1:])
+
+
+def test_a_trigger_of_the_tables_own_keeps_the_row_checks_and_fires(pg: Engine) -> None:
+    tid, uids = _team_and_users(pg)
+    with session_scope(pg) as s:
+        s.execute(text("CREATE TABLE seen (user_id varchar(64))"))
+        s.execute(
+            text(
+                "CREATE FUNCTION note_member() RETURNS trigger LANGUAGE plpgsql AS "
+                "$$ BEGIN INSERT INTO seen VALUES (NEW.user_id); RETURN NEW; END $$"
+            )
+        )
+        s.execute(
+            text(
+                "CREATE TRIGGER note AFTER INSERT ON memberships FOR EACH ROW EXECUTE FUNCTION note_member()"
+            )
+        )
+    seen: list[str] = []
+    with session_scope(pg) as s:
+        assert _copy(s, tid, uids, seen) == "row"
+        assert s.execute(text("SELECT count(*) FROM seen")).scalar_one() == len(uids)
+    assert seen == ["origin"]
+
+
+def test_another_foreign_key_keeps_the_row_checks(pg: Engine) -> None:
+    tid, uids = _team_and_users(pg)
+    with session_scope(pg) as s:
+        fk = "FOREIGN KEY (directory) REFERENCES directories(name)"
+        s.execute(text(f"ALTER TABLE memberships ADD CONSTRAINT m_dir {fk}"))
+    with session_scope(pg) as s:
+        assert _copy(s, tid, uids, []) == "row"
+    assert _members(pg, tid) == sorted(uids)
+
+
+@pytest.fixture
+def plain_role(pg: Engine) -> Iterator[str]:
+    """A role that owns nothing and is no superuser, with the rights on the test schema a
+    store's role has (it is the cluster's: dropped after the test)."""
+    role = f"syncd_plain_{uuid.uuid4().hex[:8]}"
+    admin = create_engine(PG_URL)
+    with pg.begin() as c:
+        schema = c.execute(text("SELECT current_schema()")).scalar_one()
+    with admin.begin() as c:
+        c.execute(text(f'CREATE ROLE "{role}" NOSUPERUSER'))
+        c.execute(text(f'GRANT USAGE ON SCHEMA "{schema}" TO "{role}"'))
+        c.execute(
+            text(f'GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA "{schema}" TO "{role}"')
+        )
+    try:
+        yield role
+    finally:
+        with admin.begin() as c:
+            c.execute(text(f'DROP OWNED BY "{role}"'))
+            if _server_version(admin) >= 150000:
+                c.execute(text(f'REVOKE SET ON PARAMETER session_replication_role FROM "{role}"'))
+            c.execute(text(f'DROP ROLE "{role}"'))
+        admin.dispose()
+
+
+def _server_version(engine: Engine) -> int:
+    with engine.connect() as c:
+        return int(c.execute(text("SHOW server_version_num")).scalar_one())
+
+
+def test_a_role_without_the_grant_keeps_the_row_checks(pg: Engine, plain_role: str) -> None:
+    tid, uids = _team_and_users(pg)
+    seen: list[str] = []
+    with session_scope(pg) as s:
+        s.execute(text(f'SET LOCAL ROLE "{plain_role}"'))
+        assert _copy(s, tid, uids, seen) == "row"
+    assert seen == ["origin"]
+    assert _members(pg, tid) == sorted(uids)
+
+
+def test_a_role_granted_set_on_the_parameter_checks_per_statement(pg: Engine, plain_role: str) -> None:
+    if _server_version(pg) < 150000:
+        pytest.skip("GRANT SET ON PARAMETER is PostgreSQL 15+")
+    with pg.begin() as c:
+        c.execute(text(f'GRANT SET ON PARAMETER session_replication_role TO "{plain_role}"'))
+    tid, uids = _team_and_users(pg)
+    seen: list[str] = []
+    with session_scope(pg) as s:
+        s.execute(text(f'SET LOCAL ROLE "{plain_role}"'))
+        assert _copy(s, tid, uids, seen) == "statement"
+        assert s.execute(text("SHOW session_replication_role")).scalar_one() == "origin"
+    assert seen == ["replica"]
+    assert _members(pg, tid) == sorted(uids)
+
+
+def test_a_pulls_new_teams_take_the_statement_path_with_the_same_rows(pg: Engine) -> None:
+    tid, uids = _team_and_users(pg, 5)
+    with session_scope(pg) as s:
+        assert pg_fk.eligible(s)
+        got = bulk.add_memberships(s, actor=ACTOR, pairs=[(tid, u) for u in uids])
+    assert got == {tid: uids}
+    assert _members(pg, tid) == sorted(uids)
+    with pg.connect() as c:
+        count, version = c.execute(
+            text("SELECT member_count, version FROM teams WHERE id = :t"), {"t": tid}
+        ).one()
+    assert (count, version) == (5, 2)
