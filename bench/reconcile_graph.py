@@ -14,7 +14,12 @@ size (`getrusage(RUSAGE_SELF).ru_maxrss`, interpreter and imports included):
 - `noop_full`: re-sync with a full read and nothing changed (no cursor) — writes nothing;
 - `noop_delta`: re-sync from the saved cursor, nothing changed;
 - `delta_changes`: after 1% of the tenant changed (see `CHANGES`), re-sync from the cursor;
-- `full_changes`: after another 1% changed, re-sync with a full read.
+- `full_changes`: after another 1% changed, re-sync with a full read;
+- PostgreSQL only, `initial_row_checks`: a first sync of the (changed) tenant into another
+  empty store, owned by a role that may not set `session_replication_role`: what a store role
+  without that grant gets, with its new memberships' foreign keys checked per row
+  (`syncd.service.pg_fk`). The phases above run as the URL's role (`postgres`, a superuser,
+  by default), like a role granted `SET ON PARAMETER session_replication_role`.
 
 `*_ratio` is a phase's time over the floor's. Prints one JSON line.
 """
@@ -193,9 +198,11 @@ def run_phase(name: str, url: str, store: str, lock_dir: str, concurrency: int) 
     return json.loads(lines[-1])
 
 
-def fresh_store(url: str | None, tmp: str) -> tuple[str, Any]:
-    """(store URL, cleanup) for a migrated empty store."""
-    from sqlalchemy import create_engine, text
+def fresh_store(url: str | None, tmp: str, owner: str | None = None) -> tuple[str, Any]:
+    """(store URL, cleanup) for a migrated empty store. PostgreSQL, `owner`: the schema is that
+    role's (created as a login role that is no superuser, with the URL's password, and dropped
+    by the cleanup), and the URL connects as it."""
+    from sqlalchemy import create_engine, make_url, text
 
     from syncd.store.engine import make_engine, upgrade
 
@@ -208,7 +215,15 @@ def fresh_store(url: str | None, tmp: str) -> tuple[str, Any]:
     schema = f"bench_{uuid.uuid4().hex[:10]}"
     admin = create_engine(url)
     with admin.begin() as c:
-        c.execute(text(f'CREATE SCHEMA "{schema}"'))
+        if owner:
+            password = make_url(url).password
+            login = f"LOGIN PASSWORD '{password}'" if password else "LOGIN"
+            c.execute(text(f'CREATE ROLE "{owner}" {login} NOSUPERUSER'))
+            c.execute(text(f'CREATE SCHEMA "{schema}" AUTHORIZATION "{owner}"'))
+        else:
+            c.execute(text(f'CREATE SCHEMA "{schema}"'))
+    if owner:
+        url = make_url(url).set(username=owner).render_as_string(hide_password=False)
     sep = "&" if "?" in url else "?"
     scoped = f"{url}{sep}options=-csearch_path%3D{schema}"
     eng = make_engine(scoped)
@@ -218,6 +233,8 @@ def fresh_store(url: str | None, tmp: str) -> tuple[str, Any]:
     def drop() -> None:
         with admin.begin() as c:
             c.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
+            if owner:
+                c.execute(text(f'DROP ROLE IF EXISTS "{owner}"'))
         admin.dispose()
 
     return scoped, drop
@@ -292,6 +309,8 @@ def main() -> None:
             out[f"{name}_rss_mb"] = round(r["rss_mb"], 1)
             if name.endswith("changes"):
                 out[f"{name}_by_kind"] = " ".join(f"{k}={v}" for k, v in sorted(r["applied_by_kind"].items()))
+        if args.store:
+            out.update(row_checks(args, url, tmp, fl["s"]))
     finally:
         if proc.stdin:
             proc.stdin.close()
@@ -300,6 +319,26 @@ def main() -> None:
     out["concurrency"] = args.concurrency
     out["rss_method"] = "getrusage ru_maxrss, one subprocess per phase"
     print(json.dumps(out))
+
+
+def row_checks(args: argparse.Namespace, url: str, tmp: str, floor_s: float) -> dict[str, Any]:
+    """The `initial_row_checks` phase (see the module), after the machine settled."""
+    from run import settle
+
+    waited = settle()
+    owner = f"syncd_bench_{uuid.uuid4().hex[:8]}"
+    store, cleanup = fresh_store(args.store, tmp, owner=owner)
+    try:
+        r = run_phase("initial", url, store, tmp, args.concurrency)
+    finally:
+        cleanup()
+    return {
+        "initial_row_checks_s": round(r["s"], 2),
+        "initial_row_checks_fetch_s": round(r["fetch_s"], 2),
+        "initial_row_checks_ratio": round(r["s"] / floor_s, 2),
+        "initial_row_checks_applied": r["applied"],
+        "initial_row_checks_settled_s": waited,
+    }
 
 
 if __name__ == "__main__":

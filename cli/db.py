@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import typer
+from sqlalchemy import Engine
 
 from cli.context import ConfigOption, JsonOption, fail, open_store, settings, sqlite_file, state
 from cli.output import kv, print_json
@@ -37,6 +38,20 @@ def upgrade_cmd(ctx: typer.Context, config: ConfigOption = None, json: JsonOptio
         typer.echo(f"store {shown}: upgraded {before or '(empty)'} → {after}")
 
 
+def _bulk_fk_checks(engine: Engine) -> str:
+    """How a pull's bulk membership COPY checks its foreign keys on this store now
+    (`syncd.service.pg_fk`), for `db status`."""
+    from sqlmodel import Session
+
+    from syncd.service import pg_fk
+
+    with Session(engine) as s:
+        why = pg_fk.blocker(s)
+    if why is None:
+        return "per statement"
+    return f"per row: a large first pull loads its memberships about twice as slowly; {why}"
+
+
 @db.command("status")
 def status_cmd(ctx: typer.Context, config: ConfigOption = None, json: JsonOption = False) -> None:
     """Show the store, its schema revision and the revision this syncd needs (exit 2 when the
@@ -48,22 +63,32 @@ def status_cmd(ctx: typer.Context, config: ConfigOption = None, json: JsonOption
         empty = make_engine("sqlite://")  # the head revision, without creating the file
         current, head = schema_status(empty)
         empty.dispose()
-    else:
+    fk_checks = None
+    if db_file is None or db_file.exists():
         with open_store(st, need_schema=False) as engine:
             current, head = schema_status(engine)
-    row = {"store": s.store.display_url, "current": current, "head": head, "up_to_date": current == head}
+            if engine.dialect.name == "postgresql" and current == head:
+                fk_checks = _bulk_fk_checks(engine)
+    row: dict[str, object] = {
+        "store": s.store.display_url,
+        "current": current,
+        "head": head,
+        "up_to_date": current == head,
+    }
+    if fk_checks is not None:
+        row["bulk_fk_checks"] = fk_checks
     if st.json:
         print_json(row)
     else:
-        kv(
-            [
-                ("store", row["store"]),
-                ("schema", current or "(none)"),
-                ("needs", head),
-                ("up to date", current == head),
-            ],
-            title="store",
-        )
+        rows: list[tuple[str, object]] = [
+            ("store", row["store"]),
+            ("schema", current or "(none)"),
+            ("needs", head),
+            ("up to date", current == head),
+        ]
+        if fk_checks is not None:
+            rows.append(("bulk FK checks", fk_checks))
+        kv(rows, title="store")
     if current != head:  # exit 2, like every command that needs the schema
         if current is None:
             fail(f"the store {row['store']} has no schema", "run `syncd db upgrade` to create it")

@@ -35,6 +35,7 @@ also restores `session_replication_role`.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Collection
 from typing import Literal
 
@@ -56,19 +57,21 @@ _FK_MATCH = " OR ".join(
     f"AND c.confkey = {_ATTNUM.format(rel='confrelid', name=ref)})"
     for col, table, ref in _KEYS
 )
-_ELIGIBLE = """
-SELECT {privilege}
-   AND current_setting('session_replication_role') = 'origin'
-   AND NOT EXISTS (
-       SELECT 1 FROM pg_trigger WHERE tgrelid = CAST('memberships' AS regclass) AND NOT tgisinternal
-   )
-   AND (SELECT count(*) FROM pg_constraint c
+_CONDITIONS = """
+SELECT {privilege},
+       current_setting('session_replication_role') = 'origin',
+       NOT EXISTS (
+           SELECT 1 FROM pg_trigger WHERE tgrelid = CAST('memberships' AS regclass) AND NOT tgisinternal
+       ),
+       (SELECT count(*) FROM pg_constraint c
         WHERE c.conrelid = CAST('memberships' AS regclass) AND c.contype = 'f') = {keys}
-   AND (SELECT count(*) FROM pg_constraint c
-        WHERE c.conrelid = CAST('memberships' AS regclass) AND c.contype = 'f' AND ({match})) = {keys}
+       AND (SELECT count(*) FROM pg_constraint c
+            WHERE c.conrelid = CAST('memberships' AS regclass) AND c.contype = 'f' AND ({match})) = {keys}
 """
 _LOCK = "SELECT count(*) FROM (SELECT 1 FROM {} WHERE id = ANY(CAST(:ids AS varchar[])) FOR KEY SHARE) AS x"
 _INSUFFICIENT_PRIVILEGE = "42501"
+log = logging.getLogger("syncd.service.pg_fk")
+_told = False  # whether `_allowed` logged why per row, once a process
 #: rows of a COPY from which its foreign keys are checked per statement (when allowed)
 MIN_ROWS = 2_000
 
@@ -85,7 +88,7 @@ def copy_checked(
     `team_ids`, each given once) with its foreign keys checked per statement if allowed (see
     the module), else per row; returns which. Errors of `copy` are raised as they are."""
     if rows < MIN_ROWS or not (
-        eligible(session) and _lock_all(session, user_ids, team_ids) and _replica(session)
+        _allowed(session) and _lock_all(session, user_ids, team_ids) and _replica(session)
     ):
         copy()
         return "row"
@@ -96,10 +99,42 @@ def copy_checked(
 
 def eligible(session: Session) -> bool:
     """Whether `copy_checked` may check per statement in this session now (see the module)."""
+    return blocker(session) is None
+
+
+def _allowed(session: Session) -> bool:
+    """`eligible`, logging why not the first time in this process (`syncd db status` shows it too)."""
+    global _told
+    why = blocker(session)
+    if why is not None and not _told:
+        _told = True
+        log.info("large membership loads check their foreign keys per row (about half as fast): %s", why)
+    return why is None
+
+
+def blocker(session: Session) -> str | None:
+    """Why `copy_checked` checks per row in this session now, for an operator; None if it
+    may check per statement (a large enough COPY then does)."""
     version = session.get_bind().dialect.server_version_info or (0,)
-    privilege = _PRIVILEGE_15 if version >= (15,) else _PRIVILEGE_OLD
-    sql = _ELIGIBLE.format(privilege=privilege, keys=len(_KEYS), match=_FK_MATCH)
-    return bool(session.execute(text(sql)).scalar_one())
+    modern = version >= (15,)
+    sql = _CONDITIONS.format(
+        privilege=_PRIVILEGE_15 if modern else _PRIVILEGE_OLD, keys=len(_KEYS), match=_FK_MATCH
+    )
+    may_set, origin, no_triggers, our_keys = session.execute(text(sql)).one()
+    if not may_set:
+        grant = "GRANT SET ON PARAMETER session_replication_role TO <the store's role>"
+        return (
+            f"the role may not set session_replication_role ({grant})"
+            if modern
+            else ("the role may not set session_replication_role (PostgreSQL before 15: superuser only)")
+        )
+    if not origin:
+        return "the session's session_replication_role is not origin"
+    if not no_triggers:
+        return "memberships has triggers of its own, which replica mode would skip"
+    if not our_keys:
+        return "memberships has foreign keys other than syncd's two"
+    return None
 
 
 def _lock_all(session: Session, user_ids: Collection[str], team_ids: Collection[str]) -> bool:

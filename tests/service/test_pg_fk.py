@@ -35,10 +35,10 @@ def pg(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Engine]:
         yield eng
 
 
-def _team_and_users(engine: Engine, n: int = 3) -> tuple[str, list[str]]:
+def _team_and_users(engine: Engine, n: int = 3, team: str = "eng") -> tuple[str, list[str]]:
     with session_scope(engine) as s:
-        uids = bulk.create_users(s, actor=ACTOR, bodies=[{"userName": f"u{i}@x"} for i in range(n)])
-        (tid,) = bulk.create_teams(s, actor=ACTOR, bodies=[{"displayName": "eng"}])
+        uids = bulk.create_users(s, actor=ACTOR, bodies=[{"userName": f"{team}{i}@x"} for i in range(n)])
+        (tid,) = bulk.create_teams(s, actor=ACTOR, bodies=[{"displayName": team}])
     return tid, uids
 
 
@@ -63,6 +63,7 @@ def test_a_superuser_copies_without_row_triggers_and_ends_in_origin(pg: Engine) 
     tid, uids = _team_and_users(pg)
     seen: list[str] = []
     with session_scope(pg) as s:
+        assert pg_fk.blocker(s) is None
         assert _copy(s, tid, uids, seen) == "statement"
         assert seen == ["replica"]
         assert s.execute(text("SHOW session_replication_role")).scalar_one() == "origin"
@@ -123,6 +124,7 @@ def test_a_trigger_of_the_tables_own_keeps_the_row_checks_and_fires(pg: Engine) 
         )
     seen: list[str] = []
     with session_scope(pg) as s:
+        assert "triggers of its own" in (pg_fk.blocker(s) or "")
         assert _copy(s, tid, uids, seen) == "row"
         assert s.execute(text("SELECT count(*) FROM seen")).scalar_one() == len(uids)
     assert seen == ["origin"]
@@ -134,6 +136,7 @@ def test_another_foreign_key_keeps_the_row_checks(pg: Engine) -> None:
         fk = "FOREIGN KEY (directory) REFERENCES directories(name)"
         s.execute(text(f"ALTER TABLE memberships ADD CONSTRAINT m_dir {fk}"))
     with session_scope(pg) as s:
+        assert "foreign keys other than" in (pg_fk.blocker(s) or "")
         assert _copy(s, tid, uids, []) == "row"
     assert _members(pg, tid) == sorted(uids)
 
@@ -168,14 +171,22 @@ def _server_version(engine: Engine) -> int:
         return int(c.execute(text("SHOW server_version_num")).scalar_one())
 
 
-def test_a_role_without_the_grant_keeps_the_row_checks(pg: Engine, plain_role: str) -> None:
+def test_a_role_without_the_grant_keeps_the_row_checks_and_says_why_once(
+    pg: Engine, plain_role: str, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setattr(pg_fk, "_told", False)
     tid, uids = _team_and_users(pg)
+    other, _ = _team_and_users(pg, 0, "ops")
     seen: list[str] = []
-    with session_scope(pg) as s:
+    with caplog.at_level("INFO", logger="syncd.service.pg_fk"), session_scope(pg) as s:
         s.execute(text(f'SET LOCAL ROLE "{plain_role}"'))
+        assert "may not set session_replication_role" in (pg_fk.blocker(s) or "")
         assert _copy(s, tid, uids, seen) == "row"
-    assert seen == ["origin"]
-    assert _members(pg, tid) == sorted(uids)
+        assert _copy(s, other, uids, seen) == "row"
+    assert seen == ["origin", "origin"]
+    assert _members(pg, tid) == _members(pg, other) == sorted(uids)
+    told = [r.getMessage() for r in caplog.records if r.name == "syncd.service.pg_fk"]
+    assert len(told) == 1 and "per row" in told[0] and "GRANT SET ON PARAMETER" in told[0]
 
 
 def test_a_role_granted_set_on_the_parameter_checks_per_statement(pg: Engine, plain_role: str) -> None:
@@ -187,6 +198,7 @@ def test_a_role_granted_set_on_the_parameter_checks_per_statement(pg: Engine, pl
     seen: list[str] = []
     with session_scope(pg) as s:
         s.execute(text(f'SET LOCAL ROLE "{plain_role}"'))
+        assert pg_fk.blocker(s) is None
         assert _copy(s, tid, uids, seen) == "statement"
         assert s.execute(text("SHOW session_replication_role")).scalar_one() == "origin"
     assert seen == ["replica"]
@@ -205,3 +217,22 @@ def test_a_pulls_new_teams_take_the_statement_path_with_the_same_rows(pg: Engine
             text("SELECT member_count, version FROM teams WHERE id = :t"), {"t": tid}
         ).one()
     assert (count, version) == (5, 2)
+
+
+def test_db_status_says_how_bulk_foreign_keys_are_checked(
+    pg: Engine, plain_role: str, tmp_path: Path
+) -> None:
+    from tests.cli.conftest import Cli, write_config
+
+    url = pg.url.render_as_string(hide_password=False)
+    assert Cli(write_config(tmp_path / "a.toml", url=url)).json("db", "status")["bulk_fk_checks"] == (
+        "per statement"
+    )
+    as_plain = pg.url.set(username=plain_role).render_as_string(hide_password=False)
+    with create_engine(PG_URL).begin() as c:
+        c.execute(text(f'ALTER ROLE "{plain_role}" LOGIN'))
+    result = Cli(write_config(tmp_path / "b.toml", url=as_plain))("db", "status")
+    assert result.exit_code == 0, result.output
+    shown = " ".join(result.stdout.split())
+    assert "per row: a large first pull loads its memberships about twice as slowly" in shown
+    assert "may not set session_replication_role" in shown
