@@ -25,9 +25,12 @@ COPY runs with its per-row checks and the same outcome:
 - the role may set the parameter: a superuser, or on PostgreSQL 15+ a role granted
   `SET ON PARAMETER session_replication_role`;
 - the session's `session_replication_role` is `origin`;
-- `memberships` has no trigger of its own (replica mode would leave it unfired), and its
-  foreign keys are exactly the two checked here: `user_id` → `users.id`, `team_id` →
-  `teams.id`.
+- the role may lock rows of `users` and `teams` (UPDATE on them, which a store's role has);
+- `memberships` has no trigger but its foreign keys' (none of its own, no deferrable key's:
+  replica mode would leave them unfired), and its foreign keys are exactly the two checked
+  here: `user_id` → `users.id`, `team_id` → `teams.id`. `memberships` is locked as the COPY
+  locks it (ROW EXCLUSIVE) before these are read, so no trigger or key can be added between
+  the check and the COPY.
 
 Call it inside a savepoint (or a transaction) that is rolled back if it raises: the rollback
 also restores `session_replication_role`.
@@ -59,9 +62,14 @@ _FK_MATCH = " OR ".join(
 )
 _CONDITIONS = """
 SELECT {privilege},
+       has_any_column_privilege('users', 'UPDATE') AND has_any_column_privilege('teams', 'UPDATE'),
        current_setting('session_replication_role') = 'origin',
        NOT EXISTS (
-           SELECT 1 FROM pg_trigger WHERE tgrelid = CAST('memberships' AS regclass) AND NOT tgisinternal
+           SELECT 1 FROM pg_trigger t
+           WHERE t.tgrelid = CAST('memberships' AS regclass)
+             AND NOT (t.tgisinternal AND EXISTS (
+                 SELECT 1 FROM pg_constraint c
+                 WHERE c.oid = t.tgconstraint AND c.conrelid = t.tgrelid AND c.contype = 'f'))
        ),
        (SELECT count(*) FROM pg_constraint c
         WHERE c.conrelid = CAST('memberships' AS regclass) AND c.contype = 'f') = {keys}
@@ -87,6 +95,9 @@ def copy_checked(
     """Run `copy` (a COPY into `memberships` of `rows` rows referencing only `user_ids` and
     `team_ids`, each given once) with its foreign keys checked per statement if allowed (see
     the module), else per row; returns which. Errors of `copy` are raised as they are."""
+    if rows >= MIN_ROWS:
+        # the COPY's own lock, taken now: no trigger or key can be added between the check and it
+        session.execute(text("LOCK TABLE memberships IN ROW EXCLUSIVE MODE"))
     if rows < MIN_ROWS or not (
         _allowed(session) and _lock_all(session, user_ids, team_ids) and _replica(session)
     ):
@@ -120,7 +131,7 @@ def blocker(session: Session) -> str | None:
     sql = _CONDITIONS.format(
         privilege=_PRIVILEGE_15 if modern else _PRIVILEGE_OLD, keys=len(_KEYS), match=_FK_MATCH
     )
-    may_set, origin, no_triggers, our_keys = session.execute(text(sql)).one()
+    may_set, may_lock, origin, no_triggers, our_keys = session.execute(text(sql)).one()
     if not may_set:
         grant = "GRANT SET ON PARAMETER session_replication_role TO <the store's role>"
         return (
@@ -128,10 +139,15 @@ def blocker(session: Session) -> str | None:
             if modern
             else ("the role may not set session_replication_role (PostgreSQL before 15: superuser only)")
         )
+    if not may_lock:
+        return "the role may not lock rows of users and teams (it needs UPDATE on them)"
     if not origin:
         return "the session's session_replication_role is not origin"
     if not no_triggers:
-        return "memberships has triggers of its own, which replica mode would skip"
+        return (
+            "memberships has triggers besides its foreign keys' (its own, or a deferrable key's), "
+            "which replica mode would skip"
+        )
     if not our_keys:
         return "memberships has foreign keys other than syncd's two"
     return None

@@ -9,6 +9,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import Engine, create_engine, text
@@ -124,10 +125,25 @@ def test_a_trigger_of_the_tables_own_keeps_the_row_checks_and_fires(pg: Engine) 
         )
     seen: list[str] = []
     with session_scope(pg) as s:
-        assert "triggers of its own" in (pg_fk.blocker(s) or "")
+        assert "triggers besides its foreign keys'" in (pg_fk.blocker(s) or "")
         assert _copy(s, tid, uids, seen) == "row"
         assert s.execute(text("SELECT count(*) FROM seen")).scalar_one() == len(uids)
     assert seen == ["origin"]
+
+
+def test_a_deferrable_key_keeps_the_row_checks_and_is_enforced(pg: Engine) -> None:
+    # its uniqueness check is an internal trigger that replica mode would skip
+    tid, uids = _team_and_users(pg)
+    with session_scope(pg) as s:
+        s.execute(
+            text("ALTER TABLE memberships ADD CONSTRAINT one_source UNIQUE (team_id, source) DEFERRABLE")
+        )
+    with session_scope(pg) as s:
+        assert "a deferrable key's" in (pg_fk.blocker(s) or "")
+    with session_scope(pg) as s, pytest.raises(IntegrityError) as err:
+        _copy(s, tid, uids, [])
+    assert getattr(err.value.orig, "sqlstate", None) == "23505"
+    assert _members(pg, tid) == []
 
 
 def test_another_foreign_key_keeps_the_row_checks(pg: Engine) -> None:
@@ -186,7 +202,40 @@ def test_a_role_without_the_grant_keeps_the_row_checks_and_says_why_once(
     assert seen == ["origin", "origin"]
     assert _members(pg, tid) == _members(pg, other) == sorted(uids)
     told = [r.getMessage() for r in caplog.records if r.name == "syncd.service.pg_fk"]
-    assert len(told) == 1 and "per row" in told[0] and "GRANT SET ON PARAMETER" in told[0]
+    assert len(told) == 1 and "per row" in told[0] and "may not set session_replication_role" in told[0]
+
+
+def test_a_role_that_may_not_lock_users_keeps_the_row_checks(pg: Engine, plain_role: str) -> None:
+    tid, uids = _team_and_users(pg)
+    with pg.begin() as c:
+        c.execute(text(f'REVOKE UPDATE ON users FROM "{plain_role}"'))
+    with session_scope(pg) as s:
+        s.execute(text(f'SET LOCAL ROLE "{plain_role}"'))
+        assert "may not lock rows of users and teams" in (pg_fk.blocker(s) or "") or (
+            "may not set session_replication_role" in (pg_fk.blocker(s) or "")
+        )
+    if _server_version(pg) >= 150000:  # with the parameter granted, the lock is what is missing
+        with pg.begin() as c:
+            c.execute(text(f'GRANT SET ON PARAMETER session_replication_role TO "{plain_role}"'))
+        with session_scope(pg) as s:
+            s.execute(text(f'SET LOCAL ROLE "{plain_role}"'))
+            assert "may not lock rows of users and teams" in (pg_fk.blocker(s) or "")
+            assert _copy(s, tid, uids, []) == "row"
+        assert _members(pg, tid) == sorted(uids)
+
+
+def test_a_refused_set_falls_back_to_the_row_checks(
+    pg: Engine, plain_role: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # a grant revoked between the check and the SET: the SET fails (42501), the COPY goes on
+    monkeypatch.setattr(pg_fk, "blocker", lambda _s: None)
+    tid, uids = _team_and_users(pg)
+    seen: list[str] = []
+    with session_scope(pg) as s:
+        s.execute(text(f'SET LOCAL ROLE "{plain_role}"'))
+        assert _copy(s, tid, uids, seen) == "row"
+    assert seen == ["origin"]
+    assert _members(pg, tid) == sorted(uids)
 
 
 def test_a_role_granted_set_on_the_parameter_checks_per_statement(pg: Engine, plain_role: str) -> None:
@@ -205,11 +254,28 @@ def test_a_role_granted_set_on_the_parameter_checks_per_statement(pg: Engine, pl
     assert _members(pg, tid) == sorted(uids)
 
 
-def test_a_pulls_new_teams_take_the_statement_path_with_the_same_rows(pg: Engine) -> None:
+def _spy(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The paths `copy_checked` takes from now on, in order."""
+    paths: list[str] = []
+    real = pg_fk.copy_checked
+
+    def spy(*a: Any, **kw: Any) -> pg_fk.Path:
+        paths.append(real(*a, **kw))
+        return paths[-1]
+
+    monkeypatch.setattr(pg_fk, "copy_checked", spy)
+    return paths
+
+
+def test_a_pulls_new_teams_take_the_statement_path_with_the_same_rows(
+    pg: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    paths = _spy(monkeypatch)
     tid, uids = _team_and_users(pg, 5)
     with session_scope(pg) as s:
         assert pg_fk.eligible(s)
         got = bulk.add_memberships(s, actor=ACTOR, pairs=[(tid, u) for u in uids])
+    assert paths == ["statement"]
     assert got == {tid: uids}
     assert _members(pg, tid) == sorted(uids)
     with pg.connect() as c:
@@ -236,3 +302,33 @@ def test_db_status_says_how_bulk_foreign_keys_are_checked(
     shown = " ".join(result.stdout.split())
     assert "per row: a large first pull loads its memberships about twice as slowly" in shown
     assert "may not set session_replication_role" in shown
+
+
+def test_a_copy_lost_to_a_concurrent_writer_on_the_statement_path_ends_in_origin(
+    pg: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    tid, uids = _team_and_users(pg, 4)
+    # a concurrent writer's membership of the new team (its count bump left out, as in
+    # test_bulk_pg): the COPY fails on the primary key and the ON CONFLICT path takes over
+    with pg.begin() as c:
+        c.execute(
+            text("INSERT INTO memberships VALUES (:t, :u, 'd', 'login', now(), NULL)"),
+            {"t": tid, "u": uids[0]},
+        )
+    seen: list[str] = []
+    real = pg_fk.copy_checked
+
+    def spy(s: Session, copy: Any, **kw: Any) -> pg_fk.Path:
+        def watched() -> None:
+            seen.append(s.execute(text("SHOW session_replication_role")).scalar_one())
+            copy()
+
+        return real(s, watched, **kw)
+
+    monkeypatch.setattr(pg_fk, "copy_checked", spy)
+    with session_scope(pg) as s:
+        got = bulk.add_memberships(s, actor=ACTOR, pairs=[(tid, u) for u in uids])
+        assert s.execute(text("SHOW session_replication_role")).scalar_one() == "origin"
+    assert seen == ["replica"]
+    assert got == {tid: uids[1:]}
+    assert _members(pg, tid) == sorted(uids)
