@@ -98,14 +98,12 @@ def copy_checked(
     if rows >= MIN_ROWS:
         # the COPY's own lock, taken now: no trigger or key can be added between the check and it
         session.execute(text("LOCK TABLE memberships IN ROW EXCLUSIVE MODE"))
-    if rows < MIN_ROWS or not (
-        _allowed(session) and _lock_all(session, user_ids, team_ids) and _replica(session)
-    ):
-        copy()
-        return "row"
+        if _allowed(session) and _lock_all(session, user_ids, team_ids) and _replica(session):
+            copy()
+            session.execute(text("SET LOCAL session_replication_role = origin"))
+            return "statement"
     copy()
-    session.execute(text("SET LOCAL session_replication_role = origin"))
-    return "statement"
+    return "row"
 
 
 def eligible(session: Session) -> bool:
@@ -133,12 +131,11 @@ def blocker(session: Session) -> str | None:
     )
     may_set, may_lock, origin, no_triggers, our_keys = session.execute(text(sql)).one()
     if not may_set:
-        grant = "GRANT SET ON PARAMETER session_replication_role TO <the store's role>"
-        return (
-            f"the role may not set session_replication_role ({grant})"
-            if modern
-            else ("the role may not set session_replication_role (PostgreSQL before 15: superuser only)")
-        )
+        if modern:
+            grant = "GRANT SET ON PARAMETER session_replication_role TO <the store's role>"
+        else:
+            grant = "PostgreSQL before 15: superuser only"
+        return f"the role may not set session_replication_role ({grant})"
     if not may_lock:
         return "the role may not lock rows of users and teams (it needs UPDATE on them)"
     if not origin:
