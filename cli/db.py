@@ -55,7 +55,8 @@ def _bulk_fk_checks(engine: Engine) -> str:
 @db.command("status")
 def status_cmd(ctx: typer.Context, config: ConfigOption = None, json: JsonOption = False) -> None:
     """Show the store, its schema revision and the revision this syncd needs (exit 2 when the
-    schema is missing or out of date)."""
+    schema is missing or out of date). On PostgreSQL, also how a large pull checks its new
+    memberships' foreign keys (per statement or per row), and why."""
     st = state(ctx, config=config, json=json)
     s = settings(st)
     db_file = sqlite_file(s.store.url)
