@@ -217,7 +217,8 @@ def fresh_store(url: str | None, tmp: str, owner: str | None = None) -> tuple[st
     with admin.begin() as c:
         if owner:
             password = make_url(url).password
-            login = f"LOGIN PASSWORD '{password}'" if password else "LOGIN"
+            quoted = password.replace("'", "''") if password else None
+            login = f"LOGIN PASSWORD '{quoted}'" if quoted else "LOGIN"
             c.execute(text(f'CREATE ROLE "{owner}" {login} NOSUPERUSER'))
             c.execute(text(f'CREATE SCHEMA "{schema}" AUTHORIZATION "{owner}"'))
         else:

@@ -60,12 +60,12 @@ def status_cmd(ctx: typer.Context, config: ConfigOption = None, json: JsonOption
     st = state(ctx, config=config, json=json)
     s = settings(st)
     db_file = sqlite_file(s.store.url)
+    fk_checks = None
     if db_file is not None and not db_file.exists():
         empty = make_engine("sqlite://")  # the head revision, without creating the file
         current, head = schema_status(empty)
         empty.dispose()
-    fk_checks = None
-    if db_file is None or db_file.exists():
+    else:
         with open_store(st, need_schema=False) as engine:
             current, head = schema_status(engine)
             if engine.dialect.name == "postgresql" and current == head:

@@ -211,9 +211,8 @@ def test_a_role_that_may_not_lock_users_keeps_the_row_checks(pg: Engine, plain_r
         c.execute(text(f'REVOKE UPDATE ON users FROM "{plain_role}"'))
     with session_scope(pg) as s:
         s.execute(text(f'SET LOCAL ROLE "{plain_role}"'))
-        assert "may not lock rows of users and teams" in (pg_fk.blocker(s) or "") or (
-            "may not set session_replication_role" in (pg_fk.blocker(s) or "")
-        )
+        # without the parameter granted either, that is what it names first
+        assert "may not set session_replication_role" in (pg_fk.blocker(s) or "")
     if _server_version(pg) >= 150000:  # with the parameter granted, the lock is what is missing
         with pg.begin() as c:
             c.execute(text(f'GRANT SET ON PARAMETER session_replication_role TO "{plain_role}"'))
