@@ -68,8 +68,9 @@ def rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
-async def floor(url: str, fake: Any, page_size: int, concurrency: int,
-                batch_size: int = 1) -> tuple[float, int, int]:
+async def floor(
+    url: str, fake: Any, page_size: int, concurrency: int, batch_size: int = 1
+) -> tuple[float, int, int]:
     """Raw httpx reading of the same pages; returns (seconds, users, memberships).
 
     `batch_size` 1 reads each group's members by GET (the issue's floor); above 1, the first
@@ -115,12 +116,18 @@ async def floor(url: str, fake: Any, page_size: int, concurrency: int,
 
         async def member_batch(gids: list[str]) -> None:
             nonlocal count
-            body = orjson.dumps({"requests": [
-                {"id": str(i), "method": "GET", "url": f"/groups/{gid}/transitiveMembers?{query}"}
-                for i, gid in enumerate(gids)]})
+            body = orjson.dumps(
+                {
+                    "requests": [
+                        {"id": str(i), "method": "GET", "url": f"/groups/{gid}/transitiveMembers?{query}"}
+                        for i, gid in enumerate(gids)
+                    ]
+                }
+            )
             async with sem:
-                r = await http.post(f"{url}/v1.0/$batch", content=body,
-                                    headers={"Content-Type": "application/json"})
+                r = await http.post(
+                    f"{url}/v1.0/$batch", content=body, headers={"Content-Type": "application/json"}
+                )
             for resp in orjson.loads(r.content)["responses"]:
                 vals = resp["body"]["value"]
                 link = resp["body"].get("@odata.nextLink")
@@ -138,16 +145,22 @@ async def floor(url: str, fake: Any, page_size: int, concurrency: int,
         if batch_size == 1:
             await asyncio.gather(*(members(gid) for gid in gids))
         else:
-            await asyncio.gather(*(member_batch(gids[i:i + batch_size])
-                                   for i in range(0, len(gids), batch_size)))
+            await asyncio.gather(
+                *(member_batch(gids[i : i + batch_size]) for i in range(0, len(gids), batch_size))
+            )
         users = await users_task
     return time.perf_counter() - t0, len(users), count
 
 
-async def snapshot(url: str, fake: Any, page_size: int, concurrency: int,
-                   batch_size: int) -> tuple[float, Any]:
+async def snapshot(
+    url: str, fake: Any, page_size: int, concurrency: int, batch_size: int
+) -> tuple[float, Any]:
     conn = fake.connector(
-        url, directory="bench", page_size=page_size, concurrency=concurrency, time_budget=600.0,
+        url,
+        directory="bench",
+        page_size=page_size,
+        concurrency=concurrency,
+        time_budget=600.0,
         batch_size=batch_size,
     )
     try:
@@ -165,8 +178,12 @@ def main() -> None:
     ap.add_argument("--members", type=int, default=100)
     ap.add_argument("--concurrency", type=int, default=8)
     ap.add_argument("--page-size", type=int, default=999)
-    ap.add_argument("--batch-size", type=int, default=20,
-                    help="the connector's batch_size and the batched floor's requests per $batch")
+    ap.add_argument(
+        "--batch-size",
+        type=int,
+        default=20,
+        help="the connector's batch_size and the batched floor's requests per $batch",
+    )
     ap.add_argument(
         "--rounds",
         type=int,
@@ -201,7 +218,8 @@ def main() -> None:
                     wall, n_users, n_members = asyncio.run(floor(url, fake, args.page_size, args.concurrency))
                 elif side == "floor_batched":
                     wall, nb_users, nb_members = asyncio.run(
-                        floor(url, fake, args.page_size, args.concurrency, args.batch_size))
+                        floor(url, fake, args.page_size, args.concurrency, args.batch_size)
+                    )
                 else:
                     prof = None
                     if args.profile and not times["snapshot"]:
@@ -210,7 +228,8 @@ def main() -> None:
                         prof = cProfile.Profile()
                         prof.enable()
                     wall, snap = asyncio.run(
-                        snapshot(url, fake, args.page_size, args.concurrency, args.batch_size))
+                        snapshot(url, fake, args.page_size, args.concurrency, args.batch_size)
+                    )
                     if prof is not None:
                         prof.disable()
                         prof.dump_stats(args.profile)
