@@ -53,17 +53,19 @@ class Directory(SQLModel, table=True):
 
 class User(SQLModel, table=True):
     __tablename__ = "users"
+    # Each per-directory unique index leads with its own key, so a lookup by one key can never
+    # be planned on the other's index (migration 0008 says why).
     __table_args__ = (
         Index(
             "ux_users_user_name",
-            func.coalesce(Column("directory"), ""),
             "user_name_key",
+            func.coalesce(Column("directory"), ""),
             unique=True,
         ),
         Index(
             "ux_users_external_id",
-            func.coalesce(Column("directory"), ""),
             "external_id",
+            func.coalesce(Column("directory"), ""),
             unique=True,
         ),
         Index("ix_users_directory_id", "directory", "id"),
@@ -107,14 +109,14 @@ class Team(SQLModel, table=True):
     __table_args__ = (
         Index(
             "ux_teams_display_name",
-            func.coalesce(Column("directory"), ""),
             "display_name_key",
+            func.coalesce(Column("directory"), ""),
             unique=True,
         ),
         Index(
             "ux_teams_external_id",
-            func.coalesce(Column("directory"), ""),
             "external_id",
+            func.coalesce(Column("directory"), ""),
             unique=True,
         ),
         Index("ix_teams_directory_id", "directory", "id"),
