@@ -26,6 +26,7 @@ from syncd.scim.errors import UnsupportedMediaType
 from syncd.service.common import MAX_RESULTS
 from syncd.service.context import Actor
 from syncd.service.errors import InvalidSyntax, InvalidValue
+from syncd.store.aio import LoopStore
 
 SCIM_PREFIX = "/scim/v2"
 #: Largest startIndex/count accepted (a 32-bit signed integer, what every store can bind).
@@ -44,6 +45,10 @@ class ScimContext:
 
     `autocommit` is that PostgreSQL autocommit engine, also for a write sent as one statement
     (its own transaction); None on SQLite.
+
+    `on_loop` runs the same autocommit work on the event loop through the async driver
+    (`store.aio.LoopStore`), for the routes that await the store instead of a worker thread;
+    None on SQLite (its driver has no async form: those routes use the threadpool there).
     """
 
     engine: Engine
@@ -51,12 +56,15 @@ class ScimContext:
     max_body_bytes: int
     reads: Engine = field(init=False, repr=False, compare=False)
     autocommit: Engine | None = field(init=False, repr=False, compare=False)
+    on_loop: LoopStore | None = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        autocommit = None
+        autocommit = on_loop = None
         if self.engine.dialect.name == "postgresql":
             autocommit = self.engine.execution_options(isolation_level="AUTOCOMMIT")
+            on_loop = LoopStore(self.engine)
         object.__setattr__(self, "autocommit", autocommit)
+        object.__setattr__(self, "on_loop", on_loop)
         object.__setattr__(self, "reads", autocommit or self.engine)
 
 

@@ -3,7 +3,12 @@
 Each operation is one transaction (`session_scope`, `write=False` for reads) that calls the
 service, renders the answer inside the transaction (the response reflects exactly what was
 committed) and returns the response after the commit succeeded. These functions are sync
-and run in FastAPI's threadpool: the event loop never waits on the database.
+and run in the threadpool: the event loop never waits on the database.
+
+The `*_awaited` forms serve the provisioning traffic's hot routes (filter by a unique key,
+create): on PostgreSQL they run the same sync code on the event loop over the async driver
+(`ScimContext.on_loop`), saving the thread hop; elsewhere they hand the sync form to the
+threadpool.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ from typing import Any
 
 from sqlalchemy import Connection
 from sqlmodel import Session
+from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from syncd.scim.deps import ListParams, ScimContext, Shape
@@ -98,14 +104,35 @@ def etag_matches(header: str | None, version: int) -> bool:
     return "*" in tags or etag(version).removeprefix("W/") in tags
 
 
+def _by_key(q: ListParams, kind: Kind) -> tuple[str, str] | None:
+    """The (column, value) of a list whose filter is one unique key, when `kind` has the
+    one-SELECT path for it; else None."""
+    if q.filter and kind.key is not None and kind.list_by_key is not None:
+        return kind.key(q.filter)
+    return None
+
+
+def _list_by_key(
+    conn: Connection,
+    kind: Kind,
+    actor: Actor,
+    key: tuple[str, str],
+    q: ListParams,
+    base: str,
+    proj: Projection,
+) -> Response:
+    assert kind.list_by_key is not None
+    page = kind.list_by_key(conn, actor, *key, q.start_index, q.count)
+    resources = render_rows(conn, kind, page.items, base, proj)
+    return ScimResponse(list_response(resources, page.total, page.start_index))
+
+
 def list_resources(ctx: ScimContext, kind: Kind, actor: Actor, q: ListParams) -> Response:
     proj = Projection.parse(kind.rt, q.attributes, q.excluded)
-    key = kind.key(q.filter) if q.filter and kind.key is not None else None
-    if key is not None and kind.list_by_key is not None:
+    key = _by_key(q, kind)
+    if key is not None:
         with ctx.reads.connect() as conn:  # one read transaction on SQLite, autocommit on PostgreSQL
-            page = kind.list_by_key(conn, actor, *key, q.start_index, q.count)
-            resources = render_rows(conn, kind, page.items, ctx.base, proj)
-        return ScimResponse(list_response(resources, page.total, page.start_index))
+            return _list_by_key(conn, kind, actor, key, q, ctx.base, proj)
     with session_scope(ctx.reads, write=False) as s:
         page = kind.list(s, actor, q.filter, q.start_index, q.count)
         resources = render_rows(s, kind, page.items, ctx.base, proj)
@@ -131,12 +158,38 @@ def create_resource(
     if kind.create_pg is not None and kind.created_bare and ctx.autocommit is not None:
         with ctx.autocommit.connect() as conn:
             row = kind.create_pg(conn, actor, body)
-        out = render_rows(None, kind, [row], ctx.base, proj, bare=True)[0]
-        return _resource(kind, ctx, row, out, 201)
+        return _created_bare(ctx, kind, row, proj)
     with session_scope(ctx.engine) as s:
         row = kind.create(s, actor, body)
         out = render_rows(s, kind, [row], ctx.base, proj, bare=kind.created_bare)[0]
     return _resource(kind, ctx, row, out, 201)
+
+
+def _created_bare(ctx: ScimContext, kind: Kind, row: Any, proj: Projection) -> Response:
+    out = render_rows(None, kind, [row], ctx.base, proj, bare=True)[0]
+    return _resource(kind, ctx, row, out, 201)
+
+
+async def list_resources_awaited(ctx: ScimContext, kind: Kind, actor: Actor, q: ListParams) -> Response:
+    """`list_resources` for an async route: a unique-key filter on PostgreSQL is one SELECT
+    awaited on the event loop; any other list runs in the threadpool."""
+    key = _by_key(q, kind)
+    if key is not None and ctx.on_loop is not None:
+        proj = Projection.parse(kind.rt, q.attributes, q.excluded)
+        return await ctx.on_loop.run(_list_by_key, kind, actor, key, q, ctx.base, proj)
+    return await run_in_threadpool(list_resources, ctx, kind, actor, q)
+
+
+async def create_resource_awaited(
+    ctx: ScimContext, kind: Kind, actor: Actor, body: dict[str, Any], shape: Shape
+) -> Response:
+    """`create_resource` for an async route: a create that is one statement on PostgreSQL
+    (`Kind.create_pg`) is awaited on the event loop; any other runs in the threadpool."""
+    if kind.create_pg is not None and kind.created_bare and ctx.on_loop is not None:
+        proj = Projection.parse(kind.rt, shape.attributes, shape.excluded)
+        row = await ctx.on_loop.run(kind.create_pg, actor, body)
+        return _created_bare(ctx, kind, row, proj)
+    return await run_in_threadpool(create_resource, ctx, kind, actor, body, shape)
 
 
 def replace_resource(

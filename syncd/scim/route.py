@@ -14,7 +14,8 @@ Invariants, the same as under FastAPI's solver:
   (`QueryParams.get`: the last of repeated names; `Headers.get`: the first);
 - every exception a resolver or the endpoint raises reaches the app's one error funnel
   (`errors.install`), because the handler runs inside the route's exception wrapper;
-- a sync endpoint runs in the threadpool, so the event loop never waits on the store.
+- a sync endpoint runs in the threadpool, so the event loop never waits on the store; an async
+  endpoint is awaited, and awaits the store itself (`ScimContext.on_loop`) or the threadpool.
 
 The OpenAPI description still comes from the endpoint's signature. An endpoint with any other
 kind of parameter is handled by FastAPI's own solver (`APIRoute.get_route_handler`).
@@ -115,10 +116,19 @@ class ScimRoute(APIRoute):
     def hand_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]] | None:
         """The handler resolving the endpoint's inputs by hand, or None when it cannot."""
         found = resolvers(self.endpoint, set(self.param_convertors))
-        if found is None or inspect.iscoroutinefunction(self.endpoint):
+        if found is None:
             return None
         endpoint = self.endpoint
         plan = tuple(found)
+
+        if inspect.iscoroutinefunction(endpoint):
+
+            async def awaiting(request: Request) -> Response:
+                kwargs = {name: await resolve(request) for name, resolve in plan}
+                response: Response = await endpoint(**kwargs)
+                return response
+
+            return awaiting
 
         async def handler(request: Request) -> Response:
             kwargs = {name: await resolve(request) for name, resolve in plan}

@@ -61,12 +61,12 @@ def make_engine(url: str, *, echo: bool = False, pool_size: int = 10) -> Engine:
         if u.drivername == "postgresql":
             u = u.set(drivername="postgresql+psycopg")
         engine = create_engine(u, echo=echo, pool_size=pool_size, max_overflow=pool_size)
-        event.listen(engine, "checkout", _closed_by_server)
+        event.listen(engine, "checkout", closed_by_server)
         return engine
     raise StoreError(f"unsupported database {u.get_backend_name()!r}: use sqlite or postgresql")
 
 
-def _closed_by_server(dbapi_conn: Any, _record: Any, _proxy: Any) -> None:
+def closed_by_server(_dbapi_conn: Any, record: Any, _proxy: Any) -> None:
     """A pooled PostgreSQL connection is handed out only if the server has not closed it.
 
     An idle connection of the pool receives nothing (it LISTENs to nothing), so a readable
@@ -75,8 +75,8 @@ def _closed_by_server(dbapi_conn: Any, _record: Any, _proxy: Any) -> None:
     one (`DisconnectionError`). This is the pre-ping's check without its round trip (a
     `SELECT 1` per checkout, one of a create's two round trips).
     """
-    try:
-        fd = dbapi_conn.fileno()
+    try:  # the driver's own connection: psycopg's sync or async one (the latter behind an adapter)
+        fd = record.driver_connection.fileno()
     except Exception as exc:  # the driver's own error: closed on this side
         raise DisconnectionError("the connection is closed") from exc
     # poll, not select: select() refuses descriptors above FD_SETSIZE (1024), which a daemon

@@ -1,7 +1,7 @@
-"""A SCIM request after the server ended the sessions of the pool's PostgreSQL connections
-(restart, `pg_terminate_backend`, an idle timeout) is answered from a fresh connection: the
-pool hands out no connection the server has closed (`store.engine`, checked without a round
-trip)."""
+"""A SCIM request after the server ended the sessions of the pools' PostgreSQL connections
+(restart, `pg_terminate_backend`, an idle timeout) is answered from a fresh connection: no pool
+hands out a connection the server has closed (`store.engine.closed_by_server`, checked without
+a round trip), neither the threadpool's nor the event loop's (`store.aio`)."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from typing import Any
 import httpx
 import pytest
 from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy.pool import Pool
 
 from connectors.testing.server import ServerThread, free_port
 from syncd.scim import create_app
@@ -29,11 +30,16 @@ def pg(tmp_path: Path) -> Iterator[Engine]:
 
 
 def _terminate(pids: list[int]) -> None:
+    """End the sessions of `pids` that are still there (a pid seen at a checkout the pool then
+    refused as closed is gone already); at least one must be."""
     admin = create_engine(PG_URL)
     try:
         with admin.connect() as c:
-            for pid in pids:  # waits (up to 5 s) until each backend is gone
-                assert c.execute(text("SELECT pg_terminate_backend(:p, 5000)"), {"p": pid}).scalar()
+            ended = c.execute(  # waits (up to 5 s) until each backend is gone
+                text("SELECT pg_terminate_backend(pid, 5000) FROM pg_stat_activity WHERE pid = ANY(:p)"),
+                {"p": pids},
+            ).scalars().all()
+        assert ended and all(ended)
     finally:
         admin.dispose()
 
@@ -41,11 +47,13 @@ def _terminate(pids: list[int]) -> None:
 def test_requests_after_the_servers_sessions_ended_succeed(pg: Engine) -> None:
     secret = new_token(pg, "entra")
     used: set[int] = set()  # the backends of the connections the requests were served on
+    drivers: set[str] = set()  # the driver connections' classes: which pools served them
 
-    def checked_out(dbapi_conn: Any, _record: Any, _proxy: Any) -> None:
-        used.add(dbapi_conn.info.backend_pid)
+    def checked_out(_dbapi_conn: Any, record: Any, _proxy: Any) -> None:
+        used.add(record.driver_connection.info.backend_pid)
+        drivers.add(type(record.driver_connection).__name__)
 
-    event.listen(pg, "checkout", checked_out)
+    event.listen(Pool, "checkout", checked_out)  # every pool: the app's two are made inside it
     port = free_port()
     srv = ServerThread(create_app(pg, public_url=f"http://127.0.0.1:{port}"), port=port).start()
     try:
@@ -64,8 +72,14 @@ def test_requests_after_the_servers_sessions_ended_succeed(pg: Engine) -> None:
                 used.clear()
                 found = http.get("/Users", params={"filter": f'userName eq "{name}"'})
                 assert found.status_code == 200 and found.json()["totalResults"] == 1
+                listed = http.get("/Users")  # not a key filter: the threadpool's pool
+                assert listed.status_code == 200 and listed.json()["totalResults"] == i + 1
+                _terminate(sorted(used))
+                used.clear()
     finally:
         srv.stop()
+        event.remove(Pool, "checkout", checked_out)
+    assert drivers == {"Connection", "AsyncConnection"}
 
 
 def test_a_connection_whose_descriptor_is_above_1024_is_handed_out(pg: Engine) -> None:
