@@ -11,8 +11,9 @@ both ways and none is written twice.
 Invariants:
 - one `AsyncEngine` (pool) per event loop: an asyncio connection belongs to the loop it was
   opened on, and a test may run several loops over one store; a loop's pool goes with it;
-- the pool is the sync engine's in kind: its URL, its size (`make_engine`'s: as many again
-  in overflow), and the checkout's closed-by-server check (`engine.closed_by_server`);
+- the pool is the sync engine's in kind: its URL, its size (connections kept once opened, no
+  overflow: `make_engine`), and the checkout's closed-by-server check
+  (`engine.closed_by_server`);
 - a cancelled `run` (uvicorn cancels a request only at a forced shutdown) drops its
   connection; each write sent through it is one statement in its own transaction, so it
   committed whole or not at all;
@@ -43,7 +44,7 @@ class LoopStore:
             raise ValueError("LoopStore needs a PostgreSQL engine")
         size = engine.pool.size()  # type: ignore[attr-defined]
         self._url = engine.url
-        self._pool_kw = {"pool_size": size, "max_overflow": size}
+        self._pool_kw = {"pool_size": size, "max_overflow": 0}
         self._engines: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, AsyncEngine] = (
             weakref.WeakKeyDictionary()
         )

@@ -39,8 +39,14 @@ class StoreError(Exception):
     """The store cannot be used as configured (bad URL, unreachable, schema not current)."""
 
 
-def make_engine(url: str, *, echo: bool = False, pool_size: int = 10) -> Engine:
-    """An engine for `url`; creates the parent directory of a SQLite file."""
+def make_engine(url: str, *, echo: bool = False, pool_size: int = 20) -> Engine:
+    """An engine for `url`; creates the parent directory of a SQLite file.
+
+    PostgreSQL: at most `pool_size` connections, each opened when the load first needs it and
+    then kept (no overflow beyond the pool): a connection the pool would close on its return
+    costs the server a new backend process at the next burst (fork, authentication, catalog
+    caches: measured as most of PostgreSQL's CPU at 32 SCIM clients, 0.9 ms a request where
+    it is 0.2 ms at 8, with 10 kept and 10 more opened and closed as the load came and went)."""
     try:
         u = make_url(url)
     except ArgumentError as exc:
@@ -60,7 +66,7 @@ def make_engine(url: str, *, echo: bool = False, pool_size: int = 10) -> Engine:
     if u.get_backend_name() == "postgresql":
         if u.drivername == "postgresql":
             u = u.set(drivername="postgresql+psycopg")
-        engine = create_engine(u, echo=echo, pool_size=pool_size, max_overflow=pool_size)
+        engine = create_engine(u, echo=echo, pool_size=pool_size, max_overflow=0)
         event.listen(engine, "checkout", closed_by_server)
         return engine
     raise StoreError(f"unsupported database {u.get_backend_name()!r}: use sqlite or postgresql")
