@@ -14,9 +14,9 @@ Invariants:
 - the pool is the sync engine's in kind: its URL, its size (connections kept once opened, no
   overflow: `make_engine`), and the checkout's closed-by-server check
   (`engine.closed_by_server`);
-- a cancelled `run` (uvicorn cancels a request only at a forced shutdown) drops its
-  connection; each write sent through it is one statement in its own transaction, so it
-  committed whole or not at all;
+- a write sent through `run` is one statement in its own transaction, so a `run` cancelled
+  midway (uvicorn cancels a request only at a forced shutdown) leaves it committed whole or
+  not at all;
 - `fn` must not block on anything but its statements (it runs on the loop's thread).
 """
 
