@@ -11,7 +11,8 @@
     DataError (a value the database
       refuses: too long, NUL byte)        → 400 invalidValue
     OperationalError (store unreachable
-      or locked)                          → 503 + Retry-After
+      or locked), the pool's TimeoutError
+      (every connection busy)             → 503 + Retry-After
     ClientDisconnect (the client left
       before sending its whole body)      → logged at info, no traceback; a 400 nobody reads
     anything else                         → 500 "internal error" (logged with its traceback;
@@ -29,6 +30,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from sqlalchemy.exc import DataError, IntegrityError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 from starlette.responses import Response
@@ -166,5 +168,6 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(IntegrityError, _integrity_error)
     app.add_exception_handler(DataError, _data_error)
     app.add_exception_handler(OperationalError, _store_unavailable)
+    app.add_exception_handler(PoolTimeout, _store_unavailable)
     app.add_exception_handler(ClientDisconnect, _client_disconnect)
     app.add_exception_handler(Exception, _internal_error)

@@ -173,10 +173,11 @@ def _created_bare(ctx: ScimContext, kind: Kind, row: Any, proj: Projection) -> R
 async def list_resources_awaited(ctx: ScimContext, kind: Kind, actor: Actor, q: ListParams) -> Response:
     """`list_resources` for an async route: a unique-key filter on PostgreSQL is one SELECT
     awaited on the event loop; any other list runs in the threadpool."""
-    key = _by_key(q, kind)
-    if key is not None and ctx.on_loop is not None:
-        proj = Projection.parse(kind.rt, q.attributes, q.excluded)
-        return await ctx.on_loop.run(_list_by_key, kind, actor, key, q, ctx.base, proj)
+    if ctx.on_loop is not None:
+        proj = Projection.parse(kind.rt, q.attributes, q.excluded)  # first, as `list_resources`
+        key = _by_key(q, kind)
+        if key is not None:
+            return await ctx.on_loop.run(_list_by_key, kind, actor, key, q, ctx.base, proj)
     return await run_in_threadpool(list_resources, ctx, kind, actor, q)
 
 

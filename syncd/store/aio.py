@@ -10,7 +10,8 @@ both ways and none is written twice.
 
 Invariants:
 - one `AsyncEngine` (pool) per event loop: an asyncio connection belongs to the loop it was
-  opened on, and a test may run several loops over one store; a loop's pool goes with it;
+  opened on, and a test may run several loops over one store; the pool of a loop that has
+  closed is dropped when another loop first asks (`dispose` closes the running loop's);
 - the pool is the sync engine's in kind: its URL, its size (connections kept once opened, no
   overflow: `make_engine`), and the checkout's closed-by-server check
   (`engine.closed_by_server`);
@@ -54,10 +55,20 @@ class LoopStore:
         loop = asyncio.get_running_loop()
         found = self._engines.get(loop)
         if found is None:
+            for gone in [old for old in self._engines if old.is_closed()]:
+                # its pool holds the loop (asyncio locks), so the weak key alone never frees
+                # it; dropped, its connections close as they are collected
+                del self._engines[gone]
             made = create_async_engine(self._url, **self._pool_kw)
             event.listen(made.sync_engine, "checkout", closed_by_server)
             found = self._engines[loop] = made.execution_options(isolation_level="AUTOCOMMIT")
         return found
+
+    async def dispose(self) -> None:
+        """Close the running loop's pool (its connections), if it has one."""
+        found = self._engines.pop(asyncio.get_running_loop(), None)
+        if found is not None:
+            await found.dispose()
 
     async def run(self, fn: Callable[Concatenate[Connection, P], T], *args: P.args, **kw: P.kwargs) -> T:
         """`fn(conn, *args, **kw)` on a pooled connection in autocommit, on this loop."""

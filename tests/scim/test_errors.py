@@ -209,3 +209,25 @@ def test_values_the_store_refuses_are_400_not_500(scim: Scim, user_name: str) ->
     resp = scim.post("/Users", {"userName": user_name})
     if resp.status_code != 201:  # PostgreSQL refuses; SQLite stores both
         assert_error(resp, 400, "invalidValue")
+
+
+def test_every_pooled_connection_busy_is_503_with_retry_after() -> None:
+    """A request that waited out the pool's timeout (the store's connections all in use) is
+    told to retry, as for a store that is unreachable, not answered 500."""
+    from fastapi import FastAPI
+    from sqlalchemy.exc import TimeoutError as PoolTimeout
+    from starlette.testclient import TestClient
+
+    from syncd.scim import errors
+
+    app = FastAPI()
+    errors.install(app)
+
+    @app.get("/busy")
+    def busy() -> None:
+        raise PoolTimeout("QueuePool limit of size 20 overflow 0 reached")
+
+    with TestClient(app, raise_server_exceptions=False) as client:
+        resp = client.get("/busy")
+    assert resp.status_code == 503 and resp.headers["retry-after"] == "1"
+    assert resp.json()["status"] == "503" and "retry" in resp.json()["detail"]

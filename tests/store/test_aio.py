@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Connection, Engine, create_engine, text
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from syncd.store.aio import LoopStore
 from tests.conftest import migrated_store
@@ -49,17 +50,30 @@ def test_the_drivers_error_is_raised_as_on_the_threadpool_path(pg: Engine) -> No
         asyncio.run(twice())
 
 
+def _pid(conn: Connection) -> int:
+    return int(conn.execute(text("SELECT pg_backend_pid()")).scalar_one())
+
+
 def test_one_pool_per_loop_and_each_serves(pg: Engine) -> None:
     store = LoopStore(pg)
 
-    async def engine_and_pid() -> tuple[int, int]:
-        first = id(store.engine())
-        assert id(store.engine()) == first  # the same loop: the same engine
-        pid = await store.run(lambda c: c.execute(text("SELECT pg_backend_pid()")).scalar_one())
-        return first, pid
+    async def burst() -> tuple[AsyncEngine, set[int]]:
+        engine = store.engine()
+        assert store.engine() is engine  # the same loop: the same engine
+        pids = await asyncio.gather(*(store.run(_pid) for _ in range(5)))  # opened concurrently
+        return engine, set(pids)
 
-    one, two = asyncio.run(engine_and_pid()), asyncio.run(engine_and_pid())
-    assert one[0] != two[0]  # a new loop: its own engine (an asyncio connection is its loop's)
+    (first, pids1), (second, pids2) = asyncio.run(burst()), asyncio.run(burst())
+    assert first is not second  # a new loop: its own engine (an asyncio connection is its loop's)
+    assert not pids1 & pids2  # and its own sessions
+    assert all(e is not first for e in store._engines.values())  # the closed loop's pool is gone
+
+    async def dispose() -> None:
+        store.engine()
+        await store.dispose()
+        assert not store._engines
+
+    asyncio.run(dispose())
 
 
 def test_the_loop_runs_other_work_while_a_statement_waits(pg: Engine) -> None:

@@ -9,8 +9,13 @@ new, not yet analysed table (the two plans cost the same there), and a pooled co
 it as its prepared statement's plan while the table grew. A first SCIM provisioning cycle then
 cost O(users) per lookup: measured 46 million index tuples read for 9,600 `userName` lookups
 (about 2,400 a lookup) where it is one. With the key first, a lookup by a key can only use that
-key's index. Uniqueness is the same (the same two columns); nothing reads a whole directory
-through these indexes (such a scan reads every row of the directory either way).
+key's index. Uniqueness is the same (the same two columns).
+
+What it costs: a list of a whole directory without a key filter (`GET /Users?startIndex=...`,
+`service.common.list_scoped`) could read the directory through these indexes' prefix and now
+reads the table; with one directory that is the same rows, with several it reads the others'
+too. A directory-led index for it would bring back the tie above. On PostgreSQL the rebuild
+locks `users` and `teams` while it runs (`db upgrade` runs before syncd starts).
 
 Revision ID: 0008
 Revises: 0007
