@@ -133,6 +133,11 @@ def list_resources(ctx: ScimContext, kind: Kind, actor: Actor, q: ListParams) ->
     if key is not None:
         with ctx.reads.connect() as conn:  # one read transaction on SQLite, autocommit on PostgreSQL
             return _list_by_key(conn, kind, actor, key, q, ctx.base, proj)
+    return _list_filtered(ctx, kind, actor, q, proj)
+
+
+def _list_filtered(ctx: ScimContext, kind: Kind, actor: Actor, q: ListParams, proj: Projection) -> Response:
+    """A list through the service's general filter (no unique key), in one read session."""
     with session_scope(ctx.reads, write=False) as s:
         page = kind.list(s, actor, q.filter, q.start_index, q.count)
         resources = render_rows(s, kind, page.items, ctx.base, proj)
@@ -173,12 +178,13 @@ def _created_bare(ctx: ScimContext, kind: Kind, row: Any, proj: Projection) -> R
 async def list_resources_awaited(ctx: ScimContext, kind: Kind, actor: Actor, q: ListParams) -> Response:
     """`list_resources` for an async route: a unique-key filter on PostgreSQL is one SELECT
     awaited on the event loop; any other list runs in the threadpool."""
-    if ctx.on_loop is not None:
-        proj = Projection.parse(kind.rt, q.attributes, q.excluded)  # first, as `list_resources`
-        key = _by_key(q, kind)
-        if key is not None:
-            return await ctx.on_loop.run(_list_by_key, kind, actor, key, q, ctx.base, proj)
-    return await run_in_threadpool(list_resources, ctx, kind, actor, q)
+    if ctx.on_loop is None:
+        return await run_in_threadpool(list_resources, ctx, kind, actor, q)
+    proj = Projection.parse(kind.rt, q.attributes, q.excluded)  # first, as `list_resources`
+    key = _by_key(q, kind)
+    if key is not None:
+        return await ctx.on_loop.run(_list_by_key, kind, actor, key, q, ctx.base, proj)
+    return await run_in_threadpool(_list_filtered, ctx, kind, actor, q, proj)
 
 
 async def create_resource_awaited(

@@ -38,13 +38,13 @@ router = APIRouter(prefix="/Groups", tags=["Groups"], route_class=ScimRoute)
 
 
 @router.get("", summary="List or filter groups")
-async def list_groups(actor: Caller, ctx: Context, q: ListQuery) -> Response:
-    return await r.list_resources_awaited(ctx, KIND, actor, q)
+def list_groups(actor: Caller, ctx: Context, q: ListQuery) -> Response:
+    return r.list_resources(ctx, KIND, actor, q)
 
 
 @router.post("", status_code=201, summary="Create a group", openapi_extra=BODY)
-async def create_group(actor: Caller, ctx: Context, body: Body, shape: ShapeQuery) -> Response:
-    return await r.create_resource_awaited(ctx, KIND, actor, body, shape)
+def create_group(actor: Caller, ctx: Context, body: Body, shape: ShapeQuery) -> Response:
+    return r.create_resource(ctx, KIND, actor, body, shape)
 
 
 @router.get("/{group_id}", summary="Read a group")
