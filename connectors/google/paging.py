@@ -7,7 +7,9 @@ opaque and bound to the query they came from, so the other parameters must stay 
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+import asyncio
+import threading
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -59,27 +61,58 @@ def iter_pages(call: Callable[..., Any], params: dict[str, Any], what: str,
         params = pager.update_request(params)
 
 
-async def apages(run: Callable[[Callable[[Any], dict[str, Any]]], Awaitable[dict[str, Any]]],
-                 method: Callable[[Any], Callable[..., Any]], params: dict[str, Any],
-                 what: str, num_retries: int) -> AsyncIterator[dict[str, Any]]:
-    """Every page of a list method, each fetched as its own job through `run`.
+_END = object()
+
+
+async def stream_pages(run: Callable[[Callable[[Any], None]], asyncio.Future[None]],
+                       method: Callable[[Any], Callable[..., Any]], params: dict[str, Any],
+                       what: str, num_retries: int) -> AsyncIterator[dict[str, Any]]:
+    """Every page of a list method, in order, read by one worker job that keeps its thread
+    from the first page to the last (`iter_pages` there) and hands each page to this loop.
 
     `run(job)` runs ``job(service)`` in a worker thread (`ServicePool.run` bound to a context);
-    `method(directory)` picks the SDK list method (``lambda d: d.users.list``). Pages may come
-    from different threads: each request is built from the service of the thread sending it.
+    `method(directory)` picks the SDK list method (``lambda d: d.users.list``).
+
+    Invariant: a page is requested as soon as the one before it has arrived. A list is a
+    chain (each token comes from the page before), so a job per page would wait in the pool's
+    queue behind every job queued meanwhile (the member reads, hundreds of them), and the
+    whole list would trail behind them. The job holds one of the pool's threads, so requests in
+    flight stay within the pool's size. Once the consumer stops (done, failed or cancelled),
+    the job sends no further request.
     """
-    pager = JsonCursorPaginator()
-    params = pager.init_request(params)
-    while pager.has_next_page:
-        label = f"{what} page {pager.pages + 1}"
+    loop = asyncio.get_running_loop()
+    pages: asyncio.Queue[Any] = asyncio.Queue()
+    stop = threading.Event()
 
-        def job(svc: Any, params: dict[str, Any] = params, label: str = label) -> dict[str, Any]:
-            with translate(label):
-                page = expect_dict(method(svc)(**params).execute(num_retries=num_retries), label)
-            current().count(pages=1)
-            return page
+    def job(svc: Any) -> None:
+        for page in iter_pages(method(svc), params, what, num_retries):
+            if stop.is_set():
+                return
+            try:
+                loop.call_soon_threadsafe(pages.put_nowait, page)
+            except RuntimeError:  # the loop is closed: nobody reads on
+                return
 
-        page = await run(job)
-        pager.update_state(page)
-        yield page
-        params = pager.update_request(params)
+    fut = run(job)
+    # runs after every page the job handed over: each was scheduled before the job returned
+    fut.add_done_callback(lambda _: pages.put_nowait(_END))
+    try:
+        while True:
+            page = await pages.get()
+            if page is _END:
+                fut.result()  # the read's error, after the pages read before it
+                return
+            if stop.is_set():
+                return
+            yield page
+    finally:
+        stop.set()
+        if not fut.done():
+            fut.cancel()  # not started yet: it never will; running: it stops at the next page
+        fut.add_done_callback(_retrieve)
+
+
+def _retrieve(fut: asyncio.Future[Any]) -> None:
+    """Mark an abandoned job's error as seen (it was raised, or the read had already failed)."""
+    if not fut.cancelled():
+        fut.exception()

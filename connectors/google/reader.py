@@ -3,17 +3,20 @@
 Snapshot reads (all through `ServicePool`, at most `concurrency` requests in flight):
 
 1. ``users.list`` (all users of the customer or domain, ``projection=basic``) and
-   ``groups.list`` run side by side, page after page;
+   ``groups.list`` run side by side, page after page, each in one worker job that holds its
+   thread to the last page (`stream_pages`: a page never waits behind queued member reads);
 2. as each groups page arrives, its groups' ``members.list`` reads are queued, up to
    `MEMBER_JOB_GROUPS` groups per worker job (each group read whole, all its pages, in that
    job's thread, one group after the other);
 3. nested groups that ``groups.list`` did not return (another domain's) are read on demand,
    once each, until none is left;
-4. `transitive_users` expands nesting (cycle-safe); members of type CUSTOMER become every
-   user (``customer_members="expand"``) or a problem (``"refuse"``); members that are not
-   directory users (type USER with an unknown id — external accounts — or EXTERNAL) are
-   skipped: they cannot be `SnapshotUser`s of this directory (invariant: member ids are
-   snapshot user ids), and they are counted in one log line, without their addresses.
+4. each group's members are matched to directory users as its read arrives (or once the users
+   list is read whole, if that is later); `transitive_users` expands nesting (cycle-safe);
+   members of type CUSTOMER become every user (``customer_members="expand"``) or a problem
+   (``"refuse"``); members that are not directory users (type USER with an unknown id —
+   external accounts — or EXTERNAL) are skipped: they cannot be `SnapshotUser`s of this
+   directory (invariant: member ids are snapshot user ids), and they are counted in one log
+   line, without their addresses.
 
 Failure policy: auth and config errors raise; so does any failure of the first users or groups
 page. Any other read that fails after its retries marks the snapshot incomplete (one problem
@@ -42,7 +45,7 @@ from connectors.breaker import died_mid_read
 from connectors.google.client import CallContext, ServicePool
 from connectors.google.errors import expect_dict, translate
 from connectors.google.expand import transitive_users
-from connectors.google.paging import apages, iter_pages
+from connectors.google.paging import iter_pages, stream_pages
 from syncd.reconcile.heap import heap_frozen
 from syncd.reconcile.snapshot import Snapshot, SnapshotGroup, SnapshotUser, UserGroups
 
@@ -85,6 +88,8 @@ class DirectMembers:
     other: int = 0  # members of types we do not sync (EXTERNAL, unknown)
     error: ConnectorError | None = None
     foreign: bool = False  # a nested group outside the directory (see `read_members`)
+    #: `users` that are directory users, frozen; set once the users list is read (`_known`)
+    known: frozenset[str] | None = None
 
 
 def _settle() -> None:
@@ -191,6 +196,9 @@ class SnapshotReader:
         self._stop = False  # set when the read failed: queued member jobs skip their groups
         self.failures: list[str] = []
         self.members_read = 0
+        #: the users list is read (whole or cut short): member sets can be checked against it
+        self.users_read = False
+        self._unchecked: list[DirectMembers] = []
 
     def _run(self, job: Callable[[Any], Any]) -> asyncio.Future[Any]:
         return self.pool.run(self.ctx, job)
@@ -222,6 +230,10 @@ class SnapshotReader:
         params = {**self.settings.scope(), "maxResults": self.settings.users_page,
                   "projection": "basic", "fields": f"nextPageToken,users({USER_FIELDS})"}
         await self._paged("users", lambda s: s.users.list, params, self._take_users)
+        self.users_read = True
+        unchecked, self._unchecked = self._unchecked, []
+        for res in unchecked:
+            self._check(res)
 
     async def _read_groups(self) -> None:
         params = {**self.settings.scope(), "maxResults": self.settings.groups_page,
@@ -234,7 +246,7 @@ class SnapshotReader:
         pages = 0
         count = 0
         try:
-            async for page in apages(self._run, method, params, what, self.settings.num_retries):
+            async for page in stream_pages(self._run, method, params, what, self.settings.num_retries):
                 pages += 1
                 count = take(page)
                 self.progress(what, count)
@@ -294,10 +306,27 @@ class SnapshotReader:
     def _members_done(self, fut: asyncio.Future[list[DirectMembers]]) -> None:
         if fut.cancelled() or fut.exception() is not None:
             return
-        _settle()
         for res in fut.result():
             self.members_read += len(res.users) + len(res.groups) + res.customer + res.other
             self.progress("members", self.members_read)
+            if self.users_read:
+                self._check(res)
+            else:
+                self._unchecked.append(res)
+        _settle()
+
+    def _check(self, res: DirectMembers) -> frozenset[str]:
+        """Set and return `res.known`: its users that are directory users, frozen.
+
+        Done as each read arrives rather than all at the end: the reads still in flight overlap
+        it, where at the end it would add to the snapshot's time (~0.5 s at 1M memberships).
+        Only once the users list is read: until then a member may be a user not read yet.
+        Frozen here, so that `transitive_users` hands a group without nested groups this same
+        set instead of copying it."""
+        mine = frozenset(res.users)
+        unknown = mine.difference(self.snap.users)  # C loop over `mine` (a dict is probed)
+        res.known = mine.difference(unknown) if unknown else mine
+        return res.known
 
     async def _members_queued(self) -> None:
         """Wait for every queued member job and file its groups' results in `direct`."""
@@ -328,12 +357,7 @@ class SnapshotReader:
             elif res.error is not None:
                 self.failures.append(
                     f"{res.error} ({self._label(gid)} keeps only the members read)")
-            # frozen here, so that `transitive_users` hands a group without nested groups
-            # this same set instead of copying it
-            mine = frozenset(res.users)
-            unknown = mine.difference(users)  # C loop over `mine` (a dict argument is probed)
-            if unknown:
-                mine = mine.difference(unknown)
+            mine = res.known if res.known is not None else self._check(res)
             outside = len(res.users) - len(mine) + res.other
             if foreign:
                 outside += sum(c in foreign for c in res.groups)

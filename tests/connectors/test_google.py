@@ -92,6 +92,31 @@ def test_small_pages_are_all_followed_and_counted() -> None:
     assert snap.stats.api_calls == snap.stats.pages + 1  # + the token request
 
 
+@pytest.mark.parametrize("slow", ["users", "members"])
+def test_members_are_checked_against_the_whole_users_list(slow: str) -> None:
+    """A group's members are matched to directory users as its read arrives, or, when the
+    users list is not read whole yet, once it is: either way each group has all its users."""
+    tenant = generate(users=60, groups=8, members_per_group=10, nesting_depth=2, seed=7)
+    faults = FaultPlan()
+    path = "/users" if slow == "users" else "/members"
+    faults.add("throttle", path=path, after=1, times=2, retry_after=0.2)
+    phases: list[str] = []
+    with running_fake("google", tenant, faults) as (fake, url):
+        conn = fake.connector(url, **{**FAST, "page_size": 7, "concurrency": 4})
+
+        async def go() -> Snapshot:
+            async with conn:
+                return await conn.snapshot(progress=lambda phase, n: phases.append(phase))
+
+        snap = asyncio.run(go())
+    assert snap.complete and snap.stats.throttles == 2
+    assert_matches(fake, tenant, snap)
+    last_users = len(phases) - 1 - phases[::-1].index("users")
+    members_before = phases[:last_users].count("members")
+    # the throttled side ends last (members are read in 4 threads, users page by page)
+    assert members_before > 0 if slow == "users" else members_before < phases.count("members")
+
+
 def test_snapshot_hands_the_frozen_heap_back_to_the_collector() -> None:
     """The read freezes what it has read (`gc.freeze`) as it goes; after it, success or
     failure, nothing stays frozen, so cyclic garbage made meanwhile is collectable again."""
