@@ -48,7 +48,10 @@ class ScimContext:
 
     `on_loop` runs the same autocommit work on the event loop through the async driver
     (`store.aio.LoopStore`), for the routes that await the store instead of a worker thread;
-    None on SQLite (its driver has no async form: those routes use the threadpool there).
+    None on SQLite (its driver has no async form).
+
+    `inline` (SQLite): those routes call the sync work on the loop's own thread instead, a
+    create only when the writer turn is free (`store.inline`).
     """
 
     engine: Engine
@@ -57,6 +60,8 @@ class ScimContext:
     reads: Engine = field(init=False, repr=False, compare=False)
     autocommit: Engine | None = field(init=False, repr=False, compare=False)
     on_loop: LoopStore | None = field(init=False, repr=False, compare=False)
+    inline: bool = field(init=False, repr=False, compare=False)
+    inline: bool = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         autocommit = on_loop = None
@@ -65,6 +70,8 @@ class ScimContext:
             on_loop = LoopStore(self.engine)
         object.__setattr__(self, "autocommit", autocommit)
         object.__setattr__(self, "on_loop", on_loop)
+        object.__setattr__(self, "inline", self.engine.dialect.name == "sqlite")
+        object.__setattr__(self, "inline", self.engine.dialect.name == "sqlite")
         object.__setattr__(self, "reads", autocommit or self.engine)
 
 

@@ -3,16 +3,18 @@
 Each operation is one transaction (`session_scope`, `write=False` for reads) that calls the
 service, renders the answer inside the transaction (the response reflects exactly what was
 committed) and returns the response after the commit succeeded. These functions are sync
-and run in the threadpool: the event loop never waits on the database.
+and run in the threadpool, except as below: the event loop never waits on another writer.
 
 The `*_awaited` forms serve the provisioning traffic's hot routes (filter by a unique key,
 create): on PostgreSQL they run the same sync code on the event loop over the async driver
-(`ScimContext.on_loop`), saving the thread hop; elsewhere they hand the sync form to the
-threadpool.
+(`ScimContext.on_loop`); on SQLite they call it on the loop's thread (`ScimContext.inline`,
+`store.inline`: a create only in a writer turn that is free); either way saving the thread hop.
+Any other case hands the sync form to the threadpool.
 """
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -30,6 +32,7 @@ from syncd.service.context import Actor
 from syncd.service.errors import InvalidSyntax
 from syncd.service.schema import ResourceType
 from syncd.store import session_scope
+from syncd.store.inline import Busy, write_inline
 
 PATCH_OP = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
 PATCH_EXAMPLE = {
@@ -176,9 +179,12 @@ def _created_bare(ctx: ScimContext, kind: Kind, row: Any, proj: Projection) -> R
 
 
 async def list_resources_awaited(ctx: ScimContext, kind: Kind, actor: Actor, q: ListParams) -> Response:
-    """`list_resources` for an async route: a unique-key filter on PostgreSQL is one SELECT
-    awaited on the event loop; any other list runs in the threadpool."""
+    """`list_resources` for an async route: a unique-key filter is one indexed SELECT, awaited
+    on the event loop on PostgreSQL, called on the loop's thread on SQLite (a WAL reader never
+    waits for a writer); any other list runs in the threadpool."""
     if ctx.on_loop is None:
+        if ctx.inline and _by_key(q, kind) is not None:
+            return list_resources(ctx, kind, actor, q)  # one indexed SELECT, never waits
         return await run_in_threadpool(list_resources, ctx, kind, actor, q)
     proj = Projection.parse(kind.rt, q.attributes, q.excluded)  # first, as `list_resources`
     key = _by_key(q, kind)
@@ -191,11 +197,15 @@ async def create_resource_awaited(
     ctx: ScimContext, kind: Kind, actor: Actor, body: dict[str, Any], shape: Shape
 ) -> Response:
     """`create_resource` for an async route: a create that is one statement on PostgreSQL
-    (`Kind.create_pg`) is awaited on the event loop; any other runs in the threadpool."""
+    (`Kind.create_pg`) is awaited on the event loop; on SQLite the create runs on the loop's
+    thread when the writer turn is free (`write_inline`); any other runs in the threadpool."""
     if kind.create_pg is not None and kind.created_bare and ctx.on_loop is not None:
         proj = Projection.parse(kind.rt, shape.attributes, shape.excluded)
         row = await ctx.on_loop.run(kind.create_pg, actor, body)
         return _created_bare(ctx, kind, row, proj)
+    if ctx.inline:
+        with contextlib.suppress(Busy):
+            return await write_inline(ctx.engine, create_resource, ctx, kind, actor, body, shape)
     return await run_in_threadpool(create_resource, ctx, kind, actor, body, shape)
 
 

@@ -15,7 +15,9 @@ Invariants, the same as under FastAPI's solver:
 - every exception a resolver or the endpoint raises reaches the app's one error funnel
   (`errors.install`), because the handler runs inside the route's exception wrapper;
 - a sync endpoint runs in the threadpool, so the event loop never waits on the store; an async
-  endpoint is awaited, and awaits the store itself (`ScimContext.on_loop`) or the threadpool.
+  endpoint is awaited, and awaits the store itself (`ScimContext.on_loop`), calls it on the
+  loop's thread where it cannot wait on another writer (`ScimContext.inline`), or awaits the
+  threadpool.
 
 The OpenAPI description still comes from the endpoint's signature. An endpoint with any other
 kind of parameter is handled by FastAPI's own solver (`APIRoute.get_route_handler`).

@@ -132,7 +132,8 @@ _queues: weakref.WeakKeyDictionary[Engine, WriterQueue] = weakref.WeakKeyDiction
 _queues_guard = threading.Lock()
 
 
-def _writer_queue(engine: Engine) -> WriterQueue:
+def writer_queue(engine: Engine) -> WriterQueue:
+    """The writer queue of a SQLite `engine` (one per database file in this process)."""
     with _queues_guard:
         queue = _queues.get(engine)
         if queue is None:
@@ -164,7 +165,7 @@ def session_scope(engine: Engine, *, write: bool = True, foreign_keys: bool = Tr
     """
     if write and is_sqlite(engine):
         bind = _sqlite_writer(engine, foreign_keys)
-        with _writer_queue(engine).turn(), _session(bind) as session:
+        with writer_queue(engine).turn(), _session(bind) as session:
             yield session
         return
     with _session(engine) as session:

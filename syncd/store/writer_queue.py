@@ -61,6 +61,32 @@ class WriterQueue:
                     self._holds_file = False
                     fcntl.flock(self._file(), fcntl.LOCK_UN)
 
+    @contextmanager
+    def turn_if_free(self) -> Iterator[bool]:
+        """This writer's turn if no other writer holds or awaits it now (True), else nothing
+        is taken (False). Never waits: for a caller that must not block (the event loop)."""
+        if not self._lock.acquire(blocking=False):
+            yield False
+            return
+        try:
+            self._depth += 1
+            try:
+                if self._depth == 1 and self.path is not None:
+                    try:
+                        fcntl.flock(self._file(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    except BlockingIOError:
+                        yield False
+                        return
+                    self._holds_file = True
+                yield True
+            finally:
+                self._depth -= 1
+                if self._depth == 0 and self._holds_file:
+                    self._holds_file = False
+                    fcntl.flock(self._file(), fcntl.LOCK_UN)
+        finally:
+            self._lock.release()
+
     def _file(self) -> int:
         if self._fd is None or self._pid != os.getpid():
             assert self.path is not None

@@ -1,0 +1,141 @@
+"""`store.inline.write_inline`: SQLite writes on the event loop's thread, only in a writer turn
+that is free, never sleeping in the queue on the loop; over a real SQLite file."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine, text
+
+from syncd.store import session_scope
+from syncd.store.engine import make_engine, writer_queue
+from syncd.store.inline import WAIT_S, Busy, write_inline
+from syncd.store.writer_queue import WriterQueue
+
+
+@pytest.fixture
+def engine(tmp_path: Path) -> Iterator[Engine]:
+    eng = make_engine(f"sqlite:///{tmp_path / 'inline.db'}")
+    with eng.begin() as conn:
+        conn.execute(text("CREATE TABLE t (v INTEGER)"))
+    yield eng
+    eng.dispose()
+
+
+def insert(engine: Engine, v: int) -> int:
+    """A write transaction of its own (its turn nests in `write_inline`'s); the loop's thread."""
+    with session_scope(engine) as s:
+        s.execute(text("INSERT INTO t (v) VALUES (:v)"), {"v": v})
+    return threading.get_ident()
+
+
+def values(engine: Engine) -> list[int]:
+    with engine.connect() as conn:
+        return [r[0] for r in conn.execute(text("SELECT v FROM t ORDER BY v"))]
+
+
+def held(turn_of: WriterQueue, seconds: float) -> tuple[threading.Thread, threading.Event]:
+    """Another thread holding `turn_of`'s turn for `seconds`; the event is set once it holds it."""
+    holding = threading.Event()
+
+    def hold() -> None:
+        with turn_of.turn():
+            holding.set()
+            threading.Event().wait(seconds)
+
+    t = threading.Thread(target=hold)
+    t.start()
+    holding.wait(5)
+    return t, holding
+
+
+def test_a_free_turn_runs_the_write_on_the_loops_thread(engine: Engine) -> None:
+    async def main() -> tuple[int, int]:
+        return threading.get_ident(), await write_inline(engine, insert, engine, 1)
+
+    loop_thread, ran_in = asyncio.run(main())
+    assert ran_in == loop_thread
+    assert values(engine) == [1]
+
+
+def test_a_turn_held_by_a_thread_is_not_waited_for_on_the_loop(engine: Engine) -> None:
+    """The loop polls without blocking (another task keeps running) and gives up after
+    `WAIT_S`, having run nothing; the caller then queues in a worker thread."""
+    holder, _ = held(writer_queue(engine), WAIT_S * 6)
+    ticks = 0
+
+    async def ticker() -> None:
+        nonlocal ticks
+        while True:
+            ticks += 1
+            await asyncio.sleep(0.001)
+
+    async def main() -> None:
+        task = asyncio.create_task(ticker())
+        try:
+            with pytest.raises(Busy):
+                await write_inline(engine, insert, engine, 2)
+        finally:
+            task.cancel()
+
+    asyncio.run(main())
+    holder.join()
+    assert values(engine) == []
+    assert ticks >= 5  # the loop went on while the write waited
+
+
+def test_a_turn_released_meanwhile_is_taken(engine: Engine) -> None:
+    holder, _ = held(writer_queue(engine), WAIT_S / 5)
+
+    async def main() -> int:
+        return await write_inline(engine, insert, engine, 3)
+
+    assert asyncio.run(main()) == threading.get_ident()  # asyncio.run's loop: this thread
+    holder.join()
+    assert values(engine) == [3]
+
+
+def test_another_process_holding_the_file_lock_is_not_waited_for(engine: Engine) -> None:
+    """A second queue on the same file stands for another `syncd serve` worker: its flock is
+    on an open file of its own, as another process's would be."""
+    path = engine.url.database
+    assert path
+    other = WriterQueue(str(Path(path).resolve()), timeout_s=1)
+    holder, _ = held(other, WAIT_S * 4)
+
+    async def main() -> None:
+        await write_inline(engine, insert, engine, 4)
+
+    with pytest.raises(Busy):
+        asyncio.run(main())
+    holder.join()
+    asyncio.run(main())  # released: now it runs
+    assert values(engine) == [4]
+
+
+def test_a_failing_write_releases_the_turn(engine: Engine) -> None:
+    def fail() -> None:
+        with session_scope(engine) as s:
+            s.execute(text("INSERT INTO t (v) VALUES (5)"))
+            raise RuntimeError("boom")
+
+    async def main() -> None:
+        await write_inline(engine, fail)
+
+    with pytest.raises(RuntimeError, match="boom"):
+        asyncio.run(main())
+    assert values(engine) == []  # rolled back
+    got: list[bool] = []
+
+    def probe() -> None:
+        with writer_queue(engine).turn_if_free() as free:
+            got.append(free)
+
+    t = threading.Thread(target=probe)
+    t.start()
+    t.join()
+    assert got == [True]
