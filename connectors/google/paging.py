@@ -42,8 +42,9 @@ class JsonCursorPaginator:
 
 
 def iter_pages(call: Callable[..., Any], params: dict[str, Any], what: str,
-               num_retries: int) -> Iterator[dict[str, Any]]:
-    """Every page of ``call(**params)`` (an SDK list method), in order, as dicts.
+               num_retries: int, stop: threading.Event | None = None) -> Iterator[dict[str, Any]]:
+    """Every page of ``call(**params)`` (an SDK list method), in order, as dicts; once `stop`
+    is set, no further page is requested.
 
     Runs in one worker thread; each page is one ``execute(num_retries=...)`` (the SDK's retry
     loop) and counts as one page of the current `CallContext`. Errors leave through
@@ -51,7 +52,7 @@ def iter_pages(call: Callable[..., Any], params: dict[str, Any], what: str,
     """
     pager = JsonCursorPaginator()
     params = pager.init_request(params)
-    while pager.has_next_page:
+    while pager.has_next_page and not (stop is not None and stop.is_set()):
         label = f"{what} page {pager.pages + 1}"
         with translate(label):
             page = expect_dict(call(**params).execute(num_retries=num_retries), label)
@@ -85,9 +86,7 @@ async def stream_pages(run: Callable[[Callable[[Any], None]], asyncio.Future[Non
     stop = threading.Event()
 
     def job(svc: Any) -> None:
-        for page in iter_pages(method(svc), params, what, num_retries):
-            if stop.is_set():
-                return
+        for page in iter_pages(method(svc), params, what, num_retries, stop):
             try:
                 loop.call_soon_threadsafe(pages.put_nowait, page)
             except RuntimeError:  # the loop is closed: nobody reads on
@@ -101,8 +100,6 @@ async def stream_pages(run: Callable[[Callable[[Any], None]], asyncio.Future[Non
             page = await pages.get()
             if page is _END:
                 fut.result()  # the read's error, after the pages read before it
-                return
-            if stop.is_set():
                 return
             yield page
     finally:

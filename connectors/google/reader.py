@@ -26,6 +26,7 @@ per failed read, the first `MAX_PROBLEMS` listed) and the rest is still read.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import gc
 import logging
@@ -246,10 +247,12 @@ class SnapshotReader:
         pages = 0
         count = 0
         try:
-            async for page in stream_pages(self._run, method, params, what, self.settings.num_retries):
-                pages += 1
-                count = take(page)
-                self.progress(what, count)
+            async with contextlib.aclosing(stream_pages(
+                    self._run, method, params, what, self.settings.num_retries)) as stream:
+                async for page in stream:  # closed on any exit: its job stops at once
+                    pages += 1
+                    count = take(page)
+                    self.progress(what, count)
         except FATAL:
             raise
         except ConnectorError as exc:

@@ -61,7 +61,6 @@ class ScimContext:
     autocommit: Engine | None = field(init=False, repr=False, compare=False)
     on_loop: LoopStore | None = field(init=False, repr=False, compare=False)
     inline: bool = field(init=False, repr=False, compare=False)
-    inline: bool = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         autocommit = on_loop = None
@@ -70,7 +69,6 @@ class ScimContext:
             on_loop = LoopStore(self.engine)
         object.__setattr__(self, "autocommit", autocommit)
         object.__setattr__(self, "on_loop", on_loop)
-        object.__setattr__(self, "inline", self.engine.dialect.name == "sqlite")
         object.__setattr__(self, "inline", self.engine.dialect.name == "sqlite")
         object.__setattr__(self, "reads", autocommit or self.engine)
 

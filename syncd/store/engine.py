@@ -46,7 +46,12 @@ def make_engine(url: str, *, echo: bool = False, pool_size: int = 20) -> Engine:
     then kept (no overflow beyond the pool): a connection the pool would close on its return
     costs the server a new backend process at the next burst (fork, authentication, catalog
     caches: measured as most of PostgreSQL's CPU at 32 SCIM clients, 0.9 ms a request where
-    it is 0.2 ms at 8, with 10 kept and 10 more opened and closed as the load came and went)."""
+    it is 0.2 ms at 8, with 10 kept and 10 more opened and closed as the load came and went).
+
+    SQLite file: `pool_size` connections kept and no limit beyond them, so taking one never
+    waits: the event loop's thread takes them too (`store.inline`), and a loop waiting for a
+    worker thread to return one would stall every request. A connection costs a file handle
+    and its PRAGMAs; there are never more than the threads that use the store at once."""
     try:
         u = make_url(url)
     except ArgumentError as exc:
@@ -60,6 +65,8 @@ def make_engine(url: str, *, echo: bool = False, pool_size: int = 20) -> Engine:
             from sqlalchemy.pool import StaticPool
 
             kw["poolclass"] = StaticPool
+        else:  # a checkout never waits (the event loop takes connections too: `store.inline`)
+            kw.update(pool_size=pool_size, max_overflow=-1)
         engine = create_engine(u, echo=echo, **kw)
         _sqlite_hooks(engine)
         return engine

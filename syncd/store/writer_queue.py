@@ -63,8 +63,11 @@ class WriterQueue:
 
     @contextmanager
     def turn_if_free(self) -> Iterator[bool]:
-        """This writer's turn if no other writer holds or awaits it now (True), else nothing
-        is taken (False). Never waits: for a caller that must not block (the event loop)."""
+        """This writer's turn if no other writer holds it now (True), else nothing is taken
+        (False). Never waits: for a caller that must not block (the event loop). Not fair to
+        threads already waiting in `turn`: it may pass them (the event loop holds it for one
+        short transaction at a time, so a thread it passed gets it at the loop's next pause).
+        Without a usable sidecar file the turn is this process's alone, as in `turn`."""
         if not self._lock.acquire(blocking=False):
             yield False
             return
@@ -73,11 +76,16 @@ class WriterQueue:
             try:
                 if self._depth == 1 and self.path is not None:
                     try:
-                        fcntl.flock(self._file(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-                    except BlockingIOError:
-                        yield False
-                        return
-                    self._holds_file = True
+                        fd = self._file()
+                    except OSError:  # no sidecar file here: SQLite's lock alone, as in `turn`
+                        fd = None
+                    if fd is not None:
+                        try:
+                            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                        except BlockingIOError:
+                            yield False
+                            return
+                        self._holds_file = True
                 yield True
             finally:
                 self._depth -= 1

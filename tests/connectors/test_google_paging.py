@@ -8,6 +8,7 @@ after it started (the member reads of a snapshot)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -23,10 +24,12 @@ from connectors.google.paging import stream_pages
 
 class Scripted:
     """``list(**params).execute(num_retries=...)`` answering page after page; `fail_at` (a
-    page number from 1) raises the SDK's HttpError (a 400) instead."""
+    page number from 1) raises the SDK's HttpError (a 400) instead. With `gate`, each request
+    after the first waits for a release of it first."""
 
-    def __init__(self, pages: int, fail_at: int | None = None) -> None:
-        self.pages, self.fail_at = pages, fail_at
+    def __init__(self, pages: int, fail_at: int | None = None,
+                 gate: threading.Semaphore | None = None) -> None:
+        self.pages, self.fail_at, self.gate = pages, fail_at, gate
         self.requests: list[dict[str, Any]] = []
         self.lock = threading.Lock()
 
@@ -38,6 +41,8 @@ class Scripted:
                 with scripted.lock:
                     scripted.requests.append(params)
                     n = len(scripted.requests)
+                if scripted.gate is not None and n > 1:
+                    assert scripted.gate.acquire(timeout=10)
                 if n == scripted.fail_at:
                     import httplib2
 
@@ -94,12 +99,26 @@ def test_an_error_comes_after_the_pages_read_before_it() -> None:
 
 
 def test_no_request_after_the_consumer_stops() -> None:
-    api = Scripted(pages=1000)
+    """The consumer lets each next request go only after it took a page, and stops after the
+    third: the fourth request is in flight then, and no fifth is sent."""
+    gate = threading.Semaphore(0)
+    api = Scripted(pages=1000, gate=gate)
+
+    async def main(run: Any) -> list[int]:
+        got: list[int] = []
+        async with contextlib.aclosing(stream_pages(run, lambda _svc: api.list, {}, "things",
+                                                    0)) as pages:
+            async for page in pages:
+                got.extend(page["items"])
+                if len(got) == 3:
+                    break
+                gate.release()
+        return got
+
     with ThreadPoolExecutor(2) as pool:
-        assert asyncio.run(collect(pool_run(pool), api, limit=3)) == [1, 2, 3]
-    # the job may have sent the request it was in when the consumer stopped, and no other;
-    # pages already handed over when it stopped were sent too (they were read in order)
-    assert len(api.requests) < 1000
+        assert asyncio.run(main(pool_run(pool))) == [1, 2, 3]
+        gate.release()  # the fourth request, sent before the consumer stopped, now ends
+    assert len(api.requests) == 4
 
 
 def test_the_list_does_not_wait_behind_jobs_queued_after_it_started() -> None:

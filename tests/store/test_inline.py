@@ -4,7 +4,9 @@ that is free, never sleeping in the queue on the loop; over a real SQLite file."
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -139,3 +141,25 @@ def test_a_failing_write_releases_the_turn(engine: Engine) -> None:
     t.start()
     t.join()
     assert got == [True]
+
+
+def test_a_connection_is_never_waited_for(engine: Engine) -> None:
+    """Threads may hold any number of connections: the loop's own checkout still returns at
+    once (a bounded pool would make it wait, on the loop, for a thread to give one back)."""
+    with contextlib.ExitStack() as held_conns:
+        for _ in range(40):  # more than any pool's size, as the threadpool's 40 threads could
+            held_conns.enter_context(engine.connect())
+        t0 = time.monotonic()
+        with engine.connect() as conn:
+            assert conn.execute(text("SELECT 1")).scalar() == 1
+        assert time.monotonic() - t0 < 5  # a wait for a connection lasts the pool's 30 s
+
+
+def test_without_a_usable_lock_file_the_turn_is_this_process_alone(tmp_path: Path) -> None:
+    """As `turn` does: a sidecar that cannot be opened (a directory that is not there, or a
+    file another user owns) leaves the order to this process's lock and SQLite's."""
+    queue = WriterQueue(str(tmp_path / "missing" / "x.db"), timeout_s=1)
+    with queue.turn_if_free() as free:
+        assert free
+    with queue.turn():
+        pass
