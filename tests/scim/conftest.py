@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -19,6 +20,7 @@ from connectors.testing.server import ServerThread, free_port
 from syncd.scim import create_app
 from syncd.service import tokens
 from syncd.store import session_scope
+from syncd.store.engine import make_engine, upgrade
 from tests.conftest import BACKENDS, migrated_store
 from tests.scim.helpers import Scim
 
@@ -38,6 +40,15 @@ def server(store: Engine) -> Iterator[ServerThread]:
     srv = ServerThread(app, port=port).start()
     yield srv
     srv.stop()
+
+
+@pytest.fixture
+def sqlite_file(tmp_path: Path) -> Iterator[Engine]:
+    """A migrated SQLite file of this test alone (for tests that need no PostgreSQL twin)."""
+    eng = make_engine(f"sqlite:///{tmp_path / 'syncd.db'}")
+    upgrade(eng)
+    yield eng
+    eng.dispose()
 
 
 def new_token(engine: Engine, directory: str, **kw: object) -> str:

@@ -3,9 +3,6 @@ answer exactly as the router does (success, the error funnel, and everything it 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
 import pytest
 from sqlalchemy import Engine
 from starlette.testclient import TestClient
@@ -13,16 +10,12 @@ from starlette.testclient import TestClient
 from syncd.scim import create_app, hot, routes_groups, routes_users
 from syncd.scim.deps import SCIM_PREFIX
 from syncd.service.schema import CORE_USER
-from syncd.store.engine import make_engine, upgrade
 from tests.scim.conftest import new_token
 
 
 @pytest.fixture
-def engine(tmp_path: Path) -> Iterator[Engine]:
-    eng = make_engine(f"sqlite:///{tmp_path / 'hot.db'}")
-    upgrade(eng)
-    yield eng
-    eng.dispose()
+def engine(sqlite_file: Engine) -> Engine:
+    return sqlite_file
 
 
 def test_the_table_lists_the_collection_routes_only() -> None:

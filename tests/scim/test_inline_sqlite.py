@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -16,18 +15,15 @@ from sqlalchemy import Engine
 from connectors.testing.server import ServerThread, free_port
 from syncd.scim import create_app, resources
 from syncd.service.schema import CORE_USER
-from syncd.store.engine import make_engine, upgrade, writer_queue
+from syncd.store.engine import writer_queue
 from syncd.store.inline import WAIT_S
 from tests.scim.conftest import new_token
 from tests.scim.helpers import assert_error, ok, uniq
 
 
 @pytest.fixture
-def engine(tmp_path: Path) -> Iterator[Engine]:
-    eng = make_engine(f"sqlite:///{tmp_path / 'inline.db'}")
-    upgrade(eng)
-    yield eng
-    eng.dispose()
+def engine(sqlite_file: Engine) -> Engine:
+    return sqlite_file
 
 
 @pytest.fixture
