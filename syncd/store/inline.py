@@ -29,14 +29,13 @@ from typing import ParamSpec, TypeVar
 from sqlalchemy import Engine
 
 from syncd.store.engine import writer_queue
+from syncd.store.writer_queue import MAX_RETRY_S
 
 P = ParamSpec("P")
 T = TypeVar("T")
 
 #: longest time a write waits on the loop for a free turn before going to a worker thread (s)
 WAIT_S = 0.05
-#: longest pause between two tries (s), as a queued worker thread's (`writer_queue.MAX_RETRY_S`)
-MAX_PAUSE_S = 0.001
 
 
 class Busy(Exception):
@@ -50,7 +49,7 @@ async def write_inline(engine: Engine, fn: Callable[P, T], *args: P.args, **kw: 
     queue = writer_queue(engine)
     loop = asyncio.get_running_loop()
     deadline = loop.time() + WAIT_S
-    pause = MAX_PAUSE_S / 10
+    pause = MAX_RETRY_S / 10  # as a thread queued in `WriterQueue.turn` retries
     while True:
         with queue.turn_if_free() as free:
             if free:
@@ -58,4 +57,4 @@ async def write_inline(engine: Engine, fn: Callable[P, T], *args: P.args, **kw: 
         if loop.time() >= deadline:
             raise Busy("the SQLite writer turn stayed taken")
         await asyncio.sleep(pause)
-        pause = min(pause * 2, MAX_PAUSE_S)
+        pause = min(pause * 2, MAX_RETRY_S)

@@ -56,10 +56,7 @@ class WriterQueue:
                     self._holds_file = self._lock_file()
                 yield
             finally:
-                self._depth -= 1
-                if self._depth == 0 and self._holds_file:
-                    self._holds_file = False
-                    fcntl.flock(self._file(), fcntl.LOCK_UN)
+                self._leave()
 
     @contextmanager
     def turn_if_free(self) -> Iterator[bool]:
@@ -88,12 +85,16 @@ class WriterQueue:
                         self._holds_file = True
                 yield True
             finally:
-                self._depth -= 1
-                if self._depth == 0 and self._holds_file:
-                    self._holds_file = False
-                    fcntl.flock(self._file(), fcntl.LOCK_UN)
+                self._leave()
         finally:
             self._lock.release()
+
+    def _leave(self) -> None:
+        """End one (possibly nested) turn; the outermost gives the file lock back."""
+        self._depth -= 1
+        if self._depth == 0 and self._holds_file:
+            self._holds_file = False
+            fcntl.flock(self._file(), fcntl.LOCK_UN)
 
     def _file(self) -> int:
         if self._fd is None or self._pid != os.getpid():
