@@ -3,11 +3,7 @@
 
 What each function writes is what the SQLAlchemy statements of `bulk` would write, column for
 column: every value goes through the column type's own bind processor (timestamps, booleans),
-except JSON values, which are encoded with orjson (`dumps`). The stored JSON text is compact
-(no blanks after separators, non-ASCII characters kept as UTF-8), while SQLAlchemy's
-`json.dumps` writes blanks and `\\u` escapes; every reader parses the column, so the values
-read back are equal. A value orjson cannot encode exactly (an integer beyond 64 bits, a
-lone surrogate, a float that is not finite) goes through SQLAlchemy's serializer instead.
+and JSON values are the engine's own JSON text (`syncd.store.jsontext.dumps`).
 
 Invariant of `add_memberships`: it returns exactly the pairs it inserted. Pairs of teams with
 no member at all (member_count = 0: a team the same run just created) are inserted sorted,
@@ -21,8 +17,6 @@ and the insert.
 
 from __future__ import annotations
 
-import json
-import math
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
@@ -34,6 +28,7 @@ from sqlalchemy.orm import Session
 from syncd.service.common import AUDIT_COLUMNS as _AUDIT_COLS
 from syncd.service.common import CHANGE_COLUMNS as _CHANGE_COLS
 from syncd.service.resource import fold
+from syncd.store.jsontext import dumps
 from syncd.store.models import AuditEvent, Change, Membership, Team, User, UserEmail
 
 USERS = User.__table__  # type: ignore[attr-defined]
@@ -65,31 +60,6 @@ _ADD_TEAM = (
     "SELECT ?, value, ?, ?, ? FROM json_each(?)"
 )
 _COUNTS = "SELECT t.id, t.member_count FROM json_each(?) AS x CROSS JOIN teams AS t WHERE t.id = x.value"
-_JSON_FALLBACK = json.dumps
-
-
-def dumps(value: Any) -> str:
-    """`value` as JSON text that `json.loads` reads back equal to what SQLAlchemy's JSON type
-    would store (see the module docstring)."""
-    if value is None:
-        return "null"
-    try:
-        out = orjson.dumps(value)
-    except (TypeError, orjson.JSONEncodeError):
-        return _JSON_FALLBACK(value)
-    if b"null" in out and _has_odd_float(value):  # orjson writes NaN and ±inf as null
-        return _JSON_FALLBACK(value)
-    return out.decode()
-
-
-def _has_odd_float(value: Any) -> bool:
-    if type(value) is float:
-        return not math.isfinite(value)
-    if isinstance(value, dict):
-        return any(_has_odd_float(v) for v in value.values())
-    if isinstance(value, list | tuple):
-        return any(_has_odd_float(v) for v in value)
-    return False
 
 
 def is_sqlite(session: Session) -> bool:

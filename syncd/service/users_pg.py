@@ -16,7 +16,6 @@ Invariants, the same as `users.create_user` (a test compares the rows of both pa
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from sqlalchemy import Connection, Table, TextClause, bindparam, text
@@ -28,6 +27,7 @@ from syncd.feed import writer as feed
 from syncd.service import users
 from syncd.service.context import Actor
 from syncd.service.errors import Conflict
+from syncd.store import jsontext
 from syncd.store.models import AuditEvent, Change, User, UserEmail, utcnow
 
 _PG = postgresql.dialect()
@@ -94,7 +94,7 @@ def create_user(conn: Connection, *, actor: Actor, body: dict[str, Any]) -> User
         raise AssertionError(f"user.create meant {len(changes)} changes")
     params: dict[str, Any] = dict(values)
     emails = users.email_rows(user_id, data.get("emails"))
-    params["emails"] = json.dumps([{k: e[k] for k in _EMAIL_COLUMNS} for e in emails])
+    params["emails"] = jsontext.dumps([{k: e[k] for k in _EMAIL_COLUMNS} for e in emails])
     params.update(
         {
             "a_at": audit_at,

@@ -31,7 +31,7 @@ from typing import Concatenate, ParamSpec, TypeVar
 from sqlalchemy import Connection, Engine, event
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-from syncd.store.engine import closed_by_server
+from syncd.store.engine import JSON_CODEC, closed_by_server
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -59,7 +59,7 @@ class LoopStore:
                 # its pool holds the loop (asyncio locks), so the weak key alone never frees
                 # it; dropped, its connections close as they are collected
                 del self._engines[gone]
-            made = create_async_engine(self._url, **self._pool_kw)
+            made = create_async_engine(self._url, **self._pool_kw, **JSON_CODEC)
             event.listen(made.sync_engine, "checkout", closed_by_server)
             found = self._engines[loop] = made.execution_options(isolation_level="AUTOCOMMIT")
         return found

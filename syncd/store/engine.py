@@ -26,6 +26,7 @@ from sqlalchemy.pool import NullPool
 from sqlmodel import Session
 
 from syncd.revisions import linear_head
+from syncd.store import jsontext
 from syncd.store.writer_queue import WriterQueue
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -33,6 +34,8 @@ SQLITE_BUSY_TIMEOUT_MS = 30_000
 #: connection info key: foreign keys are off on this SQLite connection
 _FK_OFF = "syncd.foreign_keys_off"
 _BEGIN = {mode: f"BEGIN {mode}" for mode in ("DEFERRED", "IMMEDIATE", "EXCLUSIVE")}
+#: how every engine of the store (sync and asyncio) writes and reads its JSON columns
+JSON_CODEC: dict[str, Any] = {"json_serializer": jsontext.dumps, "json_deserializer": jsontext.loads}
 
 
 class StoreError(Exception):
@@ -51,7 +54,9 @@ def make_engine(url: str, *, echo: bool = False, pool_size: int = 20) -> Engine:
     SQLite file: `pool_size` connections kept and no limit beyond them, so taking one never
     waits: the event loop's thread takes them too (`store.inline`), and a loop waiting for a
     worker thread to return one would stall every request. A connection costs a file handle
-    and its PRAGMAs; there are never more than the threads that use the store at once."""
+    and its PRAGMAs; there are never more than the threads that use the store at once.
+
+    JSON columns are written and read with `syncd.store.jsontext` (compact orjson text)."""
     try:
         u = make_url(url)
     except ArgumentError as exc:
@@ -67,13 +72,13 @@ def make_engine(url: str, *, echo: bool = False, pool_size: int = 20) -> Engine:
             kw["poolclass"] = StaticPool
         else:  # a checkout never waits (the event loop takes connections too: `store.inline`)
             kw.update(pool_size=pool_size, max_overflow=-1)
-        engine = create_engine(u, echo=echo, **kw)
+        engine = create_engine(u, echo=echo, **kw, **JSON_CODEC)
         _sqlite_hooks(engine)
         return engine
     if u.get_backend_name() == "postgresql":
         if u.drivername == "postgresql":
             u = u.set(drivername="postgresql+psycopg")
-        engine = create_engine(u, echo=echo, pool_size=pool_size, max_overflow=0)
+        engine = create_engine(u, echo=echo, pool_size=pool_size, max_overflow=0, **JSON_CODEC)
         event.listen(engine, "checkout", closed_by_server)
         return engine
     raise StoreError(f"unsupported database {u.get_backend_name()!r}: use sqlite or postgresql")
