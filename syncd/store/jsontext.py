@@ -4,9 +4,11 @@
 kept as UTF-8), about ten times faster than `json.dumps`; a value orjson cannot encode
 exactly (an integer beyond 64 bits, a key that is not a string, a lone surrogate, a float
 that is not finite) is written by `json.dumps` instead, as SQLAlchemy's default would write
-it. `loads` reads with orjson and falls back to `json.loads` for what orjson refuses (an
-integer beyond 64 bits, `NaN`). Either way the value read back equals the value written, so
-rows written before this module (by `json.dumps`) and after read the same.
+it. `loads` reads with orjson, and with `json.loads` what orjson refuses (`NaN`) or would read
+differently: orjson reads an integer beyond 64 bits as a float, so text with a run of 19
+digits or more goes to `json.loads` (so does a string holding such a run, e.g. a Google id:
+read the same, only slower). Either way the value read back equals the value written,
+so rows written before this module (by `json.dumps`) and after read the same.
 """
 
 from __future__ import annotations
@@ -18,6 +20,10 @@ from typing import Any
 import orjson
 
 _FALLBACK_DUMPS = json.dumps
+#: bytes → b"0" for an ASCII digit, b"x" for anything else: a run of `_LONG` in the result is
+#: a number that may not fit 64 bits (or such a run inside a string), found in C
+_DIGITS = bytes(48 if 48 <= b <= 57 else 120 for b in range(256))
+_LONG = b"0" * 19
 
 
 def dumps(value: Any) -> str:
@@ -35,10 +41,13 @@ def dumps(value: Any) -> str:
 
 def loads(raw: str | bytes) -> Any:
     """The value of JSON text `raw` (as `json.loads` reads it)."""
-    try:
-        return orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        return json.loads(raw)
+    data = raw.encode("utf-8", "surrogatepass") if isinstance(raw, str) else raw
+    if _LONG not in data.translate(_DIGITS):
+        try:
+            return orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            pass
+    return json.loads(raw)
 
 
 def _has_odd_float(value: Any) -> bool:
