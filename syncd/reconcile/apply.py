@@ -32,7 +32,7 @@ from sqlmodel import Session
 from syncd.reconcile.heap import collector_paused, heap_frozen
 from syncd.reconcile.plan import MemberChange, Plan, TeamChange, UserChange
 from syncd.reconcile.snapshot import SnapshotUser
-from syncd.service import bulk, keys, teams, users
+from syncd.service import bulk, keys, pg_rebuild, teams, users
 from syncd.service.context import Actor
 from syncd.service.errors import Conflict, NotFound
 from syncd.service.resource import fold
@@ -59,6 +59,10 @@ MEMBER_BATCH: int | None = None
 #: syncs wait for (busy timeout 30 s): 500k keeps that wait at a few seconds (an L initial
 #: pull's apply measured 22.7 s at 500k, 23.1 s at 2M, 31.6 s at 200k).
 MEMBER_BATCHES = {"sqlite": 500_000, "postgresql": 200_000}
+#: memberships per statement group of a PostgreSQL first load (`_first_load`: one transaction
+#: whatever the size): each group checks and locks the users it names once, so fewer groups
+#: repeat less of that; its COPY text is held in memory (about 150 bytes a membership)
+FIRST_LOAD_BATCH = 650_000
 
 #: Called after each batch with (phase, objects done so far in that phase, total in that phase).
 ApplyProgress = Callable[[str, int, int], None]
@@ -404,17 +408,56 @@ def _member_phase(
     tick: ApplyProgress,
 ) -> None:
     """`_members`; on PostgreSQL, when the changes fill more than one transaction anyway, over
-    several connections at once (`parallel_members`). A plan that fits one batch stays one
-    transaction on one connection."""
+    several connections at once (`parallel_members`), unless `_first_load` applies. A plan
+    that fits one batch stays one transaction on one connection."""
     total = sum(len(c.user_external_ids) for c in changes)
     if engine.dialect.name != "postgresql" or total <= member_batch(engine):
         return _members(engine, actor, changes, user_ids, team_ids, result, tick)
+    adds = changes[0].kind == "add_members"
+    if adds and _first_load(engine, actor, changes, user_ids, team_ids, result, tick):
+        return None
     from syncd.reconcile import parallel_members  # it builds on this module
 
     def write(part: list[MemberChange], res: ApplyResult, tk: ApplyProgress) -> None:
         _members(engine, actor, part, user_ids, team_ids, res, tk)
 
     parallel_members.run(write, changes, result, tick)
+
+
+def _first_load(
+    engine: Engine,
+    actor: Actor,
+    changes: list[MemberChange],
+    user_ids: dict[str, str],
+    team_ids: dict[str, str],
+    result: ApplyResult,
+    tick: ApplyProgress,
+) -> bool:
+    """PostgreSQL: member adds that outnumber the memberships the store holds (a first pull),
+    all in one transaction on one connection, the (user, team) index built once at its end
+    (`syncd.service.pg_rebuild`), teams in id order so that the primary key is filled in its
+    own order; returns whether it did. False, with nothing written, where that does not apply
+    (then the caller writes them in batches). The batches inside are the usual ones (a team's
+    version bump and audit event each), only committed together; `result` counts them once
+    that commit is done."""
+    total = sum(len(c.user_external_ids) for c in changes)
+    ordered = sorted(changes, key=lambda c: team_ids[c.team_external_id])
+    staged = ApplyResult()
+
+    def write(s: Session) -> bool:
+        staged.applied.clear()  # a retried transaction counts again
+        with pg_rebuild.memberships_rebuilt(s, total) as rebuilt:
+            if rebuilt:
+                here = lambda w: w(s)  # noqa: E731
+                batch = FIRST_LOAD_BATCH
+                _members(engine, actor, ordered, user_ids, team_ids, staged, tick, run=here, limit=batch)
+        return rebuilt
+
+    if not _transaction(engine, write, bulk=actor):
+        return False
+    for kind, n in staged.applied.items():
+        result.add(kind, n)
+    return True
 
 
 def _members(
@@ -425,9 +468,13 @@ def _members(
     team_ids: dict[str, str],
     result: ApplyResult,
     tick: ApplyProgress,
+    *,
+    run: Callable[[Callable[[Session], dict[str, list[str]]]], dict[str, list[str]]] | None = None,
+    limit: int | None = None,
 ) -> None:
-    """Member changes of one kind, `member_batch(engine)` memberships (across teams) per
-    transaction.
+    """Member changes of one kind, `limit` (default `member_batch(engine)`) memberships
+    (across teams) per transaction (`run`, when given, runs each batch's write instead: in its
+    caller's transaction).
 
     A team's changes stay in one batch (one version bump, one audit event listing the user
     ids) unless they alone exceed the batch; then it gets one per batch, as that many
@@ -437,17 +484,19 @@ def _members(
         return
     kind = changes[0].kind
     op = bulk.add_memberships if kind == "add_members" else bulk.remove_memberships
-    limit = member_batch(engine)
+    limit = limit or member_batch(engine)
     total = sum(len(c.user_external_ids) for c in changes)
     done = 0
     batch: list[tuple[str, list[str]]] = []  # (team id, user ids): pairs without a tuple each
     size = 0
+    if run is None:
+        run = lambda write: _transaction(engine, write, bulk=actor)  # noqa: E731
 
     def flush() -> None:
         nonlocal size
         # a generator per try: `_transaction` may run the write again
         pairs = lambda: chain.from_iterable(zip(repeat(t), us) for t, us in batch)  # noqa: E731
-        changed = _transaction(engine, lambda s: op(s, actor=actor, pairs=pairs()), bulk=actor)
+        changed = run(lambda s: op(s, actor=actor, pairs=pairs()))
         result.add(kind, sum(len(v) for v in changed.values()))
         tick("members", done, total)
         batch.clear()

@@ -12,11 +12,13 @@ contents are then compared with ids replaced by names.
 from __future__ import annotations
 
 import ast
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, select, text
 
 from syncd.reconcile import apply as apply_mod
 from syncd.reconcile.apply import _update_ops, apply_plan, user_body
@@ -24,7 +26,7 @@ from syncd.reconcile.diff import diff
 from syncd.reconcile.load import load_view
 from syncd.reconcile.plan import Plan
 from syncd.reconcile.snapshot import Snapshot, SnapshotGroup, SnapshotUser
-from syncd.service import audit, bulk, pg_fk, teams, tokens, users
+from syncd.service import audit, bulk, pg_fk, pg_rebuild, teams, tokens, users
 from syncd.service.context import Actor
 from syncd.store import session_scope
 from syncd.store.models import Change, Team, User
@@ -262,3 +264,45 @@ def test_bulk_user_rows_are_what_normalising_the_body_gives(eng: Engine) -> None
     assert not bulk._canonical_user({"userName": "a\x07b", "externalId": "x", "active": True})
     assert not bulk._canonical_user({"userName": "a", "active": "true"})
     assert not bulk._canonical_user({"userName": "a", "emails": [{"value": "a@x", "type": "work"}]})
+
+
+def test_a_first_load_with_its_index_rebuilt_leaves_the_store_per_row_operations_leave(
+    eng: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """PostgreSQL: member adds that outnumber the stored memberships go in one transaction with
+    the (user, team) index built at its end (`apply._first_load`), in groups of
+    FIRST_LOAD_BATCH; the store is the per-row one, and the index is back as it was."""
+    if eng.dialect.name != "postgresql":
+        pytest.skip("PostgreSQL only")
+    monkeypatch.setattr(apply_mod, "MEMBER_BATCH", 7)  # more adds than a batch: not one transaction
+    monkeypatch.setattr(apply_mod, "FIRST_LOAD_BATCH", 40)  # several groups; no team split
+    monkeypatch.setattr(pg_rebuild, "MIN_ROWS", 1)
+    taken: list[bool] = []
+    real = pg_rebuild.memberships_rebuilt
+
+    @contextmanager
+    def spy(s: Any, rows: int) -> Iterator[bool]:
+        with real(s, rows) as rebuilt:
+            taken.append(rebuilt)
+            yield rebuilt
+
+    monkeypatch.setattr(pg_rebuild, "memberships_rebuilt", spy)
+    with eng.connect() as c:
+        index = c.execute(
+            text("SELECT indexdef FROM pg_indexes WHERE indexname = 'ix_memberships_user'")
+        ).all()
+    for round_ in (0, 1):
+        bulk_plan = plan_for(eng, snapshot("bulk", round_))
+        row_plan = plan_for(eng, snapshot("row", round_))
+        apply_plan(eng, bulk_plan, actor("bulk"))
+        per_row(eng, row_plan, actor("row"))
+        assert contents(eng, "bulk") == contents(eng, "row")
+        assert feed_rows(eng, "bulk") == feed_rows(eng, "row")
+        # round 1 in batches large enough to split no team (its removals have no first load)
+        monkeypatch.setattr(apply_mod, "MEMBER_BATCH", 200_000)
+    assert taken == [True]  # round 0, into the empty table
+    with eng.connect() as c:
+        assert (
+            c.execute(text("SELECT indexdef FROM pg_indexes WHERE indexname = 'ix_memberships_user'")).all()
+            == index
+        )
