@@ -7,6 +7,7 @@ CONFLICT path with the same outcome; driver errors surface as SQLAlchemy's."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -204,3 +205,30 @@ def test_ids_with_copy_specials_round_trip(pg: Engine) -> None:
         pg, "SELECT team_id, user_id, directory, source, created_at FROM memberships WHERE :d = :d", ""
     )
     assert rows == [(team, user, None, "pull", at)]
+
+
+STAMPS = [
+    datetime(2026, 12, 1, 2, 57, 38, 179240, tzinfo=UTC),
+    datetime(2026, 12, 1, 8, 27, 38, 1, tzinfo=timezone(timedelta(hours=5, minutes=30))),
+    datetime(1999, 1, 2, 3, 4, 5),  # naive: the session's time zone, as a bound parameter
+]
+
+
+def test_copied_timestamps_are_the_bound_parameters_values(pg: Engine) -> None:
+    """`copy_rows` writes datetimes as text; PostgreSQL stores what it stores for the same
+    datetime bound to an INSERT (aware ones exactly, naive ones in the session's zone)."""
+    cols = ("at", "directory", "actor", "action", "resource_type", "resource_id")
+    with session_scope(pg) as s:
+        bulk_pg.copy_rows(
+            s, bulk_pg.AUDIT, cols, [(t, "copy", "a", "x", "user", str(i)) for i, t in enumerate(STAMPS)]
+        )
+        for i, t in enumerate(STAMPS):
+            s.execute(
+                bulk_pg.AUDIT.insert().values(
+                    at=t, directory="row", actor="a", action="x", resource_type="user", resource_id=str(i)
+                )
+            )
+    sql = "SELECT resource_id, at FROM audit_events WHERE directory = :d ORDER BY resource_id"
+    got, want = raw(pg, sql, "copy"), raw(pg, sql, "row")
+    assert got == want and len(got) == 3
+    assert got[0][1] == STAMPS[0] and got[1][1] == STAMPS[1]
