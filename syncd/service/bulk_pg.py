@@ -4,9 +4,9 @@
 The stored rows are the ones the INSERT path writes, byte for byte where it matters: JSON
 columns hold the text SQLAlchemy's JSON type writes (the engine's serializer,
 `syncd.store.jsontext.dumps` for the store's engines, and None as JSON `null` unless the
-column says `none_as_null`); identity columns
-(audit and change ids) come from their sequences in row order; every `changes` row gets
-the transaction's `pg_current_xact_id()`, as the INSERT's column default would give it.
+column says `none_as_null`); identity columns (audit and change ids) come from their
+sequences in row order; every `changes` row gets the transaction's `pg_current_xact_id()`,
+as the INSERT's column default would give it.
 
 - `insert_unique`: rows into a table with unique indexes; a violation (a concurrent writer
   committed the same name or externalId) is a `Conflict`, the savepoint rolled back.
