@@ -158,7 +158,9 @@ def _ids(engine: Engine, model: Any, directory: str) -> dict[str, str]:
         return dict(s.execute(q).tuples().all())
 
 
-def _transaction(engine: Engine, write: Callable[[Session], T], *, bulk: Actor | None = None) -> T:
+def _transaction(
+    engine: Engine, write: Callable[[Session], T], *, bulk: Actor | None = None, attempts: int = ATTEMPTS
+) -> T:
     """`write` in a transaction of its own, tried again (in a new one) when it may have lost a
     race to a concurrent writer: a Conflict (a row it creates was created and committed
     meanwhile by an on-login sync: on PostgreSQL a statement sees rows committed after the
@@ -178,7 +180,7 @@ def _transaction(engine: Engine, write: Callable[[Session], T], *, bulk: Actor |
     otherwise trigger collections that find nothing to free; the few cycles a session makes
     wait for the next collection after the batch."""
     unchecked = bulk is not None and engine.dialect.name == "sqlite"
-    for attempt in range(ATTEMPTS):
+    for attempt in range(attempts):
         try:
             paused = collector_paused() if bulk is not None else nullcontext()
             with paused, session_scope(engine, foreign_keys=not unchecked) as s:
@@ -187,7 +189,7 @@ def _transaction(engine: Engine, write: Callable[[Session], T], *, bulk: Actor |
                     _require_directory(s, bulk.directory)
                 return write(s)
         except (Conflict, DBAPIError) as exc:
-            if attempt == ATTEMPTS - 1 or not _lost_race(exc):
+            if attempt == attempts - 1 or not _lost_race(exc):
                 raise
             log.info("apply batch retried after a concurrent writer: %s", exc)
     raise AssertionError("unreachable")
@@ -437,9 +439,11 @@ def _first_load(
     all in one transaction on one connection, the (user, team) index built once at its end
     (`syncd.service.pg_rebuild`), teams in id order so that the primary key is filled in its
     own order; returns whether it did. False, with nothing written, where that does not apply
-    (then the caller writes them in batches). The batches inside are the usual ones (a team's
-    version bump and audit event each), only committed together; `result` counts them once
-    that commit is done."""
+    (then the caller writes them in batches), also when the transaction lost a race to a
+    concurrent writer (tried once: the batches are the fallback, not a second exclusive lock).
+    The groups inside are the usual batches (a team's version bump and audit event each), only
+    committed together; `result` counts them once that commit is done, while progress is
+    reported as each group is written."""
     total = sum(len(c.user_external_ids) for c in changes)
     ordered = sorted(changes, key=lambda c: team_ids[c.team_external_id])
     staged = ApplyResult()
@@ -453,7 +457,16 @@ def _first_load(
                 _members(engine, actor, ordered, user_ids, team_ids, staged, tick, run=here, limit=batch)
         return rebuilt
 
-    if not _transaction(engine, write, bulk=actor):
+    try:
+        if not _transaction(engine, write, bulk=actor, attempts=1):
+            return False
+    except (Conflict, DBAPIError) as exc:
+        if not _lost_race(exc):
+            raise
+        # a concurrent writer (on-login, SCIM) locked a user or team row, then waited for the
+        # table this load held exclusively; the batches take only the share of the table every
+        # writer takes, so they cannot meet that cycle
+        log.info("a first load of memberships lost a race, writing it in batches: %s", exc)
         return False
     for kind, n in staged.applied.items():
         result.add(kind, n)

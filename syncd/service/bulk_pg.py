@@ -90,15 +90,17 @@ def copy_rows(session: Session, table: Table, columns: Sequence[str], rows: Iter
 
 def _stamped(rows: Iterable[Sequence[Any]], positions: Sequence[int]) -> Iterator[Sequence[Any]]:
     """`rows` with the datetime values at `positions` replaced by their COPY text."""
-    texts: dict[Any, str] = {}
+    texts: dict[tuple[datetime, Any], str] = {}
     for r in rows:
         out = list(r)
         for i in positions:
             v = out[i]
             if isinstance(v, datetime):
-                t = texts.get(v)
+                # keyed with the offset: equal datetimes (a fold's two sides) may print apart
+                k = (v, v.utcoffset())
+                t = texts.get(k)
                 if t is None:
-                    t = texts[v] = str(v)
+                    t = texts[k] = str(v)
                 out[i] = t
         yield out
 

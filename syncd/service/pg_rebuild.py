@@ -7,12 +7,14 @@ only, so one of the two B-trees takes a million inserts at random places: measur
 of the server's time for the whole member phase. `memberships_rebuilt`, inside the caller's
 transaction:
 
-1. takes `memberships` in ACCESS EXCLUSIVE mode (as DROP INDEX must), waiting at most
-   `LOCK_WAIT` for it; if another transaction holds a lock on the table that long, nothing
-   is done and the caller writes row by row as before;
-2. goes on only if the table holds fewer rows than the load adds (`REBUILD_RATIO`, as
-   `syncd.service.bulk_sqlite` does on SQLite), the role owns the table (DROP INDEX needs it),
-   and the table has a secondary index (not unique, not backing a constraint);
+1. goes on only if the role owns the table (DROP INDEX needs it) and the table holds at most
+   as many rows as the load adds (`REBUILD_RATIO`, as `syncd.service.bulk_sqlite` does on
+   SQLite), read in a savepoint rolled back after, so that its share lock is not kept;
+2. takes `memberships` in ACCESS EXCLUSIVE mode (as DROP INDEX must), waiting at most
+   `LOCK_WAIT` for it (each wait for the table's lock is that short); if another transaction
+   holds a lock on the table that long, or PostgreSQL finds a deadlock, nothing is done, no
+   lock on the table is kept, and the caller writes row by row as before; under the lock it
+   counts again, and needs a secondary index (not unique, not backing a constraint);
 3. drops those indexes, lets the caller write (rows in primary-key order: `team_order`), and
    creates each again from its own definition (`pg_get_indexdef`) when the block ends.
 
@@ -21,7 +23,12 @@ transactional; they wait on the lock until the caller commits, and then see the 
 back); a crash or an error anywhere in the caller's transaction rolls the drop back with the
 rows; the primary key and unique indexes are never dropped, so a duplicate still fails the
 COPY at once. The cost is that readers of `memberships` (SCIM group reads, on-login syncs)
-wait for the caller's commit: in practice a store's first pull, while the table is empty.
+wait for the caller's commit: in practice a store's first pull, while the table is empty. A
+writer that locks a user or team row and then needs `memberships` (a SCIM DELETE of a user,
+whose cascade does) can deadlock with the load, which locks those rows after the table; the
+caller then gives up the rebuild and writes in batches (`syncd.reconcile.apply._first_load`).
+An index is created again from its definition alone: a tablespace, comment or statistics
+target set on it by hand is not kept (syncd's own indexes have none).
 """
 
 from __future__ import annotations
@@ -38,13 +45,14 @@ log = logging.getLogger("syncd.service.pg_rebuild")
 
 #: memberships a load must add before a rebuild is tried (below, the lock costs more than it saves)
 MIN_ROWS = 100_000
-#: rebuild when the load adds at least this many times the rows the table holds
+#: rebuild when the table holds at most 1/REBUILD_RATIO of the rows the load adds
 REBUILD_RATIO = 1
 #: longest wait for the table's exclusive lock before writing row by row instead
 LOCK_WAIT = "1s"
 #: session-info key: the secondary indexes of `memberships` are dropped in this transaction
 _DROPPED = "syncd.memberships_rebuilding"
-_LOCK_NOT_AVAILABLE = "55P03"
+#: lock_not_available (LOCK_WAIT passed), deadlock_detected: no rebuild this time
+_NOT_NOW = ("55P03", "40P01")
 _SECONDARY = text(
     "SELECT CAST(i.indexrelid AS regclass)::text, pg_get_indexdef(i.indexrelid) "
     "FROM pg_index AS i "
@@ -89,19 +97,21 @@ def team_order(session: Session) -> bool:
 
 def _drop(session: Session, rows: int) -> list[tuple[str, str]]:
     """Lock `memberships`, check the conditions and drop its secondary indexes; their (name,
-    DDL), or [] with the savepoint rolled back (the lock released) if any condition fails."""
+    DDL), or [] with every savepoint rolled back (so no lock on the table kept) if any
+    condition fails. Call it before the transaction has touched `memberships`: a lock the
+    transaction already held there would turn the exclusive one into an upgrade, which two
+    first loads at once could deadlock on."""
     if rows < MIN_ROWS or not session.execute(_OWNER).scalar_one():
         return []
-    bound = -(-rows // REBUILD_RATIO)
-    if session.execute(_HELD, {"n": bound}).scalar_one() >= bound:  # before any lock: usual case
+    bound = rows // REBUILD_RATIO
+    if not _small(session, bound):  # the usual case, told without the exclusive lock
         return []
     try:
         with session.begin_nested():
-            previous = session.execute(text("SELECT current_setting('lock_timeout')")).scalar_one()
-            session.execute(text("SELECT set_config('lock_timeout', :v, true)"), {"v": LOCK_WAIT})
+            previous = _wait_at_most(session)
             session.execute(text("LOCK TABLE memberships IN ACCESS EXCLUSIVE MODE"))
             session.execute(text("SELECT set_config('lock_timeout', :v, true)"), {"v": previous})
-            if session.execute(_HELD, {"n": bound}).scalar_one() >= bound:
+            if session.execute(_HELD, {"n": bound + 1}).scalar_one() > bound:
                 raise _NotNow
             indexes = [(name, ddl) for name, ddl in session.execute(_SECONDARY).tuples()]
             if not indexes:
@@ -112,7 +122,33 @@ def _drop(session: Session, rows: int) -> list[tuple[str, str]]:
     except _NotNow:
         return []
     except DBAPIError as exc:
-        if getattr(exc.orig, "sqlstate", None) != _LOCK_NOT_AVAILABLE:
+        if _sqlstate(exc) not in _NOT_NOW:
             raise
         log.info("memberships is in use: this load updates its indexes row by row")
         return []
+
+
+def _small(session: Session, bound: int) -> bool:
+    """Whether `memberships` holds at most `bound` rows, read in a savepoint that is then rolled
+    back (releasing the table's share lock the read took), waiting at most `LOCK_WAIT` for it."""
+    sp = session.begin_nested()
+    try:
+        _wait_at_most(session)
+        return session.execute(_HELD, {"n": bound + 1}).scalar_one() <= bound
+    except DBAPIError as exc:
+        if _sqlstate(exc) not in _NOT_NOW:
+            raise
+        return False
+    finally:
+        sp.rollback()
+
+
+def _wait_at_most(session: Session) -> str:
+    """Make lock waits of the transaction end after `LOCK_WAIT`; returns the setting it had."""
+    previous = session.execute(text("SELECT current_setting('lock_timeout')")).scalar_one()
+    session.execute(text("SELECT set_config('lock_timeout', :v, true)"), {"v": LOCK_WAIT})
+    return str(previous)
+
+
+def _sqlstate(exc: DBAPIError) -> str | None:
+    return getattr(exc.orig, "sqlstate", None)

@@ -28,6 +28,7 @@ from syncd.reconcile.plan import Plan
 from syncd.reconcile.snapshot import Snapshot, SnapshotGroup, SnapshotUser
 from syncd.service import audit, bulk, pg_fk, pg_rebuild, teams, tokens, users
 from syncd.service.context import Actor
+from syncd.service.errors import Conflict
 from syncd.store import session_scope
 from syncd.store.models import Change, Team, User
 from tests.service.test_bulk import state
@@ -294,10 +295,12 @@ def test_a_first_load_with_its_index_rebuilt_leaves_the_store_per_row_operations
     for round_ in (0, 1):
         bulk_plan = plan_for(eng, snapshot("bulk", round_))
         row_plan = plan_for(eng, snapshot("row", round_))
-        apply_plan(eng, bulk_plan, actor("bulk"))
+        applied = apply_plan(eng, bulk_plan, actor("bulk")).applied
         per_row(eng, row_plan, actor("row"))
         assert contents(eng, "bulk") == contents(eng, "row")
         assert feed_rows(eng, "bulk") == feed_rows(eng, "row")
+        adds = sum(len(c.user_external_ids) for c in bulk_plan.members if c.kind == "add_members")
+        assert applied["add_members"] == adds  # counted once, after the one commit
         # round 1 in batches large enough to split no team (its removals have no first load)
         monkeypatch.setattr(apply_mod, "MEMBER_BATCH", 200_000)
     assert taken == [True]  # round 0, into the empty table
@@ -306,3 +309,46 @@ def test_a_first_load_with_its_index_rebuilt_leaves_the_store_per_row_operations
             c.execute(text("SELECT indexdef FROM pg_indexes WHERE indexname = 'ix_memberships_user'")).all()
             == index
         )
+
+
+def test_a_first_load_that_loses_a_race_is_written_in_batches(
+    eng: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A concurrent writer that wins against the one-transaction load (here: a Conflict from
+    its first group) sends the adds down the batch path, which writes them all once."""
+    if eng.dialect.name != "postgresql":
+        pytest.skip("PostgreSQL only")
+    monkeypatch.setattr(apply_mod, "MEMBER_BATCH", 7)
+    monkeypatch.setattr(pg_rebuild, "MIN_ROWS", 1)
+    real = bulk.add_memberships
+    lost: list[bool] = []
+
+    def racing(s: Any, **kw: Any) -> Any:
+        if pg_rebuild.team_order(s) and not lost:
+            lost.append(True)
+            raise Conflict("a concurrent writer got there first")
+        return real(s, **kw)
+
+    monkeypatch.setattr(bulk, "add_memberships", racing)
+    taken: list[bool] = []
+    real_rebuilt = pg_rebuild.memberships_rebuilt
+
+    @contextmanager
+    def spy(s: Any, rows: int) -> Iterator[bool]:
+        with real_rebuilt(s, rows) as rebuilt:
+            taken.append(rebuilt)
+            yield rebuilt
+
+    monkeypatch.setattr(pg_rebuild, "memberships_rebuilt", spy)
+    bulk_plan = plan_for(eng, snapshot("bulk", 0))
+    row_plan = plan_for(eng, snapshot("row", 0))
+    applied = apply_plan(eng, bulk_plan, actor("bulk")).applied
+    per_row(eng, row_plan, actor("row"))
+    assert lost == [True] and taken == [True]  # not tried again: the batches wrote it
+    adds = sum(len(c.user_external_ids) for c in bulk_plan.members if c.kind == "add_members")
+    assert applied["add_members"] == adds
+    b, r = contents(eng, "bulk"), contents(eng, "row")
+    for st in (b, r):  # batches of 7 give a big team a version and an event per batch
+        del st["audit"]
+        st["teams"] = [t[:5] + t[6:] for t in st["teams"]]
+    assert b == r

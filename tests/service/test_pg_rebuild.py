@@ -50,6 +50,15 @@ def _team_and_users(engine: Engine, n: int, team: str) -> tuple[str, list[str]]:
     return tid, uids
 
 
+def _table_locks(s: Session) -> list[str]:
+    """The locks this session's transaction holds on `memberships`."""
+    q = text(
+        "SELECT mode FROM pg_locks WHERE pid = pg_backend_pid() AND locktype = 'relation' "
+        "AND relation = CAST('memberships' AS regclass)"
+    )
+    return list(s.execute(q).scalars())
+
+
 def _add(s: Session, tid: str, uids: list[str]) -> None:
     bulk.add_memberships(s, actor=ACTOR, pairs=[(tid, u) for u in uids])
 
@@ -61,6 +70,7 @@ def test_a_load_into_an_empty_table_builds_the_index_once_and_the_same(pg: Engin
     with session_scope(pg) as s:
         with pg_rebuild.memberships_rebuilt(s, len(uids)) as rebuilt:
             assert rebuilt and pg_rebuild.team_order(s)
+            assert s.execute(text("SHOW lock_timeout")).scalar_one() == "0"  # back to the default
             inside = [
                 n
                 for (n,) in s.execute(
@@ -77,14 +87,15 @@ def test_a_load_into_an_empty_table_builds_the_index_once_and_the_same(pg: Engin
         assert c.execute(q, {"u": uids}).scalar_one() == 5
 
 
-def test_a_table_holding_as_many_rows_as_the_load_is_left_alone(pg: Engine) -> None:
+def test_a_table_holding_more_rows_than_the_load_is_left_alone(pg: Engine) -> None:
     tid, uids = _team_and_users(pg, 4, "eng")
     with session_scope(pg) as s:
         _add(s, tid, uids[:2])
     with session_scope(pg) as s:
-        with pg_rebuild.memberships_rebuilt(s, 2) as rebuilt:
+        with pg_rebuild.memberships_rebuilt(s, 1) as rebuilt:
             assert not rebuilt and not pg_rebuild.team_order(s)
-        with pg_rebuild.memberships_rebuilt(s, 3) as rebuilt:  # 3 rows > the 2 it holds
+            assert _table_locks(s) == []  # the count's share lock went with its savepoint
+        with pg_rebuild.memberships_rebuilt(s, 2) as rebuilt:  # as many as it holds: as on SQLite
             assert rebuilt
 
 
@@ -118,6 +129,7 @@ def test_a_lock_held_elsewhere_means_no_rebuild_and_a_usable_transaction(pg: Eng
             timeout = s.execute(text("SHOW lock_timeout")).scalar_one()
             with pg_rebuild.memberships_rebuilt(s, 3) as rebuilt:
                 assert not rebuilt
+                assert _table_locks(s) == []
             assert s.execute(text("SHOW lock_timeout")).scalar_one() == timeout
             _add(s, tid, uids)  # the transaction goes on as before
     finally:
@@ -154,3 +166,31 @@ def test_a_role_that_does_not_own_the_table_writes_row_by_row(pg: Engine, other_
         s.execute(text(f'SET LOCAL ROLE "{other_role}"'))
         with pg_rebuild.memberships_rebuilt(s, 10) as rebuilt:
             assert not rebuilt
+
+
+def test_two_first_loads_at_once_do_not_deadlock(pg: Engine) -> None:
+    """The second finds the table locked, gives up within LOCK_WAIT and holds no lock on it, so
+    the first goes on; neither waits on the other."""
+    tid, uids = _team_and_users(pg, 3, "eng")
+    first_in, second_done = threading.Event(), threading.Event()
+    seen: list[object] = []
+
+    def first() -> None:
+        with session_scope(pg) as s, pg_rebuild.memberships_rebuilt(s, 3) as rebuilt:
+            seen.append(rebuilt)
+            first_in.set()
+            second_done.wait(10)
+            _add(s, tid, uids)
+
+    t = threading.Thread(target=first)
+    t.start()
+    try:
+        assert first_in.wait(10)
+        with session_scope(pg) as s, pg_rebuild.memberships_rebuilt(s, 3) as rebuilt:
+            seen.append(rebuilt)
+            seen.append(_table_locks(s))
+    finally:
+        second_done.set()
+        t.join(20)
+    assert seen == [True, False, []]
+    assert _indexes(pg) and not t.is_alive()

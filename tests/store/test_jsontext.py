@@ -5,12 +5,21 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import pytest
 from sqlalchemy import Engine, text
 
 from syncd.store import jsontext
+
+
+@dataclass
+class Point:
+    x: int
+    y: int
+
 
 CASES: list[tuple[str, Any, str | None]] = [
     # (what, value, the exact text written, or None: json.dumps's text)
@@ -40,6 +49,7 @@ def test_dumps_is_orjson_where_exact_else_json_dumps(what: str, value: Any, writ
     [
         '{"n": 1180591620717411303424}',
         "[1,-1180591620717411303424]",
+        "[18446744073709551616,-9223372036854775809]",  # just past orjson's 64 bits, 20 and 19 digits
         "1180591620717411303424",
         '{"f": NaN}',
         '{"a": [1, "\\u00e9"], "id": "103456789012345678901"}',
@@ -48,6 +58,14 @@ def test_dumps_is_orjson_where_exact_else_json_dumps(what: str, value: Any, writ
 def test_loads_reads_what_json_dumps_wrote(raw: str) -> None:
     for text_ in (raw, raw.encode()):
         assert repr(jsontext.loads(text_)) == repr(json.loads(raw))
+
+
+@pytest.mark.parametrize(
+    "value", [{"at": datetime(2026, 1, 1)}, [Point(1, 2)]], ids=["datetime", "dataclass"]
+)
+def test_what_json_dumps_refuses_is_refused(value: Any) -> None:
+    with pytest.raises(TypeError):
+        jsontext.dumps(value)
 
 
 def test_engines_write_compact_text_and_read_old_rows(engine: Engine) -> None:
