@@ -71,7 +71,7 @@ def test_what_json_dumps_refuses_is_refused(value: Any) -> None:
 def test_engines_write_compact_text_and_read_old_rows(engine: Engine) -> None:
     """A JSON column written through the engine holds jsontext's text; a row written as
     json.dumps wrote it (before this codec) reads back equal."""
-    from sqlmodel import Session
+    from sqlmodel import Session, select
 
     from syncd.store.models import SyncRun
 
@@ -83,5 +83,5 @@ def test_engines_write_compact_text_and_read_old_rows(engine: Engine) -> None:
         assert raw == '{"é":[1,2]}'
         c.execute(text("UPDATE sync_runs SET counts = :v"), {"v": json.dumps({"é": 2**70, "x": [1.5]})})
     with Session(engine) as s:
-        run = s.query(SyncRun).one()
+        run = s.exec(select(SyncRun)).one()
         assert run.counts == {"é": 2**70, "x": [1.5]}
