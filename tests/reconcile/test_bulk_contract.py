@@ -267,6 +267,21 @@ def test_bulk_user_rows_are_what_normalising_the_body_gives(eng: Engine) -> None
     assert not bulk._canonical_user({"userName": "a", "emails": [{"value": "a@x", "type": "work"}]})
 
 
+def rebuilds_seen(monkeypatch: pytest.MonkeyPatch) -> list[bool]:
+    """What each `pg_rebuild.memberships_rebuilt` of the test yields, in order."""
+    taken: list[bool] = []
+    real = pg_rebuild.memberships_rebuilt
+
+    @contextmanager
+    def spy(s: Any, rows: int) -> Iterator[bool]:
+        with real(s, rows) as rebuilt:
+            taken.append(rebuilt)
+            yield rebuilt
+
+    monkeypatch.setattr(pg_rebuild, "memberships_rebuilt", spy)
+    return taken
+
+
 def test_a_first_load_with_its_index_rebuilt_leaves_the_store_per_row_operations_leave(
     eng: Engine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -278,16 +293,7 @@ def test_a_first_load_with_its_index_rebuilt_leaves_the_store_per_row_operations
     monkeypatch.setattr(apply_mod, "MEMBER_BATCH", 7)  # more adds than a batch: not one transaction
     monkeypatch.setattr(apply_mod, "FIRST_LOAD_BATCH", 40)  # several groups; no team split
     monkeypatch.setattr(pg_rebuild, "MIN_ROWS", 1)
-    taken: list[bool] = []
-    real = pg_rebuild.memberships_rebuilt
-
-    @contextmanager
-    def spy(s: Any, rows: int) -> Iterator[bool]:
-        with real(s, rows) as rebuilt:
-            taken.append(rebuilt)
-            yield rebuilt
-
-    monkeypatch.setattr(pg_rebuild, "memberships_rebuilt", spy)
+    taken = rebuilds_seen(monkeypatch)
     with eng.connect() as c:
         index = c.execute(
             text("SELECT indexdef FROM pg_indexes WHERE indexname = 'ix_memberships_user'")
@@ -330,16 +336,7 @@ def test_a_first_load_that_loses_a_race_is_written_in_batches(
         return real(s, **kw)
 
     monkeypatch.setattr(bulk, "add_memberships", racing)
-    taken: list[bool] = []
-    real_rebuilt = pg_rebuild.memberships_rebuilt
-
-    @contextmanager
-    def spy(s: Any, rows: int) -> Iterator[bool]:
-        with real_rebuilt(s, rows) as rebuilt:
-            taken.append(rebuilt)
-            yield rebuilt
-
-    monkeypatch.setattr(pg_rebuild, "memberships_rebuilt", spy)
+    taken = rebuilds_seen(monkeypatch)
     bulk_plan = plan_for(eng, snapshot("bulk", 0))
     row_plan = plan_for(eng, snapshot("row", 0))
     applied = apply_plan(eng, bulk_plan, actor("bulk")).applied

@@ -6,7 +6,6 @@ the per-row path and its foreign-key violation."""
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,6 +20,7 @@ from syncd.service.context import Actor
 from syncd.store import session_scope
 from syncd.store.models import utcnow
 from tests.conftest import PG_URL, migrated_store
+from tests.service.conftest import server_version as _server_version
 
 pytestmark = pytest.mark.postgres
 
@@ -155,36 +155,6 @@ def test_another_foreign_key_keeps_the_row_checks(pg: Engine) -> None:
         assert "foreign keys other than" in (pg_fk.blocker(s) or "")
         assert _copy(s, tid, uids, []) == "row"
     assert _members(pg, tid) == sorted(uids)
-
-
-@pytest.fixture
-def plain_role(pg: Engine) -> Iterator[str]:
-    """A role that owns nothing and is no superuser, with the rights on the test schema a
-    store's role has (it is the cluster's: dropped after the test)."""
-    role = f"syncd_plain_{uuid.uuid4().hex[:8]}"
-    admin = create_engine(PG_URL)
-    with pg.begin() as c:
-        schema = c.execute(text("SELECT current_schema()")).scalar_one()
-    with admin.begin() as c:
-        c.execute(text(f'CREATE ROLE "{role}" NOSUPERUSER'))
-        c.execute(text(f'GRANT USAGE ON SCHEMA "{schema}" TO "{role}"'))
-        c.execute(
-            text(f'GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA "{schema}" TO "{role}"')
-        )
-    try:
-        yield role
-    finally:
-        with admin.begin() as c:
-            c.execute(text(f'DROP OWNED BY "{role}"'))
-            if _server_version(admin) >= 150000:
-                c.execute(text(f'REVOKE SET ON PARAMETER session_replication_role FROM "{role}"'))
-            c.execute(text(f'DROP ROLE "{role}"'))
-        admin.dispose()
-
-
-def _server_version(engine: Engine) -> int:
-    with engine.connect() as c:
-        return int(c.execute(text("SHOW server_version_num")).scalar_one())
 
 
 def test_a_role_without_the_grant_keeps_the_row_checks_and_says_why_once(
