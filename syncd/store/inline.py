@@ -8,8 +8,13 @@ worker: 1.27 ms of server CPU per request through the threadpool, 0.77 ms inline
 Invariants:
 - a write runs inline only in a writer turn taken without blocking (`WriterQueue.turn_if_free`):
   the loop never sleeps in the queue while another writer (a pull in a worker thread, another
-  `syncd serve` worker) holds it. It polls, yielding to the loop between tries, for at most
-  `WAIT_S`; then the caller hands the work to a worker thread, which queues as any writer does;
+  `syncd serve` worker) holds it;
+- the loop's writes wait in one line, in order of arrival; only the write at its head polls the
+  queue, yielding to the loop between tries, for at most `WAIT_S`; then the caller hands the
+  work to a worker thread, which queues as any writer does, and so do the writes behind it
+  after one try each, until a write runs inline again. (When every waiting write polled, the
+  turn went to whichever woke first: at 32 SCIM clients on two workers, one write in ten lost
+  that lottery for the full `WAIT_S`.);
 - `fn` runs to its end without awaiting (it is sync code): the turn, a re-entrant lock held by
   the loop's thread, is never held across an await, so no other task on the loop can enter it
   as the same thread;
@@ -23,13 +28,14 @@ Invariants:
 from __future__ import annotations
 
 import asyncio
+import weakref
 from collections.abc import Callable
 from typing import ParamSpec, TypeVar
 
 from sqlalchemy import Engine
 
 from syncd.store.engine import writer_queue
-from syncd.store.writer_queue import MAX_RETRY_S
+from syncd.store.writer_queue import MAX_RETRY_S, WriterQueue
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -44,17 +50,46 @@ class Busy(Exception):
 
 async def write_inline(engine: Engine, fn: Callable[P, T], *args: P.args, **kw: P.kwargs) -> T:
     """`fn(*args, **kw)` on this thread (the event loop's) inside a writer turn of the SQLite
-    `engine`; raises `Busy` when no turn was free within `WAIT_S`. `fn` opens its own write
-    transaction (`session_scope`), whose turn nests in this one."""
+    `engine`; raises `Busy` when no turn was free within `WAIT_S` of this write reaching the
+    head of the loop's line, or at once there when the write before it gave up and no write has
+    run since. `fn` opens its own write transaction (`session_scope`), whose turn nests in this
+    one."""
     queue = writer_queue(engine)
     loop = asyncio.get_running_loop()
-    deadline = loop.time() + WAIT_S
-    pause = MAX_RETRY_S / 10  # as a thread queued in `WriterQueue.turn` retries
-    while True:
-        with queue.turn_if_free() as free:
-            if free:
-                return fn(*args, **kw)
-        if loop.time() >= deadline:
-            raise Busy("the SQLite writer turn stayed taken")
-        await asyncio.sleep(pause)
-        pause = min(pause * 2, MAX_RETRY_S)
+    line = _line(queue, loop)
+    async with line.lock:
+        deadline = loop.time() + (0 if line.stalled else WAIT_S)
+        pause = MAX_RETRY_S / 10  # as a thread queued in `WriterQueue.turn` retries
+        with queue.waiting() as failed:
+            while True:
+                with queue.turn_if_free() as free:
+                    if free:
+                        line.stalled = False
+                        return fn(*args, **kw)
+                failed()
+                if loop.time() >= deadline:
+                    line.stalled = True
+                    raise Busy("the SQLite writer turn stayed taken")
+                await asyncio.sleep(pause)
+                pause = min(pause * 2, MAX_RETRY_S)
+
+
+class _Line:
+    """Where the loop's writes to one writer queue wait for their turn, first come first served
+    (`asyncio.Lock` wakes its waiters in order): only the head polls the writer queue."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.lock = asyncio.Lock()
+        self.stalled = False  # the last head gave up: the turn is held long (e.g. by a pull)
+
+
+#: Each writer queue's line on the event loop that last used it.
+_LINES: weakref.WeakKeyDictionary[WriterQueue, _Line] = weakref.WeakKeyDictionary()
+
+
+def _line(queue: WriterQueue, loop: asyncio.AbstractEventLoop) -> _Line:
+    line = _LINES.get(queue)
+    if line is None or line.loop is not loop:
+        line = _LINES[queue] = _Line(loop)
+    return line

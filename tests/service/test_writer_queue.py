@@ -3,11 +3,14 @@ a turn held too long lets the waiter go on to SQLite's own lock instead of hangi
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import threading
 import time
 from pathlib import Path
+
+import pytest
 
 from syncd.store.writer_queue import WriterQueue
 
@@ -16,6 +19,8 @@ from syncd.store.writer_queue import WriterQueue
 HOLDER = """
 import sys
 from pathlib import Path
+import pytest
+
 from syncd.store.writer_queue import WriterQueue
 with WriterQueue(sys.argv[1], timeout_s=30).turn():
     print("held", flush=True)
@@ -82,3 +87,95 @@ def test_a_nested_turn_in_one_thread_passes_and_the_outer_end_releases_the_file(
     holder.stdin.write("go\n")
     holder.stdin.flush()
     assert holder.wait(30) == 0 and marker.read_text() == "released"
+
+
+#: Another process taking turns back to back, each held 2 ms and logged as "A" in `argv[2]`,
+#: until a line arrives on stdin.
+STREAK = """
+import os, select, sys, time
+import pytest
+
+from syncd.store.writer_queue import WriterQueue
+queue = WriterQueue(sys.argv[1], timeout_s=30)
+log = os.open(sys.argv[2], os.O_WRONLY | os.O_APPEND | os.O_CREAT)
+print("going", flush=True)
+while not select.select([sys.stdin], [], [], 0)[0]:
+    with queue.turn():
+        os.write(log, b"A")
+        time.sleep(0.002)
+"""
+
+#: Another process with a writer that has waited long enough to be let go first; it leaves the
+#: queue when a line arrives on stdin, and exits at the next.
+STARVING = """
+import sys, time
+from syncd.store.writer_queue import STARVING_S, WriterQueue
+queue = WriterQueue(sys.argv[1], timeout_s=30)
+with queue.waiting() as failed:
+    time.sleep(STARVING_S * 2)
+    failed()
+    print("waiting", flush=True)
+    sys.stdin.readline()
+print("left", flush=True)
+sys.stdin.readline()
+"""
+
+
+def _spawn(script: str, *args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-c", script, *args],
+        cwd=ROOT,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+
+
+def test_a_process_taking_turns_back_to_back_lets_the_other_process_in(tmp_path: Path) -> None:
+    """The other process frees the lock for microseconds between its turns: a waiter retrying
+    every millisecond would almost never find it free. It is let in after a few of its turns."""
+    db, log = tmp_path / "s.db", tmp_path / "log"
+    streak = _spawn(STREAK, str(db), str(log))
+    try:
+        assert streak.stdout is not None and streak.stdout.readline().strip() == "going"
+        queue, fd = WriterQueue(str(db), timeout_s=30), os.open(log, os.O_WRONLY | os.O_APPEND)
+        for _ in range(10):
+            with queue.turn():
+                os.write(fd, b"B")
+            time.sleep(0.003)
+        os.close(fd)
+    finally:
+        assert streak.stdin is not None
+        streak.stdin.write("stop\n")
+        streak.stdin.flush()
+        assert streak.wait(30) == 0
+    turns = log.read_text()
+    assert turns.count("B") == 10
+    between = [len(run) for run in turns.strip("A").split("B")[1:-1]]
+    assert max(between) <= 25, turns  # back to back without alternation: hundreds
+
+
+@pytest.mark.parametrize("ends", ["leaves the queue", "is killed"])
+def test_the_last_holder_waits_for_a_waiting_process_only_while_it_waits(tmp_path: Path, ends: str) -> None:
+    db = tmp_path / "s.db"
+    queue = WriterQueue(str(db), timeout_s=30)
+    with queue.turn():
+        pass  # this process took the last turn
+    other = _spawn(STARVING, str(db))
+    try:
+        assert other.stdout is not None and other.stdout.readline().strip() == "waiting"
+        with queue.turn_if_free() as free:
+            assert not free  # let the other go first
+        if ends == "is killed":
+            other.kill()
+            other.wait(30)
+        else:
+            assert other.stdin is not None
+            other.stdin.write("leave\n")
+            other.stdin.flush()
+            assert other.stdout.readline().strip() == "left"
+        with queue.turn_if_free() as free:
+            assert free  # nobody waits any more
+    finally:
+        other.kill()
+        other.wait(30)

@@ -163,3 +163,43 @@ def test_without_a_usable_lock_file_the_turn_is_this_process_alone(tmp_path: Pat
         assert free
     with queue.turn():
         pass
+
+
+def test_writes_waiting_on_the_loop_take_the_turn_in_order_of_arrival(engine: Engine) -> None:
+    """Later arrivals retry sooner (their pause has not grown yet); were each to poll, the turn
+    would go to whichever woke first after the release, not to the write that waited longest."""
+    holder, _ = held(writer_queue(engine), WAIT_S * 0.6)
+
+    async def main() -> None:
+        tasks = []
+        for v in range(1, 7):
+            tasks.append(asyncio.create_task(write_inline(engine, insert, engine, v)))
+            await asyncio.sleep(WAIT_S * 0.08)  # the last arrives just before the release
+        await asyncio.gather(*tasks)
+
+    asyncio.run(main())
+    holder.join()
+    assert values_in_order(engine) == [1, 2, 3, 4, 5, 6]
+
+
+def values_in_order(engine: Engine) -> list[int]:
+    """The values in the order they were written."""
+    with engine.connect() as conn:
+        return [r[0] for r in conn.execute(text("SELECT v FROM t ORDER BY rowid"))]
+
+
+def test_writes_behind_a_head_that_gave_up_go_to_the_threads_at_once(engine: Engine) -> None:
+    """A turn held long (a pull) costs the line one `WAIT_S`, not one per write in it."""
+    holder, _ = held(writer_queue(engine), WAIT_S * 20)
+
+    async def main() -> tuple[list[BaseException | int], float]:
+        start = time.monotonic()
+        tasks = [asyncio.create_task(write_inline(engine, insert, engine, v)) for v in range(10)]
+        got = await asyncio.gather(*tasks, return_exceptions=True)
+        return got, time.monotonic() - start
+
+    got, took = asyncio.run(main())
+    holder.join()
+    assert all(isinstance(g, Busy) for g in got)
+    assert took < WAIT_S * 5  # one after the other: 10 x WAIT_S
+    assert values(engine) == []
