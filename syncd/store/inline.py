@@ -28,6 +28,7 @@ Invariants:
 from __future__ import annotations
 
 import asyncio
+import time
 import weakref
 from collections.abc import Callable
 from typing import ParamSpec, TypeVar
@@ -57,12 +58,13 @@ async def write_inline(engine: Engine, fn: Callable[P, T], *args: P.args, **kw: 
     queue = writer_queue(engine)
     loop = asyncio.get_running_loop()
     line = _line(queue, loop)
+    arrived = time.monotonic_ns()
     async with line.lock:
         deadline = loop.time() + (0 if line.stalled else WAIT_S)
         pause = MAX_RETRY_S / 10  # as a thread queued in `WriterQueue.turn` retries
-        with queue.waiting() as failed:
+        with queue.waiting(arrived) as failed:
             while True:
-                with queue.turn_if_free() as free:
+                with queue.turn_if_free(arrived) as free:
                     if free:
                         line.stalled = False
                         return fn(*args, **kw)

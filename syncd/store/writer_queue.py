@@ -11,19 +11,18 @@ waiters doze. Writers therefore queue here first:
   when it ends. A waiter retries every millisecond at most, so the next writer starts within
   about a millisecond of the previous commit.
 
-No process waits out another's streak of turns. A process that took the last turn (each
-holder writes a token of its own into the sidecar) and finds that a writer of another process
-has waited `STARVING_S` lets that process go first: it does not try the lock again until
-another process has taken a turn, or for at most `YIELD_MAX_S`. Without this, the process that
-just committed wins almost every race for the free lock (its next writer is already running,
-the other's is asleep between tries), and the other process's writers wait out long streaks:
-at 32 SCIM clients on two `syncd serve` workers, one worker took twice the other's writes and
-one write in ten waited 50 ms. A process is waiting from the moment one of its writers has
-waited `STARVING_S`, counted from its arrival or from its process's last turn, until the
-process takes a turn or has no writer queued. It says so with a shared `fcntl` record lock on
-the sidecar's first byte, which the kernel drops with the process (`flock` and `fcntl` locks
-do not interact on Linux; both are advisory). Shorter waits are left to the race, which keeps
-the lock busy: a hand-over costs the other process's wake-up.
+Across processes the oldest writer goes first. A writer that failed to take the turn marks its
+arrival time in the sidecar: its process holds a shared `fcntl` record lock on the byte at that
+time's offset (one per process, its oldest writer's; the kernel drops it with the process;
+`flock` and `fcntl` locks do not interact on Linux, both are advisory). Before each try, a
+writer tests for a mark of another process older than its own arrival by more than
+`STARVING_S` (a write lock over the offsets before it is refused); while there is one, it lets
+that writer go first, for at most `YIELD_MAX_S`. Without this, the process that just committed
+wins almost every race for the free lock (its next writer is already running, the other's is
+asleep between tries), and the other process's writers wait out long streaks: at 32 SCIM
+clients on two `syncd serve` workers, one worker took twice the other's writes and one write in
+ten waited 50 ms. Smaller differences of age are left to the race, which keeps the lock busy:
+each hand-over costs the other process's wake-up.
 
 The queue only orders writers; SQLite's own lock still guarantees one writer at a time. After
 `timeout_s` in the queue a writer goes on to `BEGIN IMMEDIATE` anyway, where SQLite's busy
@@ -36,7 +35,6 @@ the open file, which a forked child would share) and is never deleted.
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import fcntl
 import os
@@ -47,16 +45,21 @@ from contextlib import contextmanager
 
 #: Longest sleep between two tries for the cross-process lock (seconds).
 MAX_RETRY_S = 0.001
-#: How long a writer waits before the process that took the last turn lets its process go
-#: first (seconds).
+#: How much older than a writer another process's waiting writer must be to go first (seconds).
 STARVING_S = 0.005
-#: Longest time the process that took the last turn lets a waiting process go first (seconds).
+#: Longest time a writer lets an older writer of another process go first (seconds).
 YIELD_MAX_S = 0.005
 
 #: What a refused record lock sets errno to: another process holds a conflicting one.
 _HELD = (errno.EAGAIN, errno.EACCES)
-#: Where in the sidecar file the process that took the last turn writes its token.
-_HOLDER_AT = 8
+#: Nanoseconds of the monotonic clock (the system's, the same in every process) per byte of
+#: the sidecar's waiting marks.
+_MARK_NS = 100_000
+
+
+def _at(t_ns: int) -> int:
+    """The sidecar offset of the waiting mark for an arrival at `t_ns`."""
+    return 1 + max(t_ns, 0) // _MARK_NS
 
 
 class WriterQueue:
@@ -69,39 +72,39 @@ class WriterQueue:
         self._lock = threading.RLock()  # the turn within this process
         self._depth = 0
         self._holds_file = False
-        # Under `_lock`: since when this process, which ended the last turn, has let a waiting
-        # process go first.
+        # Under `_lock`: since when this process has let an older writer go first.
         self._yield_since: float | None = None
-        # Under `_mu`: the sidecar file; this process's writers that failed to take the turn and
-        # are still queued, whether its waiting mark is set, and when it last took the turn.
+        # Under `_mu`: the sidecar file; the arrival times (monotonic ns) of this process's
+        # writers that failed to take the turn and are still queued, and the offset of its
+        # waiting mark.
         self._mu = threading.Lock()
         self._fd: int | None = None
         self._pid = 0
-        self._waiters = 0
-        self._announced = False
-        self._turn_at = 0.0
-        self._token = b""  # written into the sidecar by each turn of this queue in this process
+        self._waiting: dict[int, int] = {}
+        self._mark_at: int | None = None
 
     @contextmanager
     def turn(self) -> Iterator[None]:
         """Wait for this writer's turn; the turn lasts until the block ends."""
+        since = time.monotonic_ns()
         with self._lock:
             self._depth += 1
             try:
                 if self._depth == 1 and self.path is not None:
-                    self._holds_file = self._lock_file()
+                    self._holds_file = self._lock_file(since)
                 yield
             finally:
                 self._leave()
 
     @contextmanager
-    def turn_if_free(self) -> Iterator[bool]:
+    def turn_if_free(self, since: int | None = None) -> Iterator[bool]:
         """This writer's turn if no other writer holds it now (True), else nothing is taken
         (False). Never waits: for a caller that must not block (the event loop). Not fair to
         threads already waiting in `turn`: it may pass them (the event loop holds it for one
         short transaction at a time, so a thread it passed gets it at the loop's next pause).
-        False too while this process lets another process's waiting writer go first. A caller
-        that tries again announces itself with `waiting`. Without a usable sidecar file the
+        False too while an older writer of another process goes first (older than `since`, the
+        caller's arrival in `time.monotonic_ns`, by `STARVING_S`; `since` None: now). A caller
+        that tries again marks its arrival with `waiting`. Without a usable sidecar file the
         turn is this process's alone, as in `turn`."""
         if not self._lock.acquire(blocking=False):
             yield False
@@ -115,7 +118,7 @@ class WriterQueue:
                     except OSError:  # no sidecar file here: SQLite's lock alone, as in `turn`
                         fd = None
                     if fd is not None:
-                        if not self._try_file(fd):
+                        if not self._try_file(fd, time.monotonic_ns() if since is None else since):
                             yield False
                             return
                         self._holds_file = True
@@ -126,25 +129,22 @@ class WriterQueue:
             self._lock.release()
 
     @contextmanager
-    def waiting(self) -> Iterator[Callable[[], None]]:
-        """One writer's stay in the queue. Call the function it yields after each try that
-        failed: once this writer has waited `STARVING_S` since it came and since its process's
-        last turn, other processes know this one waits, until the process takes a turn or no
-        writer of it waits any more (and the one that took the last turn lets it go first)."""
-        counted = False
-        since = time.monotonic()
+    def waiting(self, since: int | None = None) -> Iterator[Callable[[], None]]:
+        """One writer's stay in the queue, from `since` (`time.monotonic_ns`; None: now). Call
+        the function it yields after each try that failed: from the first call until the block
+        ends, other processes see its arrival (as their own writers' tries do in `turn`)."""
+        arrived = time.monotonic_ns() if since is None else since
+        key = object()
 
         def failed() -> None:
-            nonlocal counted
             if self.path is not None:
-                self._note_waiter(since, 0 if counted else 1)
-                counted = True
+                self._note_waiter(id(key), arrived)
 
         try:
             yield failed
         finally:
-            if counted:
-                self._note_waiter(since, -1)
+            if self.path is not None and id(key) in self._waiting:
+                self._note_waiter(id(key), None)
 
     def _leave(self) -> None:
         """End one (possibly nested) turn; the outermost gives the file lock back."""
@@ -159,16 +159,14 @@ class WriterQueue:
                 assert self.path is not None
                 self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
                 self._pid = os.getpid()
-                self._waiters, self._announced = 0, False  # record locks are not inherited
-                self._token = os.urandom(8)
+                self._waiting, self._mark_at = {}, None  # record locks are not inherited
             return self._fd
 
-    def _try_file(self, fd: int) -> bool:
-        """One try for the file lock, never waiting (under `_lock`). False when another process
-        holds it, or while this process, which ended the last turn, lets a waiting process go
-        first (for at most `YIELD_MAX_S`)."""
-        mine = self._had_last_turn(fd)
-        if mine and self._others_waiting(fd):
+    def _try_file(self, fd: int, since: int) -> bool:
+        """One try for the file lock, never waiting (under `_lock`), for a writer that arrived
+        at `since`. False when another process holds it, or while an older writer of another
+        process goes first (for at most `YIELD_MAX_S`)."""
+        if self._older_elsewhere(fd, since - int(STARVING_S * 1e9)):
             now = time.monotonic()
             if self._yield_since is None:
                 self._yield_since = now
@@ -180,61 +178,57 @@ class WriterQueue:
             self._yield_since = None  # someone else's turn now
             return False
         self._yield_since = None
-        if not mine:
-            with contextlib.suppress(OSError):  # a full disk: no alternation, the turn is ours
-                os.pwrite(fd, self._token, _HOLDER_AT)
-        with self._mu:
-            self._turn_at = time.monotonic()
-            self._mark(fd, False)
         return True
 
-    def _had_last_turn(self, fd: int) -> bool:
-        """Whether the last turn taken was this queue's, in this process (each holder writes its
-        token)."""
-        try:
-            return os.pread(fd, len(self._token), _HOLDER_AT) == self._token
-        except OSError:
+    def _older_elsewhere(self, fd: int, before: int) -> bool:
+        """Whether another process marks a writer that arrived before `before`: a write lock
+        over the marks' offsets up to it is refused. Put back this process's own mark, which
+        the write lock replaced if it lay in that range."""
+        end = _at(before)
+        if end <= 1:
             return False
-
-    def _others_waiting(self, fd: int) -> bool:
-        """Whether another process holds its waiting mark: this one's write lock on the first
-        byte is refused. The mark this process may hold itself is put back at once."""
         with self._mu:
             try:
-                fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB, 1, 0)
+                fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB, end - 1, 1)
             except OSError as exc:
-                return exc.errno in _HELD  # e.g. ENOLCK: no record locks here, no alternation
-            fcntl.lockf(fd, fcntl.LOCK_SH if self._announced else fcntl.LOCK_UN, 1, 0)
+                return exc.errno in _HELD  # e.g. ENOLCK: no record locks here, no order
+            fcntl.lockf(fd, fcntl.LOCK_UN, end - 1, 1)
+            if self._mark_at is not None and self._mark_at < end:
+                at, self._mark_at = self._mark_at, None
+                self._mark(fd, at)
             return False
 
-    def _note_waiter(self, since: float, delta: int) -> None:
-        """Count this process's queued writers by `delta`; set its waiting mark when a writer
-        queued at `since` has now waited `STARVING_S` since this process's last turn, and clear
-        it when none is queued."""
+    def _note_waiter(self, key: int, arrived: int | None) -> None:
+        """Record (or with None forget) the queued writer `key` and its arrival; move this
+        process's waiting mark to its oldest queued writer's arrival (none: no mark)."""
         try:
             fd = self._file()
         except OSError:
             return
         with self._mu:
-            self._waiters += delta
-            if self._waiters == 0:
-                self._mark(fd, False)
-            elif delta >= 0 and time.monotonic() - max(since, self._turn_at) >= STARVING_S:
-                self._mark(fd, True)
+            if arrived is None:
+                self._waiting.pop(key, None)
+            else:
+                self._waiting[key] = arrived
+            oldest = min(self._waiting.values(), default=None)
+            at = None if oldest is None else _at(oldest)
+            if at != self._mark_at:
+                if self._mark_at is not None:
+                    fcntl.lockf(fd, fcntl.LOCK_UN, 1, self._mark_at)
+                    self._mark_at = None
+                if at is not None:
+                    self._mark(fd, at)
 
-    def _mark(self, fd: int, waiting: bool) -> None:
-        """Set or clear this process's waiting mark, a shared record lock on the first byte
-        (under `_mu`). A mark refused for a moment (another process testing for marks) is set at
-        a later failed try."""
-        if waiting == self._announced:
-            return
+    def _mark(self, fd: int, at: int) -> None:
+        """Set this process's waiting mark at offset `at` (under `_mu`, none set). A mark
+        refused for a moment (another process testing for marks) is set at a later failed try."""
         try:
-            fcntl.lockf(fd, (fcntl.LOCK_SH | fcntl.LOCK_NB) if waiting else fcntl.LOCK_UN, 1, 0)
+            fcntl.lockf(fd, fcntl.LOCK_SH | fcntl.LOCK_NB, 1, at)
         except OSError:
             return
-        self._announced = waiting
+        self._mark_at = at
 
-    def _lock_file(self) -> bool:
+    def _lock_file(self, since: int) -> bool:
         """True once this process holds the file lock; False after `timeout_s` of waiting."""
         try:
             fd = self._file()
@@ -242,9 +236,9 @@ class WriterQueue:
             return False
         deadline = time.monotonic() + self.timeout_s
         pause = 0.0001
-        with self.waiting() as failed:
+        with self.waiting(since) as failed:
             while True:
-                if self._try_file(fd):
+                if self._try_file(fd, since):
                     return True
                 failed()
                 if time.monotonic() >= deadline:

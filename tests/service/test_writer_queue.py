@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from syncd.store.writer_queue import WriterQueue
+from syncd.store.writer_queue import STARVING_S, WriterQueue
 
 #: A second process that holds the queue's turn of `argv[1]` until a line arrives on stdin,
 #: and writes "released" to `argv[2]` just before it lets go.
@@ -105,14 +105,14 @@ while not select.select([sys.stdin], [], [], 0)[0]:
         time.sleep(0.002)
 """
 
-#: Another process with a writer that has waited long enough to be let go first; it leaves the
-#: queue when a line arrives on stdin, and exits at the next.
-STARVING = """
-import sys, time
-from syncd.store.writer_queue import STARVING_S, WriterQueue
+#: Another process with a writer queued since `argv[2]` (`time.monotonic_ns`, the same clock in
+#: every process) that failed to take the turn once; it leaves the queue when a line arrives on
+#: stdin, and exits at the next.
+QUEUED = """
+import sys
+from syncd.store.writer_queue import WriterQueue
 queue = WriterQueue(sys.argv[1], timeout_s=30)
-with queue.waiting() as failed:
-    time.sleep(STARVING_S * 2)
+with queue.waiting(int(sys.argv[2])) as failed:
     failed()
     print("waiting", flush=True)
     sys.stdin.readline()
@@ -156,16 +156,16 @@ def test_a_process_taking_turns_back_to_back_lets_the_other_process_in(tmp_path:
 
 
 @pytest.mark.parametrize("ends", ["leaves the queue", "is killed"])
-def test_the_last_holder_waits_for_a_waiting_process_only_while_it_waits(tmp_path: Path, ends: str) -> None:
-    db = tmp_path / "s.db"
-    queue = WriterQueue(str(db), timeout_s=30)
-    with queue.turn():
-        pass  # this process took the last turn
-    other = _spawn(STARVING, str(db))
+def test_a_writer_lets_an_older_writer_of_another_process_go_first_while_it_waits(
+    tmp_path: Path, ends: str
+) -> None:
+    db, queue = tmp_path / "s.db", WriterQueue(str(tmp_path / "s.db"), timeout_s=30)
+    arrived = time.monotonic_ns()
+    other = _spawn(QUEUED, str(db), str(arrived))
     try:
         assert other.stdout is not None and other.stdout.readline().strip() == "waiting"
-        with queue.turn_if_free() as free:
-            assert not free  # let the other go first
+        with queue.turn_if_free(since=arrived + int(STARVING_S * 2e9)) as free:
+            assert not free  # the other arrived first: it goes first
         if ends == "is killed":
             other.kill()
             other.wait(30)
@@ -174,8 +174,22 @@ def test_the_last_holder_waits_for_a_waiting_process_only_while_it_waits(tmp_pat
             other.stdin.write("leave\n")
             other.stdin.flush()
             assert other.stdout.readline().strip() == "left"
-        with queue.turn_if_free() as free:
+        with queue.turn_if_free(since=arrived + int(STARVING_S * 2e9)) as free:
             assert free  # nobody waits any more
+    finally:
+        other.kill()
+        other.wait(30)
+
+
+def test_a_writer_does_not_let_a_younger_or_barely_older_writer_go_first(tmp_path: Path) -> None:
+    db, queue = tmp_path / "s.db", WriterQueue(str(tmp_path / "s.db"), timeout_s=30)
+    arrived = time.monotonic_ns()
+    other = _spawn(QUEUED, str(db), str(arrived))
+    try:
+        assert other.stdout is not None and other.stdout.readline().strip() == "waiting"
+        for mine in (arrived - int(STARVING_S * 1e9), arrived + int(STARVING_S * 0.5e9)):
+            with queue.turn_if_free(since=mine) as free:
+                assert free
     finally:
         other.kill()
         other.wait(30)
