@@ -44,6 +44,7 @@ from syncd.config import ConfigError, Settings, load_config
 from syncd.daemon import logging as dlog
 from syncd.daemon.app import BEAT_S, DaemonState, build_apps, build_shared_app
 from syncd.daemon.feed_workers import FeedWorkers
+from syncd.daemon.heap import freeze_startup_heap
 from syncd.daemon.login import LoginService
 from syncd.daemon.metrics import Metrics
 from syncd.daemon.notify import Watchdog, notify, watchdog_interval
@@ -118,6 +119,7 @@ class DaemonServer(uvicorn.Server):
                 return
             await asyncio.sleep(0.01)
         if self.started and not self.should_exit:
+            freeze_startup_heap()
             self.daemon.ready()
 
 

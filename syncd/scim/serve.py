@@ -27,6 +27,8 @@ from typing import Any
 import uvicorn
 from starlette.types import ASGIApp
 
+from syncd.daemon.heap import freeze_startup_heap
+
 #: Idle keep-alive (seconds): longer than the 60 s idle timeout of common load balancers, so
 #: the balancer, not syncd, closes idle connections (no request lost on a race).
 KEEP_ALIVE_S = 75
@@ -70,7 +72,9 @@ class AppFactory:
 
         engine = make_engine(self.store_url)
         app = create_app(engine, public_url=self.public_url, max_body_bytes=self.max_body_bytes)
-        return with_healthz(app)
+        served = with_healthz(app)
+        freeze_startup_heap()  # each worker builds its app here, before its first request
+        return served
 
 
 def check_workers(workers: int, store_url: str) -> str | None:
@@ -113,5 +117,6 @@ def serve(
         supervisor.run()  # returns once a worker failed to start, or on SIGINT/SIGTERM
         return all(p.exitcode != STARTUP_FAILURE for p in supervisor.processes)
     server = Server(uvicorn.Config(app() if isinstance(app, AppFactory) else app, **options))
+    freeze_startup_heap()
     server.run(sockets=[sock])
     return bool(server.started)
