@@ -90,7 +90,7 @@ NOTE = (
     "first (before, the worker that had just committed won the free lock almost every time: one "
     "worker took twice the other's writes, one write in ten waited out the 50 ms inline limit, "
     "p99 at 32 clients 76-94 ms; after, 28-46 ms side by side). Each worker freezes its startup "
-    "heap (`gc.freeze`, `daemon.heap`): a full collection walked its ~140k startup objects for "
+    "heap (`gc.freeze`, `syncd.heap`): a full collection walked its ~140k startup objects for "
     "70-90 ms on the loop, and every request in flight waited (PostgreSQL at 32 clients: p99 "
     "110-118 ms, after 31-40 ms). Where a request's time "
     "went before the inline path (SQLite): the service plus its session ~0.4 ms, uvicorn's HTTP "

@@ -47,7 +47,7 @@ from connectors.google.client import CallContext, ServicePool
 from connectors.google.errors import expect_dict, translate
 from connectors.google.expand import transitive_users
 from connectors.google.paging import iter_pages, stream_pages
-from syncd.reconcile.heap import heap_frozen
+from syncd.heap import heap_frozen
 from syncd.reconcile.snapshot import Snapshot, SnapshotGroup, SnapshotUser, UserGroups
 
 log = logging.getLogger(__name__)

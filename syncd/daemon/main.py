@@ -44,12 +44,12 @@ from syncd.config import ConfigError, Settings, load_config
 from syncd.daemon import logging as dlog
 from syncd.daemon.app import BEAT_S, DaemonState, build_apps, build_shared_app
 from syncd.daemon.feed_workers import FeedWorkers
-from syncd.daemon.heap import freeze_startup_heap
 from syncd.daemon.login import LoginService
 from syncd.daemon.metrics import Metrics
 from syncd.daemon.notify import Watchdog, notify, watchdog_interval
 from syncd.daemon.runner import Runner
 from syncd.daemon.scheduler import Scheduler
+from syncd.heap import freeze_startup_heap
 from syncd.store.engine import StoreError, make_engine, schema_status
 
 log = logging.getLogger("syncd.daemon")
@@ -119,7 +119,6 @@ class DaemonServer(uvicorn.Server):
                 return
             await asyncio.sleep(0.01)
         if self.started and not self.should_exit:
-            freeze_startup_heap()
             self.daemon.ready()
 
 
@@ -177,6 +176,7 @@ class Daemon:
     def ready(self) -> None:
         s = self.config.get()
         self.runner.warm(s.directories)  # SDK imports and clients, before the first slot needs them
+        freeze_startup_heap()  # before the scheduler's first run and the first SCIM request
         self.scheduler.apply(s.directories)
         self.scheduler.start()
         self.targets.start()

@@ -35,6 +35,7 @@ from syncd.daemon import logging as dlog
 from syncd.daemon.connectors import ConnectorPool
 from syncd.daemon.metrics import Metrics
 from syncd.daemon.scheduler import period_at, slot_of, trigger_for
+from syncd.heap import refreeze_startup_heap
 from syncd.reconcile.options import run_options
 from syncd.reconcile.run import RunResult, run_sync
 from syncd.reconcile.snapshot import Snapshot, UserGroups
@@ -271,6 +272,7 @@ class Runner:
             self._active.pop(name, None)
         handle.started.set()
         handle.done.set()
+        refreeze_startup_heap()  # the run's stages handed the SCIM server's startup heap back
         return result
 
     def _run_locked(

@@ -29,7 +29,7 @@ from sqlalchemy import Engine, select
 from sqlalchemy.exc import DBAPIError
 from sqlmodel import Session
 
-from syncd.reconcile.heap import collector_paused, heap_frozen
+from syncd.heap import collector_paused, heap_frozen
 from syncd.reconcile.plan import MemberChange, Plan, TeamChange, UserChange
 from syncd.reconcile.snapshot import SnapshotUser
 from syncd.service import bulk, keys, pg_rebuild, teams, users

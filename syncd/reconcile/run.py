@@ -28,10 +28,10 @@ from typing import Any, Literal
 from sqlalchemy import Engine
 
 from connectors.base import AuthError, Connector, ConnectorError, ProgressCallback, TransientError
+from syncd.heap import collector_paused, heap_frozen
 from syncd.reconcile.apply import ApplyProgress, ApplyResult, apply_plan
 from syncd.reconcile.clean import admit
 from syncd.reconcile.diff import TeamPolicy, UserPolicy, diff
-from syncd.reconcile.heap import collector_paused, heap_frozen
 from syncd.reconcile.load import load_view
 from syncd.reconcile.plan import Plan, PlanBasis
 from syncd.reconcile.safety import SafetyStop, Thresholds, check

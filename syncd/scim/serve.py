@@ -27,7 +27,7 @@ from typing import Any
 import uvicorn
 from starlette.types import ASGIApp
 
-from syncd.daemon.heap import freeze_startup_heap
+from syncd.heap import freeze_startup_heap
 
 #: Idle keep-alive (seconds): longer than the 60 s idle timeout of common load balancers, so
 #: the balancer, not syncd, closes idle connections (no request lost on a race).
@@ -116,7 +116,10 @@ def serve(
         supervisor = Multiprocess(config, sockets=[sock])
         supervisor.run()  # returns once a worker failed to start, or on SIGINT/SIGTERM
         return all(p.exitcode != STARTUP_FAILURE for p in supervisor.processes)
-    server = Server(uvicorn.Config(app() if isinstance(app, AppFactory) else app, **options))
-    freeze_startup_heap()
+    if isinstance(app, AppFactory):
+        app = app()  # freezes its startup heap
+    else:
+        freeze_startup_heap()
+    server = Server(uvicorn.Config(app, **options))
     server.run(sockets=[sock])
     return bool(server.started)

@@ -10,11 +10,11 @@ Invariants:
   the loop never sleeps in the queue while another writer (a pull in a worker thread, another
   `syncd serve` worker) holds it;
 - the loop's writes wait in one line, in order of arrival; only the write at its head polls the
-  queue, yielding to the loop between tries, for at most `WAIT_S`; then the caller hands the
-  work to a worker thread, which queues as any writer does, and so do the writes behind it
-  after one try each, until a write runs inline again. (When every waiting write polled, the
-  turn went to whichever woke first: at 32 SCIM clients on two workers, one write in ten lost
-  that lottery for the full `WAIT_S`.);
+  queue, yielding to the loop between tries, for at most `WAIT_S` (and `LINE_MAX_S` from its
+  arrival); then the caller hands the work to a worker thread, which queues as any writer
+  does, and for `WAIT_S` so do the writes behind it after one try each, unless one runs.
+  (When every waiting write polled, the turn went to whichever woke first: at 32 SCIM clients
+  on two workers, one write in ten lost that lottery for the full `WAIT_S`.);
 - `fn` runs to its end without awaiting (it is sync code): the turn, a re-entrant lock held by
   the loop's thread, is never held across an await, so no other task on the loop can enter it
   as the same thread;
@@ -41,8 +41,11 @@ from syncd.store.writer_queue import MAX_RETRY_S, WriterQueue
 P = ParamSpec("P")
 T = TypeVar("T")
 
-#: longest time a write waits on the loop for a free turn before going to a worker thread (s)
+#: longest time a write at the head of the loop's line polls for a free turn before going to a
+#: worker thread (s)
 WAIT_S = 0.05
+#: longest time a write waits on the loop in all, in the line and at its head (s)
+LINE_MAX_S = 2 * WAIT_S
 
 
 class Busy(Exception):
@@ -52,26 +55,29 @@ class Busy(Exception):
 async def write_inline(engine: Engine, fn: Callable[P, T], *args: P.args, **kw: P.kwargs) -> T:
     """`fn(*args, **kw)` on this thread (the event loop's) inside a writer turn of the SQLite
     `engine`; raises `Busy` when no turn was free within `WAIT_S` of this write reaching the
-    head of the loop's line, or at once there when the write before it gave up and no write has
-    run since. `fn` opens its own write transaction (`session_scope`), whose turn nests in this
-    one."""
+    head of the loop's line or `LINE_MAX_S` of its arrival, or after one try at the head while
+    the line is stalled (a head gave up less than `WAIT_S` ago and no write has run since).
+    `fn` opens its own write transaction (`session_scope`), whose turn nests in this one."""
     queue = writer_queue(engine)
     loop = asyncio.get_running_loop()
     line = _line(queue, loop)
-    arrived = time.monotonic_ns()
+    arrived, latest = time.monotonic_ns(), loop.time() + LINE_MAX_S
     async with line.lock:
-        deadline = loop.time() + (0 if line.stalled else WAIT_S)
+        head = loop.time()
+        given_up = head + (0 if head < line.stalled_until else WAIT_S)
         pause = MAX_RETRY_S / 10  # as a thread queued in `WriterQueue.turn` retries
         with queue.waiting(arrived) as failed:
             while True:
                 with queue.turn_if_free(arrived) as free:
                     if free:
-                        line.stalled = False
+                        line.stalled_until = 0.0
                         return fn(*args, **kw)
-                failed()
-                if loop.time() >= deadline:
-                    line.stalled = True
+                now = loop.time()
+                if now >= given_up or now >= latest:
+                    if now >= given_up:
+                        line.stalled_until = now + WAIT_S
                     raise Busy("the SQLite writer turn stayed taken")
+                failed()
                 await asyncio.sleep(pause)
                 pause = min(pause * 2, MAX_RETRY_S)
 
@@ -81,9 +87,11 @@ class _Line:
     (`asyncio.Lock` wakes its waiters in order): only the head polls the writer queue."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self.loop = loop
+        self.loop = weakref.ref(loop)
         self.lock = asyncio.Lock()
-        self.stalled = False  # the last head gave up: the turn is held long (e.g. by a pull)
+        # a head gave up at the full `WAIT_S` (the turn is held long, e.g. by a pull): until
+        # then, heads try once and go to the threads
+        self.stalled_until = 0.0
 
 
 #: Each writer queue's line on the event loop that last used it.
@@ -92,6 +100,6 @@ _LINES: weakref.WeakKeyDictionary[WriterQueue, _Line] = weakref.WeakKeyDictionar
 
 def _line(queue: WriterQueue, loop: asyncio.AbstractEventLoop) -> _Line:
     line = _LINES.get(queue)
-    if line is None or line.loop is not loop:
+    if line is None or line.loop() is not loop:
         line = _LINES[queue] = _Line(loop)
     return line

@@ -14,15 +14,16 @@ waiters doze. Writers therefore queue here first:
 Across processes the oldest writer goes first. A writer that failed to take the turn marks its
 arrival time in the sidecar: its process holds a shared `fcntl` record lock on the byte at that
 time's offset (one per process, its oldest writer's; the kernel drops it with the process;
-`flock` and `fcntl` locks do not interact on Linux, both are advisory). Before each try, a
-writer tests for a mark of another process older than its own arrival by more than
-`STARVING_S` (a write lock over the offsets before it is refused); while there is one, it lets
-that writer go first, for at most `YIELD_MAX_S`. Without this, the process that just committed
-wins almost every race for the free lock (its next writer is already running, the other's is
-asleep between tries), and the other process's writers wait out long streaks: at 32 SCIM
-clients on two `syncd serve` workers, one worker took twice the other's writes and one write in
-ten waited 50 ms. Smaller differences of age are left to the race, which keeps the lock busy:
-each hand-over costs the other process's wake-up.
+`flock` and `fcntl` locks do not interact on Linux, both are advisory; on the BSDs they do,
+and syncd runs on Linux). Before each try, a writer tests for a mark of another process older
+than its own process's oldest queued writer by more than `STARVING_S` (a write lock over the
+offsets before it is refused); while there is one, it lets that writer go first, for at most
+`YIELD_MAX_S`. Without this, the process that just committed wins almost every race for the
+free lock (its next writer is already running, the other's is asleep between tries), and the
+other process's writers wait out long streaks: at 32 SCIM clients on two `syncd serve`
+workers, one worker took twice the other's writes and one write in ten waited 50 ms. Smaller
+differences of age are left to the race, which keeps the lock busy: each hand-over costs the
+other process's wake-up.
 
 The queue only orders writers; SQLite's own lock still guarantees one writer at a time. After
 `timeout_s` in the queue a writer goes on to `BEGIN IMMEDIATE` anyway, where SQLite's busy
@@ -49,6 +50,10 @@ MAX_RETRY_S = 0.001
 STARVING_S = 0.005
 #: Longest time a writer lets an older writer of another process go first (seconds).
 YIELD_MAX_S = 0.005
+#: How long a process does not let older writers go first after one did not take the free
+#: turn within `YIELD_MAX_S` (seconds): a mark whose writer is not trying (its process busy
+#: elsewhere, or stopped) costs at most `YIELD_MAX_S` in every `IGNORE_S`.
+IGNORE_S = 0.05
 
 #: What a refused record lock sets errno to: another process holds a conflicting one.
 _HELD = (errno.EAGAIN, errno.EACCES)
@@ -72,8 +77,10 @@ class WriterQueue:
         self._lock = threading.RLock()  # the turn within this process
         self._depth = 0
         self._holds_file = False
-        # Under `_lock`: since when this process has let an older writer go first.
+        # Under `_lock`: since when this process has let an older writer go first, and until
+        # when it does not, having waited for one in vain.
         self._yield_since: float | None = None
+        self._heed_after = 0.0
         # Under `_mu`: the sidecar file; the arrival times (monotonic ns) of this process's
         # writers that failed to take the turn and are still queued, and the offset of its
         # waiting mark.
@@ -165,29 +172,35 @@ class WriterQueue:
     def _try_file(self, fd: int, since: int) -> bool:
         """One try for the file lock, never waiting (under `_lock`), for a writer that arrived
         at `since`. False when another process holds it, or while an older writer of another
-        process goes first (for at most `YIELD_MAX_S`)."""
-        if self._older_elsewhere(fd, since - int(STARVING_S * 1e9)):
-            now = time.monotonic()
+        process goes first: for at most `YIELD_MAX_S`, and not again for `IGNORE_S` when that
+        writer did not take the free turn meanwhile (its process is busy elsewhere, or
+        stopped)."""
+        now = time.monotonic()
+        if now >= self._heed_after and self._older_elsewhere(fd, since):
             if self._yield_since is None:
                 self._yield_since = now
             if now - self._yield_since < YIELD_MAX_S:
                 return False
+            self._heed_after = now + IGNORE_S
+        self._yield_since = None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            self._yield_since = None  # someone else's turn now
             return False
-        self._yield_since = None
         return True
 
-    def _older_elsewhere(self, fd: int, before: int) -> bool:
-        """Whether another process marks a writer that arrived before `before`: a write lock
-        over the marks' offsets up to it is refused. Put back this process's own mark, which
-        the write lock replaced if it lay in that range."""
-        end = _at(before)
-        if end <= 1:
-            return False
+    def _older_elsewhere(self, fd: int, since: int) -> bool:
+        """Whether another process marks a writer that arrived `STARVING_S` before this
+        process's oldest queued writer (or `since`, if older): a write lock over the marks'
+        offsets up to that time is refused. (Against the oldest: a writer of this process that
+        waits behind the one trying now, e.g. on the loop while a thread holds the turn's lock,
+        is what another process's writers compare themselves with.) Put back this process's
+        own mark, which the write lock replaced if it lay in that range."""
         with self._mu:
+            oldest = min(since, min(self._waiting.values(), default=since))
+            end = _at(oldest - int(STARVING_S * 1e9))
+            if end <= 1:
+                return False
             try:
                 fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB, end - 1, 1)
             except OSError as exc:

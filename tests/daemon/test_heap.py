@@ -35,7 +35,7 @@ print(before, gc.get_freeze_count())
 def test_startup_garbage_is_collected_not_frozen() -> None:
     code = """
 import gc, weakref
-from syncd.daemon.heap import freeze_startup_heap
+from syncd.heap import freeze_startup_heap
 class Node: pass
 a, b = Node(), Node()
 a.other, b.other = b, a  # a cycle: only the collector frees it
@@ -47,3 +47,30 @@ freeze_startup_heap()
 print(gone() is None, gc.get_freeze_count() > 0, gc.is_tracked(kept))
 """
     assert _child(code) == "True True True"
+
+
+def test_a_stage_hands_the_startup_freeze_back_and_a_quiet_point_restores_it() -> None:
+    """`heap_frozen`'s exit unfreezes everything: the daemon's SCIM server would be back to
+    full collections over its startup heap after the first pull, but for the re-freeze."""
+    code = """
+import gc, threading
+from syncd.heap import freeze_startup_heap, heap_frozen, refreeze_startup_heap
+print(refreeze_startup_heap())  # nothing frozen at startup: nothing to restore
+freeze_startup_heap()
+with heap_frozen():
+    pass
+print(gc.get_freeze_count() == 0)  # handed back
+inside, leave = threading.Event(), threading.Event()
+def stage():
+    with heap_frozen():
+        inside.set()
+        leave.wait()
+t = threading.Thread(target=stage)
+t.start()
+inside.wait()
+print(refreeze_startup_heap())  # not while a stage is inside
+leave.set()
+t.join()
+print(refreeze_startup_heap(), gc.get_freeze_count() > 0, refreeze_startup_heap())
+"""
+    assert _child(code).split() == ["False", "True", "False", "True", "True", "False"]

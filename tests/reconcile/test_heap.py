@@ -8,7 +8,7 @@ import threading
 
 import pytest
 
-from syncd.reconcile.heap import collector_paused, heap_frozen
+from syncd.heap import collector_paused, heap_frozen
 
 
 @pytest.mark.parametrize("fails", [False, True])

@@ -12,15 +12,13 @@ from pathlib import Path
 
 import pytest
 
-from syncd.store.writer_queue import STARVING_S, WriterQueue
+from syncd.store.writer_queue import STARVING_S, YIELD_MAX_S, WriterQueue
 
 #: A second process that holds the queue's turn of `argv[1]` until a line arrives on stdin,
 #: and writes "released" to `argv[2]` just before it lets go.
 HOLDER = """
 import sys
 from pathlib import Path
-import pytest
-
 from syncd.store.writer_queue import WriterQueue
 with WriterQueue(sys.argv[1], timeout_s=30).turn():
     print("held", flush=True)
@@ -93,8 +91,6 @@ def test_a_nested_turn_in_one_thread_passes_and_the_outer_end_releases_the_file(
 #: until a line arrives on stdin.
 STREAK = """
 import os, select, sys, time
-import pytest
-
 from syncd.store.writer_queue import WriterQueue
 queue = WriterQueue(sys.argv[1], timeout_s=30)
 log = os.open(sys.argv[2], os.O_WRONLY | os.O_APPEND | os.O_CREAT)
@@ -188,6 +184,46 @@ def test_a_writer_does_not_let_a_younger_or_barely_older_writer_go_first(tmp_pat
     try:
         assert other.stdout is not None and other.stdout.readline().strip() == "waiting"
         for mine in (arrived - int(STARVING_S * 1e9), arrived + int(STARVING_S * 0.5e9)):
+            with queue.turn_if_free(since=mine) as free:
+                assert free
+    finally:
+        other.kill()
+        other.wait(30)
+
+
+def test_a_writer_compares_the_oldest_writer_of_its_process_not_its_own_arrival(tmp_path: Path) -> None:
+    """A younger writer of this process trying for an older one queued behind it (the loop's
+    write while a thread holds the turn's lock) does not give way to a writer of another
+    process that this process's oldest is older than: else each process waits for the other."""
+    db, queue = tmp_path / "s.db", WriterQueue(str(tmp_path / "s.db"), timeout_s=30)
+    oldest = time.monotonic_ns()
+    other = _spawn(QUEUED, str(db), str(oldest + int(STARVING_S * 2e9)))
+    try:
+        with queue.waiting(since=oldest) as failed:
+            failed()  # this process's oldest writer, queued
+            assert other.stdout is not None and other.stdout.readline().strip() == "waiting"
+            with queue.turn_if_free(since=oldest + int(STARVING_S * 4e9)) as free:
+                assert free
+    finally:
+        other.kill()
+        other.wait(30)
+
+
+def test_an_older_writer_that_does_not_take_the_free_turn_is_not_waited_for_again_at_once(
+    tmp_path: Path,
+) -> None:
+    """A mark whose writer is not trying (its process busy elsewhere) costs `YIELD_MAX_S`, then
+    this process takes its turns without giving way, for `IGNORE_S`."""
+    db, queue = tmp_path / "s.db", WriterQueue(str(tmp_path / "s.db"), timeout_s=30)
+    arrived = time.monotonic_ns()
+    other = _spawn(QUEUED, str(db), str(arrived))  # marked, and never tries
+    try:
+        assert other.stdout is not None and other.stdout.readline().strip() == "waiting"
+        mine = arrived + int(STARVING_S * 2e9)
+        with queue.turn_if_free(since=mine) as free:
+            assert not free  # gives way
+        time.sleep(YIELD_MAX_S * 1.5)
+        for _ in range(3):  # went on, and does not give way again each turn
             with queue.turn_if_free(since=mine) as free:
                 assert free
     finally:

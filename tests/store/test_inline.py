@@ -203,3 +203,19 @@ def test_writes_behind_a_head_that_gave_up_go_to_the_threads_at_once(engine: Eng
     assert all(isinstance(g, Busy) for g in got)
     assert took < WAIT_S * 5  # one after the other: 10 x WAIT_S
     assert values(engine) == []
+
+
+def test_a_stalled_line_polls_again_once_wait_s_has_passed(engine: Engine) -> None:
+    """After a head gave up, the line sends writes to the threads for `WAIT_S`, no longer: a
+    write after that polls again, and takes the turn when it comes free."""
+    holder, _ = held(writer_queue(engine), WAIT_S * 3)
+
+    async def main() -> int:
+        with pytest.raises(Busy):
+            await write_inline(engine, insert, engine, 1)  # gives up after WAIT_S
+        await asyncio.sleep(WAIT_S * 1.6)  # the stall has passed; the turn is still held
+        return await write_inline(engine, insert, engine, 2)  # polls, and gets it
+
+    asyncio.run(main())
+    holder.join()
+    assert values(engine) == [2]
