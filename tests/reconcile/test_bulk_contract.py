@@ -35,6 +35,12 @@ from tests.service.test_bulk import state
 
 N_USERS = 60
 
+#: The (user, team) index of this test's store (its schema only: a database may hold others).
+_USER_INDEX = text(
+    "SELECT indexdef FROM pg_indexes WHERE indexname = 'ix_memberships_user' "
+    "AND schemaname = current_schema()"
+)
+
 
 def snapshot(directory: str, round_: int) -> Snapshot:
     """Round 0: the first pull. Round 1: renames, (de/re)activations, member moves, a group
@@ -295,9 +301,7 @@ def test_a_first_load_with_its_index_rebuilt_leaves_the_store_per_row_operations
     monkeypatch.setattr(pg_rebuild, "MIN_ROWS", 1)
     taken = rebuilds_seen(monkeypatch)
     with eng.connect() as c:
-        index = c.execute(
-            text("SELECT indexdef FROM pg_indexes WHERE indexname = 'ix_memberships_user'")
-        ).all()
+        index = c.execute(_USER_INDEX).all()
     for round_ in (0, 1):
         bulk_plan = plan_for(eng, snapshot("bulk", round_))
         row_plan = plan_for(eng, snapshot("row", round_))
@@ -311,10 +315,7 @@ def test_a_first_load_with_its_index_rebuilt_leaves_the_store_per_row_operations
         monkeypatch.setattr(apply_mod, "MEMBER_BATCH", 200_000)
     assert taken == [True]  # round 0, into the empty table
     with eng.connect() as c:
-        assert (
-            c.execute(text("SELECT indexdef FROM pg_indexes WHERE indexname = 'ix_memberships_user'")).all()
-            == index
-        )
+        assert c.execute(_USER_INDEX).all() == index
 
 
 def test_a_first_load_that_loses_a_race_is_written_in_batches(

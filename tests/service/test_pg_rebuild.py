@@ -73,7 +73,10 @@ def test_a_load_into_an_empty_table_builds_the_index_once_and_the_same(pg: Engin
             inside = [
                 n
                 for (n,) in s.execute(
-                    text("SELECT indexname FROM pg_indexes WHERE tablename = 'memberships'")
+                    text(
+                        "SELECT indexname FROM pg_indexes WHERE tablename = 'memberships' "
+                        "AND schemaname = current_schema()"
+                    )
                 )
             ]
             assert inside == ["memberships_pkey"]
