@@ -49,7 +49,7 @@ LINE_MAX_S = 2 * WAIT_S
 
 
 class Busy(Exception):
-    """The writer turn stayed taken for `WAIT_S`: nothing was run."""
+    """No writer turn came free in the time `write_inline` allows: nothing was run."""
 
 
 async def write_inline(engine: Engine, fn: Callable[P, T], *args: P.args, **kw: P.kwargs) -> T:
