@@ -10,9 +10,10 @@ Invariants:
   the loop never sleeps in the queue while another writer (a pull in a worker thread, another
   `syncd serve` worker) holds it;
 - the loop's writes wait in one line, in order of arrival; only the write at its head polls the
-  queue, yielding to the loop between tries, for at most `WAIT_S` (and `LINE_MAX_S` from its
-  arrival); then the caller hands the work to a worker thread, which queues as any writer
-  does, and for `WAIT_S` so do the writes behind it after one try each, unless one runs.
+  queue, yielding to the loop between tries, for at most `WAIT_S` (and not past `LINE_MAX_S`
+  from its arrival, beyond one try); then the caller hands the work to a worker thread, which
+  queues as any writer does, and for `WAIT_S` so do the writes behind it after one try each,
+  unless one runs.
   (When every waiting write polled, the turn went to whichever woke first: at 32 SCIM clients
   on two workers, one write in ten lost that lottery for the full `WAIT_S`.);
 - `fn` runs to its end without awaiting (it is sync code): the turn, a re-entrant lock held by
@@ -44,7 +45,9 @@ T = TypeVar("T")
 #: longest time a write at the head of the loop's line polls for a free turn before going to a
 #: worker thread (s)
 WAIT_S = 0.05
-#: longest time a write waits on the loop in all, in the line and at its head (s)
+#: time from a write's arrival after which it gets one try at the head of the line, no more (s);
+#: the wait before the head is bounded by the writes ahead (each at most `WAIT_S`, and the
+#: first to give up stalls the line, so the rest try once each)
 LINE_MAX_S = 2 * WAIT_S
 
 
